@@ -1,0 +1,43 @@
+# Two commands set up a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck eval clean-data studio install
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU wheel on disk, not the CUDA build from the index.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the product on embedded defaults: Postgres under .data/, offline models, demo tenant.
+run: $(STAMP)
+	$(BIN)/deskgraph serve --demo --host 127.0.0.1 --port 8000
+
+## Install what the tests need and run them (lint and types included).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## LangGraph Studio: serves the graphs named in langgraph.json.
+studio: $(STAMP)
+	$(BIN)/deskgraph demo load
+	$(BIN)/langgraph dev --no-browser
+
+clean-data:
+	rm -rf .data

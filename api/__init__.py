@@ -1,0 +1,1 @@
+"""FastAPI app, SSE streaming, CLI."""

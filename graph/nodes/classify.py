@@ -1,0 +1,134 @@
+"""classify: rules, then the embedding classifier, then (only when unsure) the LLM.
+
+Rules catch what must never be missed or needs no model: explicit requests for a person and
+short greetings / thanks / goodbyes. The classifier gives intent, confidence and out-of-scope.
+With the LLM tier, the model is asked only when the classifier's confidence is below
+``LLM_BELOW``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from graph.classifier import OUT_OF_SCOPE
+from graph.context import Context
+from graph.policy import handoff_trigger
+from graph.services import Services
+from graph.state import SupportState
+from graph.text import jaccard
+
+LLM_BELOW = 0.6
+REPEAT_SIMILARITY = 0.6
+
+_HUMAN = re.compile(
+    r"\b(talk|speak|chat|connect|put)\b.{0,25}\b(to|with|me\s+through\s+to)\b.{0,20}"
+    r"\b(person|human|agent|someone|somebody|representative|rep|operator|manager|staff|"
+    r"real\s+people|live\s+(agent|person))\b"
+    r"|\b(human|live|real)\s+(agent|person|being|support)\b"
+    r"|\b(call\s+me(\s+back)?|callback|phone\s+me)\b"
+    r"|^\s*(agent|human|representative|operator)\s*[.!?]*\s*$",
+    re.IGNORECASE,
+)
+_SMALLTALK = [
+    (
+        "greeting",
+        re.compile(
+            r"^\s*(hi+|hello+|hey+|hiya|good\s+(morning|afternoon|evening)|"
+            r"greetings|howdy|yo)\b[\s!.,]*(there|team|folks)?[\s!.,]*$",
+            re.I,
+        ),
+    ),
+    (
+        "thanks",
+        re.compile(
+            r"^\s*(thanks?( you)?|thank\s*u|thx|ty|cheers|much appreciated|"
+            r"great,? thanks?|perfect,? thanks?|that helps?(ed)?)\b[\s!.,]*"
+            r"(so much|a lot|very much)?[\s!.,]*$",
+            re.I,
+        ),
+    ),
+    (
+        "goodbye",
+        re.compile(
+            r"^\s*(bye+|goodbye|see (you|ya)|that'?s all|have a (good|nice) "
+            r"(day|one))\b[\s!.,]*$",
+            re.I,
+        ),
+    ),
+]
+
+
+class _LlmIntent(BaseModel):
+    """The intent of a customer message."""
+
+    intent: str = Field(description="One of the allowed intent labels, or out_of_scope.")
+    confidence: float = Field(ge=0, le=1)
+
+
+def rule_intent(text: str) -> str | None:
+    """The intent decided by rules alone, if any."""
+    if _HUMAN.search(text):
+        return "human_request"
+    for intent, pattern in _SMALLTALK:
+        if pattern.match(text):
+            return intent
+    return None
+
+
+def make(svc: Services) -> Any:
+    """Build the node."""
+
+    async def classify(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
+        question = state.get("question", "")
+        previous = [
+            m.text for m in (state.get("messages") or [])[:-1] if isinstance(m, HumanMessage)
+        ]
+        is_repeat = bool(previous) and jaccard(previous[-1], question) >= REPEAT_SIMILARITY
+        update: dict[str, Any] = {"is_repeat": is_repeat}
+        policy = (await svc.tenant(runtime.context.tenant)).policy
+        if (state.get("guard") or {}).get("blocked"):
+            update |= {"intent": "blocked", "intent_confidence": 1.0, "intent_source": "guard"}
+            return update | {"handoff_reason": handoff_trigger({**state, **update}, policy)}
+
+        ruled = rule_intent(question)
+        if ruled:
+            intent, confidence, source = ruled, 1.0, "rules"
+        else:
+            pred = await svc.classifier.apredict(question)
+            intent, confidence, source = pred.intent, pred.confidence, "classifier"
+            if svc.models.chat is not None and confidence < LLM_BELOW:
+                llm = await _ask_llm(svc, question)
+                if llm is not None:
+                    intent, confidence, source = llm.intent, llm.confidence, "llm"
+        seen = [*(state.get("intents_seen") or []), intent]
+        update |= {
+            "intent": intent,
+            "intent_confidence": confidence,
+            "intent_source": source,
+            "intents_seen": seen[-20:],
+        }
+        if state.get("owner") == "human":
+            return update  # the agent who owns the conversation decides, not the triggers
+        return update | {"handoff_reason": handoff_trigger({**state, **update}, policy)}
+
+    return classify
+
+
+async def _ask_llm(svc: Services, question: str) -> _LlmIntent | None:
+    assert svc.models.chat is not None
+    labels = [*svc.classifier.labels, OUT_OF_SCOPE]
+    model = svc.models.chat.with_structured_output(_LlmIntent)
+    result = await model.ainvoke(
+        [
+            SystemMessage(svc.prompts.classify_system.format(labels=", ".join(labels))),
+            HumanMessage(question),
+        ]
+    )
+    if not isinstance(result, _LlmIntent) or result.intent not in labels:
+        return None  # an answer outside the label set is ignored, the classifier's stands
+    return result

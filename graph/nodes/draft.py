@@ -1,0 +1,159 @@
+"""draft: a grounded answer with citations, or an honest "not in our knowledge base".
+
+Offline: extractive. The retrieved chunks are split into sentences, each scored by cosine
+similarity to the question (MiniLM) plus a small bonus for shared content words; the best
+sentence and the close runners-up from the best articles form the answer, in article order,
+each article cited as ``[source-id]``. Confidence is the best sentence's score; below the
+tenant's ``escalate_below`` nothing is extracted and the draft declines.
+
+LLM: the chat model answers from the same chunks, told to cite ``[source-id]`` and to reply
+``NO_ANSWER`` when the chunks do not answer; confidence is the same retrieval relevance, since a
+model's self-reported confidence is not calibrated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.services import Services
+from graph.state import Citation, Draft, Retrieved, SupportState
+from graph.text import content_words, sentences
+
+MAX_SENTENCES = 3
+RUNNER_UP = 0.85
+NO_ANSWER = "NO_ANSWER"
+_CITE = re.compile(r"\[([a-z0-9][a-z0-9._-]*)\]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    chunk: int
+    position: int
+    score: float
+
+
+async def score_sentences(svc: Services, question: str, chunks: list[Retrieved]) -> list[_Sentence]:
+    """Every sentence of the chunks, scored against the question (best first)."""
+    items = [
+        (s, ci, pi) for ci, c in enumerate(chunks) for pi, s in enumerate(sentences(c["text"]))
+    ]
+    if not items or not question.strip():
+        return []
+    vectors = await svc.sentence_cache.embed([question] + [s for s, _, _ in items])
+    sims = vectors[1:] @ vectors[0]
+    q_words = content_words(question)
+    scored = []
+    for (text, ci, pi), sim in zip(items, sims, strict=True):
+        words = content_words(text)
+        overlap = len(q_words & words) / len(q_words) if q_words else 0.0
+        scored.append(_Sentence(text, ci, pi, float(sim) + 0.15 * overlap))
+    scored.sort(key=lambda s: s.score, reverse=True)
+    return scored
+
+
+def confidence_of(scored: list[_Sentence]) -> float:
+    """Map the best sentence score to 0-1 (clipped)."""
+    return float(np.clip(scored[0].score, 0.0, 1.0)) if scored else 0.0
+
+
+def citations_for(chunks: list[Retrieved], source_ids: list[str]) -> list[Citation]:
+    """Citations for the given source ids, in order, each once."""
+    by_source = {c["source_id"]: c for c in chunks}
+    out: list[Citation] = []
+    for sid in dict.fromkeys(source_ids):
+        if sid in by_source:
+            c = by_source[sid]
+            out.append(Citation(source_id=sid, title=c["title"], article_id=c["article_id"]))
+    return out
+
+
+def extractive_answer(chunks: list[Retrieved], scored: list[_Sentence]) -> tuple[str, list[str]]:
+    """Compose an answer from the best sentences; return (text, cited source ids)."""
+    best = scored[0].score
+    chosen = [s for s in scored[: MAX_SENTENCES * 3] if s.score >= best * RUNNER_UP]
+    chosen = chosen[:MAX_SENTENCES]
+    # keep the answer's articles together and in reading order
+    article_rank = {c: i for i, c in enumerate(dict.fromkeys(s.chunk for s in chosen))}
+    chosen.sort(key=lambda s: (article_rank[s.chunk], s.position))
+    parts: list[str] = []
+    cited: list[str] = []
+    for chunk_index in dict.fromkeys(s.chunk for s in chosen):
+        source = chunks[chunk_index]["source_id"]
+        text = " ".join(
+            s.text if s.text.endswith((".", "!", "?")) else s.text + "."
+            for s in chosen
+            if s.chunk == chunk_index
+        )
+        parts.append(f"{text} [{source}]")
+        cited.append(source)
+    return " ".join(parts), cited
+
+
+def make(svc: Services) -> Any:
+    """Build the node."""
+
+    async def draft(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
+        tenant = await svc.tenant(runtime.context.tenant)
+        question = state.get("question", "")
+        chunks = state.get("retrieved") or []
+        scored = await score_sentences(svc, question, chunks)
+        confidence = confidence_of(scored)
+        attempts = int(state.get("attempts", 0)) + 1
+        if confidence < tenant.policy.escalate_below:
+            result = Draft(
+                text=svc.prompts.reply("decline"),
+                citations=[],
+                confidence=confidence,
+                declined=True,
+            )
+        elif svc.models.chat is not None:
+            result = await _llm_draft(svc, question, chunks, state.get("feedback", ""), confidence)
+        else:
+            text, cited = extractive_answer(chunks, scored)
+            result = Draft(
+                text=text,
+                citations=citations_for(chunks, cited),
+                confidence=confidence,
+                declined=False,
+            )
+        return {"draft": result, "attempts": attempts}
+
+    return draft
+
+
+def _context_block(chunks: list[Retrieved]) -> str:
+    return "\n\n".join(
+        f"[{c['source_id']}] {c['title']} — {c['section']}\n{c['text']}" for c in chunks
+    )
+
+
+async def _llm_draft(
+    svc: Services, question: str, chunks: list[Retrieved], feedback: str, confidence: float
+) -> Draft:
+    assert svc.models.chat is not None
+    system = svc.prompts.draft_system.format(context=_context_block(chunks), no_answer=NO_ANSWER)
+    user = (
+        question
+        if not feedback
+        else f"{question}\n\n(Reviewer feedback on your last draft: {feedback})"
+    )
+    text = ""
+    async for chunk in svc.models.chat.astream([SystemMessage(system), HumanMessage(user)]):
+        text += chunk.text
+    text = text.strip()
+    if not text or NO_ANSWER in text:
+        return Draft(
+            text=svc.prompts.reply("decline"), citations=[], confidence=confidence, declined=True
+        )
+    cited = [m.group(1) for m in _CITE.finditer(text)]
+    return Draft(
+        text=text, citations=citations_for(chunks, cited), confidence=confidence, declined=False
+    )

@@ -1,0 +1,191 @@
+"""handoff and human_turn: the two places where the graph waits for a human agent.
+
+``handoff`` opens (or updates) the conversation's ticket, marks the conversation
+``waiting_human``, logs a ``handoff`` event and interrupts with a :class:`HandoffRequest`.
+``human_turn`` runs when an agent already owns the conversation: the customer's message is
+passed to the agent and the graph waits for the agent's answer.
+
+Everything before ``interrupt()`` re-runs when the graph resumes, so each side effect is keyed
+by the turn: the ticket by ``handoff_key``, the events by ``dedupe_key``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from langgraph.types import Command, interrupt
+
+from graph.context import Context
+from graph.interrupts import (
+    AgentReply,
+    Close,
+    HandoffRequest,
+    HumanTurnRequest,
+    KbSnippet,
+    Release,
+    TranscriptLine,
+    parse_agent_action,
+)
+from graph.services import Services, conversation_id
+from graph.state import Reply, SupportState
+from helpdesk import conversations, tickets
+from helpdesk.tenants import Tenant
+
+TRANSCRIPT_LINES = 30
+_PRIORITY = {"emergency": "urgent", "legal": "high", "complaint": "high", "blocked": "high"}
+
+
+def transcript(state: SupportState) -> list[TranscriptLine]:
+    """The last messages of the conversation, for the agent."""
+    lines = []
+    for m in (state.get("messages") or [])[-TRANSCRIPT_LINES:]:
+        if isinstance(m, HumanMessage):
+            lines.append(TranscriptLine(speaker="customer", text=m.text))
+        elif isinstance(m, AIMessage):
+            sender = (m.additional_kwargs or {}).get("sender", "ai")
+            lines.append(TranscriptLine(speaker=sender, text=m.text))
+    return lines
+
+
+def offline_summary(state: SupportState, reason: str) -> str:
+    """A short, factual summary for the agent, built without a model."""
+    question = state.get("question", "")
+    intent = state.get("intent", "unknown")
+    asked = [m.text for m in (state.get("messages") or []) if isinstance(m, HumanMessage)]
+    earlier = f" Earlier this conversation: {' | '.join(asked[-4:-1])}." if len(asked) > 1 else ""
+    return f"Hand-off ({reason}). Latest customer message ({intent}): {question!r}.{earlier}"
+
+
+async def _summary(svc: Services, state: SupportState, reason: str) -> str:
+    if svc.models.chat is None:
+        return offline_summary(state, reason)
+    lines = "\n".join(f"{t.speaker}: {t.text}" for t in transcript(state))
+    result = await svc.models.chat.ainvoke(
+        [SystemMessage(svc.prompts.summary_system), HumanMessage(f"Reason: {reason}\n\n{lines}")]
+    )
+    return result.text.strip() or offline_summary(state, reason)
+
+
+async def _snippets(svc: Services, tenant: Tenant, state: SupportState) -> list[KbSnippet]:
+    # Agents see internal articles too, so search again with the agent's audience.
+    hits = await svc.kb.search(
+        tenant.id, state.get("question", "") or "help", k=3, audience="agent"
+    )
+    return [KbSnippet(source_id=h.source_id, title=h.title, text=h.text[:600]) for h in hits]
+
+
+async def apply_agent_action(
+    svc: Services, tenant: Tenant, state: SupportState, value: Any
+) -> dict[str, Any]:
+    """Validate an agent's resume value and turn it into a state update."""
+    action = parse_agent_action(value)
+    conv = conversation_id()
+    if isinstance(action, AgentReply):
+        await conversations.set_status(
+            svc.pool, tenant.id, conv, "active", owner_agent=action.agent
+        )
+        reply = Reply(
+            text=action.text, sender="agent", citations=[], confidence=None, declined=False
+        )
+        return {"owner": "human", "reply": reply, "agent_name": action.agent}
+    if isinstance(action, Release):
+        await conversations.set_status(svc.pool, tenant.id, conv, "active", owner_agent=None)
+        text = action.text or svc.prompts.reply("released")
+        return {
+            "owner": "ai",
+            "reply": Reply(
+                text=text, sender="system", citations=[], confidence=None, declined=False
+            ),
+            "low_confidence_streak": 0,
+            "no_progress_streak": 0,
+        }
+    assert isinstance(action, Close)
+    await conversations.set_status(svc.pool, tenant.id, conv, "closed", owner_agent=action.agent)
+    text = action.text or svc.prompts.reply("closed")
+    return {
+        "owner": "ai",
+        "reply": Reply(text=text, sender="system", citations=[], confidence=None, declined=False),
+    }
+
+
+def make_handoff(svc: Services) -> Any:
+    """Build the ``handoff`` node."""
+
+    async def handoff(
+        state: SupportState, runtime: Runtime[Context]
+    ) -> Command[Literal["respond"]]:
+        tenant = await svc.tenant(runtime.context.tenant)
+        conv = conversation_id()
+        reason = state.get("handoff_reason") or "explicit_request"
+        key = f"handoff:{state.get('turn', 0)}"
+        summary = await _summary(svc, state, reason)
+        intents = list(dict.fromkeys(state.get("intents_seen") or []))
+        ticket = await tickets.open_or_update_ticket(
+            svc.pool,
+            tenant.id,
+            conv,
+            handoff_key=key,
+            subject=(state.get("question") or "Conversation")[:120],
+            reason=reason,
+            summary=summary,
+            intents=intents,
+            priority=_PRIORITY.get(state.get("intent", ""), "normal"),
+        )
+        await conversations.set_status(
+            svc.pool,
+            tenant.id,
+            conv,
+            "waiting_human",
+            escalation={"kind": "handoff", "reason": reason, "ticket_id": str(ticket["id"])},
+        )
+        handoff_info = {
+            "reason": reason,
+            "ticket_id": str(ticket["id"]),
+            "ticket_number": int(ticket["number"]),
+        }
+        await conversations.append_event(
+            svc.pool, tenant.id, conv, "handoff", handoff_info, dedupe_key=key
+        )
+        request = HandoffRequest(
+            reason=reason,
+            summary=summary,
+            intents=intents,
+            kb_snippets=await _snippets(svc, tenant, state),
+            suggested_next_steps=svc.prompts.next_steps.get(
+                state.get("intent", ""), svc.prompts.next_steps["default"]
+            ),
+            transcript=transcript(state),
+            ticket_id=str(ticket["id"]),
+            ticket_number=int(ticket["number"]),
+        )
+        value = interrupt(request.model_dump(mode="json"))
+        update = await apply_agent_action(svc, tenant, state, value)
+        return Command(goto="respond", update=update | {"handoff": handoff_info})
+
+    return handoff
+
+
+def make_human_turn(svc: Services) -> Any:
+    """Build the ``human_turn`` node."""
+
+    async def human_turn(
+        state: SupportState, runtime: Runtime[Context]
+    ) -> Command[Literal["respond"]]:
+        tenant = await svc.tenant(runtime.context.tenant)
+        conv = conversation_id()
+        await conversations.set_status(
+            svc.pool,
+            tenant.id,
+            conv,
+            "waiting_human",
+            escalation={"kind": "human_turn"},
+            owner_agent=state.get("agent_name"),
+        )
+        request = HumanTurnRequest(message=state.get("question", ""), transcript=transcript(state))
+        value = interrupt(request.model_dump(mode="json"))
+        update = await apply_agent_action(svc, tenant, state, value)
+        return Command(goto="respond", update=update)
+
+    return human_turn

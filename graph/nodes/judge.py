@@ -1,0 +1,183 @@
+"""judge: the guardrail between a draft and the customer.
+
+Always (both tiers): tenant policy rules and sentence-level groundedness.
+- Every non-declined draft cites at least one retrieved article, and only retrieved ones.
+- No banned topic and no hand-off keyword of the tenant appears in the draft.
+- Money amounts and discount percentages must appear in the retrieved text; a grounded price
+  above the tenant's ``max_price_promise`` is held for approval, and a discount above
+  ``max_discount_percent`` that the knowledge base does not state is a violation.
+- Each substantive sentence must be supported by a sentence of the chunks (cosine >=
+  ``SUPPORT_SIMILARITY`` or most of its content words present).
+With the LLM tier, an LLM judge with structured output also rules on groundedness and policy.
+
+The verdict also lists review reasons (approval policy): the channel, ``review_all``, a
+confidence below ``auto_send_above``, a price above the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from graph.context import Context
+from graph.nodes.draft import _CITE, _context_block
+from graph.policy import decline_trigger
+from graph.services import Services
+from graph.state import Draft, JudgeVerdict, Retrieved, SupportState
+from graph.text import content_words, sentences
+from helpdesk.policy import TenantPolicy
+
+SUPPORT_SIMILARITY = 0.6
+MAX_DRAFTS = 2
+"""A draft and one redraft; a second failure hands off."""
+SUPPORT_WORD_COVERAGE = 0.7
+MIN_CONTENT_WORDS = 3
+_MONEY = re.compile(r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)")
+_DISCOUNT = re.compile(
+    r"(\d{1,3}(?:\.\d+)?)\s?%\s*(?:off|discount)|discount\s+of\s+(\d{1,3})\s?%", re.I
+)
+
+
+class LlmJudgement(BaseModel):
+    """The LLM judge's ruling on a draft answer."""
+
+    grounded: bool = Field(description="Every claim is supported by the context passages.")
+    policy_ok: bool = Field(
+        description="No promise, price or discount beyond what the context says."
+    )
+    problems: list[str] = Field(
+        default_factory=list, description="Each unsupported claim or issue."
+    )
+    feedback: str = Field(default="", description="How to fix the draft, for a redraft.")
+
+
+def _amounts(text: str) -> list[float]:
+    return [float(m.group(1).replace(",", "")) for m in _MONEY.finditer(text)]
+
+
+def policy_findings(
+    draft: Draft, chunks: list[Retrieved], policy: TenantPolicy
+) -> tuple[list[str], list[str]]:
+    """Rule violations and review reasons for a draft."""
+    violations: list[str] = []
+    review: list[str] = []
+    text = draft["text"]
+    lowered = text.lower()
+    kb_text = " ".join(c["text"] for c in chunks)
+    retrieved_ids = {c["source_id"] for c in chunks}
+    cited = {m.group(1) for m in _CITE.finditer(text)}
+    if not cited:
+        violations.append("no_citation: the answer cites no knowledge-base article")
+    elif unknown := sorted(cited - retrieved_ids):
+        violations.append(f"unknown_citation: {', '.join(unknown)} were not retrieved")
+    for topic in policy.banned_topics:
+        if re.search(rf"\b{re.escape(topic.lower())}\b", lowered):
+            violations.append(f"banned_topic: {topic}")
+    for word in policy.handoff_keywords:
+        if re.search(rf"\b{re.escape(word.lower())}\b", lowered):
+            violations.append(f"handoff_keyword: {word}")
+    kb_amounts = set(_amounts(kb_text))
+    for amount in _amounts(text):
+        if amount not in kb_amounts:
+            violations.append(f"ungrounded_amount: ${amount:,.2f} is not in the knowledge base")
+        elif amount > policy.max_price_promise:
+            review.append(f"price_above_limit: ${amount:,.2f} > ${policy.max_price_promise:,.2f}")
+    kb_lower = kb_text.lower()
+    for m in _DISCOUNT.finditer(text):
+        pct = float(m.group(1) or m.group(2))
+        if pct > policy.max_discount_percent and f"{m.group(1) or m.group(2)}%" not in kb_lower:
+            violations.append(f"discount_above_limit: {pct:g}% > {policy.max_discount_percent:g}%")
+    return violations, review
+
+
+async def unsupported_sentences(svc: Services, text: str, chunks: list[Retrieved]) -> list[str]:
+    """Sentences of ``text`` that no chunk sentence supports."""
+    claims = [
+        s for s in sentences(_CITE.sub("", text)) if len(content_words(s)) >= MIN_CONTENT_WORDS
+    ]
+    evidence = [s for c in chunks for s in sentences(c["text"])]
+    if not claims:
+        return []
+    if not evidence:
+        return claims
+    vectors = await svc.sentence_cache.embed(claims + evidence)
+    sims = vectors[: len(claims)] @ vectors[len(claims) :].T
+    evidence_words = [content_words(e) for e in evidence]
+    out = []
+    for i, claim in enumerate(claims):
+        words = content_words(claim)
+        coverage = max(len(words & ew) / len(words) for ew in evidence_words)
+        if float(sims[i].max()) < SUPPORT_SIMILARITY and coverage < SUPPORT_WORD_COVERAGE:
+            out.append(claim)
+    return out
+
+
+def make(svc: Services) -> Any:
+    """Build the node."""
+
+    async def judge(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
+        draft = state.get("draft")
+        assert draft is not None, "judge runs after draft"
+        tenant = await svc.tenant(runtime.context.tenant)
+        policy = tenant.policy
+        if draft["declined"]:
+            verdict = JudgeVerdict(
+                passed=True, grounded=True, violations=[], review_reasons=[], feedback=""
+            )
+            return {"verdict": verdict, "handoff_reason": decline_trigger(state, policy)}
+        chunks = state.get("retrieved") or []
+        violations, review = policy_findings(draft, chunks, policy)
+        unsupported = await unsupported_sentences(svc, draft["text"], chunks)
+        violations += [f"unsupported: {s}" for s in unsupported]
+        feedback_parts = list(violations)
+        grounded = not unsupported
+        if svc.models.judge is not None:
+            llm = await _llm_judge(svc, state.get("question", ""), draft, chunks)
+            if not llm.grounded or not llm.policy_ok:
+                grounded = grounded and llm.grounded
+                violations += [f"llm_judge: {p}" for p in llm.problems] or ["llm_judge: rejected"]
+                feedback_parts.append(llm.feedback)
+        if runtime.context.channel in policy.review_channels:
+            review.append(f"channel: {runtime.context.channel} answers are reviewed")
+        if policy.review_all:
+            review.append("policy: every answer is reviewed")
+        if draft["confidence"] < policy.auto_send_above:
+            review.append(
+                f"confidence: {draft['confidence']:.2f} < auto-send {policy.auto_send_above:.2f}"
+            )
+        handoff_reason = None
+        if violations and int(state.get("attempts", 0)) >= MAX_DRAFTS:
+            handoff_reason = "judge_failed"
+        return {
+            "handoff_reason": handoff_reason,
+            "verdict": JudgeVerdict(
+                passed=not violations,
+                grounded=grounded,
+                violations=violations,
+                review_reasons=review,
+                feedback="; ".join(p for p in feedback_parts if p),
+            ),
+            "feedback": "; ".join(p for p in feedback_parts if p),
+        }
+
+    return judge
+
+
+async def _llm_judge(
+    svc: Services, question: str, draft: Draft, chunks: list[Retrieved]
+) -> LlmJudgement:
+    assert svc.models.judge is not None
+    model = svc.models.judge.with_structured_output(LlmJudgement)
+    result = await model.ainvoke(
+        [
+            SystemMessage(svc.prompts.judge_system.format(context=_context_block(chunks))),
+            HumanMessage(f"Customer question: {question}\n\nDraft answer:\n{draft['text']}"),
+        ]
+    )
+    if isinstance(result, LlmJudgement):
+        return result
+    return LlmJudgement.model_validate(result)

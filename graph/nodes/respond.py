@@ -1,0 +1,129 @@
+"""respond: send this turn's reply, stream it, store it, update the counters.
+
+The reply is streamed (``token`` custom events) only here, after the judge and any approval,
+so a customer never sees text that failed the guardrail or that a reviewer changed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.policy import SMALLTALK
+from graph.services import Services, conversation_id
+from graph.state import Reply, SupportState
+from helpdesk import conversations
+
+_PIECE = re.compile(r"\S+\s*")
+
+
+def compose_reply(svc: Services, state: SupportState) -> Reply:
+    """The reply of a turn that no human wrote or approved."""
+    intent = state.get("intent", "")
+    guard = state.get("guard") or {}
+    draft = state.get("draft")
+    if guard.get("blocked"):
+        return Reply(
+            text=svc.prompts.reply("blocked"),
+            sender="system",
+            citations=[],
+            confidence=None,
+            declined=True,
+        )
+    if intent in SMALLTALK and draft is None:
+        return Reply(
+            text=svc.prompts.reply(intent),
+            sender="ai",
+            citations=[],
+            confidence=1.0,
+            declined=False,
+        )
+    assert draft is not None, "respond without a reply needs a draft"
+    if draft["declined"] and intent == "out_of_scope":
+        return Reply(
+            text=svc.prompts.reply("out_of_scope"),
+            sender="ai",
+            citations=[],
+            confidence=draft["confidence"],
+            declined=True,
+        )
+    return Reply(
+        text=draft["text"],
+        sender="ai",
+        citations=draft["citations"],
+        confidence=draft["confidence"],
+        declined=draft["declined"],
+    )
+
+
+def make(svc: Services) -> Any:
+    """Build the node."""
+
+    async def respond(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
+        tenant = await svc.tenant(runtime.context.tenant)
+        conv = conversation_id()
+        reply = state.get("reply") or compose_reply(svc, state)
+        turn = int(state.get("turn", 0))
+        message_id = uuid.uuid5(conv, f"reply:{turn}:{reply['sender']}")
+
+        writer = runtime.stream_writer
+        for piece in _PIECE.findall(reply["text"]):
+            writer({"type": "token", "text": piece, "message_id": str(message_id)})
+
+        await conversations.add_message(
+            svc.pool,
+            tenant.id,
+            conv,
+            message_id=message_id,
+            sender=reply["sender"],
+            text=reply["text"],
+            intent=state.get("intent"),
+            confidence=reply["confidence"],
+            citations=[dict(c) for c in reply["citations"]],
+        )
+        payload = {
+            "message_id": str(message_id),
+            "sender": reply["sender"],
+            "text": reply["text"],
+            "citations": reply["citations"],
+            "confidence": reply["confidence"],
+            "declined": reply["declined"],
+        }
+        event = "agent.message" if reply["sender"] == "agent" else "message.completed"
+        await conversations.append_event(
+            svc.pool, tenant.id, conv, event, payload, dedupe_key=f"reply:{message_id}"
+        )
+
+        declined = reply["declined"] and reply["sender"] == "ai"
+        counted = declined and state.get("intent") != "out_of_scope"
+        update: dict[str, Any] = {
+            "reply": reply,
+            "messages": [
+                AIMessage(
+                    content=reply["text"],
+                    id=str(message_id),
+                    name=reply["sender"],
+                    additional_kwargs={
+                        "sender": reply["sender"],
+                        "citations": reply["citations"],
+                        "confidence": reply["confidence"],
+                    },
+                )
+            ],
+        }
+        if state.get("owner", "ai") == "ai" and reply["sender"] == "ai":
+            update["low_confidence_streak"] = (
+                int(state.get("low_confidence_streak", 0)) + 1 if counted else 0
+            )
+            no_progress = counted or bool(state.get("is_repeat"))
+            update["no_progress_streak"] = (
+                int(state.get("no_progress_streak", 0)) + 1 if no_progress else 0
+            )
+        return update
+
+    return respond

@@ -1,0 +1,38 @@
+"""Routers: pure functions of the state.
+
+The nodes that know the tenant policy (classify, judge) write ``handoff_reason``; the routers
+only read the state, so they are trivially testable.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from graph.policy import SMALLTALK
+from graph.state import SupportState
+
+
+def route_after_classify(
+    state: SupportState,
+) -> Literal["human_turn", "handoff", "respond", "retrieve"]:
+    """Who handles this turn: the agent who owns it, a hand-off, a canned reply, or RAG."""
+    if state.get("owner") == "human":
+        return "human_turn"
+    if state.get("handoff_reason"):
+        return "handoff"
+    if state.get("intent") in SMALLTALK or (state.get("guard") or {}).get("blocked"):
+        return "respond"
+    return "retrieve"
+
+
+def route_after_judge(state: SupportState) -> Literal["handoff", "draft", "approve", "respond"]:
+    """Send, hold for approval, redraft once, or hand off."""
+    if state.get("handoff_reason"):
+        return "handoff"
+    verdict = state.get("verdict") or {}
+    draft = state.get("draft") or {}
+    if not verdict.get("passed", False):
+        return "draft"
+    if verdict.get("review_reasons") and not draft.get("declined"):
+        return "approve"
+    return "respond"

@@ -1,0 +1,107 @@
+"""What the nodes depend on, built once per process and handed to ``build_graph``."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.config import get_config
+from psycopg_pool import AsyncConnectionPool
+
+from graph.classifier import IntentClassifier, read_examples
+from graph.models import Models
+from graph.text import EmbeddingCache
+from helpdesk.tenants import Tenant, get_tenant
+from kb_pipeline.index import KnowledgeBase
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Prompt templates and canned replies, read from the ``prompts/`` folder."""
+
+    root: Path
+    draft_system: str
+    judge_system: str
+    classify_system: str
+    summary_system: str
+    replies: dict[str, str]
+    next_steps: dict[str, list[str]]
+
+    @classmethod
+    def load(cls, root: Path) -> Prompts:
+        """Read every prompt file; a missing file is an error naming it."""
+
+        def read(name: str) -> str:
+            path = root / name
+            if not path.is_file():
+                raise FileNotFoundError(f"prompt file {path} is missing")
+            return path.read_text(encoding="utf-8").strip()
+
+        return cls(
+            root=root,
+            draft_system=read("draft_system.md"),
+            judge_system=read("judge_system.md"),
+            classify_system=read("classify_system.md"),
+            summary_system=read("summary_system.md"),
+            replies=json.loads(read("replies.json")),
+            next_steps=json.loads(read("next_steps.json")),
+        )
+
+    def reply(self, key: str, **values: Any) -> str:
+        """A canned reply, formatted with ``values``."""
+        return self.replies[key].format(**values)
+
+
+@dataclass
+class Services:
+    """Pool, knowledge base, models, prompts and classifier shared by the nodes."""
+
+    pool: AsyncConnectionPool
+    kb: KnowledgeBase
+    models: Models
+    prompts: Prompts
+    classifier: IntentClassifier
+    sentence_cache: EmbeddingCache
+    tenant_ttl_s: float = 5.0
+    _tenants: dict[str, tuple[float, Tenant]] = field(default_factory=dict)
+
+    async def tenant(self, slug: str) -> Tenant:
+        """The tenant (and its policy), cached for a few seconds."""
+        hit = self._tenants.get(slug)
+        now = time.monotonic()
+        if hit and now - hit[0] < self.tenant_ttl_s:
+            return hit[1]
+        tenant = await get_tenant(self.pool, slug)
+        self._tenants[slug] = (now, tenant)
+        return tenant
+
+    def forget_tenant(self, slug: str) -> None:
+        """Drop a cached tenant (after its policy changed)."""
+        self._tenants.pop(slug, None)
+
+
+def train_classifier(models: Models, prompts_dir: Path) -> IntentClassifier:
+    """Fit the offline intent classifier on the examples kept in ``prompts/``."""
+    texts, labels = read_examples(prompts_dir / "intents.csv")
+    oos = prompts_dir / "out_of_scope.csv"
+    if oos.is_file():
+        more_texts, more_labels = read_examples(oos)
+        texts += more_texts
+        labels += more_labels
+    return IntentClassifier(models.embeddings).fit(texts, labels)
+
+
+def conversation_id() -> uuid.UUID:
+    """The current thread id as a UUID (thread id = conversation id).
+
+    Threads started outside the API (Studio) may use any string; those map to a stable UUID.
+    """
+    raw = str(get_config()["configurable"]["thread_id"])
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"deskgraph-thread:{raw}")

@@ -1,0 +1,146 @@
+"""Text helpers shared by the offline nodes: sentences, content words, cached embeddings."""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+_WORD = re.compile(r"[a-z0-9$%]+(?:['.][a-z0-9]+)*")
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "i'm",
+        "i'd",
+        "i've",
+        "it's",
+        "do",
+        "you",
+        "please",
+        "hi",
+        "hello",
+        "thanks",
+        "thank",
+        "am",
+        "any",
+        "about",
+        "get",
+        "got",
+        "just",
+        "also",
+        "into",
+        "out",
+        "up",
+    ]
+)
+
+
+def sentences(text: str) -> list[str]:
+    """Split text into sentences; list items and lines are sentences of their own."""
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
+        out.extend(s.strip() for s in _SENT.split(line) if s.strip())
+    return out
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words minus stop words."""
+    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+
+
+def jaccard(a: str, b: str) -> float:
+    """Jaccard overlap of the content words of two texts."""
+    wa, wb = content_words(a), content_words(b)
+    if not wa or not wb:
+        return 0.0
+    return len(wa & wb) / len(wa | wb)
+
+
+class EmbeddingCache:
+    """Embeds texts once: knowledge-base sentences recur across turns and conversations."""
+
+    def __init__(self, embeddings: Embeddings, max_items: int = 20_000) -> None:
+        self._embeddings = embeddings
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._max = max_items
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return unit-normalised embeddings, one row per text."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            vectors = await self._embeddings.aembed_documents(missing)
+            for text, vec in zip(missing, vectors, strict=True):
+                arr = np.asarray(vec, dtype=np.float32)
+                norm = float(np.linalg.norm(arr)) or 1.0
+                self._cache[text] = arr / norm
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        for t in texts:
+            self._cache.move_to_end(t)
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 1))

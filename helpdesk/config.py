@@ -1,0 +1,62 @@
+"""Process settings: the one pydantic-settings class of deskgraph.
+
+It lives in ``helpdesk`` (the bottom layer) so that every package can read the same settings
+without importing upwards; ``api`` re-exports it as ``api.settings``. Nothing here reads the
+environment at import time: call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings read from the environment (and ``.env``), prefix-free names as documented."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres URL (pgvector required). Unset: embedded Postgres under data_dir.",
+    )
+    data_dir: Path = Field(
+        default=Path(".data"),
+        validation_alias="DESKGRAPH_DATA_DIR",
+        description="Where the embedded Postgres and local state live.",
+    )
+    openai_api_key: SecretStr | None = Field(default=None, description="Enables the LLM tier.")
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible server (vLLM, Ollama...); enables LLM tier."
+    )
+    chat_model: str = Field(default="gpt-4o-mini", validation_alias="DESKGRAPH_CHAT_MODEL")
+    judge_model: str | None = Field(
+        default=None,
+        validation_alias="DESKGRAPH_JUDGE_MODEL",
+        description="Model of the LLM judge; defaults to chat_model.",
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        validation_alias="DESKGRAPH_EMBEDDING_MODEL",
+        description="OpenAI embedding model; unset keeps local MiniLM even in the LLM tier.",
+    )
+    llm_timeout_s: float = Field(default=30.0, validation_alias="DESKGRAPH_LLM_TIMEOUT_S")
+    prompts_dir: Path = Field(
+        default=Path(__file__).resolve().parent.parent / "prompts",
+        validation_alias="DESKGRAPH_PROMPTS_DIR",
+    )
+    pool_max_size: int = Field(default=10, validation_alias="DESKGRAPH_POOL_MAX_SIZE")
+
+    @property
+    def llm_enabled(self) -> bool:
+        """True when an OpenAI key or an OpenAI-compatible base URL is configured."""
+        return bool(self.openai_api_key) or bool(self.openai_base_url)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process settings, read once from the environment on first call."""
+    return Settings()

@@ -1,0 +1,141 @@
+"""Database access: the embedded Postgres, connection pools and migrations.
+
+Without ``DATABASE_URL`` deskgraph starts a private Postgres 16 with pgvector from the
+``pgserver`` wheel under ``<data_dir>/pg`` (created on first use, reused after, stopped when the
+last process using it exits). With ``DATABASE_URL`` that server is used and must have pgvector.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from helpdesk.config import Settings
+
+log = logging.getLogger(__name__)
+
+_servers: dict[Path, Any] = {}
+_MIGRATION_LOCK = 7_201_911  # advisory lock key: one migrator at a time across processes
+
+
+def embedded_server(data_dir: Path) -> Any:
+    """Start (or attach to) the embedded Postgres under ``data_dir/pg`` and return its handle."""
+    import pgserver  # heavy import, only when the embedded server is wanted
+
+    pgdata = (data_dir / "pg").resolve()
+    if pgdata not in _servers:
+        pgdata.mkdir(parents=True, exist_ok=True)
+        _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
+    return _servers[pgdata]
+
+
+def server_url(settings: Settings) -> str:
+    """Return the URL of the configured server's maintenance database (``postgres``)."""
+    if settings.database_url:
+        return settings.database_url
+    return str(embedded_server(settings.data_dir).get_uri())
+
+
+def with_database(url: str, database: str) -> str:
+    """Return ``url`` pointing at another database on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def database_name(url: str) -> str:
+    """Return the database name in a Postgres URL (``postgres`` when absent)."""
+    return urlsplit(url).path.lstrip("/") or "postgres"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Translate a libpq URL into the SQLAlchemy/psycopg form PGEngine expects."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    return urlunsplit(
+        parts._replace(scheme="postgresql+psycopg", query=urlencode(query, doseq=True))
+    )
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in ``url`` if it does not exist (needs CREATEDB)."""
+    name = database_name(url)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
+        raise ValueError(f"database name must be a plain identifier, got {name!r}")
+    admin = with_database(url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def app_database_url(settings: Settings) -> str:
+    """Return the URL of deskgraph's database, creating it on the embedded server if needed.
+
+    With ``DATABASE_URL`` the database named there is used as is. On the embedded server the
+    application database is ``deskgraph``.
+    """
+    if settings.database_url:
+        return settings.database_url
+    url = with_database(server_url(settings), "deskgraph")
+    ensure_database(url)
+    return url
+
+
+def _migrations() -> list[tuple[str, str]]:
+    files = resources.files("helpdesk") / "migrations"
+    out = []
+    for entry in sorted(files.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".sql"):
+            out.append((entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8")))
+    return out
+
+
+def upgrade(url: str) -> list[str]:
+    """Apply pending SQL migrations in order; return the versions applied.
+
+    Each migration runs in its own transaction under an advisory lock, so several processes
+    starting at once apply each migration exactly once.
+    """
+    applied: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for version, sql in _migrations():
+                if version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql.encode())
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                log.info("applied migration %s", version)
+                applied.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    return applied
+
+
+def make_pool(url: str, max_size: int = 10) -> AsyncConnectionPool:
+    """Return an (unopened) async pool of autocommit, dict-row connections.
+
+    The same pool serves the checkpointer (which needs autocommit and dict rows) and the
+    repositories.
+    """
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+    )

@@ -1,0 +1,66 @@
+"""Tenant policy: the per-business knobs of hand-off, approval and the guardrail judge."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Channel = Literal["web", "email", "api"]
+
+
+class TenantPolicy(BaseModel):
+    """What a business decides about when the AI answers, asks for approval, or hands off.
+
+    Stored as JSONB on the tenant; unknown keys are rejected so a typo never silently
+    disables a rule.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    always_human_intents: list[str] = Field(
+        default_factory=lambda: ["billing_change", "cancellation", "complaint", "legal"],
+        description="Intents that always go to a person.",
+    )
+    handoff_keywords: list[str] = Field(
+        default_factory=lambda: ["sue", "lawyer", "attorney", "injured", "fraud", "lawsuit"],
+        description="Words in a customer message that hand the conversation off.",
+    )
+    banned_topics: list[str] = Field(
+        default_factory=list,
+        description="Phrases an AI answer must never contain (the judge fails such drafts).",
+    )
+    max_price_promise: float = Field(
+        default=500.0, ge=0, description="Drafts quoting a price above this are held for approval."
+    )
+    max_discount_percent: float = Field(
+        default=0.0, ge=0, le=100, description="Discounts above this may not be promised by the AI."
+    )
+    escalate_below: float = Field(
+        default=0.35, ge=0, le=1, description="Below this confidence the AI does not answer."
+    )
+    auto_send_above: float = Field(
+        default=0.55, ge=0, le=1, description="At or above this confidence answers go out directly."
+    )
+    review_channels: list[Channel] = Field(
+        default_factory=lambda: ["email"], description="Channels whose drafts a human approves."
+    )
+    review_all: bool = Field(default=False, description="Hold every AI draft for approval.")
+    low_confidence_turns: int = Field(
+        default=2, ge=1, description="Hand off after this many consecutive unanswered turns."
+    )
+    max_turns_without_progress: int = Field(
+        default=3, ge=1, description="Hand off after this many turns without progress."
+    )
+    handoff_on_blocked_input: bool = Field(
+        default=True, description="Hand off when the input guard blocks a message."
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> TenantPolicy:
+        if self.escalate_below > self.auto_send_above:
+            raise ValueError(
+                f"escalate_below ({self.escalate_below}) must not exceed "
+                f"auto_send_above ({self.auto_send_above})"
+            )
+        return self

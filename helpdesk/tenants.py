@@ -1,0 +1,75 @@
+"""Tenants: the businesses deskgraph serves, each with its own policy."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from helpdesk.errors import Conflict, NotFound
+from helpdesk.policy import TenantPolicy
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A business using deskgraph."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    policy: TenantPolicy = field(default_factory=TenantPolicy)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Tenant:
+        """Build a tenant from a ``tenants`` row."""
+        return cls(
+            id=row["id"],
+            slug=row["slug"],
+            name=row["name"],
+            policy=TenantPolicy.model_validate(row["policy"] or {}),
+        )
+
+
+async def create_tenant(
+    pool: AsyncConnectionPool, slug: str, name: str, policy: TenantPolicy | None = None
+) -> Tenant:
+    """Create a tenant; raise :class:`Conflict` if the slug is taken."""
+    policy_json = (policy or TenantPolicy()).model_dump(mode="json", exclude_defaults=True)
+    async with pool.connection() as conn:
+        try:
+            cur = await conn.execute(
+                "INSERT INTO tenants (slug, name, policy) VALUES (%s, %s, %s) RETURNING *",
+                (slug, name, Jsonb(policy_json)),
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict(f"tenant {slug!r} already exists") from exc
+        except psycopg.errors.CheckViolation as exc:
+            raise ValueError(
+                f"tenant slug must be 2-63 lowercase letters, digits or dashes, got {slug!r}"
+            ) from exc
+        row = await cur.fetchone()
+    assert row is not None
+    return Tenant.from_row(row)
+
+
+async def get_tenant(pool: AsyncConnectionPool, slug: str) -> Tenant:
+    """Return the tenant with this slug; raise :class:`NotFound` if there is none."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT * FROM tenants WHERE slug = %s", (slug,))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no tenant with slug {slug!r}")
+    return Tenant.from_row(row)
+
+
+async def set_policy(pool: AsyncConnectionPool, tenant_id: uuid.UUID, policy: TenantPolicy) -> None:
+    """Replace a tenant's policy."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE tenants SET policy = %s WHERE id = %s",
+            (Jsonb(policy.model_dump(mode="json", exclude_defaults=True)), tenant_id),
+        )

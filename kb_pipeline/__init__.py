@@ -1,0 +1,1 @@
+"""Knowledge base: load -> normalise -> chunk -> embed -> index, and hybrid retrieval."""
