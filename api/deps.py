@@ -12,12 +12,12 @@ from graph.services import Services
 
 def get_services(request: Request) -> Services:
     """The process's services (pool, KB, models)."""
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 def get_graph(request: Request) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The compiled, checkpointed support graph."""
-    return request.app.state.graph  # type: ignore[no-any-return]
+    return request.app.state.graph
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.context import Context
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]
 
 
-def thread_config(conversation_id: uuid.UUID) -> dict[str, Any]:
+def thread_config(conversation_id: uuid.UUID) -> RunnableConfig:
     """LangGraph config of a conversation's thread (thread id = conversation id)."""
     return {"configurable": {"thread_id": str(conversation_id)}}
 
@@ -96,6 +97,9 @@ async def run_turn(
         return
     context = Context(tenant=tenant.slug, channel=channel)  # type: ignore[arg-type]
     message = HumanMessage(content=text, id=str(uuid.uuid4()))
+    # A list stream_mode makes astream yield (mode, chunk) pairs, which its return type
+    # (a union with dict) does not express: declare the chunk's type up front.
+    chunk: Any
     try:
         async for mode, chunk in graph.astream(
             {"messages": [message]}, config, context=context, stream_mode=["updates", "custom"]

@@ -1,9 +1,10 @@
 """Assemble the support graph.
 
     START -> guard_input -> classify -> route_after_classify
-        human_turn (interrupt) | handoff (interrupt) | respond | retrieve -> draft -> judge
+        human_turn (interrupt) | handoff -> await_agent (interrupt) | respond
+        | retrieve -> draft -> judge
     judge -> route_after_judge: respond | approve (interrupt) | draft (once) | handoff
-    approve / handoff / human_turn -> respond (or draft / handoff after a rejection)
+    approve / await_agent / human_turn -> respond (or draft / handoff after a rejection)
     respond -> END
 
 ``build_graph`` is what the API, the CLI and the tests call with their own services and
@@ -43,6 +44,7 @@ def build_graph(
     g.add_node("judge", judge.make(services))
     g.add_node("approve", approve.make(services))
     g.add_node("handoff", handoff.make_handoff(services))
+    g.add_node("await_agent", handoff.make_await_agent(services))
     g.add_node("human_turn", handoff.make_human_turn(services))
     g.add_node("respond", respond.make(services))
 
@@ -52,6 +54,7 @@ def build_graph(
     g.add_edge("retrieve", "draft")
     g.add_edge("draft", "judge")
     g.add_conditional_edges("judge", route_after_judge)
+    g.add_edge("handoff", "await_agent")
     g.add_edge("respond", END)
     return g.compile(checkpointer=checkpointer, name="support")
 

@@ -8,15 +8,23 @@ these models before it changes anything; callers can validate first with the sam
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from langgraph.types import interrupt
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from graph.state import Citation
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Request(_Strict):
+    error: str | None = Field(
+        default=None, description="Why the previous resume value was refused, if it was."
+    )
 
 
 class TranscriptLine(_Strict):
@@ -34,7 +42,7 @@ class KbSnippet(_Strict):
     text: str
 
 
-class HandoffRequest(_Strict):
+class HandoffRequest(_Request):
     """Payload of the hand-off interrupt: everything an agent needs to take over."""
 
     kind: Literal["handoff"] = "handoff"
@@ -48,7 +56,7 @@ class HandoffRequest(_Strict):
     ticket_number: int
 
 
-class HumanTurnRequest(_Strict):
+class HumanTurnRequest(_Request):
     """Payload of the human-turn interrupt: the customer wrote while an agent owns the chat."""
 
     kind: Literal["human_turn"] = "human_turn"
@@ -56,7 +64,7 @@ class HumanTurnRequest(_Strict):
     transcript: list[TranscriptLine]
 
 
-class ApprovalRequest(_Strict):
+class ApprovalRequest(_Request):
     """Payload of the approval interrupt: a draft a human must approve before it is sent."""
 
     kind: Literal["approval"] = "approval"
@@ -132,3 +140,25 @@ def parse_agent_action(value: Any) -> AgentReply | Release | Close:
 def parse_review(value: Any) -> Approve | Edit | Reject:
     """Validate a resume value for ``approve`` (raises ValidationError)."""
     return _review.validate_python(value)
+
+
+T = TypeVar("T")
+
+
+def ask_human(request: BaseModel, parse: Callable[[Any], T]) -> T:
+    """Interrupt with ``request`` until a resume value passes ``parse``.
+
+    LangGraph keeps a resume value once given, so a bad one cannot simply be retried at the same
+    interrupt: instead the node interrupts again, with the validation error in the payload, and
+    the thread keeps waiting for a valid value. Nothing is applied until one arrives.
+    """
+    payload = request.model_dump(mode="json")
+    value = interrupt(payload)
+    while True:
+        try:
+            return parse(value)
+        except ValidationError as exc:
+            errors = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            value = interrupt({**payload, "error": errors})

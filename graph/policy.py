@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from graph.state import SupportState
 from helpdesk.policy import TenantPolicy
@@ -17,7 +19,7 @@ def handoff_trigger(state: SupportState, policy: TenantPolicy) -> str | None:
     keyword, and M turns without progress.
     """
     intent = state.get("intent", "")
-    guard = state.get("guard") or {}
+    guard: Mapping[str, Any] = state.get("guard") or {}
     question = state.get("question", "").lower()
     if intent == "human_request":
         return "explicit_request"

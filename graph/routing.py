@@ -6,7 +6,8 @@ only read the state, so they are trivially testable.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from graph.policy import SMALLTALK
 from graph.state import SupportState
@@ -20,7 +21,8 @@ def route_after_classify(
         return "human_turn"
     if state.get("handoff_reason"):
         return "handoff"
-    if state.get("intent") in SMALLTALK or (state.get("guard") or {}).get("blocked"):
+    guard: Mapping[str, Any] = state.get("guard") or {}
+    if state.get("intent") in SMALLTALK or guard.get("blocked"):
         return "respond"
     return "retrieve"
 
@@ -29,8 +31,8 @@ def route_after_judge(state: SupportState) -> Literal["handoff", "draft", "appro
     """Send, hold for approval, redraft once, or hand off."""
     if state.get("handoff_reason"):
         return "handoff"
-    verdict = state.get("verdict") or {}
-    draft = state.get("draft") or {}
+    verdict: Mapping[str, Any] = state.get("verdict") or {}
+    draft: Mapping[str, Any] = state.get("draft") or {}
     if not verdict.get("passed", False):
         return "draft"
     if verdict.get("review_reasons") and not draft.get("declined"):

@@ -31,9 +31,15 @@ async def open_services(
     ``database_url`` overrides the settings (tests use a fresh database per session).
     """
     settings = settings or get_settings()
-    url = database_url or await asyncio.to_thread(db.app_database_url, settings)
+    # Plain ifs, not ``a or await ...``: mypy would infer the awaited call in the Optional
+    # context of the left operand.
+    if database_url:
+        url = database_url
+    else:
+        url = await asyncio.to_thread(db.app_database_url, settings)
     await asyncio.to_thread(db.upgrade, url)
-    models = models or await asyncio.to_thread(build_models, settings)
+    if not models:
+        models = await asyncio.to_thread(build_models, settings)
     prompts = Prompts.load(settings.prompts_dir)
     classifier = await asyncio.to_thread(train_classifier, models, settings.prompts_dir)
     pool = db.make_pool(url, settings.pool_max_size)
@@ -63,6 +69,6 @@ async def open_services(
 
 async def open_checkpointer(services: Services) -> AsyncPostgresSaver:
     """A Postgres checkpointer on the services' pool, its tables created if needed."""
-    saver = AsyncPostgresSaver(services.pool)  # type: ignore[arg-type]
+    saver = AsyncPostgresSaver(services.pool)
     await saver.setup()
     return saver

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.config import get_config
-from psycopg_pool import AsyncConnectionPool
 
 from graph.classifier import IntentClassifier, read_examples
 from graph.models import Models
 from graph.text import EmbeddingCache
+from helpdesk.db import DictPool
 from helpdesk.tenants import Tenant, get_tenant
 from kb_pipeline.index import KnowledgeBase
 
@@ -60,7 +60,7 @@ class Prompts:
 class Services:
     """Pool, knowledge base, models, prompts and classifier shared by the nodes."""
 
-    pool: AsyncConnectionPool
+    pool: DictPool
     kb: KnowledgeBase
     models: Models
     prompts: Prompts

@@ -96,6 +96,13 @@ class OutputState(TypedDict, total=False):
 class SupportState(TypedDict, total=False):
     """Everything the nodes share."""
 
+    tenant: str
+    """Slug of the tenant the thread belongs to (bound on its first run, checked after)."""
+    channel: Literal["web", "email", "api"]
+    """Channel of the conversation, from the run context."""
+    audience: Literal["customer", "agent"]
+    """Whose knowledge base view retrieval uses, from the run context."""
+
     messages: Annotated[list[AnyMessage], add_messages]
     """The transcript; a run appends the customer's new message."""
     question: str
@@ -124,6 +131,8 @@ class SupportState(TypedDict, total=False):
     """What this turn sends to the customer."""
     handoff: dict[str, Any] | None
     """The hand-off made this turn, if any (reason, ticket id and number)."""
+    handoff_request: dict[str, Any] | None
+    """The payload ``await_agent`` interrupts with (a HandoffRequest, as JSON)."""
     owner: Owner
     """Who answers the customer: the AI, or a human agent after a hand-off."""
     agent_name: str | None

@@ -10,6 +10,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+_EMPHASIS = re.compile(r"\*\*|__|`")
 _WORD = re.compile(r"[a-z0-9$%]+(?:['.][a-z0-9]+)*")
 STOPWORDS = frozenset(
     [
@@ -105,6 +106,7 @@ def sentences(text: str) -> list[str]:
         if not line or line.startswith("#"):
             continue
         line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
+        line = _EMPHASIS.sub("", line)
         out.extend(s.strip() for s in _SENT.split(line) if s.strip())
     return out
 

@@ -10,8 +10,8 @@ import uuid
 from typing import Any, Literal
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
+from helpdesk.db import DictPool
 from helpdesk.errors import NotFound
 
 Sender = Literal["customer", "ai", "agent", "system"]
@@ -19,7 +19,7 @@ Status = Literal["active", "waiting_human", "closed"]
 
 
 async def create_conversation(
-    pool: AsyncConnectionPool,
+    pool: DictPool,
     tenant_id: uuid.UUID,
     *,
     channel: str = "web",
@@ -37,7 +37,7 @@ async def create_conversation(
 
 
 async def ensure_conversation(
-    pool: AsyncConnectionPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID, channel: str
+    pool: DictPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID, channel: str
 ) -> None:
     """Create the conversation row for a thread started outside the API (Studio, CLI).
 
@@ -58,7 +58,7 @@ async def ensure_conversation(
 
 
 async def get_conversation(
-    pool: AsyncConnectionPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+    pool: DictPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> dict[str, Any]:
     """Return the conversation row; raise :class:`NotFound` if absent for this tenant."""
     async with pool.connection() as conn:
@@ -73,7 +73,7 @@ async def get_conversation(
 
 
 async def set_status(
-    pool: AsyncConnectionPool,
+    pool: DictPool,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     status: Status,
@@ -98,7 +98,7 @@ async def set_status(
 
 
 async def add_message(
-    pool: AsyncConnectionPool,
+    pool: DictPool,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     *,
@@ -141,7 +141,7 @@ async def add_message(
 
 
 async def list_messages(
-    pool: AsyncConnectionPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+    pool: DictPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> list[dict[str, Any]]:
     """Return the conversation's messages, oldest first."""
     async with pool.connection() as conn:
@@ -154,7 +154,7 @@ async def list_messages(
 
 
 async def append_event(
-    pool: AsyncConnectionPool,
+    pool: DictPool,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     type_: str,
@@ -198,7 +198,7 @@ async def append_event(
 
 
 async def list_events(
-    pool: AsyncConnectionPool,
+    pool: DictPool,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     *,

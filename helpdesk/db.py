@@ -11,16 +11,20 @@ import logging
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from helpdesk.config import Settings
 
 log = logging.getLogger(__name__)
+
+DictPool: TypeAlias = AsyncConnectionPool[AsyncConnection[DictRow]]
+"""The app's pool type: its connections return rows as dicts (``row_factory=dict_row``)."""
 
 _servers: dict[Path, Any] = {}
 _MIGRATION_LOCK = 7_201_911  # advisory lock key: one migrator at a time across processes
@@ -126,7 +130,7 @@ def upgrade(url: str) -> list[str]:
     return applied
 
 
-def make_pool(url: str, max_size: int = 10) -> AsyncConnectionPool:
+def make_pool(url: str, max_size: int = 10) -> DictPool:
     """Return an (unopened) async pool of autocommit, dict-row connections.
 
     The same pool serves the checkpointer (which needs autocommit and dict rows) and the

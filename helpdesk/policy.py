@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Channel = Literal["web", "email", "api"]
 
 
+def _default_review_channels() -> list[Channel]:
+    return ["email"]
+
+
 class TenantPolicy(BaseModel):
     """What a business decides about when the AI answers, asks for approval, or hands off.
 
@@ -37,13 +41,14 @@ class TenantPolicy(BaseModel):
         default=0.0, ge=0, le=100, description="Discounts above this may not be promised by the AI."
     )
     escalate_below: float = Field(
-        default=0.35, ge=0, le=1, description="Below this confidence the AI does not answer."
+        default=0.42, ge=0, le=1, description="Below this confidence the AI does not answer."
     )
     auto_send_above: float = Field(
         default=0.55, ge=0, le=1, description="At or above this confidence answers go out directly."
     )
     review_channels: list[Channel] = Field(
-        default_factory=lambda: ["email"], description="Channels whose drafts a human approves."
+        default_factory=_default_review_channels,
+        description="Channels whose drafts a human approves.",
     )
     review_all: bool = Field(default=False, description="Hold every AI draft for approval.")
     low_confidence_turns: int = Field(

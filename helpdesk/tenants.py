@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
+from helpdesk.db import DictPool
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.policy import TenantPolicy
 
@@ -35,7 +35,7 @@ class Tenant:
 
 
 async def create_tenant(
-    pool: AsyncConnectionPool, slug: str, name: str, policy: TenantPolicy | None = None
+    pool: DictPool, slug: str, name: str, policy: TenantPolicy | None = None
 ) -> Tenant:
     """Create a tenant; raise :class:`Conflict` if the slug is taken."""
     policy_json = (policy or TenantPolicy()).model_dump(mode="json", exclude_defaults=True)
@@ -56,7 +56,7 @@ async def create_tenant(
     return Tenant.from_row(row)
 
 
-async def get_tenant(pool: AsyncConnectionPool, slug: str) -> Tenant:
+async def get_tenant(pool: DictPool, slug: str) -> Tenant:
     """Return the tenant with this slug; raise :class:`NotFound` if there is none."""
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT * FROM tenants WHERE slug = %s", (slug,))
@@ -66,7 +66,7 @@ async def get_tenant(pool: AsyncConnectionPool, slug: str) -> Tenant:
     return Tenant.from_row(row)
 
 
-async def set_policy(pool: AsyncConnectionPool, tenant_id: uuid.UUID, policy: TenantPolicy) -> None:
+async def set_policy(pool: DictPool, tenant_id: uuid.UUID, policy: TenantPolicy) -> None:
     """Replace a tenant's policy."""
     async with pool.connection() as conn:
         await conn.execute(

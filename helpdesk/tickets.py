@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+from helpdesk.db import DictPool
 
 
 async def open_or_update_ticket(
-    pool: AsyncConnectionPool,
+    pool: DictPool,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     *,
@@ -70,7 +70,7 @@ async def open_or_update_ticket(
 
 
 async def list_tickets(
-    pool: AsyncConnectionPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID | None = None
+    pool: DictPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID | None = None
 ) -> list[dict[str, Any]]:
     """Return the tenant's tickets (of one conversation when given), oldest first."""
     async with pool.connection() as conn:

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -23,11 +23,13 @@ from langchain_postgres.v2.hybrid_search_config import (
     HybridSearchConfig,
     reciprocal_rank_fusion,
 )
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from kb_pipeline.chunking import chunk_article
 from kb_pipeline.loaders import Article
+
+if TYPE_CHECKING:
+    from helpdesk.db import DictPool
 
 Audience = Literal["customer", "agent"]
 SearchMode = Literal["hybrid", "vector", "fulltext"]
@@ -94,7 +96,7 @@ class KnowledgeBase:
 
     def __init__(
         self,
-        pool: AsyncConnectionPool,
+        pool: DictPool,
         engine: PGEngine,
         store: PGVectorStore,
         embeddings: Embeddings,
@@ -109,7 +111,7 @@ class KnowledgeBase:
     @classmethod
     async def open(
         cls,
-        pool: AsyncConnectionPool,
+        pool: DictPool,
         sqlalchemy_url: str,
         embeddings: Embeddings,
         *,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
 from graph.context import Context
-from graph.interrupts import ApprovalRequest, Approve, Edit, parse_review
+from graph.interrupts import ApprovalRequest, Approve, Edit, ask_human, parse_review
 from graph.nodes.judge import MAX_DRAFTS
 from graph.services import Services, conversation_id
 from graph.state import Reply, SupportState
@@ -27,7 +27,7 @@ def make(svc: Services) -> Any:
     async def approve(
         state: SupportState, runtime: Runtime[Context]
     ) -> Command[Literal["respond", "draft", "handoff"]]:
-        tenant = await svc.tenant(runtime.context.tenant)
+        tenant = await svc.tenant(state["tenant"])
         conv = conversation_id()
         draft = state.get("draft")
         verdict = state.get("verdict")
@@ -51,7 +51,7 @@ def make(svc: Services) -> Any:
             {"review_reasons": verdict["review_reasons"]},
             dedupe_key=key,
         )
-        decision = parse_review(interrupt(request.model_dump(mode="json")))
+        decision = ask_human(request, parse_review)
         await conversations.set_status(svc.pool, tenant.id, conv, "active")
         if isinstance(decision, Approve):
             reply = Reply(

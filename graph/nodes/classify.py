@@ -9,7 +9,8 @@ With the LLM tier, the model is asked only when the classifier's confidence is b
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -90,10 +91,13 @@ def make(svc: Services) -> Any:
         ]
         is_repeat = bool(previous) and jaccard(previous[-1], question) >= REPEAT_SIMILARITY
         update: dict[str, Any] = {"is_repeat": is_repeat}
-        policy = (await svc.tenant(runtime.context.tenant)).policy
-        if (state.get("guard") or {}).get("blocked"):
+        policy = (await svc.tenant(state["tenant"])).policy
+        guard: Mapping[str, Any] = state.get("guard") or {}
+        if guard.get("blocked"):
             update |= {"intent": "blocked", "intent_confidence": 1.0, "intent_source": "guard"}
-            return update | {"handoff_reason": handoff_trigger({**state, **update}, policy)}
+            return update | {
+                "handoff_reason": handoff_trigger(cast(SupportState, {**state, **update}), policy)
+            }
 
         ruled = rule_intent(question)
         if ruled:
@@ -114,7 +118,9 @@ def make(svc: Services) -> Any:
         }
         if state.get("owner") == "human":
             return update  # the agent who owns the conversation decides, not the triggers
-        return update | {"handoff_reason": handoff_trigger({**state, **update}, policy)}
+        return update | {
+            "handoff_reason": handoff_trigger(cast(SupportState, {**state, **update}), policy)
+        }
 
     return classify
 

@@ -101,7 +101,7 @@ def make(svc: Services) -> Any:
     """Build the node."""
 
     async def draft(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
-        tenant = await svc.tenant(runtime.context.tenant)
+        tenant = await svc.tenant(state["tenant"])
         question = state.get("question", "")
         chunks = state.get("retrieved") or []
         scored = await score_sentences(svc, question, chunks)

@@ -90,9 +90,14 @@ def make(svc: Services) -> Any:
         turn = int(state.get("turn", 0)) + 1
         verdict = screen(question)
 
-        tenant = await svc.tenant(runtime.context.tenant)
+        ctx = runtime.context or Context()
+        if state.get("tenant") and state["tenant"] != ctx.tenant:
+            raise PermissionError(
+                f"thread belongs to tenant {state['tenant']!r}, not {ctx.tenant!r}"
+            )
+        tenant = await svc.tenant(ctx.tenant)
         conv = conversation_id()
-        await conversations.ensure_conversation(svc.pool, tenant.id, conv, runtime.context.channel)
+        await conversations.ensure_conversation(svc.pool, tenant.id, conv, ctx.channel)
         if last is not None and question:
             msg_id = message_uuid(conv, last.id, turn)
             await conversations.add_message(
@@ -107,6 +112,9 @@ def make(svc: Services) -> Any:
                 dedupe_key=f"customer:{msg_id}",
             )
         return {
+            "tenant": ctx.tenant,
+            "channel": ctx.channel,
+            "audience": ctx.audience,
             "question": question,
             "guard": verdict,
             "turn": turn,
@@ -118,6 +126,7 @@ def make(svc: Services) -> Any:
             "handoff_reason": None,
             "reply": None,
             "handoff": None,
+            "handoff_request": None,
             "owner": state.get("owner", "ai"),
         }
 

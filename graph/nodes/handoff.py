@@ -1,12 +1,14 @@
-"""handoff and human_turn: the two places where the graph waits for a human agent.
+"""handoff, await_agent and human_turn: where the graph waits for a human agent.
 
 ``handoff`` opens (or updates) the conversation's ticket, marks the conversation
-``waiting_human``, logs a ``handoff`` event and interrupts with a :class:`HandoffRequest`.
+``waiting_human``, logs a ``handoff`` event and prepares a :class:`HandoffRequest`;
+``await_agent`` interrupts with it.
 ``human_turn`` runs when an agent already owns the conversation: the customer's message is
 passed to the agent and the graph waits for the agent's answer.
 
-Everything before ``interrupt()`` re-runs when the graph resumes, so each side effect is keyed
-by the turn: the ticket by ``handoff_key``, the events by ``dedupe_key``.
+Everything before ``interrupt()`` re-runs when the graph resumes, so the interrupting nodes do
+only idempotent work before it; side effects are also keyed by the turn (the ticket by
+``handoff_key``, the events by ``dedupe_key``) so a crashed and retried node writes nothing twice.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
 from graph.context import Context
 from graph.interrupts import (
@@ -26,6 +28,7 @@ from graph.interrupts import (
     KbSnippet,
     Release,
     TranscriptLine,
+    ask_human,
     parse_agent_action,
 )
 from graph.services import Services, conversation_id
@@ -77,10 +80,9 @@ async def _snippets(svc: Services, tenant: Tenant, state: SupportState) -> list[
 
 
 async def apply_agent_action(
-    svc: Services, tenant: Tenant, state: SupportState, value: Any
+    svc: Services, tenant: Tenant, action: AgentReply | Release | Close
 ) -> dict[str, Any]:
-    """Validate an agent's resume value and turn it into a state update."""
-    action = parse_agent_action(value)
+    """Turn an agent's (validated) action into a state update."""
     conv = conversation_id()
     if isinstance(action, AgentReply):
         await conversations.set_status(
@@ -111,12 +113,10 @@ async def apply_agent_action(
 
 
 def make_handoff(svc: Services) -> Any:
-    """Build the ``handoff`` node."""
+    """Build the ``handoff`` node: prepare everything the agent needs, once."""
 
-    async def handoff(
-        state: SupportState, runtime: Runtime[Context]
-    ) -> Command[Literal["respond"]]:
-        tenant = await svc.tenant(runtime.context.tenant)
+    async def handoff(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
+        tenant = await svc.tenant(state["tenant"])
         conv = conversation_id()
         reason = state.get("handoff_reason") or "explicit_request"
         key = f"handoff:{state.get('turn', 0)}"
@@ -140,14 +140,12 @@ def make_handoff(svc: Services) -> Any:
             "waiting_human",
             escalation={"kind": "handoff", "reason": reason, "ticket_id": str(ticket["id"])},
         )
-        handoff_info = {
+        info = {
             "reason": reason,
             "ticket_id": str(ticket["id"]),
             "ticket_number": int(ticket["number"]),
         }
-        await conversations.append_event(
-            svc.pool, tenant.id, conv, "handoff", handoff_info, dedupe_key=key
-        )
+        await conversations.append_event(svc.pool, tenant.id, conv, "handoff", info, dedupe_key=key)
         request = HandoffRequest(
             reason=reason,
             summary=summary,
@@ -160,11 +158,27 @@ def make_handoff(svc: Services) -> Any:
             ticket_id=str(ticket["id"]),
             ticket_number=int(ticket["number"]),
         )
-        value = interrupt(request.model_dump(mode="json"))
-        update = await apply_agent_action(svc, tenant, state, value)
-        return Command(goto="respond", update=update | {"handoff": handoff_info})
+        return {"handoff": info, "handoff_request": request.model_dump(mode="json")}
 
     return handoff
+
+
+def make_await_agent(svc: Services) -> Any:
+    """Build the ``await_agent`` node: the hand-off interrupt itself.
+
+    It holds no side effect before ``interrupt()``: the summary (an LLM call on the LLM tier),
+    the ticket and the event are made once by ``handoff``, not again on every resume.
+    """
+
+    async def await_agent(
+        state: SupportState, runtime: Runtime[Context]
+    ) -> Command[Literal["respond"]]:
+        request = HandoffRequest.model_validate(state["handoff_request"])
+        action = ask_human(request, parse_agent_action)
+        tenant = await svc.tenant(state["tenant"])
+        return Command(goto="respond", update=await apply_agent_action(svc, tenant, action))
+
+    return await_agent
 
 
 def make_human_turn(svc: Services) -> Any:
@@ -173,7 +187,7 @@ def make_human_turn(svc: Services) -> Any:
     async def human_turn(
         state: SupportState, runtime: Runtime[Context]
     ) -> Command[Literal["respond"]]:
-        tenant = await svc.tenant(runtime.context.tenant)
+        tenant = await svc.tenant(state["tenant"])
         conv = conversation_id()
         await conversations.set_status(
             svc.pool,
@@ -184,8 +198,8 @@ def make_human_turn(svc: Services) -> Any:
             owner_agent=state.get("agent_name"),
         )
         request = HumanTurnRequest(message=state.get("question", ""), transcript=transcript(state))
-        value = interrupt(request.model_dump(mode="json"))
-        update = await apply_agent_action(svc, tenant, state, value)
+        action = ask_human(request, parse_agent_action)
+        update = await apply_agent_action(svc, tenant, action)
         return Command(goto="respond", update=update)
 
     return human_turn

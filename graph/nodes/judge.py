@@ -122,7 +122,7 @@ def make(svc: Services) -> Any:
     async def judge(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
         draft = state.get("draft")
         assert draft is not None, "judge runs after draft"
-        tenant = await svc.tenant(runtime.context.tenant)
+        tenant = await svc.tenant(state["tenant"])
         policy = tenant.policy
         if draft["declined"]:
             verdict = JudgeVerdict(
@@ -141,8 +141,9 @@ def make(svc: Services) -> Any:
                 grounded = grounded and llm.grounded
                 violations += [f"llm_judge: {p}" for p in llm.problems] or ["llm_judge: rejected"]
                 feedback_parts.append(llm.feedback)
-        if runtime.context.channel in policy.review_channels:
-            review.append(f"channel: {runtime.context.channel} answers are reviewed")
+        channel = state["channel"]
+        if channel in policy.review_channels:
+            review.append(f"channel: {channel} answers are reviewed")
         if policy.review_all:
             review.append("policy: every answer is reviewed")
         if draft["confidence"] < policy.auto_send_above:

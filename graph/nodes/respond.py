@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -25,7 +26,7 @@ _PIECE = re.compile(r"\S+\s*")
 def compose_reply(svc: Services, state: SupportState) -> Reply:
     """The reply of a turn that no human wrote or approved."""
     intent = state.get("intent", "")
-    guard = state.get("guard") or {}
+    guard: Mapping[str, Any] = state.get("guard") or {}
     draft = state.get("draft")
     if guard.get("blocked"):
         return Reply(
@@ -65,7 +66,7 @@ def make(svc: Services) -> Any:
     """Build the node."""
 
     async def respond(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
-        tenant = await svc.tenant(runtime.context.tenant)
+        tenant = await svc.tenant(state["tenant"])
         conv = conversation_id()
         reply = state.get("reply") or compose_reply(svc, state)
         turn = int(state.get("turn", 0))

@@ -17,9 +17,12 @@ def make(svc: Services) -> Any:
     """Build the node."""
 
     async def retrieve(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
-        tenant = await svc.tenant(runtime.context.tenant)
+        tenant = await svc.tenant(state["tenant"])
         hits = await svc.kb.search(
-            tenant.id, state.get("question", ""), k=TOP_K, audience=runtime.context.audience
+            tenant.id,
+            state.get("question", ""),
+            k=TOP_K,
+            audience=state.get("audience", "customer"),
         )
         return {
             "retrieved": [

@@ -1,0 +1,69 @@
+"""Shared fixtures: one fresh database per test session on the embedded Postgres (or on the
+server of ``DATABASE_URL``), the demo tenant loaded, offline models. No mocked database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from graph.graph import build_graph
+from graph.models import Models, build_models
+from graph.runtime import open_checkpointer, open_services
+from graph.services import Services
+from helpdesk import db
+from helpdesk.config import Settings
+from helpdesk.tenants import Tenant
+
+# No test reaches the network: the LLM tier is exercised only with fake chat models.
+for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
+    os.environ.pop(var, None)
+os.environ["LANGSMITH_TRACING"] = "false"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(openai_api_key=None, openai_base_url=None)
+
+
+@pytest.fixture(scope="session")
+def database_url(settings: Settings) -> str:
+    """A fresh database for this test session, dropped at the end."""
+    server = db.server_url(settings)
+    name = f"deskgraph_test_{uuid.uuid4().hex[:10]}"
+    url = db.with_database(server, name)
+    db.ensure_database(url)
+    yield url
+    import psycopg
+
+    with psycopg.connect(db.with_database(server, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def offline_models(settings: Settings) -> Models:
+    return build_models(settings)
+
+
+@pytest.fixture(scope="session")
+async def services(
+    settings: Settings, offline_models: Models, database_url: str
+) -> AsyncIterator[Services]:
+    async with open_services(settings, offline_models, database_url=database_url) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+async def demo(services: Services) -> Tenant:
+    from api.demo import ensure_demo
+
+    tenant, _ = await ensure_demo(services)
+    return tenant
+
+
+@pytest.fixture(scope="session")
+async def graph(services: Services, demo: Tenant) -> Any:
+    return build_graph(services, await open_checkpointer(services))
