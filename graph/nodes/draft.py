@@ -77,8 +77,10 @@ def citations_for(chunks: list[Retrieved], source_ids: list[str]) -> list[Citati
 
 def extractive_answer(chunks: list[Retrieved], scored: list[_Sentence]) -> tuple[str, list[str]]:
     """Compose an answer from the best sentences; return (text, cited source ids)."""
-    best = scored[0].score
-    chosen = [s for s in scored[: MAX_SENTENCES * 3] if s.score >= best * RUNNER_UP]
+    # a sentence ending in ":" only introduces a list; on its own it tells the customer nothing
+    usable = [s for s in scored if not s.text.rstrip().endswith(":")] or scored
+    best = usable[0].score
+    chosen = [s for s in usable[: MAX_SENTENCES * 3] if s.score >= best * RUNNER_UP]
     chosen = chosen[:MAX_SENTENCES]
     # keep the answer's articles together and in reading order
     article_rank = {c: i for i, c in enumerate(dict.fromkeys(s.chunk for s in chosen))}
