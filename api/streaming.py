@@ -47,19 +47,11 @@ async def _store_while_waiting(
     await conversations.add_message(
         services.pool, tenant.id, conversation_id, message_id=msg_id, sender="customer", text=text
     )
+    data = {"message_id": str(msg_id), "sender": "customer", "text": text, "queued_for_agent": True}
     await conversations.append_event(
-        services.pool,
-        tenant.id,
-        conversation_id,
-        "message.created",
-        {"message_id": str(msg_id), "sender": "customer", "text": text, "queued_for_agent": True},
+        services.pool, tenant.id, conversation_id, "message.created", data
     )
-    return "message.created", {
-        "message_id": str(msg_id),
-        "sender": "customer",
-        "text": text,
-        "queued_for_agent": True,
-    }
+    return "message.created", data
 
 
 def _interrupt_event(value: dict[str, Any], services: Services) -> Event:

@@ -29,7 +29,7 @@ from graph.text import content_words, sentences
 MAX_SENTENCES = 3
 RUNNER_UP = 0.85
 NO_ANSWER = "NO_ANSWER"
-_CITE = re.compile(r"\[([a-z0-9][a-z0-9._-]*)\]", re.IGNORECASE)
+CITATION = re.compile(r"\[([a-z0-9][a-z0-9._-]*)\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,8 @@ def make(svc: Services) -> Any:
     return draft
 
 
-def _context_block(chunks: list[Retrieved]) -> str:
+def context_block(chunks: list[Retrieved]) -> str:
+    """The chunks as the prompt context both the drafter and the judge read, ids in brackets."""
     return "\n\n".join(
         f"[{c['source_id']}] {c['title']} — {c['section']}\n{c['text']}" for c in chunks
     )
@@ -141,7 +142,7 @@ async def _llm_draft(
     svc: Services, question: str, chunks: list[Retrieved], feedback: str, confidence: float
 ) -> Draft:
     assert svc.models.chat is not None
-    system = svc.prompts.draft_system.format(context=_context_block(chunks), no_answer=NO_ANSWER)
+    system = svc.prompts.draft_system.format(context=context_block(chunks), no_answer=NO_ANSWER)
     user = (
         question
         if not feedback
@@ -155,7 +156,7 @@ async def _llm_draft(
         return Draft(
             text=svc.prompts.reply("decline"), citations=[], confidence=confidence, declined=True
         )
-    cited = [m.group(1) for m in _CITE.finditer(text)]
+    cited = [m.group(1) for m in CITATION.finditer(text)]
     return Draft(
         text=text, citations=citations_for(chunks, cited), confidence=confidence, declined=False
     )

@@ -24,7 +24,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from graph.context import Context
-from graph.nodes.draft import _CITE, _context_block
+from graph.nodes.draft import CITATION, context_block
 from graph.policy import decline_trigger
 from graph.services import Services
 from graph.state import Draft, JudgeVerdict, Retrieved, SupportState
@@ -69,7 +69,7 @@ def policy_findings(
     lowered = text.lower()
     kb_text = " ".join(c["text"] for c in chunks)
     retrieved_ids = {c["source_id"] for c in chunks}
-    cited = {m.group(1) for m in _CITE.finditer(text)}
+    cited = {m.group(1) for m in CITATION.finditer(text)}
     if not cited:
         violations.append("no_citation: the answer cites no knowledge-base article")
     elif unknown := sorted(cited - retrieved_ids):
@@ -97,7 +97,7 @@ def policy_findings(
 async def unsupported_sentences(svc: Services, text: str, chunks: list[Retrieved]) -> list[str]:
     """Sentences of ``text`` that no chunk sentence supports."""
     claims = [
-        s for s in sentences(_CITE.sub("", text)) if len(content_words(s)) >= MIN_CONTENT_WORDS
+        s for s in sentences(CITATION.sub("", text)) if len(content_words(s)) >= MIN_CONTENT_WORDS
     ]
     evidence = [s for c in chunks for s in sentences(c["text"])]
     if not claims:
@@ -175,7 +175,7 @@ async def _llm_judge(
     model = svc.models.judge.with_structured_output(LlmJudgement)
     result = await model.ainvoke(
         [
-            SystemMessage(svc.prompts.judge_system.format(context=_context_block(chunks))),
+            SystemMessage(svc.prompts.judge_system.format(context=context_block(chunks))),
             HumanMessage(f"Customer question: {question}\n\nDraft answer:\n{draft['text']}"),
         ]
     )
