@@ -21,11 +21,18 @@ run: $(STAMP)
 	$(BIN)/deskgraph serve --demo --host 127.0.0.1 --port 8000
 
 ## Install what the tests need and run them (lint and types included).
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+## The browser tests drive Debian's Chromium (Playwright cannot download a browser here).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -1,0 +1,666 @@
+/*
+ * deskgraph agent console. Plain ES2020, no dependencies, no build step.
+ *
+ * The agent key is asked for once and kept in localStorage. The queue and the open conversation
+ * stay live through GET /v1/agent/events (read with fetch, so the key travels in a header);
+ * when that stream is unavailable the console polls instead, so it never shows stale work for
+ * long. Every action that loses a race with another agent (HTTP 409) says so plainly and
+ * reloads what it shows. The contract is docs/http-api.md.
+ */
+(function () {
+  "use strict";
+
+  var KEY_STORE = "deskgraph.console.agentKey";
+  var NAME_STORE = "deskgraph.console.agentName";
+  var POLL_MS = 5000;
+  var RECONNECT_MAX_MS = 15000;
+  var SILENCE_MS = 45000; // the server pings every 15 s
+  var REASONS = {
+    explicit_request: "asked for a person",
+    intent: "topic that always needs a person",
+    keyword: "sensitive keyword",
+    low_confidence: "the AI could not answer",
+    no_progress: "no progress",
+    blocked: "message blocked by the guard",
+    judge_failed: "the answer failed its check twice",
+    draft_rejected: "a reviewer rejected the draft",
+  };
+
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
+
+  var state = {
+    key: readStore(KEY_STORE),
+    name: readStore(NAME_STORE),
+    queue: [],
+    selected: null, // conversation id
+    detail: null,
+    draftFor: null, // interrupt id the draft textarea was filled for
+    loading: false,
+    reloadAgain: false,
+  };
+
+  function readStore(name) {
+    try {
+      return localStorage.getItem(name) || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function writeStore(name, value) {
+    try {
+      if (value) localStorage.setItem(name, value);
+      else localStorage.removeItem(name);
+    } catch (e) {
+      /* storage disabled: the agent signs in again next time */
+    }
+  }
+
+  // ------------------------------------------------------------------ HTTP
+  function ApiError(status, code, message) {
+    this.status = status;
+    this.code = code;
+    this.message = message;
+  }
+
+  async function toError(response) {
+    var body = null;
+    try {
+      body = await response.json();
+    } catch (e) {
+      /* a proxy's HTML error page */
+    }
+    return new ApiError(
+      response.status,
+      (body && body.code) || "http_" + response.status,
+      (body && body.message) || response.statusText || "request failed"
+    );
+  }
+
+  async function api(method, path, body) {
+    var init = {
+      method: method,
+      headers: { Authorization: "Bearer " + state.key, Accept: "application/json" },
+      cache: "no-store",
+    };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    var response;
+    try {
+      response = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, "network", "The server could not be reached. Check your connection.");
+    }
+    if (response.status === 401 || response.status === 403) {
+      var err = await toError(response);
+      if (response.status === 401) signOut("Your agent key was not accepted: " + err.message);
+      throw err;
+    }
+    if (!response.ok) throw await toError(response);
+    return response.status === 204 ? null : response.json();
+  }
+
+  // ------------------------------------------------------------------ SSE
+  // The same incremental text/event-stream parser as the widget (which must stay one file).
+  function SSEParser(onEvent) {
+    this.buffer = "";
+    this.data = [];
+    this.event = "";
+    this.onEvent = onEvent;
+  }
+  SSEParser.prototype.feed = function (chunk) {
+    this.buffer += chunk;
+    var re = /\r\n|\r|\n/g;
+    var start = 0;
+    var match;
+    while ((match = re.exec(this.buffer))) {
+      if (match[0] === "\r" && match.index === this.buffer.length - 1) break;
+      this.line(this.buffer.slice(start, match.index));
+      start = re.lastIndex;
+    }
+    this.buffer = this.buffer.slice(start);
+  };
+  SSEParser.prototype.line = function (line) {
+    if (line === "") {
+      if (this.data.length) this.onEvent({ event: this.event || "message", data: this.data.join("\n") });
+      this.data = [];
+      this.event = "";
+      return;
+    }
+    if (line.charAt(0) === ":") return;
+    var colon = line.indexOf(":");
+    var field = colon < 0 ? line : line.slice(0, colon);
+    var value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "data") this.data.push(value);
+    else if (field === "event") this.event = value;
+  };
+
+  var live = { controller: null, timer: null, poll: null, silence: null, attempt: 0, stopped: true };
+
+  function startLive() {
+    live.stopped = false;
+    connectLive();
+  }
+
+  function stopLive() {
+    live.stopped = true;
+    clearTimeout(live.timer);
+    clearTimeout(live.silence);
+    stopPolling();
+    if (live.controller) live.controller.abort();
+    live.controller = null;
+  }
+
+  function startPolling() {
+    if (live.poll) return;
+    live.poll = setInterval(function () {
+      refreshQueue();
+      if (state.selected) reloadDetail();
+    }, POLL_MS);
+  }
+
+  function stopPolling() {
+    clearInterval(live.poll);
+    live.poll = null;
+  }
+
+  async function connectLive() {
+    if (live.stopped || live.controller) return;
+    var controller = new AbortController();
+    live.controller = controller;
+    var watchdog = function () {
+      clearTimeout(live.silence);
+      live.silence = setTimeout(function () {
+        controller.abort();
+      }, SILENCE_MS);
+    };
+    try {
+      var response = await fetch("/v1/agent/events", {
+        headers: { Authorization: "Bearer " + state.key, Accept: "text/event-stream" },
+        signal: controller.signal,
+        cache: "no-store",
+      });
+      if (response.status === 404) {
+        // This server has no event stream: polling is the whole story.
+        setLive("Live updates unavailable; refreshing every " + POLL_MS / 1000 + " s");
+        live.controller = null;
+        startPolling();
+        return;
+      }
+      if (!response.ok) throw await toError(response);
+      live.attempt = 0;
+      stopPolling();
+      setLive("Live");
+      // Anything may have changed while we were not listening.
+      refreshQueue();
+      if (state.selected) reloadDetail();
+      watchdog();
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      var parser = new SSEParser(onLiveEvent);
+      for (;;) {
+        var step = await reader.read();
+        if (step.done) break;
+        watchdog();
+        parser.feed(decoder.decode(step.value, { stream: true }));
+      }
+    } catch (err) {
+      if (live.stopped) return;
+      if (err instanceof ApiError && err.status === 401) return;
+      console.warn("agent console: live updates interrupted", err);
+    } finally {
+      clearTimeout(live.silence);
+      if (live.controller === controller) live.controller = null;
+    }
+    if (live.stopped) return;
+    setLive("Reconnecting…");
+    startPolling(); // stay current while the stream is down
+    var delay = Math.min(RECONNECT_MAX_MS, 500 * Math.pow(2, live.attempt));
+    live.attempt += 1;
+    live.timer = setTimeout(connectLive, delay);
+  }
+
+  function onLiveEvent(frame) {
+    var data = {};
+    try {
+      data = JSON.parse(frame.data);
+    } catch (e) {
+      console.warn("agent console: ignoring a malformed event", frame);
+      return;
+    }
+    if (frame.event === "queue.changed") {
+      scheduleQueue();
+    } else if (frame.event === "conversation.event") {
+      scheduleQueue();
+      if (data.conversation_id && data.conversation_id === state.selected) scheduleDetail();
+    }
+  }
+
+  // Bursts of events (a turn writes several) become one reload.
+  var queueTimer = null;
+  var detailTimer = null;
+  function scheduleQueue() {
+    clearTimeout(queueTimer);
+    queueTimer = setTimeout(refreshQueue, 120);
+  }
+  function scheduleDetail() {
+    clearTimeout(detailTimer);
+    detailTimer = setTimeout(reloadDetail, 120);
+  }
+
+  function setLive(text) {
+    $("live").textContent = text;
+  }
+
+  // ------------------------------------------------------------------ helpers
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    for (var name in attrs || {}) {
+      if (name === "text") node.textContent = attrs[name];
+      else if (name === "className") node.className = attrs[name];
+      else if (attrs[name] !== null && attrs[name] !== undefined) node.setAttribute(name, attrs[name]);
+    }
+    (children || []).forEach(function (c) {
+      if (c) node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return node;
+  }
+
+  function waited(since) {
+    var ms = Date.now() - Date.parse(since);
+    if (!isFinite(ms)) return "";
+    var minutes = Math.max(0, Math.floor(ms / 60000));
+    if (minutes < 1) return "just now";
+    if (minutes < 60) return minutes + " min";
+    var hours = Math.floor(minutes / 60);
+    return hours + " h " + (minutes % 60) + " min";
+  }
+
+  function clock(iso) {
+    var d = new Date(iso);
+    return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function reasonText(reason) {
+    return REASONS[reason] || (reason || "").replace(/_/g, " ");
+  }
+
+  function showConvAlert(text) {
+    $("conv-alert").textContent = text || "";
+    $("conv-alert").hidden = !text;
+  }
+
+  // A 409 means another agent (or this one, in another tab) acted first: say so, then show
+  // the conversation as it is now.
+  function actionFailed(err) {
+    if (err instanceof ApiError && err.status === 409) {
+      var text =
+        err.code === "interrupt_conflict" || err.code === "already_handled"
+          ? "Someone else already handled this. The view has been refreshed."
+          : err.message + " The view has been refreshed.";
+      showConvAlert(text);
+      refreshQueue();
+      reloadDetail();
+      return;
+    }
+    if (!(err instanceof ApiError && err.status === 401)) showConvAlert(err.message || String(err));
+  }
+
+  // ------------------------------------------------------------------ sign in / out
+  function showSignin(message) {
+    $("signin").hidden = false;
+    $("desk").hidden = true;
+    $("signout").hidden = true;
+    $("whoami").textContent = "";
+    $("agent-name").value = state.name;
+    $("signin-error").textContent = message || "";
+    $("signin-error").hidden = !message;
+    $("agent-key").focus();
+  }
+
+  function showDesk() {
+    $("signin").hidden = true;
+    $("desk").hidden = false;
+    $("signout").hidden = false;
+    $("whoami").textContent = "Signed in as " + state.name;
+    startLive();
+    refreshQueue();
+  }
+
+  function signOut(message) {
+    stopLive();
+    state.key = "";
+    state.selected = null;
+    state.detail = null;
+    writeStore(KEY_STORE, "");
+    setLive("");
+    showSignin(message);
+  }
+
+  $("signin-form").addEventListener("submit", async function (e) {
+    e.preventDefault();
+    var key = $("agent-key").value.trim();
+    var name = $("agent-name").value.trim();
+    if (!key || !name) {
+      showSignin("Enter your agent key and your name.");
+      return;
+    }
+    state.key = key;
+    state.name = name;
+    try {
+      await api("GET", "/v1/agent/queue"); // proves the key before it is stored
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) showSignin(err.message);
+      return;
+    }
+    writeStore(KEY_STORE, key);
+    writeStore(NAME_STORE, name);
+    $("agent-key").value = "";
+    showDesk();
+  });
+
+  $("signout").addEventListener("click", function () {
+    signOut("");
+  });
+
+  // ------------------------------------------------------------------ queue
+  var queueLoading = null;
+  async function refreshQueue() {
+    if (queueLoading) return queueLoading;
+    queueLoading = (async function () {
+      try {
+        var body = await api("GET", "/v1/agent/queue");
+        state.queue = body.items || [];
+        $("queue-error").hidden = true;
+        renderQueue();
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) return;
+        $("queue-error").textContent = "The queue could not be loaded: " + err.message;
+        $("queue-error").hidden = false;
+      } finally {
+        queueLoading = null;
+      }
+    })();
+    return queueLoading;
+  }
+
+  function renderQueue() {
+    var list = $("queue-list");
+    list.textContent = "";
+    state.queue.forEach(function (item) {
+      var kind = item.kind === "approval" ? "Approval" : "Hand-off";
+      var button = el(
+        "button",
+        {
+          type: "button",
+          className: "item",
+          "data-conversation-id": item.conversation_id,
+          "aria-current": item.conversation_id === state.selected ? "true" : null,
+        },
+        [
+          el("span", { className: "row" }, [
+            el("span", { className: "kind kind-" + (item.kind || "handoff"), text: kind }),
+            item.ticket_number ? el("span", { className: "ticket", text: "#" + item.ticket_number }) : null,
+            el("time", { className: "wait", datetime: item.waiting_since, "data-since": item.waiting_since, text: waited(item.waiting_since) }),
+          ]),
+          el("span", { className: "reason", text: reasonText(item.reason) }),
+          item.last_customer_message
+            ? el("span", { className: "last", text: "\u201c" + item.last_customer_message + "\u201d" })
+            : null,
+          item.owner ? el("span", { className: "owner", text: "Taken by " + item.owner }) : null,
+        ]
+      );
+      button.addEventListener("click", function () {
+        select(item.conversation_id);
+      });
+      list.appendChild(el("li", {}, [button]));
+    });
+    $("queue-count").textContent = state.queue.length ? "(" + state.queue.length + ")" : "";
+    $("queue-empty").hidden = state.queue.length > 0;
+  }
+
+  setInterval(function () {
+    document.querySelectorAll("time[data-since]").forEach(function (t) {
+      t.textContent = waited(t.getAttribute("data-since"));
+    });
+  }, 30000);
+
+  // ------------------------------------------------------------------ conversation
+  function select(id) {
+    if (state.selected !== id) {
+      state.draftFor = null;
+      $("reply").value = "";
+      showConvAlert("");
+    }
+    state.selected = id;
+    renderQueue();
+    reloadDetail();
+  }
+
+  async function reloadDetail() {
+    if (!state.selected) return;
+    if (state.loading) {
+      state.reloadAgain = true; // one more pass after the load in flight
+      return;
+    }
+    state.loading = true;
+    var id = state.selected;
+    try {
+      var detail = await api("GET", "/v1/agent/conversations/" + id);
+      if (id === state.selected) {
+        state.detail = detail;
+        renderDetail();
+      }
+    } catch (err) {
+      if (id === state.selected) actionFailed(err);
+    } finally {
+      state.loading = false;
+      if (state.reloadAgain) {
+        state.reloadAgain = false;
+        reloadDetail();
+      }
+    }
+  }
+
+  // The API sends {interrupt_id, kind, payload}; the console reads the payload's fields
+  // (draft, question, summary...) next to the id.
+  function pendingOf(detail) {
+    var p = detail && detail.pending;
+    if (!p) return null;
+    var flat = Object.assign({}, p.payload || {});
+    flat.interrupt_id = p.interrupt_id;
+    flat.kind = p.kind || flat.kind;
+    return flat;
+  }
+
+  function renderDetail() {
+    var d = state.detail;
+    var conv = d.conversation || {};
+    var pending = pendingOf(d);
+    var handoff = d.handoff || (pending && pending.kind === "handoff" ? pending : null);
+    var ticket = d.ticket || null;
+    var ownedByMe = conv.owner_agent && conv.owner_agent === state.name;
+    var closed = conv.status === "closed";
+
+    $("conv-placeholder").hidden = true;
+    $("conv-body").hidden = false;
+    $("conv-title").textContent =
+      (ticket && ticket.number ? "Ticket #" + ticket.number : "Conversation") +
+      (ticket && ticket.subject ? ": " + ticket.subject : "");
+    var meta = ["Status: " + (conv.status || "unknown").replace("_", " ")];
+    if (conv.owner_agent) meta.push("Owner: " + conv.owner_agent);
+    if (conv.channel) meta.push("Channel: " + conv.channel);
+    $("conv-meta").textContent = meta.join(" · ");
+
+    $("takeover").disabled = closed || !!ownedByMe;
+    $("takeover").textContent = conv.owner_agent && !ownedByMe ? "Take over from " + conv.owner_agent : "Take over";
+    $("release").disabled = closed || !(conv.owner_agent || (pending && pending.kind !== "approval"));
+    $("close").disabled = closed;
+    $("reply-form").hidden = closed;
+
+    renderApproval(pending && pending.kind === "approval" ? pending : null);
+    renderTranscript(d.messages || []);
+    renderHandoff(handoff);
+  }
+
+  function renderApproval(pending) {
+    var box = $("approval");
+    box.hidden = !pending;
+    if (!pending) {
+      state.draftFor = null;
+      return;
+    }
+    var marker = pending.interrupt_id || pending.draft;
+    if (state.draftFor !== marker) {
+      // A new draft: fill the editor. The same draft again (a live refresh) keeps the
+      // agent's unsent edits.
+      state.draftFor = marker;
+      $("draft").value = pending.draft || "";
+      $("reject-reason").value = "";
+    }
+    $("approval-question").textContent = pending.question || "";
+    $("approval-reasons").textContent = (pending.review_reasons || []).length
+      ? "Held because: " + pending.review_reasons.join("; ")
+      : "";
+    $("draft-sources").textContent = (pending.citations || []).length
+      ? "Sources: " + pending.citations.map(function (c) { return c.title + " (" + c.source_id + ")"; }).join(", ")
+      : "No sources cited.";
+    updateEditButton();
+  }
+
+  function updateEditButton() {
+    var pending = pendingOf(state.detail);
+    var original = (pending && pending.draft) || "";
+    var text = $("draft").value.trim();
+    $("send-edit").disabled = !text || text === original.trim();
+  }
+  $("draft").addEventListener("input", updateEditButton);
+
+  var SENDER_LABEL = { customer: "Customer", ai: "AI", agent: "Agent", system: "System" };
+
+  function renderTranscript(messages) {
+    var list = $("transcript");
+    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.textContent = "";
+    messages.forEach(function (m) {
+      var label = m.sender === "agent" && m.agent ? m.agent : SENDER_LABEL[m.sender] || m.sender;
+      var cites = (m.citations || []).length
+        ? el("div", { className: "cites", text: "Sources: " + m.citations.map(function (c) { return c.source_id; }).join(", ") })
+        : null;
+      list.appendChild(
+        el("li", { className: "line " + m.sender, "data-message-id": m.id }, [
+          el("div", { className: "meta" }, [
+            el("strong", { text: label }),
+            m.created_at ? el("time", { datetime: m.created_at, text: " " + clock(m.created_at) }) : null,
+          ]),
+          el("div", { className: "text", text: m.text }),
+          cites,
+        ])
+      );
+    });
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  function renderHandoff(h) {
+    $("handoff-reason").textContent = h
+      ? "Reason: " + reasonText(h.reason) + (h.ticket_number ? " · ticket #" + h.ticket_number : "")
+      : "No hand-off in this conversation.";
+    $("handoff-summary").textContent = (h && h.summary) || "";
+    var steps = (h && h.suggested_next_steps) || [];
+    $("next-steps").textContent = "";
+    steps.forEach(function (s) {
+      $("next-steps").appendChild(el("li", { text: s }));
+    });
+    $("next-steps-box").hidden = steps.length === 0;
+    var snippets = (h && h.kb_snippets) || [];
+    $("snippets").textContent = "";
+    snippets.forEach(function (s) {
+      $("snippets").appendChild(
+        el("li", {}, [
+          el("details", {}, [
+            el("summary", {}, [s.title + " ", el("span", { className: "muted", text: "(" + s.source_id + ")" })]),
+            el("p", { text: s.text }),
+          ]),
+        ])
+      );
+    });
+    $("snippets-box").hidden = snippets.length === 0;
+  }
+
+  // ------------------------------------------------------------------ actions
+  function interruptId() {
+    var p = pendingOf(state.detail);
+    return p && p.interrupt_id ? p.interrupt_id : undefined;
+  }
+
+  // Every action names the agent (shown to the customer, and the owner a take-over records).
+  async function act(button, path, body, after) {
+    var id = state.selected;
+    button.disabled = true;
+    showConvAlert("");
+    try {
+      var payload = Object.assign({ agent: state.name }, body || {});
+      await api("POST", "/v1/agent/conversations/" + id + "/" + path, payload);
+      if (after) after();
+      refreshQueue();
+      reloadDetail();
+    } catch (err) {
+      actionFailed(err);
+    } finally {
+      button.disabled = false;
+      if (state.detail && id === state.selected) renderDetail();
+    }
+  }
+
+  $("takeover").addEventListener("click", function () {
+    act($("takeover"), "takeover");
+  });
+  $("release").addEventListener("click", function () {
+    act($("release"), "release");
+  });
+  $("close").addEventListener("click", function () {
+    act($("close"), "close");
+  });
+  $("approve").addEventListener("click", function () {
+    act($("approve"), "approve", { interrupt_id: interruptId() });
+  });
+  $("send-edit").addEventListener("click", function () {
+    act($("send-edit"), "edit", { text: $("draft").value.trim(), interrupt_id: interruptId() });
+  });
+  $("reject-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var reason = $("reject-reason").value.trim();
+    if (!reason) {
+      showConvAlert("Say why the draft is rejected: the AI uses it to redraft.");
+      $("reject-reason").focus();
+      return;
+    }
+    act(e.submitter || $("reject-form").querySelector("button"), "reject", {
+      reason: reason,
+      then: $("reject-then").value,
+      interrupt_id: interruptId(),
+    });
+  });
+  $("reply-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = $("reply").value.trim();
+    if (!text) return;
+    act($("reply-form").querySelector("button"), "reply", { text: text, interrupt_id: interruptId() }, function () {
+      $("reply").value = "";
+    });
+  });
+  $("reply").addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      $("reply-form").requestSubmit();
+    }
+  });
+
+  // ------------------------------------------------------------------ start
+  if (state.key && state.name) showDesk();
+  else showSignin("");
+})();
