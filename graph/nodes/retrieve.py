@@ -11,6 +11,8 @@ from graph.services import Services
 from graph.state import Retrieved, SupportState
 
 TOP_K = 4
+MAX_PER_ARTICLE = 2
+"""The drafter sees up to four chunks, at most two from one article."""
 
 
 def make(svc: Services) -> Any:
@@ -23,6 +25,7 @@ def make(svc: Services) -> Any:
             state.get("question", ""),
             k=TOP_K,
             audience=state.get("audience", "customer"),
+            max_per_article=MAX_PER_ARTICLE,
         )
         return {
             "retrieved": [

@@ -1,0 +1,359 @@
+"""Retrieval benchmark: quality, latency, ingestion throughput and a multi-tenant scale run.
+
+Prints one JSON document. Runs on throwaway databases on the embedded Postgres (or the server
+of ``DATABASE_URL``), dropped at the end, with the offline MiniLM embeddings.
+
+* ``galaxy_s10``: the manual's sections are ingested as articles (section id = source id); each
+  question is searched with k=10 in hybrid, vector-only and full-text-only mode (and through
+  ``PGVectorStore``'s own hybrid search with reciprocal-rank fusion, the library baseline). A hit
+  is any chunk of a gold section; results are one chunk per article, so ranks are article ranks.
+  Latency is per query and includes embedding the query.
+* ``ingest``: chunks/s of the whole pipeline against the raw throughput of the same model on the
+  same chunk texts; a re-ingest of the unchanged data: rows written (from
+  ``pg_stat_user_tables``) and time relative to the first ingest.
+* ``scale``: Rho-Bank's 698 documents copied into as many tenants as it takes to pass
+  ``--scale-chunks`` chunks. One tenant's queries (document titles, known-item search, agent
+  audience) are run while it is alone in the index and again once the other tenants are in:
+  recall and the share of identical result lists. The copies reuse the first copy's embeddings
+  (same text, same vector): the scale run measures search, not the embedding model.
+
+Usage: ``python bench/retrieval.py [--datasets ../shared/datasets] [--skip-scale]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from graph.models import LOCAL_EMBEDDING_DIM, LOCAL_EMBEDDING_KEY, local_embeddings  # noqa: E402
+from helpdesk import db  # noqa: E402
+from helpdesk.config import Settings  # noqa: E402
+from helpdesk.tenants import create_tenant  # noqa: E402
+from kb_pipeline import index as kb_index  # noqa: E402
+from kb_pipeline.chunking import chunk_article  # noqa: E402
+from kb_pipeline.index import KnowledgeBase  # noqa: E402
+from kb_pipeline.loaders import Article  # noqa: E402
+
+
+class CachedEmbeddings(Embeddings):
+    """Embeds each distinct document text once (the scale run's copies); queries uncached."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.cache: dict[str, list[float]] = {}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, self.inner.embed_documents(missing), strict=True))
+        return [self.cache[t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """Percentile by nearest rank, in milliseconds rounded to 0.1."""
+    ordered = sorted(values)
+    i = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return round(ordered[i] * 1000, 1)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file."""
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def rank_metrics(ranked: list[list[str]], gold: list[set[str]]) -> dict[str, float]:
+    """recall@1/5/10 (a hit is any gold id in the top k) and MRR@10."""
+    out = {"recall@1": 0.0, "recall@5": 0.0, "recall@10": 0.0, "mrr@10": 0.0}
+    for ids, g in zip(ranked, gold, strict=True):
+        first = next((i for i, s in enumerate(ids[:10]) if s in g), None)
+        if first is None:
+            continue
+        for k in (1, 5, 10):
+            out[f"recall@{k}"] += first < k
+        out["mrr@10"] += 1 / (first + 1)
+    return {k: round(v / len(gold), 3) for k, v in out.items()}
+
+
+async def written_rows(pool: db.DictPool) -> int:
+    """Rows inserted, updated or deleted so far in this database's tables."""
+    # Backends flush their table counters about once a second: read until they settle.
+    last = -1
+    for _ in range(20):
+        await asyncio.sleep(1.0)
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) AS n"
+                " FROM pg_stat_user_tables"
+            )
+            row = await cur.fetchone()
+        n = int(row["n"]) if row else 0
+        if n == last:
+            return n
+        last = n
+    return last
+
+
+async def open_db(name: str) -> tuple[str, db.DictPool]:
+    settings = Settings()
+    server = db.server_url(settings)
+    url = db.with_database(server, f"deskgraph_bench_{name}_{uuid.uuid4().hex[:8]}")
+    db.ensure_database(url)
+    db.upgrade(url)
+    pool = db.make_pool(url, 4)
+    await pool.open()
+    return url, pool
+
+
+def drop_db(url: str) -> None:
+    import psycopg
+
+    name = db.database_name(url)
+    with psycopg.connect(db.with_database(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def library_hybrid(kb: KnowledgeBase, tenant_id: uuid.UUID, query: str, k: int) -> list[str]:
+    """PGVectorStore's own hybrid search (plainto_tsquery + RRF k=60), one hit per article."""
+    from langchain_postgres.v2.hybrid_search_config import (
+        HybridSearchConfig,
+        reciprocal_rank_fusion,
+    )
+
+    cfg = HybridSearchConfig(
+        tsv_column="content_tsv",
+        tsv_lang=kb_index.TS_CONFIG,
+        fusion_function=reciprocal_rank_fusion,
+        fusion_function_parameters={"rrf_k": 60},
+        primary_top_k=40,
+        secondary_top_k=40,
+        fts_query=query,
+        index_name="",
+    )
+    docs = await kb.vectorstore.asimilarity_search(
+        query, k=40, filter={"tenant_id": {"$eq": str(tenant_id)}}, hybrid_search_config=cfg
+    )
+    seen: list[str] = []
+    for d in docs:
+        sid = str(d.metadata["source_id"])
+        if sid not in seen:
+            seen.append(sid)
+    return seen[:k]
+
+
+async def galaxy(datasets: Path, embeddings: Embeddings) -> dict[str, Any]:
+    sections = read_jsonl(datasets / "kb/galaxy_s10/sections.jsonl")
+    questions = read_jsonl(datasets / "kb/galaxy_s10/questions.jsonl")
+    articles = [Article(source_id=s["id"], title=s["title"], body=s["text"]) for s in sections]
+    url, pool = await open_db("galaxy")
+    try:
+        kb = await KnowledgeBase.open(
+            pool,
+            db.sqlalchemy_url(url),
+            embeddings,
+            model_key=LOCAL_EMBEDDING_KEY,
+            dim=LOCAL_EMBEDDING_DIM,
+        )
+        tenant = await create_tenant(pool, "galaxy", "Galaxy S10 manual")
+
+        # Raw model throughput on exactly the texts the pipeline embeds.
+        texts = [
+            f"{c.section}\n\n{c.text}"
+            for a in articles
+            for c in chunk_article(a.title, a.body, max_tokens=512, overlap=64)
+        ]
+        embeddings.embed_documents(texts[:64])  # warm-up
+        t0 = time.perf_counter()
+        embeddings.embed_documents(texts)
+        raw_s = time.perf_counter() - t0
+
+        before = await written_rows(pool)
+        t0 = time.perf_counter()
+        first = await kb.ingest(tenant.id, articles)
+        ingest_s = time.perf_counter() - t0
+        after_first = await written_rows(pool)
+        t0 = time.perf_counter()
+        again = await kb.ingest(tenant.id, articles)
+        reingest_s = time.perf_counter() - t0
+        after_again = await written_rows(pool)
+
+        gold = [set(q["gold_section_ids"]) for q in questions]
+        modes: dict[str, Any] = {}
+        for mode in ("hybrid", "vector", "fulltext"):
+            for q in questions[:5]:  # warm-up
+                await kb.search(tenant.id, q["question"], k=10, mode=mode)
+            ranked, lat = [], []
+            for q in questions:
+                t0 = time.perf_counter()
+                hits = await kb.search(tenant.id, q["question"], k=10, mode=mode)
+                lat.append(time.perf_counter() - t0)
+                ranked.append([h.source_id for h in hits])
+            modes[mode] = {
+                **rank_metrics(ranked, gold),
+                "latency_ms_p50": pct(lat, 50),
+                "latency_ms_p95": pct(lat, 95),
+            }
+        ranked = [await library_hybrid(kb, tenant.id, q["question"], 10) for q in questions]
+        modes["library_pgvectorstore_rrf"] = rank_metrics(ranked, gold)
+        await kb.close()
+        return {
+            "articles": len(articles),
+            "questions": len(questions),
+            "chunks": first.chunks_written,
+            "retrieval": modes,
+            "ingest": {
+                "seconds": round(ingest_s, 2),
+                "chunks_per_s": round(first.chunks_written / ingest_s, 1),
+                "raw_embedding_chunks_per_s": round(len(texts) / raw_s, 1),
+                "ratio_to_raw_embedding": round(
+                    (first.chunks_written / ingest_s) / (len(texts) / raw_s), 3
+                ),
+                "rows_written": after_first - before,
+                "reingest_unchanged": {
+                    "seconds": round(reingest_s, 3),
+                    "ratio_to_first_ingest": round(reingest_s / ingest_s, 4),
+                    "articles_written": again.articles_written,
+                    "rows_written": after_again - after_first,
+                },
+            },
+        }
+    finally:
+        await pool.close()
+        drop_db(url)
+
+
+async def scale(datasets: Path, embeddings: Embeddings, target_chunks: int) -> dict[str, Any]:
+    docs = read_jsonl(datasets / "kb/rho_bank/documents.jsonl")
+    articles = [
+        Article(
+            source_id=d["id"],
+            title=d["title"],
+            body=d["content"],
+            visibility="internal" if d["title"].startswith("Internal:") else "external",
+        )
+        for d in docs
+    ]
+    rng = random.Random(7)
+    sample = rng.sample(docs, min(200, len(docs)))
+    queries = [(d["title"].removeprefix("Internal:").strip(), d["id"]) for d in sample]
+    cached = CachedEmbeddings(embeddings)
+    url, pool = await open_db("scale")
+    try:
+        kb = await KnowledgeBase.open(
+            pool,
+            db.sqlalchemy_url(url),
+            cached,
+            model_key=LOCAL_EMBEDDING_KEY,
+            dim=LOCAL_EMBEDDING_DIM,
+        )
+        target = await create_tenant(pool, "rho-000", "Rho-Bank")
+        t0 = time.perf_counter()
+        stats = await kb.ingest(target.id, articles)
+        first_s = time.perf_counter() - t0
+
+        async def run_queries() -> tuple[list[list[str]], list[float]]:
+            for q, _ in queries[:5]:
+                await kb.search(target.id, q, k=10, audience="agent")
+            ranked, lat = [], []
+            for q, _ in queries:
+                t0 = time.perf_counter()
+                hits = await kb.search(target.id, q, k=10, audience="agent")
+                lat.append(time.perf_counter() - t0)
+                ranked.append([h.source_id for h in hits])
+            return ranked, lat
+
+        gold = [{doc_id} for _, doc_id in queries]
+        alone, alone_lat = await run_queries()
+
+        total = stats.chunks_written
+        copies = 0
+        t0 = time.perf_counter()
+        while total < target_chunks:
+            copies += 1
+            other = await create_tenant(pool, f"rho-{copies:03d}", f"Rho-Bank copy {copies}")
+            total += (await kb.ingest(other.id, articles)).chunks_written
+        copies_s = time.perf_counter() - t0
+
+        shared, shared_lat = await run_queries()
+        # The same queries forced through the HNSW path (what a tenant above
+        # EXACT_SEARCH_MAX_CHUNKS gets), to show what the ef_search widening keeps.
+        limit = kb_index.EXACT_SEARCH_MAX_CHUNKS
+        kb_index.EXACT_SEARCH_MAX_CHUNKS = 0
+        try:
+            ann, ann_lat = await run_queries()
+        finally:
+            kb_index.EXACT_SEARCH_MAX_CHUNKS = limit
+        await kb.close()
+        return {
+            "tenants": copies + 1,
+            "chunks_total": total,
+            "chunks_per_tenant": stats.chunks_written,
+            "queries": len(queries),
+            "first_tenant_ingest_s": round(first_s, 1),
+            "copies_ingest_s": round(copies_s, 1),
+            "alone": {
+                **rank_metrics(alone, gold),
+                "latency_ms_p50": pct(alone_lat, 50),
+                "latency_ms_p95": pct(alone_lat, 95),
+            },
+            "among_tenants": {
+                **rank_metrics(shared, gold),
+                "latency_ms_p50": pct(shared_lat, 50),
+                "latency_ms_p95": pct(shared_lat, 95),
+            },
+            "identical_result_lists": round(
+                sum(a == b for a, b in zip(alone, shared, strict=True)) / len(queries), 3
+            ),
+            "forced_hnsw_path": {
+                **rank_metrics(ann, gold),
+                "latency_ms_p50": pct(ann_lat, 50),
+                "latency_ms_p95": pct(ann_lat, 95),
+            },
+        }
+    finally:
+        await pool.close()
+        drop_db(url)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--scale-chunks", type=int, default=100_000)
+    parser.add_argument("--skip-scale", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    embeddings = local_embeddings()
+    out: dict[str, Any] = {
+        "embedding_model": LOCAL_EMBEDDING_KEY,
+        "fusion": {
+            "kind": "convex min-max",
+            "alpha_dense": kb_index.HYBRID_ALPHA,
+            "depth": kb_index.FUSION_DEPTH,
+            "bm25": [kb_index.BM25_K1, kb_index.BM25_B],
+        },
+        "galaxy_s10": await galaxy(args.datasets, embeddings),
+    }
+    if not args.skip_scale:
+        out["scale"] = await scale(args.datasets, embeddings, args.scale_chunks)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
