@@ -1,8 +1,9 @@
 """Loaders for the retrieval / answers / escalation datasets (formats in evals/datasets/README.md).
 
-* Knowledge base: a folder of Markdown articles (the ingestion format), or JSONL with one
-  article per line ``{"id", "title", "text"}`` (``content`` or ``body`` instead of ``text``;
-  optional ``visibility``, ``tags``). Galaxy S10 ``sections.jsonl`` and rho-bank
+* Knowledge base: anything ``deskgraph ingest`` reads (``kb_pipeline.loaders.load_path``): a
+  folder of Markdown / HTML / PDF / text articles, or JSONL with one article per line
+  ``{"id", "title", "text"}`` (``content`` instead of ``text`` works; optional
+  ``visibility``, ``tags``, ``url``). Galaxy S10 ``sections.jsonl`` and rho-bank
   ``documents.jsonl`` are read as they are.
 * Questions: JSONL or CSV rows ``{"id", "question", "gold_ids", "answer", "answerable"}``.
   ``gold_ids`` may also be called ``gold_article_ids`` (the demo set) or ``gold_section_ids``
@@ -21,15 +22,14 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from kb_pipeline.loaders import Article, Visibility, load_directory
+from kb_pipeline.loaders import Article, load_path
 
 DEMO_QUESTIONS = Path(__file__).resolve().parent / "datasets" / "demo_questions.jsonl"
 """The demo tenant's question set (gold article ids, reference answers, answerability)."""
 
 _GOLD_KEYS = ("gold_ids", "gold_article_ids", "gold_section_ids")
-_TEXT_KEYS = ("text", "content", "body")
 _TRUE = {"true", "1", "yes", "y"}
 _FALSE = {"false", "0", "no", "n", ""}
 
@@ -156,54 +156,23 @@ def load_questions(path: Path) -> list[Question]:
     return out
 
 
-def article_from_row(row: Mapping[str, Any], where: str) -> Article:
-    """Parse one knowledge-base row ``{"id", "title", "text"}`` into an :class:`Article`."""
-    rid = row.get("id")
-    if rid in (None, ""):
-        raise ValueError(f"{where}: 'id' is missing")
-    text = next((row[k] for k in _TEXT_KEYS if isinstance(row.get(k), str)), None)
-    if text is None or not text.strip():
-        raise ValueError(f"{where}: expected the article text in one of {', '.join(_TEXT_KEYS)}")
-    title = row.get("title")
-    if not isinstance(title, str) or not title.strip():
-        title = text.strip().splitlines()[0][:80]
-    raw = row.get("visibility") or "external"
-    if raw not in ("external", "internal"):
-        raise ValueError(f"{where}: visibility must be external or internal, got {raw!r}")
-    visibility = cast(Visibility, raw)
-    tags = row.get("tags") or []
-    if isinstance(tags, str):
-        tags = [t.strip() for t in tags.split(";") if t.strip()]
-    return Article(
-        source_id=str(rid),
-        title=title.strip(),
-        body=text.strip(),
-        visibility=visibility,
-        tags=tuple(str(t) for t in tags),
-    )
-
-
 def load_kb(path: Path) -> list[Article]:
-    """Load a knowledge base: a folder of Markdown articles or a JSONL file of articles.
+    """Load a knowledge base with the ingestion pipeline's loader (``kb_pipeline.loaders``).
+
+    Any file the pipeline cannot read fails the load: an eval must not silently measure a
+    smaller knowledge base than the one asked for.
 
     Raises:
         FileNotFoundError: no such file or folder.
-        ValueError: a bad row, duplicate ids, or an empty knowledge base.
+        ValueError: a file or record could not be loaded, or there are no articles.
     """
-    if path.is_dir():
-        articles = load_directory(path)
-    else:
-        articles = []
-        seen: set[str] = set()
-        for n, row in read_rows(path):
-            article = article_from_row(row, f"{path.name}:{n}")
-            if article.source_id in seen:
-                raise ValueError(f"{path.name}:{n}: duplicate article id {article.source_id!r}")
-            seen.add(article.source_id)
-            articles.append(article)
-    if not articles:
+    result = load_path(path)
+    if result.errors:
+        first = "; ".join(str(e) for e in result.errors[:3])
+        raise ValueError(f"{path}: {len(result.errors)} problem(s) loading the KB: {first}")
+    if not result.articles:
         raise ValueError(f"{path}: no articles")
-    return articles
+    return list(result.articles)
 
 
 def check_gold_ids(questions: list[Question], articles: list[Article]) -> list[str]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 WORST_EXAMPLES = 25
 MAX_CONFUSION_LABELS = 30
 MAX_CONTEXT_CHARS = 1200
+_TIME_SUFFIXES = ("_ms", "_s", "_seconds")
 
 _CSS = """
 :root { --fg:#1f2328; --muted:#656d76; --line:#d0d7de; --bg:#f6f8fa; --good:#1a7f37;
@@ -95,9 +96,23 @@ def _is_unit(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
 
 
-def bar_chart(values: Mapping[str, float | None], *, title: str = "") -> str:
-    """Horizontal bars for 0-1 values (others are left to the table), as inline SVG."""
-    rows = [(k, float(v)) for k, v in values.items() if v is not None and _is_unit(v)]
+def bar_chart(
+    values: Mapping[str, float | None],
+    *,
+    title: str = "",
+    lower_is_better: Sequence[str] = (),
+) -> str:
+    """Horizontal bars for 0-1 values, as inline SVG.
+
+    Latencies and other values off the 0-1 scale are left to the table. Bars go from red to
+    green as the value gets better, so a metric where lower is better is coloured the other
+    way round.
+    """
+    rows = [
+        (k, float(v))
+        for k, v in values.items()
+        if v is not None and _is_unit(v) and not k.endswith(_TIME_SUFFIXES)
+    ]
     if not rows:
         return ""
     label_w, bar_w, row_h, pad = 260, 360, 22, 6
@@ -109,8 +124,8 @@ def bar_chart(values: Mapping[str, float | None], *, title: str = "") -> str:
     ]
     for i, (name, value) in enumerate(rows):
         y = pad + i * row_h
-        # Red through amber to green: a glance finds the weak metric.
-        hue = int(120 * value)
+        goodness = 1 - value if name in lower_is_better else value
+        hue = int(120 * goodness)
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{esc(name)}</text>'
             f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="{row_h - 6}" '
@@ -306,7 +321,8 @@ def render_run(record: RunRecord, *, worst: int = WORST_EXAMPLES) -> str:
             [[k, v, record.direction(k)] for k, v in record.metrics.items()],
         )
     )
-    body.append(bar_chart(record.metrics, title=f"{record.suite} metrics"))
+    lower = [k for k in record.metrics if record.direction(k) == "lower"]
+    body.append(bar_chart(record.metrics, title=f"{record.suite} metrics", lower_is_better=lower))
     if record.notes:
         body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in record.notes) + "</ul>")
     if record.tables:

@@ -304,7 +304,7 @@ def test_kb_formats_jsonl_and_markdown_folder(tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "title": "t"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:1: expected the article text"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: bad_record"):
         load_kb(bad)
 
 
@@ -344,7 +344,9 @@ async def test_ragas_offline_metrics_compute_without_a_model_or_network(
     same = await scorers.answer("The office opens at 8 am.", "The office opens at 8 am.")
     assert same == {"string_similarity": 1.0, "rouge_l": 1.0}
     near = await scorers.answer("The office opens at 9 am.", "The office opens at 8 am.")
-    assert 0.5 < near["rouge_l"] < 1.0 and 0.5 < near["string_similarity"] < 1.0
+    rouge, similarity = near["rouge_l"], near["string_similarity"]
+    assert rouge is not None and similarity is not None
+    assert 0.5 < rouge < 1.0 and 0.5 < similarity < 1.0
     assert await scorers.answer("anything", "") == {"string_similarity": None, "rouge_l": None}
     analytics._analytics_batcher.flush()  # would post here if telemetry were on
 
@@ -372,3 +374,278 @@ async def test_ragas_llm_metric_uses_the_configured_judge(verdict: int, expected
         retrieved_contexts=["On Saturdays the office is open from 8:00 am to 2:00 pm."],
     )
     assert await _score(scorers.faithfulness, sample) == expected
+
+
+# ------------------------------------------------------------------ LangSmith
+
+
+class _FakeLangSmith:
+    """Records what the upload asks of a LangSmith client (nothing leaves the process)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.examples: list[Any] = []
+
+    def has_dataset(self, *, dataset_name: str) -> bool:
+        self.calls.append(("has_dataset", dataset_name))
+        return bool(self.examples)
+
+    def create_dataset(self, name: str, **kwargs: Any) -> Any:
+        self.calls.append(("create_dataset", name))
+        return type("Dataset", (), {"id": "ds-1"})()
+
+    def read_dataset(self, *, dataset_name: str) -> Any:
+        return type("Dataset", (), {"id": "ds-1"})()
+
+    def list_examples(self, *, dataset_id: str) -> list[Any]:
+        return list(self.examples)
+
+    def create_examples(self, *, dataset_id: str, examples: list[dict[str, Any]]) -> None:
+        self.calls.append(("create_examples", len(examples)))
+        for e in examples:
+            self.examples.append(type("Ex", (), {"id": e["id"], "metadata": e["metadata"]})())
+
+    def create_project(self, name: str, **kwargs: Any) -> Any:
+        self.calls.append(("create_project", (name, kwargs["reference_dataset_id"])))
+        return type("Project", (), {"id": "p-1"})()
+
+    def create_run(self, **kwargs: Any) -> None:
+        self.calls.append(("create_run", kwargs["reference_example_id"]))
+
+    def flush(self) -> None:
+        self.calls.append(("flush", None))
+
+    def create_feedback(self, run_id: Any, *, key: str, score: float) -> None:
+        self.calls.append(("create_feedback", (key, score)))
+
+    def update_project(self, project_id: str, **kwargs: Any) -> None:
+        self.calls.append(("update_project", project_id))
+
+
+def test_langsmith_upload_sends_nothing_without_a_key() -> None:
+    from evals.langsmith_upload import upload_run
+
+    rec = record({"recall@4": 1.0}, [Example(id="q1", input="x", score=1.0, ok=True)])
+
+    def factory(key: str) -> Any:
+        raise AssertionError("a LangSmith client was constructed without a key")
+
+    assert upload_run(rec, client_factory=factory, environ={}) == "skipped"
+    assert upload_run(rec, client_factory=factory, environ={"LANGSMITH_API_KEY": " "}) == (
+        "skipped"
+    )
+
+
+def test_langsmith_upload_makes_a_dataset_and_an_experiment() -> None:
+    from evals.langsmith_upload import upload_run
+
+    fake = _FakeLangSmith()
+    keys: list[str] = []
+
+    def factory(key: str) -> Any:
+        keys.append(key)
+        return fake
+
+    rec = record(
+        {"recall@4": 0.5},
+        [
+            Example(id="q1", input="x", score=1.0, ok=True, metrics={"rr": 1.0}),
+            Example(id="q2", input="y", score=0.0, ok=False, metrics={"rr": None}),
+        ],
+    )
+    env = {"LANGSMITH_API_KEY": "lsv2-test"}
+    assert upload_run(rec, client_factory=factory, environ=env) == rec.run_id
+    assert keys == ["lsv2-test"]
+    names = [c for c, _ in fake.calls]
+    assert names.count("create_dataset") == 1 and ("create_examples", 2) in fake.calls
+    assert ("create_project", (rec.run_id, "ds-1")) in fake.calls
+    assert names.count("create_run") == 2
+    feedback = [v for c, v in fake.calls if c == "create_feedback"]
+    assert ("rr", 1.0) in feedback and ("ok", 0.0) in feedback
+    assert all(k != "rr" or s is not None for k, s in feedback)  # None metrics are not sent
+    assert names.index("flush") < names.index("create_feedback")
+
+    # A second run of the same suite and dataset reuses the dataset's examples.
+    fake.calls.clear()
+    upload_run(
+        record({"recall@4": 0.6}, [Example(id="q1", input="x")]),
+        client_factory=factory,
+        environ=env,
+    )
+    assert not [c for c, _ in fake.calls if c in ("create_dataset", "create_examples")]
+
+
+# ------------------------------------------------------------------ suites on a real database
+
+
+def _answer(text: str, **kw: Any) -> Any:
+    from evals.answering import AnswerResult
+
+    base: dict[str, Any] = {
+        "input": "q",
+        "answer": text,
+        "citations": [],
+        "handoff": False,
+        "declined": False,
+        "confidence": 0.6,
+        "contexts": [],
+        "intent": "question",
+        "latency_s": 0.1,
+    }
+    return AnswerResult(**{**base, **kw})
+
+
+async def test_escalation_suite_counts_should_not_answer_precision_and_recall() -> None:
+    from evals.escalation_suite import cases_from_questions, run_escalation
+    from evals.loaders import Question
+
+    questions = [
+        Question(id="a1", question="hours?", gold_ids=("hours",), answer="8-6"),
+        Question(id="a2", question="price?", gold_ids=("prices",), answer="$89"),
+        Question(id="u1", question="roofs?", answerable=False),
+        Question(id="u2", question="solar?", answerable=False),
+    ]
+    outcomes = {
+        "hours?": _answer("Open 8-6 [hours]"),  # answerable, answered: right
+        "price?": _answer("sorry", declined=True),  # answerable, declined: wrong
+        "roofs?": _answer("A person will help", handoff=True),  # unanswerable, handed off: right
+        "solar?": _answer("Sure, solar is $5"),  # unanswerable, answered: wrong
+    }
+
+    async def answer(cases: Any) -> list[Any]:
+        return [outcomes[c.question] for c in cases]
+
+    result = await run_escalation(answer, cases_from_questions(questions))
+    m = result.metrics
+    assert m["answer_rate_answerable"] == 0.5
+    assert m["should_not_answer_recall"] == 0.5  # u1 of u1, u2
+    assert m["should_not_answer_precision"] == 0.5  # u1 of u1, a2
+    assert m["accuracy"] == 0.5
+    assert result.tables["confusion"]["matrix"] == [[1, 1], [1, 1]]
+    assert {e.id for e in result.examples if not e.ok} == {"a2", "u2"}
+
+
+@pytest.mark.integration
+async def test_retrieval_run_on_a_kb_passed_by_path(services: Any, tmp_path: Path) -> None:
+    from evals.runner import retrieval_run
+
+    kb = tmp_path / "tinykb" / "sections.jsonl"
+    kb.parent.mkdir()
+    kb.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {
+                    "id": "s1",
+                    "title": "Battery",
+                    "text": "Charge the battery with the USB-C cable.",
+                },
+                {
+                    "id": "s2",
+                    "title": "Wi-Fi",
+                    "text": "Turn on Wi-Fi from Settings > Connections.",
+                },
+                {
+                    "id": "s3",
+                    "title": "Camera",
+                    "text": "Open Camera and tap the shutter to shoot.",
+                },
+            ]
+        ),
+        encoding="utf-8",
+    )
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        '{"id": "1", "question": "how do I charge the battery", "gold_section_ids": ["s1"]}\n'
+        '{"id": "2", "question": "connect to wifi", "gold_section_ids": ["s2"]}\n',
+        encoding="utf-8",
+    )
+    rec = await retrieval_run(services, kb=kb, questions=questions, k=1, depth=3)
+    assert rec.config["tenant"] == "eval-tinykb"
+    assert rec.dataset["name"] == "tinykb" and rec.dataset["rows"] == 2
+    assert rec.metrics["recall@1"] == 1.0 and rec.metrics["mrr@3"] == 1.0
+    assert rec.metrics["non_llm_context_recall"] == 1.0  # JSONL records are gold passages
+    assert [e["output"] for e in rec.examples] == [["s1"], ["s2"]]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "question": "x", "gold_ids": ["nope"]}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="not articles of"):
+        await retrieval_run(services, kb=kb, questions=bad)
+
+
+@pytest.mark.integration
+async def test_edited_and_rejected_drafts_export_as_a_dataset(
+    services: Any, demo: Any, graph: Any, tmp_path: Path
+) -> None:
+    from evals.feedback import export_feedback
+    from helpdesk.errors import NotFound
+    from tests.helpers import new_conversation, resume, turn
+
+    # Email answers are held for review by the demo tenant's default policy.
+    question = "What time do you open on Saturdays?"
+    edited_cid = await new_conversation(services, demo, channel="email")
+    events = await turn(graph, services, demo, edited_cid, question, channel="email")
+    assert "approval.pending" in events
+    edit = "We're open 8:00 am to 2:00 pm on Saturdays."
+    await resume(graph, edited_cid, {"action": "edit", "text": edit, "reviewer": "sam"})
+    rejected_cid = await new_conversation(services, demo, channel="email")
+    events = await turn(
+        graph, services, demo, rejected_cid, "How much is your call-out fee?", channel="email"
+    )
+    assert "approval.pending" in events
+    await resume(
+        graph,
+        rejected_cid,
+        {"action": "reject", "reason": "cites the wrong page", "then": "handoff"},
+    )
+
+    out = tmp_path / "feedback.jsonl"
+    stats = await export_feedback(services.pool, "demo", out)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    mine = {r["conversation_id"]: r for r in rows}
+    e, r = mine[str(edited_cid)], mine[str(rejected_cid)]
+    assert (e["label"], e["question"], e["answer"], e["reviewer"]) == (
+        "edited",
+        question,
+        edit,
+        "sam",
+    )
+    assert e["draft"] and e["draft"] != edit
+    assert (r["label"], r["answer"], r["reason"], r["then"]) == (
+        "rejected",
+        "",
+        "cites the wrong page",
+        "handoff",
+    )
+    assert stats.rows == len(rows) and stats.edited >= 1 and stats.rejected >= 1
+    # The export is a question set the answers suite can run: edits are its references.
+    loaded = {q.id: q for q in load_questions(out)}
+    assert loaded[e["id"]].answer == edit and loaded[e["id"]].answerable
+    only = await export_feedback(services.pool, "demo", out, labels=("rejected",))
+    assert only.edited == 0
+    with pytest.raises(NotFound):
+        await export_feedback(services.pool, "no-such-tenant", out)
+
+
+def test_cli_compare_reports_regressions_and_bad_refs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    a = record({"recall@4": 0.9}, [Example(id="q1", input="x", score=1.0, ok=True)])
+    b = record({"recall@4": 0.7}, [Example(id="q1", input="x", score=0.0, ok=False)])
+    write_run(a, tmp_path)
+    write_run(b, tmp_path)
+    runner = CliRunner()
+    args = ["eval", "compare", a.run_id, b.run_id, "--reports", str(tmp_path)]
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["regressed_metrics"] == ["recall@4"]
+    assert summary["regressed_examples"] == ["q1"]
+    page = tmp_path / "cmp.html"
+    res = runner.invoke(app, [*args, "--fail-on-regression", "--html", str(page)])
+    assert res.exit_code == 1 and page.is_file()
+    assert "recall@4" in res.output and "regressed" in res.output
+    res = runner.invoke(app, ["eval", "compare", "nope", b.run_id, "--reports", str(tmp_path)])
+    assert res.exit_code == 2 and "no run 'nope'" in res.output
