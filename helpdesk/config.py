@@ -49,6 +49,35 @@ class Settings(BaseSettings):
         validation_alias="DESKGRAPH_PROMPTS_DIR",
     )
     pool_max_size: int = Field(default=10, validation_alias="DESKGRAPH_POOL_MAX_SIZE")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="DESKGRAPH_SECRET_KEY",
+        description="Signs customer tokens. Unset: generated once, kept in data_dir/secret_key.",
+    )
+    customer_token_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        validation_alias="DESKGRAPH_CUSTOMER_TOKEN_TTL_S",
+        description="Lifetime of a customer token (one conversation).",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        gt=0,
+        validation_alias="DESKGRAPH_MAX_BODY_BYTES",
+        description="Largest request body accepted (413 body_too_large above it).",
+    )
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        gt=0,
+        validation_alias="DESKGRAPH_MAX_UPLOAD_BYTES",
+        description="Largest knowledge-base upload (POST /v1/kb/ingest).",
+    )
+    sse_ping_s: float = Field(
+        default=15.0,
+        gt=0,
+        validation_alias="DESKGRAPH_SSE_PING_S",
+        description="Seconds between SSE keep-alive comments.",
+    )
 
     @property
     def llm_enabled(self) -> bool:

@@ -1,7 +1,12 @@
 """Conversations, their messages and their event log.
 
 Every function takes the tenant id and filters by it: a conversation id alone never reaches a
-row of another tenant.
+row of another tenant. Functions take a pool or a connection (:data:`helpdesk.tenancy.Db`), so
+the API can run them inside a row-level-security scope (:func:`helpdesk.tenancy.tenant_scope`).
+
+Every appended event is announced with ``NOTIFY`` on :data:`EVENTS_CHANNEL` when its
+transaction commits; subscribers read the rows themselves, so a lost or coalesced notification
+delays an event but never drops it.
 """
 
 from __future__ import annotations
@@ -9,17 +14,33 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from helpdesk.db import DictPool
 from helpdesk.errors import NotFound
+from helpdesk.tenancy import Db, connect
 
 Sender = Literal["customer", "ai", "agent", "system"]
 Status = Literal["active", "waiting_human", "closed"]
 
+EVENTS_CHANNEL = "deskgraph_events"
+"""The ``LISTEN``/``NOTIFY`` channel of new conversation events."""
+
+
+def notify_payload(tenant_id: uuid.UUID, conversation_id: uuid.UUID, seq: int, type_: str) -> str:
+    """The payload announcing one event: ``"<tenant> <conversation> <seq> <type>"``."""
+    return f"{tenant_id} {conversation_id} {seq} {type_}"
+
+
+def parse_notify_payload(payload: str) -> tuple[uuid.UUID, uuid.UUID, int, str]:
+    """Inverse of :func:`notify_payload` (raises ValueError on anything else)."""
+    tenant, conv, seq, type_ = payload.split(" ", 3)
+    return uuid.UUID(tenant), uuid.UUID(conv), int(seq), type_
+
 
 async def create_conversation(
-    pool: DictPool,
+    db: Db,
     tenant_id: uuid.UUID,
     *,
     channel: str = "web",
@@ -28,7 +49,7 @@ async def create_conversation(
 ) -> uuid.UUID:
     """Create a conversation and return its id (also its LangGraph thread id)."""
     cid = conversation_id or uuid.uuid4()
-    async with pool.connection() as conn:
+    async with connect(db) as conn:
         await conn.execute(
             "INSERT INTO conversations (id, tenant_id, channel, customer) VALUES (%s, %s, %s, %s)",
             (cid, tenant_id, channel, Jsonb(customer or {})),
@@ -37,13 +58,13 @@ async def create_conversation(
 
 
 async def ensure_conversation(
-    pool: DictPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID, channel: str
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID, channel: str
 ) -> None:
     """Create the conversation row for a thread started outside the API (Studio, CLI).
 
     Raises :class:`NotFound` when the id belongs to another tenant.
     """
-    async with pool.connection() as conn:
+    async with connect(db) as conn:
         await conn.execute(
             "INSERT INTO conversations (id, tenant_id, channel) VALUES (%s, %s, %s)"
             " ON CONFLICT (id) DO NOTHING",
@@ -58,10 +79,10 @@ async def ensure_conversation(
 
 
 async def get_conversation(
-    pool: DictPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> dict[str, Any]:
     """Return the conversation row; raise :class:`NotFound` if absent for this tenant."""
-    async with pool.connection() as conn:
+    async with connect(db) as conn:
         cur = await conn.execute(
             "SELECT * FROM conversations WHERE id = %s AND tenant_id = %s",
             (conversation_id, tenant_id),
@@ -73,32 +94,61 @@ async def get_conversation(
 
 
 async def set_status(
-    pool: DictPool,
+    db: Db,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     status: Status,
     *,
     escalation: dict[str, Any] | None = None,
     owner_agent: str | None = None,
-) -> None:
-    """Set the conversation's status (and escalation details / owner when given)."""
-    async with pool.connection() as conn:
-        await conn.execute(
-            "UPDATE conversations SET status = %s,"
-            " escalation = COALESCE(%s, escalation), owner_agent = %s, updated_at = now()"
-            " WHERE id = %s AND tenant_id = %s",
-            (
-                status,
-                Jsonb(escalation) if escalation is not None else None,
-                owner_agent,
-                conversation_id,
-                tenant_id,
-            ),
+) -> bool:
+    """Set the conversation's status (and escalation details / owner when given).
+
+    A change of status or owner is logged as a ``status`` event (``{"status",
+    "owner_agent"}``), in the same transaction, so subscribers see it in order with the
+    messages. Setting what is already set logs nothing, which keeps nodes that re-run on resume
+    from logging twice. ``waiting_since`` (the queue's order) starts when the conversation starts
+    waiting on a person. Returns whether anything changed.
+    """
+    async with connect(db) as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT status, owner_agent FROM conversations WHERE id = %s AND tenant_id = %s"
+            " FOR UPDATE",
+            (conversation_id, tenant_id),
         )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no conversation {conversation_id} for this tenant")
+        await conn.execute(
+            "UPDATE conversations SET status = %(status)s,"
+            " escalation = COALESCE(%(escalation)s, escalation), owner_agent = %(owner)s,"
+            " waiting_since = CASE WHEN %(status)s <> 'waiting_human' THEN NULL"
+            "   WHEN status = 'waiting_human' THEN COALESCE(waiting_since, now()) ELSE now() END,"
+            " updated_at = now()"
+            " WHERE id = %(id)s AND tenant_id = %(tenant)s",
+            {
+                "status": status,
+                "escalation": Jsonb(escalation) if escalation is not None else None,
+                "owner": owner_agent,
+                "id": conversation_id,
+                "tenant": tenant_id,
+            },
+        )
+        changed = row["status"] != status or row["owner_agent"] != owner_agent
+        if changed:
+            await _append_locked(
+                conn,
+                tenant_id,
+                conversation_id,
+                "status",
+                {"status": status, "owner_agent": owner_agent},
+                None,
+            )
+    return changed
 
 
 async def add_message(
-    pool: DictPool,
+    db: Db,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     *,
@@ -114,7 +164,7 @@ async def add_message(
 
     Ids come from the graph state, so a node re-run on resume stores nothing twice.
     """
-    async with pool.connection() as conn:
+    async with connect(db) as conn:
         cur = await conn.execute(
             "INSERT INTO messages (id, tenant_id, conversation_id, sender, text, intent,"
             " confidence, citations, visibility) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -141,10 +191,10 @@ async def add_message(
 
 
 async def list_messages(
-    pool: DictPool, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> list[dict[str, Any]]:
     """Return the conversation's messages, oldest first."""
-    async with pool.connection() as conn:
+    async with connect(db) as conn:
         cur = await conn.execute(
             "SELECT * FROM messages WHERE conversation_id = %s AND tenant_id = %s"
             " ORDER BY created_at, id",
@@ -154,7 +204,7 @@ async def list_messages(
 
 
 async def append_event(
-    pool: DictPool,
+    db: Db,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     type_: str,
@@ -168,47 +218,118 @@ async def append_event(
     under its row lock, so concurrent writers are serialised. With ``dedupe_key`` a repeated
     append (a node re-run on resume) returns the first event's number and writes nothing.
     """
-    async with pool.connection() as conn, conn.transaction():
+    async with connect(db) as conn, conn.transaction():
+        return await _append_locked(conn, tenant_id, conversation_id, type_, data, dedupe_key)
+
+
+async def _append_locked(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    type_: str,
+    data: dict[str, Any],
+    dedupe_key: str | None,
+) -> int:
+    # Runs inside the caller's transaction; the row lock orders the sequence numbers.
+    cur = await conn.execute(
+        "SELECT last_event_seq FROM conversations WHERE id = %s AND tenant_id = %s FOR UPDATE",
+        (conversation_id, tenant_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no conversation {conversation_id} for this tenant")
+    if dedupe_key is not None:
         cur = await conn.execute(
-            "SELECT last_event_seq FROM conversations WHERE id = %s AND tenant_id = %s FOR UPDATE",
-            (conversation_id, tenant_id),
+            "SELECT seq FROM conversation_events WHERE conversation_id = %s AND dedupe_key = %s",
+            (conversation_id, dedupe_key),
         )
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"no conversation {conversation_id} for this tenant")
-        if dedupe_key is not None:
-            cur = await conn.execute(
-                "SELECT seq FROM conversation_events WHERE conversation_id = %s"
-                " AND dedupe_key = %s",
-                (conversation_id, dedupe_key),
-            )
-            existing = await cur.fetchone()
-            if existing is not None:
-                return int(existing["seq"])
-        seq = int(row["last_event_seq"]) + 1
-        await conn.execute(
-            "UPDATE conversations SET last_event_seq = %s WHERE id = %s", (seq, conversation_id)
-        )
-        await conn.execute(
-            "INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, data,"
-            " dedupe_key) VALUES (%s, %s, %s, %s, %s, %s)",
-            (conversation_id, seq, tenant_id, type_, Jsonb(data), dedupe_key),
-        )
+        existing = await cur.fetchone()
+        if existing is not None:
+            return int(existing["seq"])
+    seq = int(row["last_event_seq"]) + 1
+    await conn.execute(
+        "UPDATE conversations SET last_event_seq = %s WHERE id = %s AND tenant_id = %s",
+        (seq, conversation_id, tenant_id),
+    )
+    await conn.execute(
+        "INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, data,"
+        " dedupe_key) VALUES (%s, %s, %s, %s, %s, %s)",
+        (conversation_id, seq, tenant_id, type_, Jsonb(data), dedupe_key),
+    )
+    # Delivered on commit, in commit order; listeners re-read the table, so the payload only
+    # needs to say where to look.
+    await conn.execute(
+        "SELECT pg_notify(%s, %s)",
+        (EVENTS_CHANNEL, notify_payload(tenant_id, conversation_id, seq, type_)),
+    )
     return seq
 
 
 async def list_events(
-    pool: DictPool,
+    db: Db,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     *,
     after_seq: int = 0,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Return the conversation's events after ``after_seq``, in order."""
-    async with pool.connection() as conn:
+    """Return the conversation's events after ``after_seq``, in order (at most ``limit``)."""
+    async with connect(db) as conn:
         cur = await conn.execute(
             "SELECT seq, type, data, created_at FROM conversation_events"
-            " WHERE conversation_id = %s AND tenant_id = %s AND seq > %s ORDER BY seq",
-            (conversation_id, tenant_id, after_seq),
+            " WHERE conversation_id = %s AND tenant_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (conversation_id, tenant_id, after_seq, limit),
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def list_conversations(
+    db: Db, tenant_id: uuid.UUID, *, status: Status | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The tenant's conversations (in one status when given), most recently active first."""
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "SELECT * FROM conversations WHERE tenant_id = %s"
+            " AND (%s::text IS NULL OR status = %s) ORDER BY updated_at DESC, id LIMIT %s",
+            (tenant_id, status, status, limit),
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def waiting_queue(db: Db, tenant_id: uuid.UUID, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Conversations waiting on a person, oldest wait first, with what the agent needs to triage.
+
+    Each row has the conversation's columns plus its open ticket (``ticket_id``,
+    ``ticket_number``, ``ticket_reason``, ``ticket_summary``, ``ticket_priority``), the last
+    customer message (``last_customer_message``, ``last_customer_at``) and the data of the last
+    ``approval.pending`` event (``approval``: its review reasons).
+    """
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            """
+            SELECT c.*, t.id AS ticket_id, t.number AS ticket_number, t.reason AS ticket_reason,
+                   t.summary AS ticket_summary, t.priority AS ticket_priority,
+                   lm.text AS last_customer_message, lm.created_at AS last_customer_at,
+                   ap.data AS approval
+            FROM conversations c
+            LEFT JOIN tickets t ON t.conversation_id = c.id AND t.tenant_id = c.tenant_id
+                 AND t.status NOT IN ('resolved', 'closed')
+            LEFT JOIN LATERAL (
+                SELECT m.text, m.created_at FROM messages m
+                WHERE m.conversation_id = c.id AND m.tenant_id = c.tenant_id
+                  AND m.sender = 'customer'
+                ORDER BY m.created_at DESC LIMIT 1
+            ) lm ON true
+            LEFT JOIN LATERAL (
+                SELECT e.data FROM conversation_events e
+                WHERE e.conversation_id = c.id AND e.tenant_id = c.tenant_id
+                  AND e.type = 'approval.pending'
+                ORDER BY e.seq DESC LIMIT 1
+            ) ap ON true
+            WHERE c.tenant_id = %s AND c.status = 'waiting_human'
+            ORDER BY c.waiting_since NULLS FIRST, c.updated_at, c.id
+            LIMIT %s
+            """,
+            (tenant_id, limit),
         )
         return [dict(r) for r in await cur.fetchall()]

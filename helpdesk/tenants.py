@@ -66,6 +66,16 @@ async def get_tenant(pool: DictPool, slug: str) -> Tenant:
     return Tenant.from_row(row)
 
 
+async def get_tenant_by_id(pool: DictPool, tenant_id: uuid.UUID) -> Tenant:
+    """Return the tenant with this id; raise :class:`NotFound` if there is none."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT * FROM tenants WHERE id = %s", (tenant_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no tenant {tenant_id}")
+    return Tenant.from_row(row)
+
+
 async def set_policy(pool: DictPool, tenant_id: uuid.UUID, policy: TenantPolicy) -> None:
     """Replace a tenant's policy."""
     async with pool.connection() as conn:

@@ -1,0 +1,86 @@
+"""Customer feedback: thumbs up/down on an answer, and a CSAT score (1-5) per conversation.
+
+A customer can change their mind: a second vote on the same message, or a second CSAT for the
+same conversation, replaces the first (one row each, ``updated_at`` moves). Only answers can be
+rated (messages from the AI, an agent or the system), never the customer's own messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from helpdesk.errors import InvalidInput, NotFound
+from helpdesk.tenancy import Db, connect
+
+Rating = Literal["up", "down"]
+
+
+async def rate_message(
+    db: Db,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    rating: Rating,
+    *,
+    comment: str = "",
+) -> dict[str, Any]:
+    """Record (or change) the thumbs vote on one answer of the conversation."""
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "SELECT sender FROM messages WHERE id = %s AND conversation_id = %s AND tenant_id = %s",
+            (message_id, conversation_id, tenant_id),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no message {message_id} in this conversation")
+        if row["sender"] == "customer":
+            raise InvalidInput("only answers can be rated, not the customer's own messages")
+        cur = await conn.execute(
+            """
+            INSERT INTO feedback (tenant_id, conversation_id, message_id, kind, rating, comment)
+            VALUES (%s, %s, %s, 'rating', %s, %s)
+            ON CONFLICT (message_id) WHERE kind = 'rating' DO UPDATE SET
+                rating = EXCLUDED.rating, comment = EXCLUDED.comment, updated_at = now()
+            RETURNING *
+            """,
+            (tenant_id, conversation_id, message_id, rating, comment),
+        )
+        out = await cur.fetchone()
+    assert out is not None
+    return dict(out)
+
+
+async def rate_conversation(
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID, csat: int, *, comment: str = ""
+) -> dict[str, Any]:
+    """Record (or change) the conversation's CSAT score, 1 (bad) to 5 (great)."""
+    if not 1 <= csat <= 5:
+        raise InvalidInput(f"csat is 1 to 5, got {csat}")
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            """
+            INSERT INTO feedback (tenant_id, conversation_id, kind, csat, comment)
+            VALUES (%s, %s, 'csat', %s, %s)
+            ON CONFLICT (conversation_id) WHERE kind = 'csat' DO UPDATE SET
+                csat = EXCLUDED.csat, comment = EXCLUDED.comment, updated_at = now()
+            RETURNING *
+            """,
+            (tenant_id, conversation_id, csat, comment),
+        )
+        out = await cur.fetchone()
+    assert out is not None
+    return dict(out)
+
+
+async def list_feedback(
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """The tenant's feedback (of one conversation when given), oldest first."""
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "SELECT * FROM feedback WHERE tenant_id = %s"
+            " AND (%s::uuid IS NULL OR conversation_id = %s) ORDER BY created_at, id",
+            (tenant_id, conversation_id, conversation_id),
+        )
+        return [dict(r) for r in await cur.fetchall()]
