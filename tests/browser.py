@@ -1,0 +1,162 @@
+"""Helpers of the browser tests: a real API server in a thread, Debian's Chromium, and a TCP
+proxy that can drop every connection between the browser and the server.
+
+``context.set_offline(True)`` in Playwright only fails *new* requests; an SSE stream that is
+already open keeps flowing. To test what a customer sees when the network really drops, the
+browser talks to the server through :class:`DroppingProxy`, which can cut every connection and
+refuse new ones until it is restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+_HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"PATCH ", b"DELETE ", b"OPTIONS ", b"HEAD ")
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (``make test`` installs it), or ``$DESKGRAPH_CHROMIUM``.
+
+    Playwright cannot download its own browser here. Without a browser the tests are skipped
+    on a developer's machine but fail in CI, where a skip would hide a broken install.
+    """
+    path = os.environ.get("DESKGRAPH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        message = f"no Chromium at {path}: apt-get install chromium, or set DESKGRAPH_CHROMIUM"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[int]:
+    """Serve ``app`` with uvicorn in a thread; yield its port, stop it on exit."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 90
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("API server did not start")
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+class DroppingProxy:
+    """A TCP forwarder to ``127.0.0.1:target_port`` that can simulate a dropped network.
+
+    :meth:`cut` closes every open connection (both ends) and refuses new ones;
+    :meth:`restore` accepts connections again. The first bytes of every HTTP request that
+    passes through are kept in :attr:`requests`, so a test can check what a reconnecting
+    client sent (its ``Last-Event-ID``, say).
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.requests: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._blocked = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._blocked.is_set():
+                client.close()  # the network is "down": the browser sees a closed connection
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.update((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, from_browser: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if from_browser and data.startswith(_HTTP_METHODS):
+                    with self._lock:
+                        self.requests.append(data.split(b"\r\n\r\n", 1)[0].decode("latin-1"))
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                self._drop(s)
+
+    def _drop(self, s: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(s)
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+        s.close()
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones until :meth:`restore`."""
+        self._blocked.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for s in sockets:
+            self._drop(s)
+
+    def restore(self) -> None:
+        """Accept connections again."""
+        self._blocked.clear()
+
+    def requests_to(self, path_part: str) -> list[str]:
+        """The request heads whose request line contains ``path_part``, oldest first."""
+        with self._lock:
+            return [r for r in self.requests if path_part in r.split("\r\n", 1)[0]]
+
+    def close(self) -> None:
+        """Stop listening and drop everything."""
+        self._closed.set()
+        self.cut()
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+
+def header(request_head: str, name: str) -> str | None:
+    """The value of header ``name`` in a raw HTTP request head (case-insensitive)."""
+    for line in request_head.split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return None
