@@ -53,7 +53,15 @@ def free_port() -> int:
 def serve(app: Any) -> Iterator[int]:
     """Serve ``app`` with uvicorn in a thread; yield its port, stop it on exit."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(
+        # Open SSE streams never end by themselves: do not wait long for them at shutdown.
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=3,
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 90

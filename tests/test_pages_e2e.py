@@ -378,3 +378,54 @@ async def test_widget_reconnects_after_a_drop_without_losing_or_repeating_messag
     await expect(customer.locator("li.msg.agent .text")).to_have_text(
         [reply, "Please turn off the water main; a plumber is on the way."]
     )
+
+
+async def test_widget_is_keyboard_operable_isolated_and_quiet_until_used(
+    customer: Page, base_url: str, proxy: DroppingProxy, demo_desk: Desk
+) -> None:
+    api_calls = len(proxy.requests_to("/v1/"))
+    await customer.goto(f"{base_url}/demo?key={demo_desk.widget_key}")
+    launcher = customer.get_by_role("button", name=re.compile("Open chat"))
+    await launcher.focus()
+    await customer.keyboard.press("Enter")
+    panel = customer.get_by_role("dialog", name="Support")
+    await expect(panel).to_be_visible()
+    await expect(customer.get_by_label("Your message")).to_be_focused()
+    await expect(customer.get_by_role("log", name="Conversation")).to_have_attribute(
+        "aria-live", "polite"
+    )
+    await customer.keyboard.press("Escape")
+    await expect(panel).to_be_hidden()
+    await expect(customer.get_by_role("button", name=re.compile("Open chat"))).to_be_focused()
+    # The host page's Georgia does not leak into the widget's shadow root.
+    font = await customer.get_by_label("Your message").evaluate(
+        "e => getComputedStyle(e).fontFamily"
+    )
+    assert "Georgia" not in font
+    # Nothing reaches the API before the customer writes: a page view costs no conversation.
+    assert len(proxy.requests_to("/v1/")) == api_calls
+
+
+async def test_a_message_that_could_not_be_sent_says_so_and_is_sent_once_on_retry(
+    customer: Page, base_url: str, proxy: DroppingProxy, demo_desk: Desk
+) -> None:
+    await open_widget(customer, base_url, demo_desk)
+    await ask(customer, "Do you offer free estimates?")
+    await expect(ai_answers(customer)).to_have_count(1)
+
+    proxy.cut()
+    try:
+        await ask(customer, "How do I book an appointment?")
+        await expect(customer.get_by_role("alert")).to_contain_text("couldn't reach")
+        failed = customer.locator("li.msg.customer.failed")
+        await expect(failed.locator(".note")).to_contain_text("Not sent")
+    finally:
+        proxy.restore()
+    await failed.get_by_role("button", name="Retry").click()
+    await expect(ai_answers(customer)).to_have_count(2)
+    await expect(customer.get_by_role("alert")).to_be_hidden()
+    await expect(customer.locator("li.msg.customer .text")).to_have_text(
+        ["Do you offer free estimates?", "How do I book an appointment?"]
+    )
+    stored = await stored_answers(customer, base_url, demo_desk)
+    assert len(stored) == 2

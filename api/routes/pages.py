@@ -176,8 +176,10 @@ def static_asset(name: str, request: Request) -> Response:
     return _file(request, name, media_type)
 
 
-def _demo_key_from_data_dir() -> str | None:
-    path = get_settings().data_dir / "demo.json"
+def _demo_key_from_data_dir(request: Request) -> str | None:
+    # The app's own settings when it has them (tests pass theirs), else the process's.
+    settings = getattr(request.app.state, "settings", None) or get_settings()
+    path = settings.data_dir / "demo.json"
     try:
         key = json.loads(path.read_text(encoding="utf-8")).get("widget_key")
     except FileNotFoundError:
@@ -205,7 +207,7 @@ def demo(
 ) -> Response:
     """A page of the demo business with the widget embedded, as a customer's site would."""
     template = _asset("demo.html")
-    key = key or _demo_key_from_data_dir()
+    key = key or _demo_key_from_data_dir(request)
     if key is None:
         embed = _NO_KEY_NOTICE
     else:

@@ -88,6 +88,7 @@
     ".sources { font-size: 12px; color: #3c4852; margin: 4px 0 0 4px; }",
     ".sources ol { margin: 2px 0 0; padding-left: 18px; }",
     ".sources .sid { color: #6b7782; }",
+    ".sources a { color: #0b6e99; }",
     ".rate { display: flex; gap: 4px; margin: 4px 0 0 4px; align-items: center; font-size: 12px; color: #5b6773; }",
     ".rate button { border: 1px solid #cfd8df; background: #fff; border-radius: 6px; cursor: pointer; padding: 1px 7px; font-size: 14px; }",
     ".rate button[aria-pressed='true'] { background: #dcefe3; border-color: #5d9c72; }",
@@ -513,11 +514,12 @@
     if (citations.length) {
       var list = el("ol");
       citations.forEach(function (c) {
+        // A source with a web address (an FAQ page) links to it; only http(s), never script.
+        var title = /^https?:\/\//i.test(c.url || "")
+          ? el("a", { href: c.url, target: "_blank", rel: "noopener noreferrer", text: c.title })
+          : document.createTextNode(c.title);
         list.appendChild(
-          el("li", {}, [
-            document.createTextNode(c.title + " "),
-            el("span", { className: "sid", text: "(" + c.source_id + ")" }),
-          ])
+          el("li", {}, [title, document.createTextNode(" "), el("span", { className: "sid", text: "(" + c.source_id + ")" })])
         );
       });
       entry.node.appendChild(el("div", { className: "sources" }, [el("span", { text: "Sources" }), list]));
