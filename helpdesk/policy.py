@@ -60,6 +60,30 @@ class TenantPolicy(BaseModel):
     handoff_on_blocked_input: bool = Field(
         default=True, description="Hand off when the input guard blocks a message."
     )
+    chunk_max_tokens: int | None = Field(
+        default=None,
+        ge=16,
+        le=8192,
+        description="Knowledge-base chunk size in tokens (None: the ingestion default, 512).",
+    )
+    chunk_overlap: int | None = Field(
+        default=None,
+        ge=0,
+        description="Tokens carried between chunks of a long paragraph (None: default, 64).",
+    )
+
+    @model_validator(mode="after")
+    def _chunking_consistent(self) -> TenantPolicy:
+        if (
+            self.chunk_max_tokens is not None
+            and self.chunk_overlap is not None
+            and self.chunk_overlap >= self.chunk_max_tokens
+        ):
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be below "
+                f"chunk_max_tokens ({self.chunk_max_tokens})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> TenantPolicy:
