@@ -6,13 +6,13 @@ import asyncio
 import logging
 import os
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from api.cli_eval import eval_app
+from api.cli_ingest import ingest
 
 app = typer.Typer(help="deskgraph: AI first-line customer support.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -78,29 +78,7 @@ def demo_load() -> None:
     asyncio.run(go())
 
 
-@app.command("ingest")
-def ingest(
-    path: Path,
-    tenant: Annotated[str, typer.Option("--tenant")],
-    visibility: Annotated[str | None, typer.Option("--visibility")] = None,
-    cleanup: Annotated[bool, typer.Option("--cleanup")] = False,
-) -> None:
-    """Ingest a folder of Markdown articles into a tenant's knowledge base."""
-    from graph.runtime import open_services
-    from helpdesk.tenants import get_tenant
-    from kb_pipeline.loaders import load_directory
-
-    if visibility not in (None, "external", "internal"):
-        raise typer.BadParameter("--visibility must be external or internal")
-
-    async def go() -> None:
-        async with open_services() as services:
-            t = await get_tenant(services.pool, tenant)
-            articles = load_directory(path, visibility=visibility)  # type: ignore[arg-type]
-            stats = await services.kb.ingest(t.id, articles, cleanup=cleanup)
-            console.print(stats)
-
-    asyncio.run(go())
+app.command("ingest")(ingest)
 
 
 @app.command("serve")
