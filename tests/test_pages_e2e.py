@@ -429,3 +429,18 @@ async def test_a_message_that_could_not_be_sent_says_so_and_is_sent_once_on_retr
     )
     stored = await stored_answers(customer, base_url, demo_desk)
     assert len(stored) == 2
+
+
+async def test_a_refused_widget_key_is_explained_to_the_customer_and_the_site_owner(
+    customer: Page, base_url: str
+) -> None:
+    errors: list[str] = []
+    customer.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await customer.goto(f"{base_url}/demo?key=wk_revokedOrNeverIssued123")
+    await customer.get_by_role("button", name=re.compile("Open chat")).click()
+    await ask(customer, "Hello?")
+    await expect(customer.get_by_role("alert")).to_have_text(
+        "Sorry, chat isn't available on this page right now."
+    )
+    await expect(customer.locator("li.msg.customer.failed .note")).to_have_text("Not sent.")
+    assert any("widget key was refused" in e for e in errors)

@@ -736,12 +736,12 @@
 
   // ---------------------------------------------------------------- conversation lifecycle
   function conversationLost() {
-    // The token expired or the conversation is gone: start afresh on the next message.
+    // The token expired or the conversation is gone: the next message starts a new one.
     stopEvents();
     saveSession(null);
     session = null;
     setMode("ai");
-    addSystem(null, "Your previous conversation has ended. Send a message to start a new one.");
+    addSystem(null, "Your previous conversation has ended; new messages start a new one.");
   }
 
   function sessionUsable(s) {
@@ -829,6 +829,9 @@
     pump();
   }
 
+  // Messages go out one at a time, in order: a turn must finish before the next one starts
+  // (the server allows one turn per conversation), and a failed message holds the ones
+  // behind it until the customer retries it, so the agent never reads them out of order.
   async function pump() {
     if (sending) return;
     sending = true;
@@ -836,16 +839,18 @@
       while (outbox.length) {
         var item = outbox[0];
         if (item.failed) break; // waits for the customer's "Retry"
-        var ok = await sendTurn(item);
-        if (!ok) break;
-        outbox.shift();
+        var outcome = await sendTurn(item);
+        if (outcome === "retry") break;
+        if (outcome === "again") continue; // same message, new conversation
+        outbox.shift(); // sent, or refused for good (shown as such)
       }
     } finally {
       sending = false;
     }
   }
 
-  // Returns false when the message was not accepted (shown as failed, with a retry).
+  // "sent" | "refused" (will never go through) | "retry" (the customer may retry) |
+  // "again" (the conversation was gone: send it in a fresh one).
   async function sendTurn(item) {
     var response;
     try {
@@ -861,25 +866,13 @@
         body: JSON.stringify({ text: item.text }),
         cache: "no-store",
       });
-      if (response.status === 409) {
-        var conflict = await apiError(response);
-        if (conflict.code === "conversation_closed") {
-          setMode("closed");
-          return markFailed(item, "This conversation is closed.", false);
-        }
-        throw conflict;
-      }
       if (!response.ok) throw await apiError(response);
     } catch (err) {
       showTyping(false);
-      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
-        conversationLost();
-        return markFailed(item, "Not sent: please send it again in the new conversation.", false);
-      }
-      return markFailed(item, politeError(err), true);
+      return sendFailed(item, err);
     }
     showAlert("");
-    noteOn(item.entry, "").remove();
+    clearNote(item.entry);
     try {
       var type = response.headers.get("content-type") || "";
       if (type.indexOf("text/event-stream") >= 0) {
@@ -900,28 +893,57 @@
     } finally {
       showTyping(false);
     }
-    return true;
+    return "sent";
+  }
+
+  function sendFailed(item, err) {
+    // With no session the failure was starting a conversation (a bad widget key, say).
+    var gone = session && err instanceof ApiError && [401, 403, 404].indexOf(err.status) >= 0;
+    if (gone && !item.renewed) {
+      // The token expired or the conversation is gone: start a new one and send it there.
+      item.renewed = true;
+      item.key = newKey();
+      conversationLost();
+      return "again";
+    }
+    if (err instanceof ApiError && err.code === "conversation_closed") {
+      setMode("closed");
+      markFailed(item, "This conversation is closed. Start a new one to keep writing.", false);
+      return "refused";
+    }
+    if (!session && err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      // The site's widget key was refused (revoked, or not allowed on this origin): the
+      // customer cannot fix that, the site owner can, so the details go to the console.
+      console.error("deskgraph widget: the widget key was refused:", err.code, err.message);
+      markFailed(item, "Sorry, chat isn't available on this page right now.", false);
+      return "refused";
+    }
+    // A 4xx other than these will fail the same way again (too long, say): no retry button.
+    var retryable = !(err instanceof ApiError) || err.status >= 500 || [408, 409, 429].indexOf(err.status) >= 0;
+    markFailed(item, politeError(err), retryable);
+    return retryable ? "retry" : "refused";
+  }
+
+  function clearNote(entry) {
+    var note = entry.node.querySelector(".note");
+    if (note) note.remove();
   }
 
   function markFailed(item, text, retryable) {
-    item.failed = true;
+    item.failed = retryable;
     item.entry.node.classList.add("failed");
     var note = noteOn(item.entry, "Not sent. ");
     showAlert(text);
-    if (retryable) {
-      var retry = el("button", { type: "button", className: "link", text: "Retry" });
-      retry.addEventListener("click", function () {
-        item.failed = false;
-        item.entry.node.classList.remove("failed");
-        noteOn(item.entry, "Sending…");
-        showAlert("");
-        pump();
-      });
-      note.appendChild(retry);
-    } else {
-      outbox.splice(outbox.indexOf(item), 1);
-    }
-    return false;
+    if (!retryable) return;
+    var retry = el("button", { type: "button", className: "link", text: "Retry" });
+    retry.addEventListener("click", function () {
+      item.failed = false;
+      item.entry.node.classList.remove("failed");
+      noteOn(item.entry, "Sending…");
+      showAlert("");
+      pump();
+    });
+    note.appendChild(retry);
   }
 
   // ---------------------------------------------------------------- wiring
