@@ -252,6 +252,17 @@ async def test_customer_is_answered_handed_to_a_person_and_back_to_the_ai(
     await expect(ai_answers(customer)).to_have_count(2)
     stored = await stored_answers(customer, base_url, demo_desk)
     await expect(second.locator(".text")).to_have_text(rendered(stored[1]))
+
+    # Closed by the agent: the customer is told and can start afresh.
+    await agent.get_by_role("button", name="Close conversation").click()
+    await expect(agent.locator("#conv-meta")).to_contain_text("Status: closed")
+    await expect(customer.locator(".banner")).to_contain_text("This conversation is closed.")
+    await expect(customer.get_by_label("Your message")).to_be_disabled()
+    await customer.get_by_role("button", name="Start a new conversation").click()
+    await expect(customer.locator("li.msg[data-message-id]")).to_have_count(0)
+    await ask(customer, "Do you offer free estimates?")
+    await expect(ai_answers(customer)).to_have_count(1)
+    assert (await session_of(customer, demo_desk))["id"] != conversation_id
     await expect(customer.locator("[role=alert]")).to_be_hidden()
 
 

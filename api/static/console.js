@@ -15,15 +15,17 @@
   var POLL_MS = 5000;
   var RECONNECT_MAX_MS = 15000;
   var SILENCE_MS = 45000; // the server pings every 15 s
+  // Hand-off reasons (graph/policy.py) in words; "kind:detail" reasons keep their detail.
   var REASONS = {
     explicit_request: "asked for a person",
-    intent: "topic that always needs a person",
-    keyword: "sensitive keyword",
+    intent: "needs a person: ",
+    keyword: "sensitive word: ",
+    blocked_input: "message blocked: ",
     low_confidence: "the AI could not answer",
     no_progress: "no progress",
-    blocked: "message blocked by the guard",
     judge_failed: "the answer failed its check twice",
     draft_rejected: "a reviewer rejected the draft",
+    customer_replied: "the customer wrote again",
   };
 
   var $ = function (id) {
@@ -286,7 +288,12 @@
   }
 
   function reasonText(reason) {
-    return REASONS[reason] || (reason || "").replace(/_/g, " ");
+    var text = reason || "";
+    var cut = text.indexOf(":");
+    var head = cut > 0 ? text.slice(0, cut) : text;
+    var detail = cut > 0 ? text.slice(cut + 1).replace(/_/g, " ") : "";
+    if (Object.prototype.hasOwnProperty.call(REASONS, head)) return REASONS[head] + detail;
+    return text.replace(/_/g, " ");
   }
 
   function showConvAlert(text) {
@@ -368,31 +375,44 @@
   });
 
   // ------------------------------------------------------------------ queue
-  var queueLoading = null;
+  var queueLoading = false;
+  var queueAgain = false;
   async function refreshQueue() {
-    if (queueLoading) return queueLoading;
-    queueLoading = (async function () {
-      try {
-        var body = await api("GET", "/v1/agent/queue");
-        state.queue = body.items || [];
-        $("queue-error").hidden = true;
-        renderQueue();
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 401) return;
+    if (queueLoading) {
+      queueAgain = true; // a change arrived during the load: load once more after it
+      return;
+    }
+    queueLoading = true;
+    try {
+      var body = await api("GET", "/v1/agent/queue");
+      state.queue = body.items || [];
+      $("queue-error").hidden = true;
+      renderQueue();
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) {
         $("queue-error").textContent = "The queue could not be loaded: " + err.message;
         $("queue-error").hidden = false;
-      } finally {
-        queueLoading = null;
       }
-    })();
-    return queueLoading;
+    } finally {
+      queueLoading = false;
+      if (queueAgain) {
+        queueAgain = false;
+        refreshQueue();
+      }
+    }
   }
+
+  var KINDS = { approval: "Approval", human_turn: "Customer wrote", handoff: "Hand-off" };
 
   function renderQueue() {
     var list = $("queue-list");
+    // The list is rebuilt on every change: keep keyboard focus on the same conversation.
+    var focused = list.contains(document.activeElement)
+      ? document.activeElement.getAttribute("data-conversation-id")
+      : null;
     list.textContent = "";
     state.queue.forEach(function (item) {
-      var kind = item.kind === "approval" ? "Approval" : "Hand-off";
+      var kind = KINDS[item.kind] || KINDS.handoff;
       var button = el(
         "button",
         {
@@ -418,6 +438,7 @@
         select(item.conversation_id);
       });
       list.appendChild(el("li", {}, [button]));
+      if (focused === item.conversation_id) button.focus();
     });
     $("queue-count").textContent = state.queue.length ? "(" + state.queue.length + ")" : "";
     $("queue-empty").hidden = state.queue.length > 0;
