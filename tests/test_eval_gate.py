@@ -1,0 +1,157 @@
+"""The quality gate on the demo tenant: it passes as shipped and fails on broken components.
+
+Runs the fixed demo slices of ``evals/gate.py`` on the test session's database (demo tenant
+loaded, offline models): retrieval on every demo question with gold ids, the answers and
+escalation suites on a third of the answerable questions (plus the unanswerable ones). The
+thresholds and how they were measured are in ``evals/gate.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from evals.answers_suite import AnswerCase, graph_answerer
+from evals.core import SuiteResult
+from evals.gate import (
+    THRESHOLDS,
+    Threshold,
+    answers_gate,
+    demo_slices,
+    escalation_gate,
+    judge,
+    memoized,
+    retrieval_gate,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_memoized_answerer_asks_each_case_once() -> None:
+    asked: list[str] = []
+
+    async def answer(cases: Sequence[AnswerCase]) -> list[Any]:
+        asked.extend(c.id for c in cases)
+        return [f"answer to {c.id}" for c in cases]
+
+    memo = memoized(answer)
+    a, b = (
+        AnswerCase(id="a", item="A?", question="A?"),
+        AnswerCase(id="b", item="B?", question="B?"),
+    )
+    assert await memo([a]) == ["answer to a"]
+    assert await memo([b, a]) == ["answer to b", "answer to a"]
+    assert asked == ["a", "b"]
+
+
+def test_threshold_bounds_and_missing_metrics() -> None:
+    low = Threshold("recall@4", minimum=0.8)
+    assert low.check(0.8) is None and low.check(0.79) == "recall@4 = 0.790 < 0.800"
+    assert Threshold("benign_block_rate", maximum=0.05).check(0.1) is not None
+    assert low.check(None) == "recall@4 is missing"
+    verdict = judge("retrieval", SuiteResult(metrics={"recall@4": 0.99}, examples=[]))
+    assert not verdict.passed  # hit@4 and mrr@10 are missing, and missing is a failure
+    assert {t.metric for t in THRESHOLDS["retrieval"]} <= {"recall@4", "hit@4", "mrr@10"}
+
+
+def test_slices_are_fixed_and_cover_both_escalation_classes() -> None:
+    slices = demo_slices()
+    assert len(slices["retrieval"]) >= 60
+    assert 15 <= len(slices["answers"]) <= 30
+    labels = {q.answerable for q in slices["escalation"]}
+    assert labels == {True, False}
+    assert demo_slices() == slices
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, Any]:
+    """The real graph's answers, kept so the broken-answer tests reuse them."""
+    return {}
+
+
+def _recording(answer: Any, store: dict[str, Any]) -> Any:
+    async def wrapped(cases: Sequence[AnswerCase]) -> list[Any]:
+        results = await answer(cases)
+        store.update({c.id: r for c, r in zip(cases, results, strict=True)})
+        return results
+
+    return memoized(wrapped)
+
+
+async def test_demo_tenant_passes_the_gate(
+    services: Any, demo: Any, graph: Any, recorded: dict[str, Any]
+) -> None:
+    slices = demo_slices()
+
+    async def search(question: str, k: int) -> Any:
+        return await services.kb.search(demo.id, question, k=k)
+
+    answer = _recording(graph_answerer(graph, services, demo.slug), recorded)
+    results = [
+        await retrieval_gate(search, slices["retrieval"]),
+        await answers_gate(answer, slices["answers"], services),
+        await escalation_gate(answer, slices["escalation"]),
+    ]
+    for r in results:
+        assert r.passed, f"{r.suite} gate failed: {r.failures}; metrics {r.metrics}"
+
+
+async def test_a_retriever_returning_the_wrong_articles_fails_the_gate(
+    services: Any, demo: Any
+) -> None:
+    async def broken(question: str, k: int) -> Any:
+        # A plausible-looking retriever with a bug: it ignores the question it was given.
+        return await services.kb.search(demo.id, "what should I do if I smell gas", k=k)
+
+    result = await retrieval_gate(broken, demo_slices()["retrieval"])
+    assert not result.passed
+    assert any(f.startswith("recall@4") for f in result.failures)
+
+
+async def test_answers_to_the_wrong_questions_fail_the_gate(
+    services: Any, recorded: dict[str, Any]
+) -> None:
+    slices = demo_slices()
+    if not all(q.id in recorded for q in slices["answers"]):
+        pytest.skip("needs the real answers recorded by test_demo_tenant_passes_the_gate")
+    real = [recorded[q.id] for q in slices["answers"]]
+
+    async def shifted(cases: Sequence[AnswerCase]) -> list[Any]:
+        # Every case gets the (real, grounded) answer to the next question: fluent, cited,
+        # and wrong.
+        return (real[1:] + real[:1])[: len(cases)]
+
+    result = await answers_gate(shifted, slices["answers"], services)
+    assert not result.passed
+    assert any(f.startswith(("rouge_l", "gold_citation_rate")) for f in result.failures)
+
+
+async def test_an_assistant_that_declines_everything_fails_the_gate(
+    services: Any, recorded: dict[str, Any]
+) -> None:
+    from evals.answering import AnswerResult
+
+    async def declines(cases: Sequence[AnswerCase]) -> list[Any]:
+        return [
+            AnswerResult(
+                input=c.question,
+                answer="I'm sorry, I couldn't find that in our help articles.",
+                citations=[],
+                handoff=False,
+                declined=True,
+                confidence=0.1,
+                contexts=[],
+                intent="question",
+                latency_s=0.0,
+            )
+            for c in cases
+        ]
+
+    slices = demo_slices()
+    answers = await answers_gate(declines, slices["answers"], services)
+    escalation = await escalation_gate(declines, slices["escalation"])
+    assert not answers.passed and any(f.startswith("answered_rate") for f in answers.failures)
+    assert not escalation.passed
+    assert any(f.startswith("answer_rate_answerable") for f in escalation.failures)
