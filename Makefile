@@ -41,6 +41,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## Every eval suite, offline: the demo tenant, then the shared datasets read by path.
+## Reports (JSON + HTML) go to evals/reports/; compare runs with `deskgraph eval compare A B`.
+DATASETS ?= ../shared/datasets
+eval: $(STAMP)
+	$(BIN)/deskgraph eval all --datasets $(DATASETS)
+
 ## LangGraph Studio: serves the graphs named in langgraph.json.
 studio: $(STAMP)
 	$(BIN)/deskgraph demo load
