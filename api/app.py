@@ -1,19 +1,43 @@
-"""The FastAPI application; the lifespan owns the pool, the checkpointer and the graph."""
+"""The FastAPI application; the lifespan owns the pool, the checkpointer, the graph, the event
+listener and the running turns."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
-from api.routes import conversations, pages
+from api.actions import AgentDesk
+from api.auth import Authenticator
+from api.middleware import BodyLimit
+from api.routes import agent, conversations, kb, pages
+from api.turns import ConversationGate, TurnRunner
 from graph.graph import build_graph
 from graph.models import Models
 from graph.runtime import open_checkpointer, open_services
-from helpdesk.config import Settings
+from helpdesk import db
+from helpdesk.auth import load_secret
+from helpdesk.config import Settings, get_settings
+from helpdesk.notify import EventHub
+
+DESCRIPTION = """\
+AI first-line customer support: streamed, grounded answers with citations, and a human hand-off
+inside the same checkpointed conversation.
+
+* **Customers** (widget key, then the customer token it returns) start conversations, send
+  messages (Server-Sent Events or JSON), subscribe to the conversation's events and give feedback.
+* **Agents** (agent or admin key) work the queue: take over, reply, approve / edit / reject held
+  drafts, hand back to the AI, close.
+* **Admins** (admin key) ingest knowledge-base files.
+
+Errors are JSON `{"code", "message"}` with stable codes. The full contract, with the SSE event
+vocabulary, is `docs/http-api.md`.
+"""
 
 
 def create_app(
@@ -24,29 +48,89 @@ def create_app(
     on_ready: Any = None,
 ) -> FastAPI:
     """Build the app. Arguments let tests pass models and a database; defaults read settings."""
+    settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings, models, database_url=database_url) as services:
+        if database_url:
+            url = database_url
+        else:
+            url = await asyncio.to_thread(db.app_database_url, settings)
+        async with open_services(settings, models, database_url=url) as services:
             checkpointer = await open_checkpointer(services)
+            graph = build_graph(services, checkpointer)
+            hub = EventHub(url)
+            await hub.start()
+            gate = ConversationGate(services.pool)
+            runner = TurnRunner(graph, services, gate)
             app.state.services = services
-            app.state.graph = build_graph(services, checkpointer)
-            if on_ready is not None:
-                await on_ready(services)
-            yield
+            app.state.graph = graph
+            app.state.hub = hub
+            app.state.runner = runner
+            app.state.desk = AgentDesk(graph, services, gate)
+            app.state.auth = Authenticator(
+                services.pool, await asyncio.to_thread(load_secret, settings)
+            )
+            app.state.background_tasks = set()
+            try:
+                if on_ready is not None:
+                    await on_ready(services)
+                yield
+            finally:
+                # Turns in flight finish (their answers are stored); ingestion jobs are
+                # cancelled, which marks them failed rather than leaving them "running".
+                await runner.drain(timeout_s=30)
+                for task in list(app.state.background_tasks):
+                    task.cancel()
+                if app.state.background_tasks:
+                    await asyncio.wait(app.state.background_tasks, timeout=10)
+                await hub.stop()
 
     app = FastAPI(
         title="deskgraph",
         version="0.1.0",
         summary="AI first-line customer support: streamed, grounded, with human hand-off.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.state.settings = settings
     errors.install(app)
     app.include_router(conversations.router)
+    app.include_router(agent.router)
+    app.include_router(kb.router)
     app.include_router(pages.router)
+
+    upload_path = "/v1/kb/ingest"
+    app.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: (
+            settings.max_upload_bytes if path == upload_path else settings.max_body_bytes
+        ),
+    )
+    # Added last, so outermost: even a 413 carries CORS headers and the widget can read it.
+    # Any origin may call: credentials are bearer tokens and keys, never cookies, and widget
+    # keys check their own allowed origins.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Accept",
+            "X-Widget-Key",
+            "Idempotency-Key",
+            "Last-Event-ID",
+        ],
+        expose_headers=["Idempotent-Replayed"],
+        max_age=600,
+    )
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        """Liveness, and whether this process listens for other processes' events."""
+        hub: EventHub | None = getattr(app.state, "hub", None)
+        listening = hub is not None and hub.listening.is_set()
+        return {"status": "ok", "events": "listening" if listening else "reconnecting"}
 
     return app

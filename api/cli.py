@@ -13,6 +13,7 @@ from rich.console import Console
 
 from api.cli_eval import eval_app
 from api.cli_ingest import ingest
+from api.keys_cli import keys_app
 
 app = typer.Typer(help="deskgraph: AI first-line customer support.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -22,6 +23,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(demo_app, name="demo")
 app.add_typer(eval_app, name="eval")
+app.add_typer(keys_app, name="keys")
 console = Console()
 
 
@@ -94,15 +96,26 @@ def serve(
 
     on_ready = None
     if demo:
-        from api.demo import ensure_demo
+        from api.demo import ensure_demo, ensure_demo_keys, write_demo_file
+        from helpdesk.auth import load_secret
+        from helpdesk.config import get_settings
 
         async def on_ready(services: Any) -> None:
+            settings = get_settings()
             tenant, stats = await ensure_demo(services)
+            demo_keys = await ensure_demo_keys(services, tenant, load_secret(settings))
+            path = write_demo_file(settings.data_dir, demo_keys)
+            base = f"http://{host}:{port}"
             console.print(
                 f"demo tenant [bold]{tenant.slug}[/] ready ({stats.articles_written} articles"
-                f" indexed, {stats.articles_unchanged} unchanged). Try:\n"
-                f"  curl -s -X POST localhost:{port}/v1/conversations -H 'content-type:"
-                f' application/json\' -d \'{{"tenant":"demo"}}\''
+                f" indexed, {stats.articles_unchanged} unchanged); keys written to {path}:"
+            )
+            # Plain print: keys must be copyable without wrapping or markup.
+            for name in ("widget_key", "agent_key", "admin_key"):
+                print(f"  {name:<11} {demo_keys[name]}")
+            console.print(
+                f"  demo page   {base}/demo\n  console     {base}/console\n"
+                f"  API docs    {base}/docs"
             )
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -1,15 +1,22 @@
-"""The demo tenant: Brightwater Home Services and its knowledge base."""
+"""The demo tenant: Brightwater Home Services, its knowledge base and its API keys."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Any
+
 from graph.services import Services
-from helpdesk.errors import NotFound
+from helpdesk import keys
+from helpdesk.errors import Conflict, NotFound
 from helpdesk.tenants import Tenant, create_tenant, get_tenant
 from kb_pipeline.index import IngestStats
 from kb_pipeline.loaders import demo_kb_path, load_directory
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Brightwater Home Services"
+DEMO_FILE = "demo.json"
 
 
 async def ensure_demo(services: Services) -> tuple[Tenant, IngestStats]:
@@ -17,6 +24,39 @@ async def ensure_demo(services: Services) -> tuple[Tenant, IngestStats]:
     try:
         tenant = await get_tenant(services.pool, DEMO_SLUG)
     except NotFound:
-        tenant = await create_tenant(services.pool, DEMO_SLUG, DEMO_NAME)
+        try:
+            tenant = await create_tenant(services.pool, DEMO_SLUG, DEMO_NAME)
+        except Conflict:  # another process created it just now
+            tenant = await get_tenant(services.pool, DEMO_SLUG)
     stats = await services.kb.ingest(tenant.id, load_directory(demo_kb_path()), cleanup=True)
     return tenant, stats
+
+
+async def ensure_demo_keys(services: Services, tenant: Tenant, secret: bytes) -> dict[str, str]:
+    """The demo tenant's widget, agent and admin keys, created if missing.
+
+    Keys are stored hashed, so the demo keys are derived from the server secret instead of
+    drawn at random: every start finds the same keys (and scripts keep working) without the
+    server ever storing a key in clear. Returns ``{"tenant", "widget_key", "agent_key",
+    "admin_key"}``.
+    """
+    out: dict[str, str] = {"tenant": tenant.slug}
+    kinds: tuple[keys.KeyKind, ...] = ("widget", "agent", "admin")
+    for kind in kinds:
+        text = keys.derived_secret(kind, secret, f"demo:{tenant.id}")
+        await keys.create_key(services.pool, tenant.id, kind, name=f"demo-{kind}", secret=text)
+        out[f"{kind}_key"] = text
+    return out
+
+
+def write_demo_file(data_dir: Path, demo_keys: dict[str, Any]) -> Path:
+    """Write ``<data_dir>/demo.json`` (owner-only: it holds an admin key) and return its path."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / DEMO_FILE
+    tmp = path.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(demo_keys, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path

@@ -7,18 +7,52 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from langgraph.graph.state import CompiledStateGraph
 
+from api.actions import AgentDesk
+from api.turns import TurnRunner
 from graph.services import Services
+from helpdesk.config import Settings
+from helpdesk.notify import EventHub
 
 
 def get_services(request: Request) -> Services:
     """The process's services (pool, KB, models)."""
-    return request.app.state.services
+    services: Services = request.app.state.services
+    return services
 
 
 def get_graph(request: Request) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The compiled, checkpointed support graph."""
-    return request.app.state.graph
+    graph: CompiledStateGraph[Any, Any, Any, Any] = request.app.state.graph
+    return graph
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_runner(request: Request) -> TurnRunner:
+    """Runs customer turns (one per conversation at a time, detached from the request)."""
+    runner: TurnRunner = request.app.state.runner
+    return runner
+
+
+def get_desk(request: Request) -> AgentDesk:
+    """Applies agent actions exactly once."""
+    desk: AgentDesk = request.app.state.desk
+    return desk
+
+
+def get_hub(request: Request) -> EventHub:
+    """The process's LISTEN/NOTIFY fan-out."""
+    hub: EventHub = request.app.state.hub
+    return hub
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 GraphDep = Annotated[CompiledStateGraph[Any, Any, Any, Any], Depends(get_graph)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
+DeskDep = Annotated[AgentDesk, Depends(get_desk)]
+EventHubDep = Annotated[EventHub, Depends(get_hub)]

@@ -1,4 +1,8 @@
-"""Errors as JSON ``{"code", "message"}`` with stable codes; bad input is a 4xx, never a 500."""
+"""Errors as JSON ``{"code", "message"}`` with stable codes; bad input is a 4xx, never a 500.
+
+The codes are part of the HTTP contract (``docs/http-api.md``); :data:`ERROR_CODES` lists them
+with their status so OpenAPI can document them.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,51 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from helpdesk.errors import DeskError
 
 log = logging.getLogger(__name__)
+
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "invalid_json": (400, "The body is not valid JSON."),
+    "invalid_request": (422, "A field, parameter or header has the wrong type or value."),
+    "invalid_input": (422, "Well-formed values that are not acceptable here."),
+    "idempotency_key_reused": (422, "The Idempotency-Key was used with another body."),
+    "unauthenticated": (401, "No credential was sent."),
+    "invalid_key": (401, "The API key is unknown or revoked."),
+    "invalid_token": (401, "The customer token is malformed or badly signed."),
+    "token_expired": (401, "The customer token has expired."),
+    "forbidden": (403, "The credential may not do this (wrong kind or conversation)."),
+    "origin_not_allowed": (403, "The widget key does not allow this Origin."),
+    "not_found": (404, "No such thing for this tenant."),
+    "method_not_allowed": (405, "The path does not take this method."),
+    "conflict": (409, "The request conflicts with the current state."),
+    "conversation_closed": (409, "The conversation is closed."),
+    "turn_in_progress": (409, "Another turn of this conversation is running."),
+    "idempotency_key_in_progress": (409, "The first request with this key is still running."),
+    "interrupt_conflict": (409, "The action's interrupt is no longer pending."),
+    "conversation_busy": (409, "Another action on this conversation is running."),
+    "conversation_owned": (409, "Another agent owns the conversation."),
+    "body_too_large": (413, "The body is over the configured limit."),
+    "unsupported_media_type": (415, "The body has an unsupported content type."),
+    "internal": (500, "A bug: reported in the server log."),
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"code": "not_found", "message": "no conversation 0b6c... for this tenant"}
+            ]
+        }
+    )
+    code: str
+    message: str
 
 
 class ApiError(DeskError):
@@ -29,19 +73,59 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"code": code, "message": message, **extra}
 
 
+def responses(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the given error codes (grouped by status)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        status, meaning = ERROR_CODES[code]
+        entry = out.setdefault(
+            status, {"model": ErrorBody, "description": "", "content": {"application/json": {}}}
+        )
+        entry["description"] = "; ".join(
+            p for p in (entry["description"], f"`{code}`: {meaning}") if p
+        )
+        examples = entry["content"]["application/json"].setdefault("examples", {})
+        examples[code] = {"value": {"code": code, "message": meaning}}
+    return out
+
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers."""
 
     @app.exception_handler(DeskError)
     async def desk_error(_: Request, exc: DeskError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(
+            error_body(exc.code, exc.message), status_code=exc.status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
             for e in exc.errors()
         ]
+        if any(d["type"] == "json_invalid" for d in details):
+            return JSONResponse(
+                error_body("invalid_json", "the body is not valid JSON", details=details),
+                status_code=400,
+            )
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
         return JSONResponse(
@@ -51,8 +135,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

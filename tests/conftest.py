@@ -67,3 +67,11 @@ async def demo(services: Services) -> Tenant:
 @pytest.fixture(scope="session")
 async def graph(services: Services, demo: Tenant) -> Any:
     return build_graph(services, await open_checkpointer(services))
+
+
+@pytest.fixture(scope="session")
+def live_api(settings: Settings, offline_models: Models, database_url: str, demo: Tenant) -> Any:
+    """The HTTP API on a real socket (uvicorn in a thread), with keys for two tenants."""
+    from tests.api_support import serve
+
+    yield from serve(settings, offline_models, database_url)

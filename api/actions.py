@@ -1,0 +1,278 @@
+"""Agent actions on a conversation, applied exactly once.
+
+Every action runs while holding the conversation (:class:`api.turns.ConversationGate`) and
+first re-reads what the thread waits on. So when several agents act on one interrupt, the first
+resumes it and every other one finds it gone (or, when it named the interrupt it saw, finds a
+different one) and gets ``409 interrupt_conflict``: nothing is applied twice.
+
+| action | thread waits on a hand-off / human turn | waits on a draft review | waits on nothing |
+| --- | --- | --- | --- |
+| takeover | the agent claims it | the agent claims it | the AI stops answering; the agent owns it |
+| reply | resume: the agent answers | 409 | the agent answers (and owns it) |
+| approve / edit / reject | 409 | resume with the review | 409 |
+| release | resume: back to the AI | 409 | back to the AI if an agent owned it, else 409 |
+| close | resume: closed | 409 (review the draft first) | closed |
+
+Acting without an interrupt (take over a conversation the AI is handling, answer it, hand it
+back) changes the thread's state with ``aupdate_state`` as if ``respond`` had run, so the
+graph's routing sees the new owner on the customer's next message: while a person owns the
+conversation the AI never answers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage
+
+from api.errors import ApiError
+from api.streaming import Event, Graph, resume_turn, thread_config
+from api.turns import ConversationGate
+from graph.interrupts import AgentReply, Approve, Close, Edit, Reject, Release
+from graph.services import Services
+from helpdesk import conversations, tickets
+from helpdesk.tenants import Tenant
+
+ActionName = Literal["takeover", "reply", "approve", "edit", "reject", "release", "close"]
+_AGENT_WAITS = ("handoff", "human_turn")
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """What an agent asked for (already validated by the route's body model)."""
+
+    action: ActionName
+    agent: str
+    interrupt_id: str | None = None
+    text: str | None = None
+    reason: str | None = None
+    then: Literal["redraft", "handoff"] = "redraft"
+
+
+@dataclass
+class ActionOutcome:
+    """What an action did: the events it produced and the conversation afterwards."""
+
+    action: ActionName
+    events: list[Event]
+    conversation: dict[str, Any]
+    pending: dict[str, Any] | None
+
+
+def _conflict(message: str) -> ApiError:
+    return ApiError(409, "interrupt_conflict", message)
+
+
+def pending_view(interrupt: Any) -> dict[str, Any]:
+    """The JSON view of a pending interrupt: its id, kind and typed payload."""
+    value = dict(interrupt.value)
+    return {"interrupt_id": interrupt.id, "kind": value.get("kind"), "payload": value}
+
+
+class AgentDesk:
+    """Applies agent actions to conversations."""
+
+    def __init__(
+        self, graph: Graph, services: Services, gate: ConversationGate, *, wait_s: float = 5.0
+    ) -> None:
+        self.graph = graph
+        self.services = services
+        self.gate = gate
+        self.wait_s = wait_s
+
+    async def act(
+        self, tenant: Tenant, conversation_id: uuid.UUID, req: ActionRequest
+    ) -> ActionOutcome:
+        """Apply ``req`` once, or raise a 4xx :class:`ApiError` saying why not."""
+        busy = ApiError(
+            409, "conversation_busy", "another action or turn on this conversation is running"
+        )
+        async with self.gate.hold(tenant.id, conversation_id, wait_s=self.wait_s, busy=busy):
+            conv = await conversations.get_conversation(
+                self.services.pool, tenant.id, conversation_id
+            )
+            if conv["status"] == "closed":
+                raise ApiError(
+                    409, "conversation_closed", f"conversation {conversation_id} is closed"
+                )
+            snapshot = await self.graph.aget_state(thread_config(conversation_id))
+            pending = snapshot.interrupts[0] if snapshot.interrupts else None
+            if req.interrupt_id is not None and (pending is None or pending.id != req.interrupt_id):
+                raise _conflict(
+                    f"interrupt {req.interrupt_id} is no longer pending; someone acted on it first"
+                )
+            kind = pending.value.get("kind") if pending is not None else None
+            owner = conv["owner_agent"]
+            if req.action in ("takeover", "reply") and owner and owner != req.agent:
+                raise ApiError(409, "conversation_owned", f"{owner} owns this conversation")
+            events = await self._apply(tenant, conv, req, kind, dict(snapshot.values))
+            after = await conversations.get_conversation(
+                self.services.pool, tenant.id, conversation_id
+            )
+            snapshot = await self.graph.aget_state(thread_config(conversation_id))
+            now_pending = snapshot.interrupts[0] if snapshot.interrupts else None
+        return ActionOutcome(
+            action=req.action,
+            events=events,
+            conversation={
+                "id": after["id"],
+                "status": after["status"],
+                "owner_agent": after["owner_agent"],
+            },
+            pending=pending_view(now_pending) if now_pending is not None else None,
+        )
+
+    async def _apply(
+        self,
+        tenant: Tenant,
+        conv: dict[str, Any],
+        req: ActionRequest,
+        kind: str | None,
+        state: dict[str, Any],
+    ) -> list[Event]:
+        cid: uuid.UUID = conv["id"]
+        pool = self.services.pool
+        if req.action == "takeover":
+            if kind is None:
+                await self._update_thread(tenant, cid, {"owner": "human", "agent_name": req.agent})
+            await conversations.set_status(
+                pool, tenant.id, cid, conv["status"], owner_agent=req.agent
+            )
+            await tickets.settle_open_ticket(pool, tenant.id, cid, "in_progress")
+            return [("status", {"status": conv["status"], "owner_agent": req.agent})]
+
+        if req.action in ("approve", "edit", "reject"):
+            if kind != "approval":
+                raise _conflict("no draft of this conversation waits for review")
+            value: Any
+            if req.action == "approve":
+                value = Approve(action="approve", reviewer=req.agent)
+            elif req.action == "edit":
+                value = Edit(action="edit", text=req.text or "", reviewer=req.agent)
+            else:
+                value = Reject(
+                    action="reject", reason=req.reason or "", then=req.then, reviewer=req.agent
+                )
+            return await self._resume(tenant, conv, value.model_dump())
+
+        if kind == "approval":
+            raise _conflict("a draft waits for review: approve, edit or reject it first")
+
+        if req.action == "reply":
+            if kind in _AGENT_WAITS:
+                value = AgentReply(action="reply", text=req.text or "", agent=req.agent)
+                events = await self._resume(tenant, conv, value.model_dump())
+            else:
+                events = [await self._say(tenant, cid, req.text or "", "agent", req.agent)]
+                await conversations.set_status(
+                    pool, tenant.id, cid, "active", owner_agent=req.agent
+                )
+            await tickets.settle_open_ticket(pool, tenant.id, cid, "in_progress")
+            return events
+
+        if req.action == "release":
+            if kind in _AGENT_WAITS:
+                value = Release(action="release", text=req.text, agent=req.agent)
+                events = await self._resume(tenant, conv, value.model_dump())
+            elif state.get("owner") == "human" or conv["owner_agent"]:
+                text = req.text or self.services.prompts.reply("released")
+                events = [
+                    await self._say(
+                        tenant,
+                        cid,
+                        text,
+                        "system",
+                        None,
+                        extra={"low_confidence_streak": 0, "no_progress_streak": 0},
+                    )
+                ]
+                await conversations.set_status(pool, tenant.id, cid, "active", owner_agent=None)
+            else:
+                raise _conflict("the AI already answers this conversation; nothing to release")
+            await tickets.settle_open_ticket(pool, tenant.id, cid, "resolved")
+            return events
+
+        assert req.action == "close"
+        if kind in _AGENT_WAITS:
+            value = Close(action="close", text=req.text, agent=req.agent)
+            events = await self._resume(tenant, conv, value.model_dump())
+        else:
+            text = req.text or self.services.prompts.reply("closed")
+            events = [await self._say(tenant, cid, text, "system", req.agent)]
+            await conversations.set_status(pool, tenant.id, cid, "closed", owner_agent=req.agent)
+        await tickets.settle_open_ticket(pool, tenant.id, cid, "resolved")
+        return events
+
+    async def _resume(
+        self, tenant: Tenant, conv: dict[str, Any], value: dict[str, Any]
+    ) -> list[Event]:
+        events = [
+            event
+            async for event in resume_turn(
+                self.graph, self.services, tenant, conv["id"], value, channel=conv["channel"]
+            )
+        ]
+        failed = next((data for name, data in events if name == "error"), None)
+        if failed is not None:
+            raise ApiError(500, "internal", failed["message"])
+        return events
+
+    async def _update_thread(
+        self, tenant: Tenant, conversation_id: uuid.UUID, values: dict[str, Any]
+    ) -> None:
+        # As if ``respond`` had just run: the thread ends there, and the next customer message
+        # starts a fresh run that routes on the new owner. ``tenant`` binds a thread that has
+        # not run yet (a conversation taken over before the customer wrote).
+        await self.graph.aupdate_state(
+            thread_config(conversation_id), {"tenant": tenant.slug, **values}, as_node="respond"
+        )
+
+    async def _say(
+        self,
+        tenant: Tenant,
+        conversation_id: uuid.UUID,
+        text: str,
+        sender: Literal["agent", "system"],
+        agent: str | None,
+        *,
+        extra: dict[str, Any] | None = None,
+    ) -> Event:
+        """Send a message outside a graph run: into the thread, the transcript and the log."""
+        message_id = uuid.uuid4()
+        owner = "human" if sender == "agent" else "ai"
+        await self._update_thread(
+            tenant,
+            conversation_id,
+            {
+                "messages": [
+                    AIMessage(
+                        content=text,
+                        id=str(message_id),
+                        name=sender,
+                        additional_kwargs={"sender": sender, "citations": [], "confidence": None},
+                    )
+                ],
+                "owner": owner,
+                "agent_name": agent if sender == "agent" else None,
+                **(extra or {}),
+            },
+        )
+        pool = self.services.pool
+        await conversations.add_message(
+            pool, tenant.id, conversation_id, message_id=message_id, sender=sender, text=text
+        )
+        payload: dict[str, Any] = {
+            "message_id": str(message_id),
+            "sender": sender,
+            "text": text,
+            "citations": [],
+            "confidence": None,
+            "declined": False,
+        }
+        name = "agent.message" if sender == "agent" else "message.completed"
+        await conversations.append_event(
+            pool, tenant.id, conversation_id, name, payload, dedupe_key=f"reply:{message_id}"
+        )
+        return name, payload

@@ -1,0 +1,247 @@
+"""Who is calling: widget keys, customer tokens, agent and admin keys (FastAPI dependencies).
+
+* widget key ``wk_`` (``X-Widget-Key``, or ``?key=`` on GET): start conversations, search the
+  external knowledge base;
+* customer token ``ct_`` (``Authorization: Bearer``, or ``?token=`` on GET): act on its one
+  conversation;
+* agent key ``ak_`` (``Authorization: Bearer``): the agent API of its tenant, the whole KB;
+* admin key ``sk_`` (``Authorization: Bearer``): all of the above plus KB ingestion.
+
+Every route resolves its caller to a :class:`Principal` bound to one tenant; nothing a route
+reads or writes is reached by an id alone. Key look-ups are cached for a few seconds per process
+(``key_cache_s``): a revoked key stops working within that time.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request, Security
+from fastapi.security import (
+    APIKeyHeader,
+    APIKeyQuery,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+)
+
+from api.errors import ApiError
+from helpdesk import keys as keys_repo
+from helpdesk.auth import verify_customer_token
+from helpdesk.db import DictPool
+from helpdesk.errors import NotFound
+from helpdesk.keys import ApiKey
+from helpdesk.tenants import Tenant, get_tenant_by_id
+
+PrincipalKind = Literal["widget", "customer", "agent", "admin"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller, always bound to one tenant."""
+
+    tenant: Tenant
+    kind: PrincipalKind
+    name: str
+    """The key's name (agents are named by it unless a request names them), or ``customer``."""
+    key_id: uuid.UUID | None = None
+    conversation_id: uuid.UUID | None = None
+    """The one conversation a customer token grants."""
+
+    @property
+    def is_staff(self) -> bool:
+        """Agent or admin."""
+        return self.kind in ("agent", "admin")
+
+
+class Authenticator:
+    """Resolves credentials, with short per-process caches of keys and tenants."""
+
+    def __init__(self, pool: DictPool, secret: bytes, *, key_cache_s: float = 10.0) -> None:
+        self.pool = pool
+        self.secret = secret
+        self._key_cache_s = key_cache_s
+        self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        self._tenants: dict[uuid.UUID, tuple[float, Tenant]] = {}
+
+    async def key(self, secret: str) -> ApiKey | None:
+        """The live key with this secret, or None."""
+        now = time.monotonic()
+        hit = self._keys.get(secret)
+        if hit is not None and now - hit[0] < self._key_cache_s:
+            return hit[1]
+        found = await keys_repo.lookup_key(self.pool, secret)
+        if len(self._keys) > 10_000:  # bounded even under a flood of made-up keys
+            self._keys.clear()
+        self._keys[secret] = (now, found)
+        return found
+
+    async def tenant(self, tenant_id: uuid.UUID) -> Tenant:
+        """The tenant with this id (cached a few seconds)."""
+        now = time.monotonic()
+        hit = self._tenants.get(tenant_id)
+        if hit is not None and now - hit[0] < self._key_cache_s:
+            return hit[1]
+        tenant = await get_tenant_by_id(self.pool, tenant_id)
+        self._tenants[tenant_id] = (now, tenant)
+        return tenant
+
+    def forget(self) -> None:
+        """Drop the caches (after keys were revoked in this process)."""
+        self._keys.clear()
+        self._tenants.clear()
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    """The process's authenticator (built by the lifespan)."""
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
+AuthDep = Annotated[Authenticator, Depends(get_authenticator)]
+
+_widget_header = APIKeyHeader(
+    name="X-Widget-Key",
+    scheme_name="widgetKey",
+    description="A tenant's public widget key (`wk_...`).",
+    auto_error=False,
+)
+_widget_query = APIKeyQuery(
+    name="key",
+    scheme_name="widgetKeyQuery",
+    description="The widget key as a query parameter, for GET requests from a browser.",
+    auto_error=False,
+)
+_customer_bearer = HTTPBearer(
+    scheme_name="customerToken",
+    bearerFormat="ct_...",
+    description="The customer token returned by POST /v1/conversations.",
+    auto_error=False,
+)
+_token_query = APIKeyQuery(
+    name="token",
+    scheme_name="customerTokenQuery",
+    description="The customer token as a query parameter (EventSource cannot send headers).",
+    auto_error=False,
+)
+_staff_bearer = HTTPBearer(
+    scheme_name="staffKey",
+    bearerFormat="ak_... | sk_...",
+    description="An agent key (`ak_...`) or an admin key (`sk_...`).",
+    auto_error=False,
+)
+
+
+def _unauthenticated(what: str) -> ApiError:
+    return ApiError(401, "unauthenticated", f"expected {what}; none was sent")
+
+
+async def _staff_key(auth: Authenticator, secret: str, kinds: tuple[str, ...]) -> Principal:
+    key = await auth.key(secret)
+    if key is None:
+        raise ApiError(401, "invalid_key", "the API key is unknown or revoked")
+    if key.kind not in kinds:
+        raise ApiError(
+            403, "forbidden", f"this needs an {' or '.join(kinds)} key, got a {key.kind} key"
+        )
+    tenant = await auth.tenant(key.tenant_id)
+    return Principal(tenant, key.kind, key.name or key.kind, key_id=key.id)
+
+
+async def _widget_key(auth: Authenticator, request: Request, secret: str) -> Principal:
+    key = await auth.key(secret)
+    if key is None:
+        raise ApiError(401, "invalid_key", "the widget key is unknown or revoked")
+    if key.kind != "widget":
+        raise ApiError(403, "forbidden", f"expected a widget key, got a {key.kind} key")
+    origin = request.headers.get("origin")
+    # Browsers always send Origin on cross-site requests; other clients could forge it anyway,
+    # so a missing Origin is not refused. The check keeps other sites' pages off the key.
+    if (
+        key.allowed_origins
+        and origin is not None
+        and origin.rstrip("/").lower() not in key.allowed_origins
+    ):
+        raise ApiError(
+            403, "origin_not_allowed", f"origin {origin!r} is not allowed for this widget key"
+        )
+    tenant = await auth.tenant(key.tenant_id)
+    return Principal(tenant, "widget", key.name or "widget", key_id=key.id)
+
+
+async def widget_principal(
+    request: Request,
+    auth: AuthDep,
+    header_key: Annotated[str | None, Security(_widget_header)] = None,
+    query_key: Annotated[str | None, Security(_widget_query)] = None,
+) -> Principal:
+    """A caller with the tenant's widget key."""
+    secret = header_key or query_key
+    if not secret:
+        raise _unauthenticated("a widget key in X-Widget-Key")
+    return await _widget_key(auth, request, secret)
+
+
+async def customer_principal(
+    conversation_id: uuid.UUID,
+    auth: AuthDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_customer_bearer)] = None,
+    query_token: Annotated[str | None, Security(_token_query)] = None,
+) -> Principal:
+    """The customer of the conversation in the path (by its customer token)."""
+    token = bearer.credentials if bearer is not None else query_token
+    if not token:
+        raise _unauthenticated("a customer token (Authorization: Bearer ct_...)")
+    claims = verify_customer_token(auth.secret, token)
+    if claims.conversation_id != conversation_id:
+        raise ApiError(403, "forbidden", "the customer token is for another conversation")
+    try:
+        tenant = await auth.tenant(claims.tenant_id)
+    except NotFound as exc:  # the tenant was deleted after the token was issued
+        raise ApiError(401, "invalid_token", "the token's tenant no longer exists") from exc
+    return Principal(tenant, "customer", "customer", conversation_id=conversation_id)
+
+
+async def staff_principal(
+    auth: AuthDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_staff_bearer)] = None,
+) -> Principal:
+    """An agent or an admin of the tenant."""
+    if bearer is None or not bearer.credentials:
+        raise _unauthenticated("an agent or admin key (Authorization: Bearer ak_...)")
+    return await _staff_key(auth, bearer.credentials, ("agent", "admin"))
+
+
+async def admin_principal(
+    auth: AuthDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_staff_bearer)] = None,
+) -> Principal:
+    """An admin of the tenant."""
+    if bearer is None or not bearer.credentials:
+        raise _unauthenticated("an admin key (Authorization: Bearer sk_...)")
+    return await _staff_key(auth, bearer.credentials, ("admin",))
+
+
+async def reader_principal(
+    request: Request,
+    auth: AuthDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_staff_bearer)] = None,
+    header_key: Annotated[str | None, Security(_widget_header)] = None,
+    query_key: Annotated[str | None, Security(_widget_query)] = None,
+) -> Principal:
+    """A widget (customer portal) or staff caller: who may search the knowledge base."""
+    if bearer is not None and bearer.credentials:
+        return await _staff_key(auth, bearer.credentials, ("agent", "admin"))
+    secret = header_key or query_key
+    if not secret:
+        raise _unauthenticated("a widget key (X-Widget-Key) or an agent key (Bearer)")
+    return await _widget_key(auth, request, secret)
+
+
+WidgetCaller = Annotated[Principal, Depends(widget_principal)]
+CustomerCaller = Annotated[Principal, Depends(customer_principal)]
+StaffCaller = Annotated[Principal, Depends(staff_principal)]
+AdminCaller = Annotated[Principal, Depends(admin_principal)]
+ReaderCaller = Annotated[Principal, Depends(reader_principal)]

@@ -1,0 +1,382 @@
+"""Agent routes (agent or admin key): the queue, conversation detail, actions, tickets, and
+live streams for the console.
+
+Actions (take over, reply, approve / edit / reject a held draft, release, close) are applied
+exactly once (:mod:`api.actions`): two agents acting on one interrupt get one success and one
+``409 interrupt_conflict``. Pass the ``interrupt_id`` you saw in the detail view to make sure
+you act on exactly that interrupt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from api import schemas
+from api.actions import ActionName, ActionOutcome, ActionRequest, pending_view
+from api.auth import Principal, StaffCaller
+from api.deps import DeskDep, EventHubDep, GraphDep, ServicesDep, SettingsDep
+from api.errors import responses
+from api.routes.conversations import follow_events
+from api.streaming import thread_config
+from helpdesk import conversations, tickets
+from helpdesk.notify import EventHub
+from helpdesk.tenancy import tenant_scope
+
+router = APIRouter(prefix="/v1/agent", tags=["agent"])
+
+_AUTH = ("unauthenticated", "invalid_key", "forbidden")
+_ACTION_ERRORS = responses(
+    "invalid_json",
+    "invalid_request",
+    *_AUTH,
+    "not_found",
+    "interrupt_conflict",
+    "conversation_busy",
+    "conversation_owned",
+    "conversation_closed",
+    "body_too_large",
+)
+# Event types after which the queue may look different.
+_QUEUE_TYPES = frozenset({"status", "handoff", "approval.pending", "message.created"})
+_SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _queue_item(row: dict[str, Any]) -> schemas.QueueItem:
+    escalation = row["escalation"] or {}
+    kind: Literal["handoff", "approval", "human_turn"] = "handoff"
+    if escalation.get("kind") == "approval":
+        kind = "approval"
+    elif escalation.get("kind") == "human_turn":
+        kind = "human_turn"
+    last = row["last_customer_message"] or ""
+    if kind == "approval":
+        reasons = (row["approval"] or {}).get("review_reasons") or []
+        reason = ", ".join(reasons) or "review"
+        summary = f"A drafted answer waits for review. Customer asked: {last!r}"
+    elif kind == "human_turn":
+        reason = "customer_replied"
+        summary = f"The customer wrote in a conversation {row['owner_agent'] or 'an agent'} owns."
+    else:
+        reason = row["ticket_reason"] or escalation.get("reason") or "handoff"
+        summary = row["ticket_summary"] or f"Customer asked: {last!r}"
+    return schemas.QueueItem(
+        conversation_id=row["id"],
+        kind=kind,
+        reason=reason,
+        summary=summary,
+        waiting_since=row["waiting_since"] or row["updated_at"],
+        channel=row["channel"],
+        owner=row["owner_agent"],
+        ticket_id=row["ticket_id"],
+        ticket_number=row["ticket_number"],
+        priority=row["ticket_priority"],
+        last_customer_message=row["last_customer_message"],
+        last_customer_at=row["last_customer_at"],
+    )
+
+
+@router.get("/queue", response_model=schemas.Queue, responses=responses("invalid_request", *_AUTH))
+async def queue(
+    caller: StaffCaller,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> schemas.Queue:
+    """Conversations waiting on a person, oldest wait first: hand-offs, held drafts, and
+    customers writing in conversations an agent owns."""
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        rows = await conversations.waiting_queue(conn, caller.tenant.id, limit=limit)
+    return schemas.Queue(items=[_queue_item(r) for r in rows])
+
+
+@router.get(
+    "/conversations",
+    response_model=list[schemas.ConversationSummary],
+    responses=responses("invalid_request", *_AUTH),
+)
+async def list_conversations(
+    caller: StaffCaller,
+    services: ServicesDep,
+    status: Literal["active", "waiting_human", "closed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[schemas.ConversationSummary]:
+    """The tenant's conversations, most recently active first."""
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        rows = await conversations.list_conversations(
+            conn, caller.tenant.id, status=status, limit=limit
+        )
+    return [schemas.ConversationSummary.model_validate(r) for r in rows]
+
+
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=schemas.ConversationDetail,
+    responses=responses("invalid_request", *_AUTH, "not_found"),
+)
+async def conversation_detail(
+    conversation_id: uuid.UUID, caller: StaffCaller, services: ServicesDep, graph: GraphDep
+) -> schemas.ConversationDetail:
+    """The transcript (including messages queued while waiting), what the thread waits on (with
+    its ``interrupt_id``), the last hand-off's payload and the open ticket."""
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        conv = await conversations.get_conversation(conn, caller.tenant.id, conversation_id)
+        rows = await conversations.list_messages(conn, caller.tenant.id, conversation_id)
+        ticket_rows = await tickets.list_tickets(conn, caller.tenant.id, conversation_id)
+    # The thread is read only after the conversation proved to be this tenant's.
+    snapshot = await graph.aget_state(thread_config(conversation_id))
+    pending = pending_view(snapshot.interrupts[0]) if snapshot.interrupts else None
+    handoff = (
+        pending["payload"]
+        if pending is not None and pending["kind"] == "handoff"
+        else (snapshot.values or {}).get("handoff_request")
+    )
+    open_tickets = [t for t in ticket_rows if t["status"] not in ("resolved", "closed")]
+    latest = open_tickets or ticket_rows
+    ticket = latest[-1] if latest else None
+    return schemas.ConversationDetail(
+        conversation=schemas.ConversationSummary.model_validate(conv),
+        messages=[schemas.TranscriptMessage.model_validate(r) for r in rows],
+        pending=schemas.PendingInterrupt.model_validate(pending) if pending else None,
+        handoff=handoff,
+        ticket=schemas.Ticket.model_validate(ticket) if ticket else None,
+    )
+
+
+@router.get(
+    "/conversations/{conversation_id}/events",
+    response_class=EventSourceResponse,
+    responses={**_SSE_RESPONSE, **responses("invalid_request", *_AUTH, "not_found")},
+)
+async def conversation_events(
+    conversation_id: uuid.UUID,
+    caller: StaffCaller,
+    services: ServicesDep,
+    hub: EventHubDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[int | None, Query(ge=0)] = None,
+) -> EventSourceResponse:
+    """Every logged event of one conversation (reviewers' notes included), resumable like the
+    customer's subscription (``Last-Event-ID`` / ``?last_event_id=``)."""
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        await conversations.get_conversation(conn, caller.tenant.id, conversation_id)
+    return EventSourceResponse(
+        follow_events(services, hub, caller.tenant.id, conversation_id, last_event_id or 0, None),
+        ping=settings.sse_ping_s,
+    )
+
+
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    responses={**_SSE_RESPONSE, **responses(*_AUTH)},
+)
+async def tenant_events(
+    caller: StaffCaller, hub: EventHubDep, settings: SettingsDep
+) -> EventSourceResponse:
+    """Live changes of the tenant for the console: ``conversation.event`` for every logged
+    event (``{"conversation_id", "seq", "type"}``) and ``queue.changed`` when the queue may have
+    changed (``{"conversation_id"}``, or ``{"resync": true}`` after a gap: refetch everything).
+    Not resumable: on reconnect, refetch the queue."""
+    return EventSourceResponse(_tenant_stream(hub, caller), ping=settings.sse_ping_s)
+
+
+async def _tenant_stream(hub: EventHub, caller: Principal) -> AsyncIterator[ServerSentEvent]:
+    async with hub.tenant(caller.tenant.id) as sub:
+        yield ServerSentEvent(event="ready", data="{}")
+        while True:
+            await sub.wait(30.0)
+            while True:
+                try:
+                    notice = sub.notices.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if notice.resync:
+                    yield ServerSentEvent(event="queue.changed", data='{"resync": true}')
+                    continue
+                cid = str(notice.conversation_id)
+                yield ServerSentEvent(
+                    event="conversation.event",
+                    data=json.dumps(
+                        {"conversation_id": cid, "seq": notice.seq, "type": notice.type}
+                    ),
+                )
+                if notice.type in _QUEUE_TYPES:
+                    yield ServerSentEvent(
+                        event="queue.changed", data=json.dumps({"conversation_id": cid})
+                    )
+
+
+def _outcome(out: ActionOutcome) -> schemas.ActionResult:
+    return schemas.ActionResult(
+        action=out.action,
+        conversation=schemas.ConversationSummary.model_validate(out.conversation),
+        pending=schemas.PendingInterrupt.model_validate(out.pending) if out.pending else None,
+        events=[schemas.StreamEvent(event=name, data=data) for name, data in out.events],
+    )
+
+
+async def _act(
+    desk: DeskDep,
+    caller: Principal,
+    conversation_id: uuid.UUID,
+    action: ActionName,
+    body: schemas._Action,
+    **fields: Any,
+) -> schemas.ActionResult:
+    req = ActionRequest(
+        action=action,
+        agent=body.agent or caller.name,
+        interrupt_id=body.interrupt_id,
+        **fields,
+    )
+    return _outcome(await desk.act(caller.tenant, conversation_id, req))
+
+
+@router.post(
+    "/conversations/{conversation_id}/takeover",
+    response_model=schemas.ActionResult,
+    responses=_ACTION_ERRORS,
+)
+async def takeover(
+    conversation_id: uuid.UUID, body: schemas.TakeoverBody, caller: StaffCaller, desk: DeskDep
+) -> schemas.ActionResult:
+    """Take the conversation over: the agent owns it and the AI stops answering."""
+    return await _act(desk, caller, conversation_id, "takeover", body)
+
+
+@router.post(
+    "/conversations/{conversation_id}/reply",
+    response_model=schemas.ActionResult,
+    responses=_ACTION_ERRORS,
+)
+async def reply(
+    conversation_id: uuid.UUID, body: schemas.ReplyBody, caller: StaffCaller, desk: DeskDep
+) -> schemas.ActionResult:
+    """Answer the customer (answering a hand-off, or in a conversation the agent owns)."""
+    return await _act(desk, caller, conversation_id, "reply", body, text=body.text)
+
+
+@router.post(
+    "/conversations/{conversation_id}/approve",
+    response_model=schemas.ActionResult,
+    responses=_ACTION_ERRORS,
+)
+async def approve(
+    conversation_id: uuid.UUID, body: schemas.ApproveBody, caller: StaffCaller, desk: DeskDep
+) -> schemas.ActionResult:
+    """Send the held draft as it is."""
+    return await _act(desk, caller, conversation_id, "approve", body)
+
+
+@router.post(
+    "/conversations/{conversation_id}/edit",
+    response_model=schemas.ActionResult,
+    responses=_ACTION_ERRORS,
+)
+async def edit(
+    conversation_id: uuid.UUID, body: schemas.EditBody, caller: StaffCaller, desk: DeskDep
+) -> schemas.ActionResult:
+    """Send an edited text instead of the held draft (the pair is kept as labelled data)."""
+    return await _act(desk, caller, conversation_id, "edit", body, text=body.text)
+
+
+@router.post(
+    "/conversations/{conversation_id}/reject",
+    response_model=schemas.ActionResult,
+    responses=_ACTION_ERRORS,
+)
+async def reject(
+    conversation_id: uuid.UUID, body: schemas.RejectBody, caller: StaffCaller, desk: DeskDep
+) -> schemas.ActionResult:
+    """Reject the held draft: redraft once with the reason as feedback, or hand off."""
+    return await _act(
+        desk, caller, conversation_id, "reject", body, reason=body.reason, then=body.then
+    )
+
+
+@router.post(
+    "/conversations/{conversation_id}/release",
+    response_model=schemas.ActionResult,
+    responses=_ACTION_ERRORS,
+)
+async def release(
+    conversation_id: uuid.UUID, body: schemas.ReleaseBody, caller: StaffCaller, desk: DeskDep
+) -> schemas.ActionResult:
+    """Hand the conversation back to the AI."""
+    return await _act(desk, caller, conversation_id, "release", body, text=body.text)
+
+
+@router.post(
+    "/conversations/{conversation_id}/close",
+    response_model=schemas.ActionResult,
+    responses=_ACTION_ERRORS,
+)
+async def close(
+    conversation_id: uuid.UUID, body: schemas.CloseBody, caller: StaffCaller, desk: DeskDep
+) -> schemas.ActionResult:
+    """Close the conversation; the customer can no longer write in it."""
+    return await _act(desk, caller, conversation_id, "close", body, text=body.text)
+
+
+@router.get(
+    "/tickets", response_model=schemas.TicketList, responses=responses("invalid_request", *_AUTH)
+)
+async def list_tickets(
+    caller: StaffCaller,
+    services: ServicesDep,
+    status: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> schemas.TicketList:
+    """The tenant's tickets, oldest first."""
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        rows = await tickets.list_tickets(conn, caller.tenant.id, status=status, limit=limit)
+    return schemas.TicketList(items=[schemas.Ticket.model_validate(r) for r in rows])
+
+
+@router.get(
+    "/tickets/{ticket_id}",
+    response_model=schemas.Ticket,
+    responses=responses("invalid_request", *_AUTH, "not_found"),
+)
+async def get_ticket(
+    ticket_id: uuid.UUID, caller: StaffCaller, services: ServicesDep
+) -> schemas.Ticket:
+    """One ticket."""
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        row = await tickets.get_ticket(conn, caller.tenant.id, ticket_id)
+    return schemas.Ticket.model_validate(row)
+
+
+@router.patch(
+    "/tickets/{ticket_id}",
+    response_model=schemas.Ticket,
+    responses=responses(
+        "invalid_json", "invalid_request", *_AUTH, "not_found", "conflict", "body_too_large"
+    ),
+)
+async def update_ticket(
+    ticket_id: uuid.UUID, body: schemas.TicketUpdate, caller: StaffCaller, services: ServicesDep
+) -> schemas.Ticket:
+    """Change a ticket's status and/or priority."""
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        row = await tickets.get_ticket(conn, caller.tenant.id, ticket_id)
+        if body.status is not None or body.priority is not None:
+            row = await tickets.set_ticket_status(
+                conn,
+                caller.tenant.id,
+                ticket_id,
+                body.status or row["status"],
+                priority=body.priority,
+            )
+    return schemas.Ticket.model_validate(row)

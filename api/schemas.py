@@ -1,0 +1,451 @@
+"""Request and response bodies of the HTTP API (the OpenAPI schema is built from these)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_UUID = "0b6c5d1e-8f7a-4e2b-9c3d-5a1f2e3d4c5b"
+_MSG = "6f1d2c3b-4a5e-4f6a-8b7c-9d0e1f2a3b4c"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------- customer
+
+
+class NewConversation(_In):
+    """Start a conversation with the tenant's assistant (the tenant is the widget key's)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"channel": "web"}, {}]}
+    )
+    channel: Literal["web", "email", "api"] = "web"
+    customer: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Optional details about the customer (name, email...), shown to agents.",
+    )
+
+
+class ConversationCreated(BaseModel):
+    """A new conversation and the token that acts on it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": _UUID,
+                    "tenant": "demo",
+                    "channel": "web",
+                    "status": "active",
+                    "customer_token": "ct_eyJjIjoiMGI2YyIsInQiOiI...Zx8",
+                    "token_expires_at": "2025-06-08T12:00:00Z",
+                }
+            ]
+        }
+    )
+    id: uuid.UUID
+    tenant: str
+    channel: str
+    status: str
+    customer_token: str = Field(description="Bearer token for this conversation only.")
+    token_expires_at: datetime
+
+
+class NewMessage(_In):
+    """A customer message."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "When are you open on Saturday?"}]}
+    )
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class Citation(BaseModel):
+    """A knowledge-base article an answer relies on."""
+
+    source_id: str
+    title: str
+    article_id: str | None = None
+
+
+class Reply(BaseModel):
+    """An answer sent to the customer (``message.completed`` / ``agent.message`` data)."""
+
+    message_id: str
+    sender: Literal["ai", "agent", "system"]
+    text: str
+    citations: list[Citation] = []
+    confidence: float | None = None
+    declined: bool = False
+
+
+class StreamEvent(BaseModel):
+    """One event of a turn, as SSE would carry it."""
+
+    event: str = Field(
+        description="message.created | status | token | message.completed | agent.message |"
+        " handoff | approval.pending | error | done"
+    )
+    data: dict[str, Any]
+
+
+class TurnResult(BaseModel):
+    """A turn in JSON mode: the reply (when one was sent) and every event of the turn."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reply": {
+                        "message_id": _MSG,
+                        "sender": "ai",
+                        "text": "On Saturdays we are open 8:00 am to 2:00 pm. [opening-hours]",
+                        "citations": [{"source_id": "opening-hours", "title": "Opening hours"}],
+                        "confidence": 0.81,
+                        "declined": False,
+                    },
+                    "events": [
+                        {"event": "status", "data": {"node": "guard_input"}},
+                        {"event": "done", "data": {}},
+                    ],
+                }
+            ]
+        }
+    )
+    reply: Reply | None
+    events: list[StreamEvent]
+
+
+class TranscriptMessage(BaseModel):
+    """One stored message."""
+
+    id: uuid.UUID
+    sender: Literal["customer", "ai", "agent", "system"]
+    text: str
+    intent: str | None = None
+    confidence: float | None = None
+    citations: list[dict[str, Any]] = []
+    created_at: datetime
+
+
+class ConversationSummary(BaseModel):
+    """A conversation's state."""
+
+    id: uuid.UUID
+    status: Literal["active", "waiting_human", "closed"]
+    channel: str = "web"
+    owner_agent: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Transcript(BaseModel):
+    """A conversation and its messages, oldest first."""
+
+    conversation: ConversationSummary
+    messages: list[TranscriptMessage]
+
+
+class MessageRating(_In):
+    """Thumbs up or down on one answer."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"message_id": _MSG, "rating": "up"}]},
+    )
+    message_id: uuid.UUID
+    rating: Literal["up", "down"]
+    comment: str = Field(default="", max_length=2000)
+
+
+class Csat(_In):
+    """Customer satisfaction with the whole conversation, 1 (bad) to 5 (great)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"csat": 5, "comment": "Quick and clear"}]}
+    )
+    csat: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    """Stored feedback."""
+
+    id: uuid.UUID
+    kind: Literal["rating", "csat"]
+    message_id: uuid.UUID | None = None
+    rating: Literal["up", "down"] | None = None
+    csat: int | None = None
+    comment: str = ""
+
+
+# ---------------------------------------------------------------------------- agent
+
+
+class QueueItem(BaseModel):
+    """A conversation waiting on a person."""
+
+    conversation_id: uuid.UUID
+    kind: Literal["handoff", "approval", "human_turn"] = Field(
+        description="handoff: the AI handed off; approval: a draft waits for review;"
+        " human_turn: the customer wrote in a conversation an agent owns."
+    )
+    reason: str
+    summary: str
+    waiting_since: datetime | None
+    channel: str
+    owner: str | None
+    ticket_id: uuid.UUID | None = None
+    ticket_number: int | None = None
+    priority: str | None = None
+    last_customer_message: str | None = None
+    last_customer_at: datetime | None = None
+
+
+class Queue(BaseModel):
+    """The queue, oldest wait first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "conversation_id": _UUID,
+                            "kind": "handoff",
+                            "reason": "explicit_request",
+                            "summary": "Customer asks for a person about a leaking boiler.",
+                            "waiting_since": "2025-06-01T09:30:00Z",
+                            "channel": "web",
+                            "owner": None,
+                            "ticket_number": 42,
+                            "priority": "normal",
+                            "last_customer_message": "can I talk to a person",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+    items: list[QueueItem]
+
+
+class PendingInterrupt(BaseModel):
+    """What the conversation's thread waits on."""
+
+    interrupt_id: str = Field(description="Pass it back to act on exactly this interrupt.")
+    kind: Literal["handoff", "approval", "human_turn"]
+    payload: dict[str, Any] = Field(
+        description="HandoffRequest | ApprovalRequest | HumanTurnRequest (graph/interrupts.py)."
+    )
+
+
+class Ticket(BaseModel):
+    """A ticket left by a hand-off."""
+
+    id: uuid.UUID
+    number: int
+    conversation_id: uuid.UUID | None
+    status: str
+    priority: str
+    subject: str
+    reason: str
+    summary: str
+    intents: list[str]
+    handoff_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationDetail(BaseModel):
+    """Everything an agent needs about one conversation."""
+
+    conversation: ConversationSummary
+    messages: list[TranscriptMessage]
+    pending: PendingInterrupt | None
+    handoff: dict[str, Any] | None = Field(
+        description="The last hand-off's payload (summary, KB snippets, next steps), if any."
+    )
+    ticket: Ticket | None
+
+
+class _Action(_In):
+    interrupt_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The interrupt the agent saw; 409 interrupt_conflict if it is gone.",
+    )
+    agent: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Defaults to the key's name."
+    )
+
+
+class TakeoverBody(_Action):
+    """Take the conversation over (the AI stops answering it)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"agent": "alex"}]})
+
+
+class ReplyBody(_Action):
+    """Answer the customer as the agent."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "Hi, I'm Alex. Let me check that for you."}]},
+    )
+    text: str = Field(min_length=1, max_length=8000)
+
+
+class ApproveBody(_Action):
+    """Send the held draft as it is."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
+
+
+class EditBody(_Action):
+    """Send this text instead of the held draft."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "Our call-out fee is $89, waived if we do the job."}]
+        },
+    )
+    text: str = Field(min_length=1, max_length=8000)
+
+
+class RejectBody(_Action):
+    """Do not send the held draft: redraft with the reason as feedback, or hand off."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "Quote the member price", "then": "redraft"}]},
+    )
+    reason: str = Field(min_length=1, max_length=2000)
+    then: Literal["redraft", "handoff"] = "redraft"
+
+
+class ReleaseBody(_Action):
+    """Hand the conversation back to the AI (with an optional message to the customer)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
+    text: str | None = Field(default=None, min_length=1, max_length=8000)
+
+
+class CloseBody(_Action):
+    """Close the conversation (with an optional goodbye)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "Glad we could help!"}]}
+    )
+    text: str | None = Field(default=None, min_length=1, max_length=8000)
+
+
+class ActionResult(BaseModel):
+    """What an agent action did."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "reply",
+                    "conversation": {"id": _UUID, "status": "active", "owner_agent": "alex"},
+                    "pending": None,
+                    "events": [
+                        {
+                            "event": "agent.message",
+                            "data": {"message_id": _MSG, "sender": "agent", "text": "Hi!"},
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+    action: str
+    conversation: ConversationSummary
+    pending: PendingInterrupt | None
+    events: list[StreamEvent]
+
+
+class TicketList(BaseModel):
+    """Tickets, oldest first."""
+
+    items: list[Ticket]
+
+
+class TicketUpdate(_In):
+    """Change a ticket's status or priority."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"status": "waiting_internal"}]}
+    )
+    status: (
+        Literal[
+            "new",
+            "triage",
+            "waiting_customer",
+            "waiting_internal",
+            "in_progress",
+            "pending_release",
+            "resolved",
+            "closed",
+        ]
+        | None
+    ) = None
+    priority: Literal["low", "normal", "high", "urgent"] | None = None
+
+
+# ---------------------------------------------------------------------------- knowledge base
+
+
+class IngestAccepted(BaseModel):
+    """An ingestion job was queued."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"job_id": _UUID}]})
+    job_id: uuid.UUID
+
+
+class SearchResult(BaseModel):
+    """One matching article passage."""
+
+    source_id: str
+    title: str
+    section: str
+    snippet: str
+    score: float
+    visibility: Literal["external", "internal"]
+    tags: list[str]
+    updated_at: datetime | None
+
+
+class SearchResults(BaseModel):
+    """Knowledge-base search results, best first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {
+                            "source_id": "opening-hours",
+                            "title": "Opening hours",
+                            "section": "Weekends",
+                            "snippet": "On Saturdays the office is open from 8:00 am...",
+                            "score": 0.42,
+                            "visibility": "external",
+                            "tags": ["hours"],
+                            "updated_at": "2025-05-01T00:00:00Z",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+    results: list[SearchResult]

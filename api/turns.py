@@ -1,0 +1,278 @@
+"""Running customer turns: one at a time per conversation, detached from the HTTP request.
+
+* **One run per thread.** :class:`ConversationGate` serialises graph runs of a conversation: an
+  ``asyncio.Lock`` per conversation inside the process (so concurrent callers queue instead of
+  polling the database) and the conversation lease (:mod:`helpdesk.leases`) across processes.
+* **Detached.** A turn runs in its own task and feeds the response through a queue. A client
+  that disconnects mid-stream does not cancel the turn: the answer is still stored, logged
+  (``GET .../events`` delivers it) and kept for an idempotent retry.
+* **Idempotent.** With an ``Idempotency-Key`` the first request claims the key
+  (:mod:`helpdesk.idempotency`); a retry replays the stored events, waits for a running first
+  request, or is refused when its body differs. The customer's message id is derived from the
+  key, so even a turn re-run after a crash stores the message once.
+* **Waiting on a person.** A message to a conversation that waits on a human needs no graph run:
+  it is stored for the agent at once, without the lease, so an agent working on the
+  conversation never makes the customer's message bounce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from api.errors import ApiError
+from api.streaming import Event, Graph, run_turn, store_while_waiting
+from graph.services import Services
+from helpdesk import idempotency, leases
+from helpdesk.db import DictPool
+from helpdesk.tenancy import tenant_scope
+from helpdesk.tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+
+class ConversationGate:
+    """One holder at a time per conversation: in this process, and across processes."""
+
+    def __init__(self, pool: DictPool, *, lease_ttl_s: float = 60.0) -> None:
+        self._pool = pool
+        self._lease_ttl_s = lease_ttl_s
+        self._locks: dict[uuid.UUID, tuple[asyncio.Lock, int]] = {}
+
+    def _ref(self, conversation_id: uuid.UUID) -> asyncio.Lock:
+        lock, refs = self._locks.get(conversation_id, (asyncio.Lock(), 0))
+        self._locks[conversation_id] = (lock, refs + 1)
+        return lock
+
+    def _unref(self, conversation_id: uuid.UUID) -> None:
+        lock, refs = self._locks[conversation_id]
+        if refs <= 1:
+            del self._locks[conversation_id]
+        else:
+            self._locks[conversation_id] = (lock, refs - 1)
+
+    @contextlib.asynccontextmanager
+    async def hold(
+        self, tenant_id: uuid.UUID, conversation_id: uuid.UUID, *, wait_s: float, busy: ApiError
+    ) -> AsyncIterator[None]:
+        """Hold the conversation while the block runs; raise ``busy`` after ``wait_s``."""
+        deadline = time.monotonic() + wait_s
+        lock = self._ref(conversation_id)
+        try:
+            try:
+                await asyncio.wait_for(lock.acquire(), timeout=wait_s)
+            except TimeoutError:
+                raise busy from None
+            try:
+                lease = await leases.acquire(
+                    self._pool,
+                    tenant_id,
+                    conversation_id,
+                    ttl_s=self._lease_ttl_s,
+                    wait_s=max(0.0, deadline - time.monotonic()),
+                )
+                if lease is None:
+                    raise busy
+                try:
+                    async with lease.keep_alive():
+                        yield
+                finally:
+                    # Shielded: a cancelled holder must still free the conversation promptly
+                    # rather than leave it blocked until the lease expires.
+                    await asyncio.shield(lease.release())
+            finally:
+                lock.release()
+        finally:
+            self._unref(conversation_id)
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """A customer message to run as a turn."""
+
+    tenant: Tenant
+    conversation_id: uuid.UUID
+    channel: str
+    text: str
+    waiting_human: bool
+    idempotency_key: str | None = None
+
+
+@dataclass
+class TurnStream:
+    """The events of a turn as they come (``None`` ends the stream), or a replay."""
+
+    queue: asyncio.Queue[Event | None]
+    replayed: bool = False
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Yield the turn's events until it ends."""
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                return
+            yield item
+
+
+def replay_stream(stored: dict[str, Any]) -> TurnStream:
+    """A stream that replays a stored response."""
+    queue: asyncio.Queue[Event | None] = asyncio.Queue()
+    for item in stored.get("events", []):
+        queue.put_nowait((item["event"], item["data"]))
+    queue.put_nowait(None)
+    return TurnStream(queue, replayed=True)
+
+
+class TurnRunner:
+    """Starts customer turns as tasks and keeps track of them until they finish."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        services: Services,
+        gate: ConversationGate,
+        *,
+        turn_wait_s: float = 3.0,
+        replay_wait_s: float = 120.0,
+    ) -> None:
+        self.graph = graph
+        self.services = services
+        self.gate = gate
+        self.turn_wait_s = turn_wait_s
+        self.replay_wait_s = replay_wait_s
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, req: TurnRequest) -> TurnStream:
+        """Start the turn (or find its replay); raise a 4xx :class:`ApiError` when refused."""
+        pool = self.services.pool
+        key = req.idempotency_key
+        if key is not None:
+            body_hash = idempotency.request_hash({"text": req.text})
+            async with tenant_scope(pool, req.tenant.id) as conn:
+                claim = await idempotency.claim(
+                    conn, req.tenant.id, req.conversation_id, key, body_hash
+                )
+            if claim.state == "running":
+                claim = await self._wait_for_first(req, key, body_hash, claim)
+            if claim.state == "done":
+                return replay_stream(claim.response or {})
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._run(req, queue, started))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        await started  # raises when the turn was refused (turn_in_progress)
+        return TurnStream(queue)
+
+    async def _wait_for_first(
+        self, req: TurnRequest, key: str, body_hash: str, claim: idempotency.Claim
+    ) -> idempotency.Claim:
+        deadline = time.monotonic() + self.replay_wait_s
+        while claim.state == "running" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            async with tenant_scope(self.services.pool, req.tenant.id) as conn:
+                claim = await idempotency.claim(
+                    conn, req.tenant.id, req.conversation_id, key, body_hash
+                )
+        if claim.state == "running":
+            raise ApiError(
+                409,
+                "idempotency_key_in_progress",
+                f"the first request with Idempotency-Key {key!r} is still running; retry later",
+            )
+        return claim
+
+    async def _run(
+        self, req: TurnRequest, queue: asyncio.Queue[Event | None], started: asyncio.Future[None]
+    ) -> None:
+        collected: list[dict[str, Any]] = []
+
+        def emit(event: Event) -> None:
+            queue.put_nowait(event)
+            collected.append({"event": event[0], "data": event[1]})
+
+        message_id = (
+            str(uuid.uuid5(req.conversation_id, f"idempotency:{req.idempotency_key}"))
+            if req.idempotency_key
+            else None
+        )
+        try:
+            if req.waiting_human:
+                started.set_result(None)
+                emit(
+                    await store_while_waiting(
+                        self.services,
+                        req.tenant,
+                        req.conversation_id,
+                        req.text,
+                        message_id=message_id,
+                    )
+                )
+                emit(("status", {"status": "waiting_human"}))
+                emit(("done", {}))
+            else:
+                busy = ApiError(
+                    409,
+                    "turn_in_progress",
+                    "another message of this conversation is being answered; retry shortly",
+                )
+                async with self.gate.hold(
+                    req.tenant.id, req.conversation_id, wait_s=self.turn_wait_s, busy=busy
+                ):
+                    started.set_result(None)
+                    async for event in run_turn(
+                        self.graph,
+                        self.services,
+                        req.tenant,
+                        req.conversation_id,
+                        req.text,
+                        channel=req.channel,
+                        message_id=message_id,
+                    ):
+                        emit(event)
+            if req.idempotency_key:
+                async with tenant_scope(self.services.pool, req.tenant.id) as conn:
+                    await idempotency.complete(
+                        conn,
+                        req.tenant.id,
+                        req.conversation_id,
+                        req.idempotency_key,
+                        {"events": collected},
+                    )
+        except Exception as exc:
+            if not started.done():
+                # Refused before anything ran: free the key so that a retry can run the turn.
+                if req.idempotency_key:
+                    async with tenant_scope(self.services.pool, req.tenant.id) as conn:
+                        await idempotency.abandon(
+                            conn, req.tenant.id, req.conversation_id, req.idempotency_key
+                        )
+                started.set_exception(exc)
+                return
+            log.exception("turn of conversation %s failed", req.conversation_id)
+            if not collected or collected[-1]["event"] != "done":
+                queue.put_nowait(("error", {"code": "turn_failed", "message": "the turn failed"}))
+                queue.put_nowait(("done", {}))
+        except BaseException:
+            if not started.done():
+                started.cancel()
+            raise
+        finally:
+            queue.put_nowait(None)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait for running turns to finish (at shutdown); cancel what is left after that."""
+        tasks = list(self._tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
