@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,38 @@ def serve(app: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextlib.contextmanager
+def serve_page(body: str, headers: dict[str, str]) -> Iterator[str]:
+    """Serve one HTML page (at every path) from a loopback server: a stand-in for a customer's
+    own site. Yield its origin as ``http://localhost:PORT``.
+
+    A page fulfilled by Playwright's ``route`` counts as public to Chromium, which then refuses
+    its requests to a loopback API (local network access); a real loopback server does not.
+    """
+    data = body.encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            for name, value in {"Content-Type": "text/html; charset=utf-8", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep the test output clean
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class DroppingProxy:

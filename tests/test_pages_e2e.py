@@ -24,7 +24,14 @@ from helpdesk import keys
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant, create_tenant
 from kb_pipeline.loaders import demo_kb_path, load_directory
-from tests.browser import CHROMIUM_ARGS, DroppingProxy, chromium_path, header, serve
+from tests.browser import (
+    CHROMIUM_ARGS,
+    DroppingProxy,
+    chromium_path,
+    header,
+    serve,
+    serve_page,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -455,3 +462,33 @@ async def test_a_refused_widget_key_is_explained_to_the_customer_and_the_site_ow
     )
     await expect(customer.locator("li.msg.customer.failed .note")).to_have_text("Not sent.")
     assert any("widget key was refused" in e for e in errors)
+
+
+async def test_widget_works_embedded_on_another_site_under_a_strict_csp(
+    customer: Page, base_url: str, demo_desk: Desk
+) -> None:
+    # A customer's own site on another origin (localhost, where the API is 127.0.0.1) that
+    # allows scripts and connections to the support host only, and no inline styles at all.
+    csp = f"default-src 'none'; script-src {base_url}; connect-src {base_url}; style-src 'self'"
+    html = (
+        "<!doctype html><html><head><title>Shop</title></head><body><h1>Shop</h1>"
+        f'<script src="{base_url}/widget.js" data-key="{demo_desk.widget_key}"'
+        ' data-title="Shop help" async></script></body></html>'
+    )
+    violations: list[str] = []
+    customer.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    with serve_page(html, {"Content-Security-Policy": csp}) as site:
+        await customer.goto(f"{site}/shop")
+        await customer.get_by_role("button", name="Open chat with Shop help").click()
+        await ask(customer, "How much is your call-out fee?")
+        answer = ai_answers(customer).first
+        await expect(answer.locator(".sources")).to_be_visible()
+        # Styled although inline styles are forbidden: the launcher is the widget's round button.
+        radius = await customer.locator(".launcher").evaluate(
+            "e => getComputedStyle(e).borderRadius"
+        )
+        assert radius == "50%"
+        assert violations == []
+        assert customer.url.startswith(site) and not site.startswith(base_url)
