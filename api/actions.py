@@ -89,6 +89,8 @@ class AgentDesk:
         busy = ApiError(
             409, "conversation_busy", "another action or turn on this conversation is running"
         )
+        # Not this tenant's conversation: 404 at once, before queueing for it.
+        await conversations.get_conversation(self.services.pool, tenant.id, conversation_id)
         async with self.gate.hold(tenant.id, conversation_id, wait_s=self.wait_s, busy=busy):
             conv = await conversations.get_conversation(
                 self.services.pool, tenant.id, conversation_id

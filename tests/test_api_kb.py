@@ -1,0 +1,185 @@
+"""Knowledge-base routes over HTTP: ingestion as a job with per-file errors, portal search."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.api_support import bearer
+
+pytestmark = pytest.mark.integration
+
+BOILER = """---
+id: boiler-service
+title: Annual boiler service
+tags: [heating, maintenance]
+updated_at: 2024-03-01
+---
+# Annual boiler service
+
+A yearly boiler service costs $119 and includes a carbon monoxide check, a flue inspection
+and cleaning of the burner. Book it in early autumn, before the heating season starts.
+"""
+
+GUTTERS = """---
+id: gutter-cleaning
+title: Gutter cleaning
+tags: [outdoor]
+updated_at: 2025-02-10
+---
+# Gutter cleaning
+
+We clear gutters and downpipes of leaves and moss from March to November; a two-storey house
+takes about ninety minutes and costs $95.
+"""
+
+ESCALATION = """---
+id: ladder-safety-policy
+title: Internal: ladder safety policy
+visibility: internal
+tags: [outdoor]
+---
+# Ladder safety policy
+
+Technicians never climb above the second storey without a second person footing the ladder.
+"""
+
+
+def _ingest(client, live_api, files, **form):
+    return client.post(
+        "/v1/kb/ingest",
+        files=[("files", f) for f in files],
+        data=form,
+        headers=bearer(live_api.other.admin_key),
+    )
+
+
+def _wait_job(client, live_api, job_id, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get(f"/v1/kb/jobs/{job_id}", headers=bearer(live_api.other.admin_key))
+        assert r.status_code == 200, r.text
+        job = r.json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+@pytest.fixture(scope="module")
+def ingested(live_api):
+    """The other tenant's KB: three good articles and one bad file, ingested over HTTP."""
+    with live_api.client() as client:
+        r = _ingest(
+            client,
+            live_api,
+            [
+                ("boiler.md", BOILER.encode(), "text/markdown"),
+                ("gutters.md", GUTTERS.encode(), "text/markdown"),
+                ("ladders.md", ESCALATION.encode(), "text/markdown"),
+                ("broken.md", b"\xff\xfe\x00bad\x80", "text/markdown"),
+            ],
+            tags="seasonal",
+        )
+        assert r.status_code == 202, r.text
+        return _wait_job(client, live_api, r.json()["job_id"])
+
+
+def test_ingest_job_reports_progress_and_per_file_errors(ingested):
+    job = ingested
+    assert job["status"] == "done"
+    assert (job["files_total"], job["files_done"], job["files_failed"]) == (4, 4, 1)
+    assert job["articles_written"] == 3 and job["chunks_written"] >= 3
+    assert [e["file"] for e in job["errors"]] == ["broken.md"]
+    assert job["errors"][0]["code"] and job["errors"][0]["message"]
+    assert job["options"]["tags"] == ["seasonal"]
+
+
+def test_portal_search_sees_external_articles_with_filters(live_api, ingested):
+    with live_api.client() as client:
+        widget = {"X-Widget-Key": live_api.other.widget_key}
+        r = client.get("/v1/kb/search", params={"q": "boiler service cost"}, headers=widget)
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert results[0]["source_id"] == "boiler-service"
+        assert set(results[0]["tags"]) == {"heating", "maintenance", "seasonal"}
+        assert results[0]["updated_at"].startswith("2024-03-01")
+        assert results[0]["snippet"] and results[0]["visibility"] == "external"
+
+        r = client.get("/v1/kb/search", params={"q": "ladder second storey"}, headers=widget)
+        assert "ladder-safety-policy" not in [x["source_id"] for x in r.json()["results"]]
+        r = client.get(
+            "/v1/kb/search", params={"q": "ladder", "visibility": "internal"}, headers=widget
+        )
+        assert r.status_code == 403 and r.json()["code"] == "forbidden"
+
+        r = client.get(
+            "/v1/kb/search",
+            params={"q": "gutters boiler", "tag": "outdoor", "mode": "fulltext"},
+            headers=widget,
+        )
+        assert [x["source_id"] for x in r.json()["results"]] == ["gutter-cleaning"]
+        r = client.get(
+            "/v1/kb/search",
+            params={"q": "gutters boiler", "updated_after": "2025-01-01T00:00:00Z"},
+            headers=widget,
+        )
+        assert [x["source_id"] for x in r.json()["results"]] == ["gutter-cleaning"]
+        # The key works as a query parameter too (a portal page can link to results).
+        r = client.get("/v1/kb/search", params={"q": "gutter", "key": live_api.other.widget_key})
+        assert r.status_code == 200 and r.json()["results"]
+
+
+def test_agents_search_internal_articles_too(live_api, ingested):
+    with live_api.client() as client:
+        r = client.get(
+            "/v1/kb/search",
+            params={"q": "ladder second storey", "visibility": "internal"},
+            headers=bearer(live_api.other.agent_key),
+        )
+        assert r.status_code == 200
+        assert [x["source_id"] for x in r.json()["results"]] == ["ladder-safety-policy"]
+
+
+def test_ingest_needs_an_admin_key_and_valid_input(live_api):
+    with live_api.client() as client:
+        files = [("files", ("a.md", b"# A\n\nText.", "text/markdown"))]
+        r = client.post("/v1/kb/ingest", files=files, headers=bearer(live_api.other.agent_key))
+        assert r.status_code == 403 and r.json()["code"] == "forbidden"
+        r = client.post("/v1/kb/ingest", files=files)
+        assert r.status_code == 401
+        r = client.post(
+            "/v1/kb/ingest",
+            files=files,
+            data={"visibility": "secret"},
+            headers=bearer(live_api.other.admin_key),
+        )
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+        r = client.post(
+            "/v1/kb/ingest", data={"tags": "x"}, headers=bearer(live_api.other.admin_key)
+        )
+        assert r.status_code == 422
+        r = client.get(
+            "/v1/kb/jobs/00000000-0000-0000-0000-000000000000",
+            headers=bearer(live_api.other.admin_key),
+        )
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+def test_search_rejects_bad_parameters(live_api):
+    with live_api.client() as client:
+        widget = {"X-Widget-Key": live_api.other.widget_key}
+        for params in (
+            {},
+            {"q": ""},
+            {"q": "x" * 501},
+            {"q": "boiler", "k": 0},
+            {"q": "boiler", "k": "many"},
+            {"q": "boiler", "updated_after": "yesterday"},
+            {"q": "boiler", "mode": "magic"},
+        ):
+            r = client.get("/v1/kb/search", params=params, headers=widget)
+            assert r.status_code == 422 and r.json()["code"] == "invalid_request", params
+        r = client.get("/v1/kb/search", params={"q": "boiler"})
+        assert r.status_code == 401
