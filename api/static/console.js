@@ -427,7 +427,13 @@
             item.ticket_number ? el("span", { className: "ticket", text: "#" + item.ticket_number }) : null,
             el("time", { className: "wait", datetime: item.waiting_since, "data-since": item.waiting_since, text: waited(item.waiting_since) }),
           ]),
-          el("span", { className: "reason", text: reasonText(item.reason) }),
+          // A held draft's reason is the policy's own wording (thresholds): a detail line.
+          item.kind === "approval"
+            ? el("span", { className: "reason", text: "draft waiting for review" })
+            : el("span", { className: "reason", text: reasonText(item.reason) }),
+          item.kind === "approval" && item.reason
+            ? el("span", { className: "detail", text: item.reason })
+            : null,
           item.last_customer_message
             ? el("span", { className: "last", text: "\u201c" + item.last_customer_message + "\u201d" })
             : null,

@@ -90,7 +90,8 @@
     ".sources .sid { color: #6b7782; }",
     ".sources a { color: #0b6e99; }",
     ".rate { display: flex; gap: 4px; margin: 4px 0 0 4px; align-items: center; font-size: 12px; color: #5b6773; }",
-    ".rate button { border: 1px solid #cfd8df; background: #fff; border-radius: 6px; cursor: pointer; padding: 1px 7px; font-size: 14px; }",
+    ".rate button { border: 1px solid #cfd8df; background: #fff; color: #3c4852; border-radius: 6px; cursor: pointer; padding: 2px 7px; line-height: 0; }",
+    ".rate button.down svg { transform: rotate(180deg); }",
     ".rate button[aria-pressed='true'] { background: #dcefe3; border-color: #5d9c72; }",
     ".typing .text::after { content: '\\2026'; animation: blink 1s infinite; }",
     "@keyframes blink { 50% { opacity: .3; } }",
@@ -440,6 +441,7 @@
       entry.node.appendChild(note);
     }
     note.textContent = text;
+    scrollDown();
     return note;
   }
 
@@ -550,9 +552,17 @@
     if (data.queued_for_agent) noteOn(entry, "Passed to our team");
   }
 
+  // Icons, not emoji: not every system has an emoji font (headless Linux shows boxes).
+  var THUMB =
+    '<svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true" focusable="false">' +
+    '<path fill="currentColor" d="M2 21h4V9H2v12zm20-11a2 2 0 0 0-2-2h-6.3l1-4.6v-.3c0-.4-.2' +
+    '-.8-.4-1.1L13.2 1 6.6 7.6C6.2 8 6 8.5 6 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7.1c.1' +
+    '-.2.2-.5.2-.7v-2z"/></svg>';
+
   function ratingFor(messageId) {
-    var up = el("button", { type: "button", "aria-label": "Helpful", "aria-pressed": "false", text: "\ud83d\udc4d" });
-    var down = el("button", { type: "button", "aria-label": "Not helpful", "aria-pressed": "false", text: "\ud83d\udc4e" });
+    var up = el("button", { type: "button", "aria-label": "Helpful", "aria-pressed": "false" });
+    var down = el("button", { type: "button", "aria-label": "Not helpful", "aria-pressed": "false", className: "down" });
+    up.innerHTML = down.innerHTML = THUMB;
     var status = el("span", { role: "status" });
     var box = el("div", { className: "rate" }, [el("span", { text: "Was this helpful?" }), up, down, status]);
     function rate(rating, button) {
