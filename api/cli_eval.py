@@ -49,12 +49,17 @@ DbUrl = Annotated[
 ]
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N rows.")]
 Kb = Annotated[
-    Path | None, typer.Option("--kb", help="Knowledge base: folder or JSONL (default: demo).")
+    Path | None,
+    typer.Option("--kb", exists=True, help="Knowledge base: folder or JSONL (default: demo)."),
 ]
 Questions = Annotated[
-    Path | None, typer.Option("--questions", help="Questions JSONL/CSV with gold ids.")
+    Path | None,
+    typer.Option("--questions", exists=True, dir_okay=False, help="Questions JSONL/CSV."),
 ]
-Mtrag = Annotated[Path | None, typer.Option("--mtrag", help="MTRAG conversations (dev.jsonl).")]
+Mtrag = Annotated[
+    Path | None,
+    typer.Option("--mtrag", exists=True, dir_okay=False, help="MTRAG conversations (dev.jsonl)."),
+]
 Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Conversations at once.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 DEFAULT_OUT = Path("evals/reports")
@@ -330,7 +335,12 @@ def export_feedback(
 def run_all(
     datasets: Annotated[
         Path | None,
-        typer.Option("--datasets", help="Shared datasets folder: also run the suites on it."),
+        typer.Option(
+            "--datasets",
+            exists=True,
+            file_okay=False,
+            help="Shared datasets folder: also run the suites on it.",
+        ),
     ] = None,
     out: Out = DEFAULT_OUT,
     database_url: DbUrl = None,

@@ -649,3 +649,48 @@ def test_cli_compare_reports_regressions_and_bad_refs(tmp_path: Path) -> None:
     assert "recall@4" in res.output and "regressed" in res.output
     res = runner.invoke(app, ["eval", "compare", "nope", b.run_id, "--reports", str(tmp_path)])
     assert res.exit_code == 2 and "no run 'nope'" in res.output
+
+
+def test_judge_metrics_need_a_judge_model() -> None:
+    from types import SimpleNamespace
+
+    from evals.runner import judge_scorers
+
+    offline = SimpleNamespace(models=SimpleNamespace(judge=None, embeddings=None))
+    assert judge_scorers(offline, None) is None  # type: ignore[arg-type]
+    assert judge_scorers(offline, False) is None  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs a judge model"):
+        judge_scorers(offline, True)  # type: ignore[arg-type]
+
+
+def test_cli_refuses_bad_input_with_status_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", "retrieval", "--kb", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "'--kb'" in res.output  # rich wraps the rest of the message
+    res = runner.invoke(
+        app, ["eval", "export-feedback", "--tenant", "demo", "--out", "x", "--only", "bad"]
+    )
+    assert res.exit_code == 2 and "--only must be edited or rejected" in res.output
+
+
+@pytest.mark.integration
+def test_cli_runs_a_suite_and_writes_its_reports(
+    demo: Any, database_url: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    args = ["eval", "retrieval", "--limit", "5", "--out", str(tmp_path)]
+    res = CliRunner().invoke(app, [*args, "--database-url", database_url, "--json"])
+    assert res.exit_code == 0, res.output
+    line = json.loads(res.output.strip().splitlines()[-1])
+    assert line["suite"] == "retrieval" and line["dataset"] == "demo" and line["rows"] == 5
+    assert line["langsmith"] == "skipped"
+    rec = load_run(line["run_id"], tmp_path)
+    assert rec.config["tenant"] == "demo" and len(rec.examples) == 5
+    assert (tmp_path / f"{rec.run_id}.html").is_file()
