@@ -190,6 +190,9 @@ class DroppingProxy:
         """Stop listening and drop everything."""
         self._closed.set()
         self.cut()
+        # close() alone does not wake a thread blocked in accept() on Linux; shutdown() does.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(timeout=5)
 
