@@ -218,6 +218,15 @@ def _extra_table(name: str, data: Any) -> str:
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return esc(value)
+    if isinstance(value, Mapping) and isinstance(value.get("turns"), list):
+        # a conversation: one line per turn, speaker first
+        return esc(
+            "\n".join(
+                f"{t.get('speaker', '?')}: {t.get('text', '')}"
+                for t in value["turns"]
+                if isinstance(t, Mapping)
+            )
+        )
     if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
         return esc(", ".join(str(v) for v in value)) if value else "(none)"
     return esc(json.dumps(value, ensure_ascii=False, indent=1, default=str))
@@ -347,6 +356,8 @@ def render_run(record: RunRecord, *, worst: int = WORST_EXAMPLES) -> str:
 
 
 def _short(value: Any, n: int = 120) -> str:
+    if isinstance(value, Mapping) and isinstance(value.get("turns"), list) and value["turns"]:
+        value = str(value["turns"][-1].get("text", ""))  # the question being answered
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= n else text[: n - 1] + "…"
 
