@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from evals.core import slug
 from graph.graph import build_graph
 from graph.models import Models
@@ -39,7 +41,14 @@ def eval_database_url(settings: Settings, database_url: str | None = None) -> st
     if database_url:
         return database_url
     url = db.with_database(db.server_url(settings), EVAL_DATABASE)
-    db.ensure_database(url)
+    try:
+        db.ensure_database(url)
+    except psycopg.Error as exc:
+        raise ValueError(
+            f"cannot create the eval database {EVAL_DATABASE!r} on the configured server"
+            f" ({exc.__class__.__name__}: {str(exc).strip()}); pass --database-url to an"
+            " existing database with pgvector"
+        ) from exc
     return url
 
 
