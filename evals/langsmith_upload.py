@@ -68,7 +68,7 @@ def _ensure_examples(client: Any, name: str, record: RunRecord) -> tuple[Any, di
                 {
                     "id": ex_id,
                     "inputs": _as_inputs(e.get("input")),
-                    "outputs": {"expected": e.get("expected")},
+                    "reference_outputs": {"expected": e.get("expected")},
                     "metadata": {"row_id": str(e["id"])},
                 }
                 for ex_id, e in zip(ids, missing, strict=True)
