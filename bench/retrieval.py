@@ -39,7 +39,7 @@ from langchain_core.embeddings import Embeddings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graph.models import LOCAL_EMBEDDING_DIM, LOCAL_EMBEDDING_KEY, local_embeddings  # noqa: E402
+from graph.models import LOCAL_EMBEDDING_DIM, LOCAL_EMBEDDING_KEY, build_models  # noqa: E402
 from helpdesk import db  # noqa: E402
 from helpdesk.config import Settings  # noqa: E402
 from helpdesk.tenants import create_tenant  # noqa: E402
@@ -342,9 +342,11 @@ async def main() -> None:
     parser.add_argument("--skip-scale", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    embeddings = local_embeddings()
+    settings = Settings(openai_api_key=None, openai_base_url=None)
+    embeddings = build_models(settings).embeddings  # offline MiniLM, Settings.torch_threads
     out: dict[str, Any] = {
         "embedding_model": LOCAL_EMBEDDING_KEY,
+        "torch_threads": settings.torch_threads,
         "fusion": {
             "kind": "convex min-max",
             "alpha_dense": kb_index.HYBRID_ALPHA,

@@ -62,6 +62,18 @@ def local_embeddings() -> Embeddings:
     )
 
 
+def set_cpu_threads(threads: int) -> None:
+    """Threads torch may use per operation (process-wide; see ``Settings.torch_threads``).
+
+    Requests run concurrently already; intra-op threads on top of that oversubscribe the cores
+    and a spinning OpenMP pool turns a 15 ms embedding into most of a second under load.
+    """
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def build_models(settings: Settings) -> Models:
     """Build the models the settings ask for."""
     if settings.embedding_model and settings.llm_enabled:
@@ -75,6 +87,7 @@ def build_models(settings: Settings) -> Models:
         dim = _KNOWN_DIMS.get(settings.embedding_model) or len(embeddings.embed_query("dim"))
         key = settings.embedding_model
     else:
+        set_cpu_threads(settings.torch_threads)
         embeddings, key, dim = local_embeddings(), LOCAL_EMBEDDING_KEY, LOCAL_EMBEDDING_DIM
     if not settings.llm_enabled:
         return Models(embeddings=embeddings, embedding_key=key, embedding_dim=dim)
