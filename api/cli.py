@@ -13,6 +13,7 @@ from rich.console import Console
 
 from api.cli_eval import eval_app
 from api.cli_ingest import ingest
+from api.cli_probes import answer
 from api.keys_cli import keys_app
 
 app = typer.Typer(help="deskgraph: AI first-line customer support.", no_args_is_help=True)
@@ -81,6 +82,7 @@ def demo_load() -> None:
 
 
 app.command("ingest")(ingest)
+app.command("answer")(answer)
 
 
 @app.command("serve")
