@@ -16,6 +16,8 @@ of ``DATABASE_URL``), dropped at the end, with the offline MiniLM embeddings.
   audience) are run while it is alone in the index and again once the other tenants are in:
   recall and the share of identical result lists. The copies reuse the first copy's embeddings
   (same text, same vector): the scale run measures search, not the embedding model.
+  ``--keep-scale-db`` keeps its two databases and reuses them on the next run, so the
+  search figures can be re-measured without ingesting 100,000 chunks again.
 
 Usage: ``python bench/retrieval.py [--datasets ../shared/datasets] [--skip-scale]``
 """
@@ -111,10 +113,12 @@ async def written_rows(pool: db.DictPool) -> int:
     return last
 
 
-async def open_db(name: str) -> tuple[str, db.DictPool]:
+async def open_db(name: str, *, fixed: bool = False) -> tuple[str, db.DictPool]:
+    """A bench database: a fresh random name, or with ``fixed`` one that is kept and reused."""
     settings = Settings()
     server = db.server_url(settings)
-    url = db.with_database(server, f"deskgraph_bench_{name}_{uuid.uuid4().hex[:8]}")
+    suffix = "" if fixed else f"_{uuid.uuid4().hex[:8]}"
+    url = db.with_database(server, f"deskgraph_bench_{name}{suffix}")
     db.ensure_database(url)
     db.upgrade(url)
     pool = db.make_pool(url, 4)
@@ -242,7 +246,18 @@ async def galaxy(datasets: Path, embeddings: Embeddings) -> dict[str, Any]:
         drop_db(url)
 
 
-async def scale(datasets: Path, embeddings: Embeddings, target_chunks: int) -> dict[str, Any]:
+async def _tenants_with_chunks(pool: db.DictPool, kb: KnowledgeBase) -> dict[str, int]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"""SELECT t.slug, s.n_chunks FROM tenants t
+                JOIN "{kb.table}_stats" s ON s.tenant_id = t.id ORDER BY t.slug"""
+        )
+        return {r["slug"]: int(r["n_chunks"]) for r in await cur.fetchall()}
+
+
+async def scale(
+    datasets: Path, embeddings: Embeddings, target_chunks: int, *, keep: bool
+) -> dict[str, Any]:
     docs = read_jsonl(datasets / "kb/rho_bank/documents.jsonl")
     articles = [
         Article(
@@ -256,83 +271,85 @@ async def scale(datasets: Path, embeddings: Embeddings, target_chunks: int) -> d
     rng = random.Random(7)
     sample = rng.sample(docs, min(200, len(docs)))
     queries = [(d["title"].removeprefix("Internal:").strip(), d["id"]) for d in sample]
+    gold = [{doc_id} for _, doc_id in queries]
     cached = CachedEmbeddings(embeddings)
-    url, pool = await open_db("scale")
-    try:
-        kb = await KnowledgeBase.open(
-            pool,
-            db.sqlalchemy_url(url),
-            cached,
-            model_key=LOCAL_EMBEDDING_KEY,
-            dim=LOCAL_EMBEDDING_DIM,
-        )
-        target = await create_tenant(pool, "rho-000", "Rho-Bank")
-        t0 = time.perf_counter()
-        stats = await kb.ingest(target.id, articles)
-        first_s = time.perf_counter() - t0
+    out: dict[str, Any] = {"queries": len(queries)}
+    results: dict[str, list[list[str]]] = {}
 
-        async def run_queries() -> tuple[list[list[str]], list[float]]:
-            for q, _ in queries[:5]:
-                await kb.search(target.id, q, k=10, audience="agent")
-            ranked, lat = [], []
-            for q, _ in queries:
-                t0 = time.perf_counter()
-                hits = await kb.search(target.id, q, k=10, audience="agent")
-                lat.append(time.perf_counter() - t0)
-                ranked.append([h.source_id for h in hits])
-            return ranked, lat
-
-        gold = [{doc_id} for _, doc_id in queries]
-        alone, alone_lat = await run_queries()
-
-        total = stats.chunks_written
-        copies = 0
-        t0 = time.perf_counter()
-        while total < target_chunks:
-            copies += 1
-            other = await create_tenant(pool, f"rho-{copies:03d}", f"Rho-Bank copy {copies}")
-            total += (await kb.ingest(other.id, articles)).chunks_written
-        copies_s = time.perf_counter() - t0
-
-        shared, shared_lat = await run_queries()
-        # The same queries forced through the HNSW path (what a tenant above
-        # EXACT_SEARCH_MAX_CHUNKS gets), to show what the ef_search widening keeps.
-        limit = kb_index.EXACT_SEARCH_MAX_CHUNKS
-        kb_index.EXACT_SEARCH_MAX_CHUNKS = 0
-        try:
-            ann, ann_lat = await run_queries()
-        finally:
-            kb_index.EXACT_SEARCH_MAX_CHUNKS = limit
-        await kb.close()
+    async def run_queries(kb: KnowledgeBase, tenant_id: uuid.UUID) -> dict[str, Any]:
+        for q, _ in queries[:5]:  # warm-up
+            await kb.search(tenant_id, q, k=10, audience="agent")
+        ranked, lat = [], []
+        for q, _ in queries:
+            t0 = time.perf_counter()
+            hits = await kb.search(tenant_id, q, k=10, audience="agent")
+            lat.append(time.perf_counter() - t0)
+            ranked.append([h.source_id for h in hits])
+        results["last"] = ranked
         return {
-            "tenants": copies + 1,
-            "chunks_total": total,
-            "chunks_per_tenant": stats.chunks_written,
-            "queries": len(queries),
-            "first_tenant_ingest_s": round(first_s, 1),
-            "copies_ingest_s": round(copies_s, 1),
-            "alone": {
-                **rank_metrics(alone, gold),
-                "latency_ms_p50": pct(alone_lat, 50),
-                "latency_ms_p95": pct(alone_lat, 95),
-            },
-            "among_tenants": {
-                **rank_metrics(shared, gold),
-                "latency_ms_p50": pct(shared_lat, 50),
-                "latency_ms_p95": pct(shared_lat, 95),
-            },
-            "identical_result_lists": round(
-                sum(a == b for a, b in zip(alone, shared, strict=True)) / len(queries), 3
-            ),
-            "forced_hnsw_path": {
-                **rank_metrics(ann, gold),
-                "latency_ms_p50": pct(ann_lat, 50),
-                "latency_ms_p95": pct(ann_lat, 95),
-            },
+            **rank_metrics(ranked, gold),
+            "latency_ms_p50": pct(lat, 50),
+            "latency_ms_p95": pct(lat, 95),
         }
-    finally:
-        await pool.close()
-        drop_db(url)
+
+    # The same tenant twice: alone in its own database, then among many tenants in another.
+    for phase in ("alone", "among_tenants"):
+        url, pool = await open_db(f"scale_{phase}", fixed=keep)
+        try:
+            kb = await KnowledgeBase.open(
+                pool,
+                db.sqlalchemy_url(url),
+                cached,
+                model_key=LOCAL_EMBEDDING_KEY,
+                dim=LOCAL_EMBEDDING_DIM,
+            )
+            present = await _tenants_with_chunks(pool, kb)
+            want = 1 if phase == "alone" else None
+            t0 = time.perf_counter()
+            n = 0
+            while (want is None and sum(present.values()) < target_chunks) or (
+                want is not None and len(present) < want
+            ):
+                slug = f"rho-{n:03d}"
+                n += 1
+                if slug in present:
+                    continue
+                tenant = await create_tenant(pool, slug, f"Rho-Bank copy {n}")
+                present[slug] = (await kb.ingest(tenant.id, articles)).chunks_written
+            ingest_s = time.perf_counter() - t0
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT id FROM tenants WHERE slug = 'rho-000'")
+                row = await cur.fetchone()
+            assert row is not None, "the queried tenant rho-000 is missing"
+            target = row["id"]
+            out[phase] = {
+                "tenants": len(present),
+                "chunks_total": sum(present.values()),
+                "chunks_of_queried_tenant": present["rho-000"],
+                "ingest_s_this_run": round(ingest_s, 1),
+                **await run_queries(kb, target),
+            }
+            results[phase] = results["last"]
+            if phase == "among_tenants":
+                # The same queries forced through the HNSW path (what a tenant above
+                # EXACT_SEARCH_MAX_CHUNKS gets), to show what the ef_search widening keeps.
+                limit = kb_index.EXACT_SEARCH_MAX_CHUNKS
+                kb_index.EXACT_SEARCH_MAX_CHUNKS = 0
+                try:
+                    out["forced_hnsw_path"] = await run_queries(kb, target)
+                finally:
+                    kb_index.EXACT_SEARCH_MAX_CHUNKS = limit
+            await kb.close()
+        finally:
+            await pool.close()
+            if not keep:
+                drop_db(url)
+    out["identical_result_lists"] = round(
+        sum(a == b for a, b in zip(results["alone"], results["among_tenants"], strict=True))
+        / len(queries),
+        3,
+    )
+    return out
 
 
 async def main() -> None:
@@ -340,6 +357,12 @@ async def main() -> None:
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--scale-chunks", type=int, default=100_000)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-galaxy", action="store_true")
+    parser.add_argument(
+        "--keep-scale-db",
+        action="store_true",
+        help="keep the scale run's two databases and reuse them next time (ingest once)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     settings = Settings(openai_api_key=None, openai_base_url=None)
@@ -353,10 +376,13 @@ async def main() -> None:
             "depth": kb_index.FUSION_DEPTH,
             "bm25": [kb_index.BM25_K1, kb_index.BM25_B],
         },
-        "galaxy_s10": await galaxy(args.datasets, embeddings),
     }
+    if not args.skip_galaxy:
+        out["galaxy_s10"] = await galaxy(args.datasets, embeddings)
     if not args.skip_scale:
-        out["scale"] = await scale(args.datasets, embeddings, args.scale_chunks)
+        out["scale"] = await scale(
+            args.datasets, embeddings, args.scale_chunks, keep=args.keep_scale_db
+        )
     print(json.dumps(out, indent=2))
 
 
