@@ -121,6 +121,7 @@ class AgentDesk:
             conversation={
                 "id": after["id"],
                 "status": after["status"],
+                "escalation": after["escalation"],
                 "owner_agent": after["owner_agent"],
             },
             pending=pending_view(now_pending) if now_pending is not None else None,
@@ -165,7 +166,10 @@ class AgentDesk:
         if req.action == "reply":
             if kind in _AGENT_WAITS:
                 value = AgentReply(action="reply", text=req.text or "", agent=req.agent)
-                events = await self._resume(tenant, conv, value.model_dump())
+                events = [
+                    (name, {**data, "agent": req.agent} if name == "agent.message" else data)
+                    for name, data in await self._resume(tenant, conv, value.model_dump())
+                ]
             else:
                 events = [await self._say(tenant, cid, req.text or "", "agent", req.agent)]
                 await conversations.set_status(
@@ -186,7 +190,7 @@ class AgentDesk:
                         cid,
                         text,
                         "system",
-                        None,
+                        req.agent,
                         extra={"low_confidence_streak": 0, "no_progress_streak": 0},
                     )
                 ]
@@ -263,7 +267,13 @@ class AgentDesk:
         )
         pool = self.services.pool
         await conversations.add_message(
-            pool, tenant.id, conversation_id, message_id=message_id, sender=sender, text=text
+            pool,
+            tenant.id,
+            conversation_id,
+            message_id=message_id,
+            sender=sender,
+            text=text,
+            agent_name=agent,
         )
         payload: dict[str, Any] = {
             "message_id": str(message_id),
@@ -273,6 +283,8 @@ class AgentDesk:
             "confidence": None,
             "declined": False,
         }
+        if agent:
+            payload["agent"] = agent
         name = "agent.message" if sender == "agent" else "message.completed"
         await conversations.append_event(
             pool, tenant.id, conversation_id, name, payload, dedupe_key=f"reply:{message_id}"

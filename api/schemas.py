@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 _UUID = "0b6c5d1e-8f7a-4e2b-9c3d-5a1f2e3d4c5b"
 _MSG = "6f1d2c3b-4a5e-4f6a-8b7c-9d0e1f2a3b4c"
@@ -132,6 +132,11 @@ class TranscriptMessage(BaseModel):
     intent: str | None = None
     confidence: float | None = None
     citations: list[dict[str, Any]] = []
+    agent: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("agent", "agent_name"),
+        description="The agent who wrote an agent message (or acted on a system one).",
+    )
     created_at: datetime
 
 
@@ -140,10 +145,25 @@ class ConversationSummary(BaseModel):
 
     id: uuid.UUID
     status: Literal["active", "waiting_human", "closed"]
+    waiting_on: Literal["handoff", "approval", "human_turn"] | None = Field(
+        default=None,
+        description="While waiting_human: a hand-off, a held draft, or the owning agent.",
+    )
     channel: str = "web"
     owner_agent: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        # A conversations row carries the escalation JSON; the API says what it waits on.
+        if isinstance(data, dict) and "waiting_on" not in data and "status" in data:
+            kind = (data.get("escalation") or {}).get("kind")
+            if data["status"] == "waiting_human":
+                kind = kind if kind in ("approval", "human_turn") else "handoff"
+                return {**data, "waiting_on": kind}
+        return data
 
 
 class Transcript(BaseModel):

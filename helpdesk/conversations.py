@@ -39,6 +39,15 @@ def parse_notify_payload(payload: str) -> tuple[uuid.UUID, uuid.UUID, int, str]:
     return uuid.UUID(tenant), uuid.UUID(conv), int(seq), type_
 
 
+def waiting_on(status: str, escalation: dict[str, Any] | None) -> str | None:
+    """What a waiting conversation waits on: ``handoff``, ``approval``, ``human_turn``, or None
+    when it does not wait on a person."""
+    if status != "waiting_human":
+        return None
+    kind = (escalation or {}).get("kind")
+    return kind if kind in ("approval", "human_turn") else "handoff"
+
+
 async def create_conversation(
     db: Db,
     tenant_id: uuid.UUID,
@@ -104,8 +113,8 @@ async def set_status(
 ) -> bool:
     """Set the conversation's status (and escalation details / owner when given).
 
-    A change of status or owner is logged as a ``status`` event (``{"status",
-    "owner_agent"}``), in the same transaction, so subscribers see it in order with the
+    A change of status or owner is logged as a ``status`` event (``{"status", "owner_agent",
+    "waiting_on"}``), in the same transaction, so subscribers see it in order with the
     messages. Setting what is already set logs nothing, which keeps nodes that re-run on resume
     from logging twice. ``waiting_since`` (the queue's order) starts when the conversation starts
     waiting on a person. Returns whether anything changed.
@@ -119,13 +128,13 @@ async def set_status(
         row = await cur.fetchone()
         if row is None:
             raise NotFound(f"no conversation {conversation_id} for this tenant")
-        await conn.execute(
+        cur = await conn.execute(
             "UPDATE conversations SET status = %(status)s,"
             " escalation = COALESCE(%(escalation)s, escalation), owner_agent = %(owner)s,"
             " waiting_since = CASE WHEN %(status)s <> 'waiting_human' THEN NULL"
             "   WHEN status = 'waiting_human' THEN COALESCE(waiting_since, now()) ELSE now() END,"
             " updated_at = now()"
-            " WHERE id = %(id)s AND tenant_id = %(tenant)s",
+            " WHERE id = %(id)s AND tenant_id = %(tenant)s RETURNING escalation",
             {
                 "status": status,
                 "escalation": Jsonb(escalation) if escalation is not None else None,
@@ -134,6 +143,7 @@ async def set_status(
                 "tenant": tenant_id,
             },
         )
+        updated = await cur.fetchone()
         changed = row["status"] != status or row["owner_agent"] != owner_agent
         if changed:
             await _append_locked(
@@ -141,7 +151,11 @@ async def set_status(
                 tenant_id,
                 conversation_id,
                 "status",
-                {"status": status, "owner_agent": owner_agent},
+                {
+                    "status": status,
+                    "owner_agent": owner_agent,
+                    "waiting_on": waiting_on(status, updated["escalation"] if updated else None),
+                },
                 None,
             )
     return changed
@@ -159,16 +173,18 @@ async def add_message(
     confidence: float | None = None,
     citations: list[dict[str, Any]] | None = None,
     visibility: Literal["public", "internal"] = "public",
+    agent_name: str | None = None,
 ) -> bool:
     """Store a message; return False when a message with this id was already stored.
 
     Ids come from the graph state, so a node re-run on resume stores nothing twice.
+    ``agent_name`` names the agent who wrote (or acted on) the message.
     """
     async with connect(db) as conn:
         cur = await conn.execute(
             "INSERT INTO messages (id, tenant_id, conversation_id, sender, text, intent,"
-            " confidence, citations, visibility) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO NOTHING",
+            " confidence, citations, visibility, agent_name)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
             (
                 message_id,
                 tenant_id,
@@ -179,6 +195,7 @@ async def add_message(
                 confidence,
                 Jsonb(citations or []),
                 visibility,
+                agent_name,
             ),
         )
         inserted = cur.rowcount == 1

@@ -98,6 +98,11 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
 
         detail = _detail(client, live_api, cid)
         assert detail["pending"]["kind"] == "handoff"
+        assert detail["conversation"]["waiting_on"] == "handoff"
+        own_view = client.get(
+            f"/v1/conversations/{cid}/messages", headers=bearer(conv["customer_token"])
+        ).json()
+        assert own_view["conversation"]["waiting_on"] == "handoff"
         assert detail["handoff"]["summary"] and detail["handoff"]["transcript"]
         assert detail["ticket"]["number"] == item["ticket_number"]
         assert [m["text"] for m in detail["messages"] if m["sender"] == "customer"] == [
@@ -126,6 +131,7 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
             seen = sub.wait_for(lambda evs: any(t == "agent.message" for _, t, _ in evs))
             reply = next(d for _, t, d in seen if t == "agent.message")
             assert reply["text"] == "Hi, Alex here. Let me look." and reply["sender"] == "agent"
+            assert reply["agent"] == "alex"
             assert any(t == "status" and d["owner_agent"] == "alex" for _, t, d in seen)
         finally:
             sub.close()
@@ -136,8 +142,13 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
         assert "message.completed" not in turn and "token" not in turn
         item = _queue_item(client, live_api, cid)
         assert item["kind"] == "human_turn" and item["owner"] == "alex"
+        assert _detail(client, live_api, cid)["conversation"]["waiting_on"] == "human_turn"
         r = _act(client, live_api, cid, "reply", {"text": "It is $89.", "agent": "alex"})
         assert r.status_code == 200
+        transcript = client.get(
+            f"/v1/conversations/{cid}/messages", headers=bearer(conv["customer_token"])
+        ).json()["messages"]
+        assert [m["agent"] for m in transcript if m["sender"] == "agent"] == ["alex", "alex"]
 
         # Another agent cannot take it from alex.
         r = _act(client, live_api, cid, "takeover", {"agent": "sam"})
@@ -191,6 +202,7 @@ def _held_draft(client, live_api) -> tuple[dict, dict]:
     assert "message.completed" not in events and "token" not in events
     detail = _detail(client, live_api, conv["id"])
     assert detail["pending"]["kind"] == "approval"
+    assert detail["conversation"]["waiting_on"] == "approval"
     return conv, detail
 
 

@@ -72,6 +72,8 @@ def make(svc: Services) -> Any:
         turn = int(state.get("turn", 0))
         message_id = uuid.uuid5(conv, f"reply:{turn}:{reply['sender']}")
 
+        # The agent who answered, so transcripts and events can name them.
+        agent = state.get("agent_name") if reply["sender"] == "agent" else None
         writer = runtime.stream_writer
         for piece in _PIECE.findall(reply["text"]):
             writer({"type": "token", "text": piece, "message_id": str(message_id)})
@@ -86,6 +88,7 @@ def make(svc: Services) -> Any:
             intent=state.get("intent"),
             confidence=reply["confidence"],
             citations=[dict(c) for c in reply["citations"]],
+            agent_name=agent,
         )
         payload = {
             "message_id": str(message_id),
@@ -95,6 +98,8 @@ def make(svc: Services) -> Any:
             "confidence": reply["confidence"],
             "declined": reply["declined"],
         }
+        if agent:
+            payload["agent"] = agent
         event = "agent.message" if reply["sender"] == "agent" else "message.completed"
         await conversations.append_event(
             svc.pool, tenant.id, conv, event, payload, dedupe_key=f"reply:{message_id}"
