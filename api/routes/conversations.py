@@ -201,7 +201,7 @@ async def transcript(
         conv = await conversations.get_conversation(conn, caller.tenant.id, conversation_id)
         rows = await conversations.list_messages(conn, caller.tenant.id, conversation_id)
     return schemas.Transcript(
-        conversation=schemas.ConversationSummary.model_validate(conv, from_attributes=False),
+        conversation=schemas.ConversationSummary.model_validate(conv),
         messages=[
             schemas.TranscriptMessage.model_validate(r) for r in rows if r["visibility"] == "public"
         ],
