@@ -24,7 +24,7 @@ from api.turns import TurnRequest, TurnStream
 from graph.services import Services
 from helpdesk import conversations, feedback
 from helpdesk.auth import issue_customer_token
-from helpdesk.notify import EventHub
+from helpdesk.notify import EventHub, Subscription
 from helpdesk.tenancy import tenant_scope
 
 router = APIRouter(prefix="/v1/conversations", tags=["customer"])
@@ -282,8 +282,19 @@ async def follow_events(
                     yield ServerSentEvent(
                         id=str(last), event=row["type"], data=_sse_data(row["data"])
                     )
-            if len(rows) < _EVENTS_PAGE:
-                await sub.wait(_SAFETY_REREAD_S)
+            if len(rows) == _EVENTS_PAGE:
+                continue  # more to replay
+            while await sub.wait(_SAFETY_REREAD_S) and not _news(sub, last):
+                pass  # only announcements of events already delivered: no read needed
+
+
+def _news(sub: Subscription, last: int) -> bool:
+    """Whether the announcements received say there may be events after ``last``."""
+    news = False
+    while not sub.notices.empty():
+        notice = sub.notices.get_nowait()
+        news = news or notice.resync or notice.seq > last
+    return news
 
 
 @router.post(
