@@ -16,6 +16,7 @@ from api.actions import AgentDesk
 from api.auth import Authenticator
 from api.middleware import BodyLimit
 from api.routes import agent, conversations, kb, pages
+from api.schemas import Health
 from api.turns import ConversationGate, TurnRunner
 from graph.graph import build_graph
 from graph.models import Models
@@ -126,11 +127,11 @@ def create_app(
         max_age=600,
     )
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
+    @app.get("/healthz", tags=["ops"], response_model=Health)
+    async def healthz() -> Health:
         """Liveness, and whether this process listens for other processes' events."""
         hub: EventHub | None = getattr(app.state, "hub", None)
         listening = hub is not None and hub.listening.is_set()
-        return {"status": "ok", "events": "listening" if listening else "reconnecting"}
+        return Health(status="ok", events="listening" if listening else "reconnecting")
 
     return app

@@ -110,7 +110,8 @@ def serve(
             base = f"http://{host}:{port}"
             console.print(
                 f"demo tenant [bold]{tenant.slug}[/] ready ({stats.articles_written} articles"
-                f" indexed, {stats.articles_unchanged} unchanged); keys written to {path}:"
+                f" indexed, {stats.articles_unchanged} unchanged); keys written to {path}:",
+                soft_wrap=True,
             )
             # Plain print: keys must be copyable without wrapping or markup.
             for name in ("widget_key", "agent_key", "admin_key"):

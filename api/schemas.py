@@ -6,10 +6,48 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic.config import JsonDict
 
 _UUID = "0b6c5d1e-8f7a-4e2b-9c3d-5a1f2e3d4c5b"
 _MSG = "6f1d2c3b-4a5e-4f6a-8b7c-9d0e1f2a3b4c"
+_TICKET = "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
+_WHEN = "2025-06-01T09:30:00Z"
+_SUMMARY: JsonDict = {
+    "id": _UUID,
+    "status": "waiting_human",
+    "waiting_on": "handoff",
+    "channel": "web",
+    "owner_agent": None,
+    "created_at": _WHEN,
+    "updated_at": _WHEN,
+}
+_MESSAGES: list[JsonValue] = [
+    {
+        "id": _MSG,
+        "sender": "customer",
+        "text": "My boiler is leaking, can I talk to a person?",
+        "intent": "emergency",
+        "confidence": None,
+        "citations": [],
+        "agent": None,
+        "created_at": _WHEN,
+    }
+]
+_TICKET_EXAMPLE: JsonDict = {
+    "id": _TICKET,
+    "number": 42,
+    "conversation_id": _UUID,
+    "status": "new",
+    "priority": "urgent",
+    "subject": "My boiler is leaking, can I talk to a person?",
+    "reason": "explicit_request",
+    "summary": "Customer reports a leaking boiler and asks for a person.",
+    "intents": ["emergency"],
+    "handoff_count": 1,
+    "created_at": _WHEN,
+    "updated_at": _WHEN,
+}
 
 
 class _In(BaseModel):
@@ -126,6 +164,8 @@ class TurnResult(BaseModel):
 class TranscriptMessage(BaseModel):
     """One stored message."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": _MESSAGES})
+
     id: uuid.UUID
     sender: Literal["customer", "ai", "agent", "system"]
     text: str
@@ -142,6 +182,8 @@ class TranscriptMessage(BaseModel):
 
 class ConversationSummary(BaseModel):
     """A conversation's state."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_SUMMARY]})
 
     id: uuid.UUID
     status: Literal["active", "waiting_human", "closed"]
@@ -168,6 +210,10 @@ class ConversationSummary(BaseModel):
 
 class Transcript(BaseModel):
     """A conversation and its messages, oldest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"conversation": _SUMMARY, "messages": _MESSAGES}]}
+    )
 
     conversation: ConversationSummary
     messages: list[TranscriptMessage]
@@ -197,6 +243,21 @@ class Csat(_In):
 
 class FeedbackOut(BaseModel):
     """Stored feedback."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": _TICKET,
+                    "kind": "rating",
+                    "message_id": _MSG,
+                    "rating": "up",
+                    "csat": None,
+                    "comment": "",
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     kind: Literal["rating", "csat"]
@@ -270,6 +331,8 @@ class PendingInterrupt(BaseModel):
 class Ticket(BaseModel):
     """A ticket left by a hand-off."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [_TICKET_EXAMPLE]})
+
     id: uuid.UUID
     number: int
     conversation_id: uuid.UUID | None
@@ -286,6 +349,35 @@ class Ticket(BaseModel):
 
 class ConversationDetail(BaseModel):
     """Everything an agent needs about one conversation."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "conversation": _SUMMARY,
+                    "messages": _MESSAGES,
+                    "pending": {
+                        "interrupt_id": "6c1b0e2f9a8d4c3b",
+                        "kind": "handoff",
+                        "payload": {
+                            "kind": "handoff",
+                            "reason": "explicit_request",
+                            "summary": "Customer reports a leaking boiler and asks for a person.",
+                            "intents": ["emergency"],
+                            "kb_snippets": [],
+                            "suggested_next_steps": ["Call the customer back"],
+                            "transcript": [{"speaker": "customer", "text": "My boiler..."}],
+                            "ticket_id": _TICKET,
+                            "ticket_number": 42,
+                            "error": None,
+                        },
+                    },
+                    "handoff": None,
+                    "ticket": _TICKET_EXAMPLE,
+                }
+            ]
+        }
+    )
 
     conversation: ConversationSummary
     messages: list[TranscriptMessage]
@@ -397,6 +489,8 @@ class ActionResult(BaseModel):
 class TicketList(BaseModel):
     """Tickets, oldest first."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_TICKET_EXAMPLE]}]})
+
     items: list[Ticket]
 
 
@@ -430,6 +524,18 @@ class IngestAccepted(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"job_id": _UUID}]})
     job_id: uuid.UUID
+
+
+class Health(BaseModel):
+    """Liveness of one API process."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ok", "events": "listening"}]}
+    )
+    status: Literal["ok"]
+    events: Literal["listening", "reconnecting"] = Field(
+        description="Whether this process receives the events other processes commit."
+    )
 
 
 class SearchResult(BaseModel):

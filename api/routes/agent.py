@@ -48,7 +48,15 @@ _QUEUE_TYPES = frozenset({"status", "handoff", "approval.pending", "message.crea
 _SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-Sent Events.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": "event: ready\ndata: {}\n\n"
+                'event: conversation.event\ndata: {"conversation_id": "0b6c...", "seq": 3,'
+                ' "type": "handoff"}\n\n'
+                'event: queue.changed\ndata: {"conversation_id": "0b6c..."}\n\n',
+            }
+        },
     }
 }
 

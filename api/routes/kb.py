@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api import schemas
 from api.auth import AdminCaller, ReaderCaller
@@ -40,6 +40,38 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 class KbJob(BaseModel):
     """An ingestion job's progress and outcome."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b6c5d1e-8f7a-4e2b-9c3d-5a1f2e3d4c5b",
+                    "status": "done",
+                    "files_total": 3,
+                    "files_done": 3,
+                    "files_failed": 1,
+                    "current_file": None,
+                    "articles_written": 2,
+                    "articles_unchanged": 0,
+                    "articles_deleted": 0,
+                    "chunks_written": 7,
+                    "errors": [
+                        {
+                            "file": "scan.pdf",
+                            "code": "no_text_layer",
+                            "message": "the PDF has no text layer (a scan?)",
+                        }
+                    ],
+                    "skipped": [],
+                    "detail": "",
+                    "options": {"visibility": None, "tags": ["faq"], "cleanup": False},
+                    "created_at": "2025-06-01T09:30:00Z",
+                    "started_at": "2025-06-01T09:30:01Z",
+                    "finished_at": "2025-06-01T09:30:04Z",
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     status: Literal["queued", "running", "done", "failed"]
