@@ -14,6 +14,7 @@ from rich.console import Console
 from api.cli_eval import eval_app
 from api.cli_ingest import ingest
 from api.cli_probes import answer
+from api.cli_search import search
 from api.keys_cli import keys_app
 
 app = typer.Typer(help="deskgraph: AI first-line customer support.", no_args_is_help=True)
@@ -83,6 +84,7 @@ def demo_load() -> None:
 
 app.command("ingest")(ingest)
 app.command("answer")(answer)
+app.command("search")(search)
 
 
 @app.command("serve")
