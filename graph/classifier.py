@@ -1,23 +1,63 @@
-"""The offline intent classifier: logistic regression over sentence embeddings.
+"""The offline intent classifier: sentence embeddings + word n-grams, with out-of-scope detection.
 
-Trained on labelled examples (``prompts/intents.csv``: ``text,intent``) and, optionally,
-out-of-scope examples (``prompts/out_of_scope.csv``), which become the ``out_of_scope`` class.
-A message is also out of scope when it is far from every in-scope example (cosine below
-``min_similarity``), which catches topics no example covers.
+Method, and why (figures from ``evals/intent_benchmark.py``; learning rates and epochs chosen
+by 3-fold cross-validation on training rows, not on the dev / val splits):
+
+* **Features.** The all-MiniLM-L6-v2 sentence embedding (standardised) carries the meaning of a
+  message; TF-IDF over word uni- and bi-grams carries the exact words that separate near-synonym
+  intents ("card not arrived" / "card not working", "top-up failed" / "top-up reverted"), which
+  a frozen 384-d embedding blurs. On BANKING77 (stratified 80/20) the embedding alone reaches
+  about 0.91-0.92, TF-IDF alone about 0.88-0.90, the two together 0.925. Character n-grams, a
+  hidden layer, richer pooling of MiniLM's layers, kNN voting and bagging added at most 0.003
+  (within seed noise) for 2-8x the training time, so none is used.
+* **Model.** One softmax-linear layer over both feature sets, trained by mini-batch Adam written
+  out in numpy (:class:`_Linear`): a step updates only the TF-IDF rows its batch uses, so it
+  costs what the batch holds. scikit-learn's full-batch solvers (lbfgs, liblinear) reach the same
+  accuracy 3-10x slower on 10-15k rows and 77-150 intents; a linear SVM on the same features was
+  0.3-0.5 point more accurate but 5x slower and gives no probabilities.
+* **Confidence.** The softmax is temperature-scaled on out-of-fold predictions (3-fold), so a
+  ``confidence`` of 0.8 is right about 80 % of the time on text the classifier has not seen.
+* **Out of scope.** Three signals, each weak alone: the ``out_of_scope`` class (rows labelled
+  ``out_of_scope`` / ``oos``, e.g. ``prompts/out_of_scope.csv``), the top in-scope probability,
+  and the mean cosine of the 5 nearest in-scope examples. When the training rows include enough
+  out-of-scope examples, a small logistic regression combines the three on the out-of-fold
+  predictions (on CLINC150 val: ROC AUC 0.990 against 0.979 for the best single signal). Its
+  threshold is the lowest that declines at most ``false_decline_budget`` (0.5 %) of the in-scope
+  messages the classifier answers correctly out of fold, and never below 2:1 odds for out of
+  scope. Both are product decisions: a real request declined as off-topic is never escalated,
+  so it is the costlier mistake. Expect the live rate to be higher than the budget when live
+  traffic is harder than the examples (1-1.5 % on CLINC150 val). Whatever the training data, a
+  message whose nearest example is below ``min_similarity`` cosine is out of scope: nothing like
+  it was ever seen.
+
+Deterministic for a given training set (fixed seeds, no global random state). Training on 15k
+examples and 150 intents costs 10-20 s of CPU beyond embedding them (the final fit plus three
+cross-validation fits); one prediction costs about a millisecond beyond its embedding.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
-from sklearn.linear_model import LogisticRegression
 
 OUT_OF_SCOPE = "out_of_scope"
+OOS_ALIASES = frozenset({"out_of_scope", "oos", "out-of-scope", "outofscope"})
+"""Labels read as out of scope (case-insensitive): our own name and CLINC150's ``oos``."""
+
+
+def normalise_intent(label: str) -> str:
+    """A label as the classifier uses it: trimmed, out-of-scope aliases as ``OUT_OF_SCOPE``."""
+    label = label.strip()
+    return OUT_OF_SCOPE if label.lower() in OOS_ALIASES else label
 
 
 @dataclass(frozen=True)
@@ -25,67 +65,468 @@ class IntentPrediction:
     """One classification."""
 
     intent: str
+    """The intent, or ``OUT_OF_SCOPE``."""
     confidence: float
+    """Calibrated probability (0-1) that ``intent`` is right."""
     out_of_scope: bool
+    """True when ``intent`` is ``OUT_OF_SCOPE``."""
 
 
 def read_examples(path: Path) -> tuple[list[str], list[str]]:
-    """Read ``text,intent`` rows (an ``intent``-less file gives ``out_of_scope`` labels)."""
+    """Read labelled examples from CSV or JSON Lines.
+
+    CSV needs a header with a ``text`` column and usually ``intent`` (other columns, such as
+    Bitext's ``category``, are ignored); a file without an ``intent`` column is a list of
+    out-of-scope examples (``prompts/out_of_scope.csv``). JSON Lines (``.jsonl``) holds one
+    ``{"text", "intent"}`` object per line. Out-of-scope aliases (``oos``) become
+    ``OUT_OF_SCOPE``. Blank lines are skipped.
+
+    Args:
+        path: a ``.csv`` or ``.jsonl`` file.
+
+    Returns:
+        The texts and their labels, in file order.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the header lacks ``text``, or a row has an empty text or intent, or a JSON
+            line is not an object with string fields (the message names the line).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return _read_jsonl(path)
     texts, labels = [], []
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None or "text" not in reader.fieldnames:
             raise ValueError(f"{path}: expected a CSV header with a 'text' column")
+        has_intent = "intent" in reader.fieldnames
         for row in reader:
+            line = reader.line_num
             text = (row.get("text") or "").strip()
-            if text:
-                texts.append(text)
-                labels.append((row.get("intent") or OUT_OF_SCOPE).strip())
+            label = (row.get("intent") or "").strip() if has_intent else OUT_OF_SCOPE
+            if not text and not label:
+                continue
+            if not text or not label:
+                missing = "text" if not text else "intent"
+                raise ValueError(f"{path}:{line}: empty {missing}")
+            texts.append(text)
+            labels.append(normalise_intent(label))
     return texts, labels
 
 
-class IntentClassifier:
-    """Embedding classifier with a confidence and an out-of-scope decision."""
+def _read_jsonl(path: Path) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    with path.open(encoding="utf-8-sig") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{line_no}: not JSON ({exc.msg})") from exc
+            text = obj.get("text") if isinstance(obj, dict) else None
+            label = obj.get("intent") if isinstance(obj, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{path}:{line_no}: expected a non-empty string 'text'")
+            if not isinstance(label, str) or not label.strip():
+                raise ValueError(f"{path}:{line_no}: expected a non-empty string 'intent'")
+            texts.append(text.strip())
+            labels.append(normalise_intent(label))
+    return texts, labels
 
-    def __init__(self, embeddings: Embeddings, *, min_similarity: float = 0.3) -> None:
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Training settings. The defaults were chosen by cross-validation on training data."""
+
+    epochs: int = 10
+    """Passes over the training rows (at least ``min_steps`` optimiser steps in all)."""
+    batch_size: int = 128
+    min_steps: int = 300
+    """Small example sets (a tenant's few hundred rows) still get enough steps to converge."""
+    lr_dense: float = 0.005
+    lr_sparse: float = 0.05
+    weight_decay: float = 0.01
+    folds: int = 3
+    """Cross-validation folds for calibration and the out-of-scope threshold."""
+    false_decline_budget: float = 0.005
+    """Share of in-scope messages the out-of-scope rule may decline (estimated out of fold)."""
+    neighbours: int = 5
+    min_similarity: float = 0.3
+    """A message whose nearest in-scope example is less similar than this is out of scope."""
+    min_detector_probability: float = 2 / 3
+    """The out-of-scope detector's threshold never goes below this (2:1 odds)."""
+    min_oos_examples: int = 6
+    """Fewer out-of-scope rows than this train no detector (too few to set a threshold)."""
+    seed: int = 0
+
+
+class IntentClassifier:
+    """Intent classifier with a calibrated confidence and an out-of-scope decision.
+
+    Args:
+        embeddings: the sentence embeddings (the offline MiniLM, or an OpenAI-compatible model).
+        min_similarity: shortcut for ``config.min_similarity``.
+        config: training settings; defaults suit a few hundred to tens of thousands of rows.
+    """
+
+    def __init__(
+        self,
+        embeddings: Embeddings,
+        *,
+        min_similarity: float | None = None,
+        config: ClassifierConfig | None = None,
+    ) -> None:
+        cfg = config or ClassifierConfig()
+        if min_similarity is not None:
+            cfg = ClassifierConfig(**{**cfg.__dict__, "min_similarity": min_similarity})
+        self.config = cfg
         self._embeddings = embeddings
-        self._min_similarity = min_similarity
-        self._model: LogisticRegression | None = None
-        self._in_scope: np.ndarray | None = None
+        self._fitted: _Fitted | None = None
         self.labels: list[str] = []
+        """The in-scope intents, sorted."""
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> IntentClassifier:
-        """Train on examples; ``out_of_scope`` labels form their own class."""
+        """Train on examples; out-of-scope labels (``out_of_scope``, ``oos``) form their own class.
+
+        Raises:
+            ValueError: texts and labels differ in length, or fewer than two intents.
+        """
         if len(texts) != len(labels) or not texts:
             raise ValueError(f"need as many labels as texts, got {len(texts)} and {len(labels)}")
-        x = np.asarray(self._embeddings.embed_documents(list(texts)), dtype=np.float32)
-        y = np.asarray(labels)
-        if len(set(labels)) < 2:
+        vectors = np.asarray(self._embeddings.embed_documents(list(texts)), dtype=np.float32)
+        return self.fit_vectors(vectors, texts, labels)
+
+    def fit_vectors(
+        self, vectors: np.ndarray, texts: Sequence[str], labels: Sequence[str]
+    ) -> IntentClassifier:
+        """Train on examples whose embeddings are already computed (rows match ``texts``).
+
+        Raises:
+            ValueError: the lengths differ, or fewer than two intents.
+        """
+        y = np.asarray([normalise_intent(label) for label in labels])
+        if not (len(vectors) == len(texts) == len(y)) or not len(y):
+            raise ValueError(
+                f"need one vector and one label per text, got {len(vectors)} vectors,"
+                f" {len(texts)} texts and {len(y)} labels"
+            )
+        if len(set(y.tolist())) < 2:
             raise ValueError("need examples of at least two intents")
-        self._model = LogisticRegression(C=20.0, max_iter=2000)
-        self._model.fit(x, y)
-        self._in_scope = x[y != OUT_OF_SCOPE]
-        self.labels = sorted(set(labels) - {OUT_OF_SCOPE})
+        self._fitted = _train(_unit(np.asarray(vectors, np.float32)), list(texts), y, self.config)
+        self.labels = sorted(set(y.tolist()) - {OUT_OF_SCOPE})
         return self
 
     async def apredict(self, text: str) -> IntentPrediction:
         """Classify one message."""
         vec = np.asarray(await self._embeddings.aembed_query(text), dtype=np.float32)
-        return self._decide(vec)
+        return self.predict_vectors(vec[None, :], [text])[0]
 
     def predict_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify several messages in one embedding batch."""
+        if not texts:
+            return []
         vecs = np.asarray(self._embeddings.embed_documents(list(texts)), dtype=np.float32)
-        return [self._decide(v) for v in vecs]
+        return self.predict_vectors(vecs, texts)
 
-    def _decide(self, vec: np.ndarray) -> IntentPrediction:
-        if self._model is None or self._in_scope is None:
+    def predict_vectors(self, vectors: np.ndarray, texts: Sequence[str]) -> list[IntentPrediction]:
+        """Classify messages whose embeddings are already computed (rows match ``texts``)."""
+        if self._fitted is None:
             raise RuntimeError("IntentClassifier.fit must be called before predicting")
-        probs = self._model.predict_proba(vec[None, :])[0]
-        best = int(np.argmax(probs))
-        intent, confidence = str(self._model.classes_[best]), float(probs[best])
-        unit = vec / (float(np.linalg.norm(vec)) or 1.0)
-        nearest = float(np.max(self._in_scope @ unit)) if len(self._in_scope) else 0.0
-        if intent == OUT_OF_SCOPE or nearest < self._min_similarity:
-            return IntentPrediction(OUT_OF_SCOPE, confidence, True)
-        return IntentPrediction(intent, confidence, False)
+        return self._fitted.decide(_unit(np.asarray(vectors, np.float32)), list(texts))
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+class _Features:
+    """Standardised embedding (dense) + word 1-2-gram TF-IDF (sparse)."""
+
+    def __init__(self, vectors: np.ndarray, texts: list[str]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.mean = vectors.mean(0)
+        self.scale = vectors.std(0) + 1e-6
+        self.tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
+        self.tfidf.fit(texts)
+
+    def dense(self, vectors: np.ndarray) -> np.ndarray:
+        return ((vectors - self.mean) / self.scale).astype(np.float32)
+
+    def sparse(self, texts: list[str]) -> Any:
+        return self.tfidf.transform(texts).tocsr()
+
+
+class _Linear:
+    """Softmax regression over dense + sparse features, trained with mini-batch Adam.
+
+    Written out in numpy rather than torch: the gradient of a softmax is one line, and updating
+    only the TF-IDF rows a batch touches ("lazy" Adam) makes a step cost what the batch holds,
+    not the whole vocabulary. Twice as fast as torch's ``SparseAdam`` on the same problem.
+    """
+
+    def __init__(self, n_dense: int, n_sparse: int, n_classes: int) -> None:
+        # Zero start: the problem is convex, so no random initialisation is needed.
+        self.w_dense = np.zeros((n_dense, n_classes), np.float32)
+        self.bias = np.zeros(n_classes, np.float32)
+        self.w_sparse = np.zeros((n_sparse, n_classes), np.float32)
+
+    def fit(self, dense: np.ndarray, sparse: Any, y: np.ndarray, cfg: ClassifierConfig) -> None:
+        from threadpoolctl import threadpool_limits
+
+        # Small matrix products: one BLAS thread is faster than two fighting over the cores.
+        with threadpool_limits(1):
+            self._fit(dense, sparse, y, cfg)
+
+    def _fit(self, dense: np.ndarray, sparse: Any, y: np.ndarray, cfg: ClassifierConfig) -> None:
+        n = len(y)
+        batch = min(cfg.batch_size, n)
+        per_epoch = math.ceil(n / batch)
+        epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
+        total = epochs * per_epoch
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        params = (self.w_dense, self.bias, self.w_sparse)
+        m1 = [np.zeros_like(w) for w in params]
+        m2 = [np.zeros_like(w) for w in params]
+        rng = np.random.default_rng(cfg.seed)
+        step = 0
+        for _ in range(epochs):
+            order = rng.permutation(n)
+            for start in range(0, n, batch):
+                idx = order[start : start + batch]
+                rows = sparse[idx]
+                cols = np.unique(rows.indices)  # the n-grams this batch uses
+                rows = rows[:, cols]
+                x = dense[idx]
+                w_cols = self.w_sparse[cols]
+                z = x @ self.w_dense + self.bias + rows @ w_cols
+                z -= z.max(axis=1, keepdims=True)
+                p = np.exp(z)
+                p /= p.sum(axis=1, keepdims=True)
+                p[np.arange(len(idx)), y[idx]] -= 1.0  # d(cross-entropy)/d(logits)
+                p /= len(idx)
+                grads = (x.T @ p, p.sum(axis=0), np.asarray(rows.T @ p))
+                step += 1
+                c1, c2 = 1.0 - b1**step, 1.0 - b2**step
+                lr = _one_cycle(step - 1, total)
+                lr_dense, lr_sparse = lr * cfg.lr_dense, lr * cfg.lr_sparse
+                self.w_dense *= 1.0 - lr_dense * cfg.weight_decay  # AdamW's decoupled decay
+                for k in (0, 1):
+                    m1[k] *= b1
+                    m1[k] += (1 - b1) * grads[k]
+                    m2[k] *= b2
+                    m2[k] += (1 - b2) * grads[k] ** 2
+                    params[k][...] -= lr_dense * (m1[k] / c1) / (np.sqrt(m2[k] / c2) + eps)
+                g = grads[2]
+                first = m1[2][cols] * b1 + (1 - b1) * g
+                second = m2[2][cols] * b2 + (1 - b2) * g**2
+                m1[2][cols] = first
+                m2[2][cols] = second
+                self.w_sparse[cols] = w_cols - lr_sparse * (first / c1) / (
+                    np.sqrt(second / c2) + eps
+                )
+
+    def logits(self, dense: np.ndarray, sparse: Any) -> np.ndarray:
+        out = dense @ self.w_dense + self.bias + sparse @ self.w_sparse
+        return np.asarray(out, dtype=np.float64)
+
+
+def _one_cycle(step: int, total: int, warmup: float = 0.1) -> float:
+    """Learning-rate factor: cosine warm-up from 1/25 to 1, then cosine decay to ~0.
+
+    A short warm-up then annealing converges in few epochs (torch's ``OneCycleLR`` shape).
+    """
+    up = max(1, int(warmup * total))
+    low, end = 1 / 25, 1 / 25 / 1e4
+    if step < up:
+        return low + (1 - low) * (1 - math.cos(math.pi * step / up)) / 2
+    frac = (step - up) / max(1, total - up)
+    return end + (1 - end) * (1 + math.cos(math.pi * frac)) / 2
+
+
+def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return np.asarray(p / p.sum(axis=1, keepdims=True))
+
+
+def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood of held-out predictions."""
+    from scipy.optimize import minimize_scalar
+
+    rows = np.arange(len(y))
+
+    def nll(log_t: float) -> float:
+        return -float(np.mean(np.log(_softmax(logits, math.exp(log_t))[rows, y] + 1e-12)))
+
+    found = minimize_scalar(nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    return float(math.exp(found.x))
+
+
+def _neighbour_similarity(
+    queries: np.ndarray, reference: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cosine of the ``k`` nearest reference rows, and the nearest one (unit vectors)."""
+    if not len(reference):
+        zeros = np.zeros(len(queries), np.float32)
+        return zeros, zeros
+    k = min(k, len(reference))
+    mean_k = np.empty(len(queries), np.float32)
+    top = np.empty(len(queries), np.float32)
+    for start in range(0, len(queries), 1024):  # blocks bound memory to 1024 x len(reference)
+        sims = queries[start : start + 1024] @ reference.T
+        nearest = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+        mean_k[start : start + 1024] = nearest.mean(axis=1)
+        top[start : start + 1024] = nearest.max(axis=1)
+    return mean_k, top
+
+
+def _oos_signals(probs: np.ndarray, oos_col: int | None, mean_k: np.ndarray) -> np.ndarray:
+    """The out-of-scope detector's inputs: log-odds of the top in-scope probability, p(oos),
+    and the mean cosine of the nearest in-scope examples."""
+    in_scope = probs if oos_col is None else np.delete(probs, oos_col, axis=1)
+    top = np.clip(in_scope.max(axis=1), 1e-9, 1 - 1e-9)
+    p_oos = probs[:, oos_col] if oos_col is not None else np.zeros(len(probs))
+    return np.stack([np.log(top / (1 - top)), p_oos, mean_k], axis=1)
+
+
+@dataclass
+class _Fitted:
+    features: _Features
+    model: _Linear
+    classes: np.ndarray
+    temperature: float
+    in_scope: np.ndarray
+    """Unit embeddings of the in-scope training rows (nearest-neighbour similarity)."""
+    detector: Any
+    """Logistic regression on ``_oos_signals``, or None without enough out-of-scope rows."""
+    threshold: float
+    cfg: ClassifierConfig
+
+    def decide(self, vectors: np.ndarray, texts: list[str]) -> list[IntentPrediction]:
+        logits = self.model.logits(self.features.dense(vectors), self.features.sparse(texts))
+        probs = _softmax(logits, self.temperature)
+        oos_col = _oos_column(self.classes)
+        mean_k, nearest = _neighbour_similarity(vectors, self.in_scope, self.cfg.neighbours)
+        p_detect = (
+            self.detector.predict_proba(_oos_signals(probs, oos_col, mean_k))[:, 1]
+            if self.detector is not None
+            else None
+        )
+        out = []
+        for i in range(len(texts)):
+            best = int(np.argmax(probs[i]))
+            intent, confidence = str(self.classes[best]), float(probs[i, best])
+            if intent == OUT_OF_SCOPE:
+                out.append(IntentPrediction(OUT_OF_SCOPE, confidence, True))
+            elif p_detect is not None and p_detect[i] >= self.threshold:
+                out.append(IntentPrediction(OUT_OF_SCOPE, float(p_detect[i]), True))
+            elif nearest[i] < self.cfg.min_similarity:
+                out.append(IntentPrediction(OUT_OF_SCOPE, 1.0 - max(float(nearest[i]), 0.0), True))
+            else:
+                out.append(IntentPrediction(intent, confidence, False))
+        return out
+
+
+def _oos_column(classes: np.ndarray) -> int | None:
+    hits = np.flatnonzero(classes == OUT_OF_SCOPE)
+    return int(hits[0]) if len(hits) else None
+
+
+def _fit_linear(
+    vectors: np.ndarray, texts: list[str], y: np.ndarray, n_classes: int, cfg: ClassifierConfig
+) -> tuple[_Features, _Linear]:
+    features = _Features(vectors, texts)
+    dense, sparse = features.dense(vectors), features.sparse(texts)
+    model = _Linear(dense.shape[1], sparse.shape[1], n_classes)
+    model.fit(dense, sparse, y, cfg)
+    return features, model
+
+
+def _out_of_fold(
+    vectors: np.ndarray,
+    texts: list[str],
+    y: np.ndarray,
+    n_classes: int,
+    oos: int | None,
+    cfg: ClassifierConfig,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Held-out logits and neighbour similarity of every row (k-fold), or None if too few rows."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(y, minlength=n_classes)
+    if cfg.folds < 2 or len(y) < 10 * cfg.folds or counts.max() < cfg.folds:
+        return None
+    logits = np.zeros((len(y), n_classes))
+    mean_k = np.zeros(len(y), np.float32)
+    folds = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+    with warnings.catch_warnings():
+        # An intent with fewer rows than folds is fine: it is missing from some training folds.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        splits = list(folds.split(np.zeros(len(y)), y))
+    for train_idx, held_idx in splits:
+        features, model = _fit_linear(
+            vectors[train_idx], [texts[i] for i in train_idx], y[train_idx], n_classes, cfg
+        )
+        held_vectors = vectors[held_idx]
+        logits[held_idx] = model.logits(
+            features.dense(held_vectors), features.sparse([texts[i] for i in held_idx])
+        )
+        reference = vectors[train_idx][y[train_idx] != (-1 if oos is None else oos)]
+        mean_k[held_idx] = _neighbour_similarity(held_vectors, reference, cfg.neighbours)[0]
+    return logits, mean_k
+
+
+def _fit_detector(
+    probs: np.ndarray, y: np.ndarray, oos: int, mean_k: np.ndarray, cfg: ClassifierConfig
+) -> tuple[Any, float]:
+    """The out-of-scope detector and its threshold, from held-out predictions."""
+    from sklearn.linear_model import LogisticRegression
+
+    signals = _oos_signals(probs, oos, mean_k)
+    is_oos = y == oos
+    # Balanced weights: out-of-scope rows are typically a few percent of the training set.
+    detector = LogisticRegression(class_weight="balanced", max_iter=1000).fit(signals, is_oos)
+    p = detector.predict_proba(signals)[:, 1]
+    answered = np.sort(p[~is_oos & (probs.argmax(axis=1) == y)])[::-1]
+    allowed = math.floor(cfg.false_decline_budget * int((~is_oos).sum()))
+    # Decline at p >= threshold: just above the (allowed+1)-th highest score of a right answer.
+    threshold = float(np.nextafter(answered[allowed], 2.0)) if allowed < len(answered) else 0.0
+    # Never below 2:1 odds for out of scope (at balanced priors): with a few hundred rows the
+    # budget cannot be estimated finely, and declining a real request as off-topic (never
+    # escalated) is the costlier mistake.
+    return detector, min(max(threshold, cfg.min_detector_probability), 1.0)
+
+
+def _train(
+    vectors: np.ndarray, texts: list[str], labels: np.ndarray, cfg: ClassifierConfig
+) -> _Fitted:
+    classes, y = np.unique(labels, return_inverse=True)
+    oos = _oos_column(classes)
+    features, model = _fit_linear(vectors, texts, y, len(classes), cfg)
+    temperature, detector, threshold = 1.0, None, 1.0
+    held = _out_of_fold(vectors, texts, y, len(classes), oos, cfg)
+    if held is not None:
+        logits, mean_k = held
+        temperature = _fit_temperature(logits, y)
+        if oos is not None and int((y == oos).sum()) >= cfg.min_oos_examples:
+            probs = _softmax(logits, temperature)
+            detector, threshold = _fit_detector(probs, y, oos, mean_k, cfg)
+    return _Fitted(
+        features=features,
+        model=model,
+        classes=classes,
+        temperature=temperature,
+        in_scope=vectors[labels != OUT_OF_SCOPE],
+        detector=detector,
+        threshold=threshold,
+        cfg=cfg,
+    )

@@ -1,0 +1,204 @@
+"""Intent benchmark: the offline classifier on Bitext, BANKING77 and CLINC150. Prints JSON.
+
+Each dataset is scored by :func:`evals.intents.run_intents_suite` with the offline MiniLM
+embeddings, against the targets the project set for it:
+
+* ``bitext``: train on ``bitext/train.csv``, score ``bitext/dev.csv``; accuracy >= 0.98.
+* ``banking77``: only a training file is published here, so a stratified 80/20 split of it
+  (seed 0) is scored; ``--cv K`` adds stratified K-fold cross-validation over the whole file.
+  Accuracy >= 0.94.
+* ``clinc150``: train on ``clinc150/train.jsonl`` (its ``oos`` rows included), score
+  ``clinc150/val.jsonl``; in-scope accuracy >= 0.95 and out-of-scope recall >= 0.85.
+
+The classifier's settings are its defaults, chosen by cross-validation on training data, never on
+these test splits. ``--cache DIR`` keeps the embeddings of every text seen in ``DIR`` (outside
+the repository, e.g. ``/tmp/deskgraph-emb``) so that a second run skips the ~1 minute of
+embedding; timings then cover the classifier only, which the output says.
+
+Usage: ``python evals/intent_benchmark.py [--datasets DIR] [--only NAME ...] [--cv 5]
+[--cache DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evals.intents import IntentRow, load_intent_rows, run_intents_suite  # noqa: E402
+
+DEFAULT_DATASETS = ROOT.parent / "shared/datasets/intents"
+TARGETS: dict[str, dict[str, float]] = {
+    "bitext": {"accuracy": 0.98},
+    "banking77": {"accuracy": 0.94},
+    "clinc150": {"in_scope_accuracy": 0.95, "oos_recall": 0.85},
+}
+
+
+class CachedEmbeddings(Embeddings):
+    """Embeddings remembered per text in a folder (``texts.json`` + ``vectors.npy``)."""
+
+    def __init__(self, inner: Embeddings, folder: Path) -> None:
+        self.inner = inner
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._index: dict[str, int] = {}
+        self._vectors = np.zeros((0, 0), np.float32)
+        if (folder / "texts.json").is_file() and (folder / "vectors.npy").is_file():
+            texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
+            self._vectors = np.load(folder / "vectors.npy")
+            self._index = {t: i for i, t in enumerate(texts)}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed the texts not seen before, then answer from the cache."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._index))
+        if missing:
+            fresh = np.asarray(self.inner.embed_documents(missing), np.float32)
+            base = len(self._index)
+            self._vectors = fresh if not base else np.vstack([self._vectors, fresh])
+            self._index.update({t: base + i for i, t in enumerate(missing)})
+            np.save(self.folder / "vectors.npy", self._vectors)
+            (self.folder / "texts.json").write_text(json.dumps(list(self._index)), "utf-8")
+        return self._vectors[[self._index[t] for t in texts]].tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """One text, through the cache."""
+        return self.embed_documents([text])[0]
+
+
+def _stratified_split(
+    rows: Sequence[IntentRow], test_size: float, seed: int
+) -> tuple[list[IntentRow], list[IntentRow]]:
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(
+        list(rows), test_size=test_size, random_state=seed, stratify=[r.intent for r in rows]
+    )
+    return list(train), list(test)
+
+
+def _kfold(rows: Sequence[IntentRow], k: int, seed: int) -> list[tuple[list[Any], list[Any]]]:
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = StratifiedKFold(k, shuffle=True, random_state=seed)
+    labels = [r.intent for r in rows]
+    return [
+        ([rows[i] for i in tr], [rows[i] for i in te])
+        for tr, te in folds.split(np.zeros(len(rows)), labels)
+    ]
+
+
+def expected_calibration_error(examples: Sequence[dict[str, Any]], bins: int = 10) -> float:
+    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by bin size."""
+    conf = np.array([e["confidence"] for e in examples], dtype=float)
+    ok = np.array([e["ok"] for e in examples], dtype=float)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    return float(
+        sum(
+            abs(conf[which == b].mean() - ok[which == b].mean()) * (which == b).sum()
+            for b in range(bins)
+            if (which == b).any()
+        )
+        / len(examples)
+    )
+
+
+def _summary(name: str, out: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    metrics = {k: (round(v, 4) if v is not None else None) for k, v in out["metrics"].items()}
+    metrics["expected_calibration_error"] = round(expected_calibration_error(out["examples"]), 4)
+    targets = TARGETS.get(name, {})
+    return {
+        "metrics": metrics,
+        "timing": out["timing"],
+        "targets": targets,
+        "targets_met": all((metrics.get(k) or 0.0) >= v for k, v in targets.items()),
+        "confidence_when_right": round(
+            float(np.mean([e["confidence"] for e in out["examples"] if e["ok"]] or [0.0])), 4
+        ),
+        **extra,
+    }
+
+
+def run(datasets: Path, only: Sequence[str], cv: int, embeddings: Embeddings) -> dict[str, Any]:
+    """Score every dataset asked for; the JSON document the script prints."""
+    report: dict[str, Any] = {}
+    if "bitext" in only:
+        train = load_intent_rows(datasets / "bitext/train.csv")
+        test = load_intent_rows(datasets / "bitext/dev.csv")
+        out = run_intents_suite(train, test, embeddings=embeddings)
+        report["bitext"] = _summary(
+            "bitext", out, split="train.csv -> dev.csv", test_rows=len(test)
+        )
+    if "banking77" in only:
+        rows = load_intent_rows(datasets / "banking77/train.csv")
+        train, test = _stratified_split(rows, 0.2, seed=0)
+        out = run_intents_suite(train, test, embeddings=embeddings)
+        entry = _summary(
+            "banking77", out, split="train.csv, stratified 80/20, seed 0", test_rows=len(test)
+        )
+        if cv > 1:
+            accs = [
+                run_intents_suite(tr, te, embeddings=embeddings)["metrics"]["accuracy"]
+                for tr, te in _kfold(rows, cv, seed=0)
+            ]
+            entry["cv"] = {
+                "folds": cv,
+                "accuracy_mean": round(float(np.mean(accs)), 4),
+                "accuracy_std": round(float(np.std(accs)), 4),
+                "accuracy_folds": [round(a, 4) for a in accs],
+            }
+        report["banking77"] = entry
+    if "clinc150" in only:
+        train = load_intent_rows(datasets / "clinc150/train.jsonl")
+        test = load_intent_rows(datasets / "clinc150/val.jsonl")
+        out = run_intents_suite(train, test, embeddings=embeddings)
+        report["clinc150"] = _summary(
+            "clinc150", out, split="train.jsonl -> val.jsonl", test_rows=len(test)
+        )
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command-line entry point."""
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="intents folder")
+    p.add_argument(
+        "--only", nargs="+", choices=sorted(TARGETS), default=sorted(TARGETS), help="datasets"
+    )
+    p.add_argument("--cv", type=int, default=0, help="BANKING77 K-fold CV (0: skip)")
+    p.add_argument("--cache", type=Path, help="embedding cache folder (outside the repository)")
+    args = p.parse_args(argv)
+
+    from graph.models import local_embeddings, set_cpu_threads
+    from helpdesk.config import get_settings
+
+    set_cpu_threads(get_settings().torch_threads)
+    embeddings: Embeddings = local_embeddings()
+    if args.cache:
+        embeddings = CachedEmbeddings(embeddings, args.cache)
+    started = time.perf_counter()
+    report = run(args.datasets, args.only, args.cv, embeddings)
+    report["_meta"] = {
+        "embeddings": "all-MiniLM-L6-v2 (offline)",
+        "embedding_cache": str(args.cache) if args.cache else None,
+        "timing_note": (
+            "train_s / predict_ms include embedding unless the cache already held the texts"
+        ),
+        "torch_threads": get_settings().torch_threads,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
