@@ -15,6 +15,18 @@ the conversation went to a person (``answer`` is then the hand-off message). A l
 a valid input gives ``{"error": {"code": "invalid_item", "message": ...}}`` on its output line,
 the rest still run, and the command exits with status 2. The conversations are real rows of the
 tenant (channel ``api``), so probe an evaluation tenant or a staging database.
+
+``deskgraph guard [--jsonl] [--policy FILE]`` runs only the input guard (``graph.guard``), no
+database: a line is a plain message or ``{"text": ...}``; with ``--jsonl`` each gives one line::
+
+    {"blocked": bool, "category": str, "reason": str, "layer": str,
+     "action": "handoff" | "refuse" | "continue", "handoff_reason": str | null}
+
+``action`` is what the graph does with the message before any drafting under the tenant policy
+(``--policy``: a JSON file of ``TenantPolicy`` fields; default, the default policy): a blocked
+message is handed to a person (``handoff_on_blocked_input``) or refused; an unblocked one may
+still be handed off by the model-free triggers (an explicit request for a person, a hand-off
+keyword), else it ``continue``s to classification and drafting.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -115,3 +128,70 @@ def _print(result: Any) -> None:
         markup=True,
         highlight=False,
     )
+
+
+def guard(
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="One JSON object per input line on stdout")
+    ] = False,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Tenant policy JSON file (default: the default policy)"),
+    ] = None,
+) -> None:
+    """Screen messages with the input guard; inputs are read from stdin, one per line."""
+    from pydantic import ValidationError
+
+    from evals.guardrails import decide
+    from graph.guard import load_guard
+    from helpdesk.config import get_settings
+    from helpdesk.policy import TenantPolicy
+
+    try:
+        tenant_policy = (
+            TenantPolicy.model_validate_json(policy.read_text(encoding="utf-8"))
+            if policy
+            else TenantPolicy()
+        )
+    except (OSError, ValidationError) as exc:
+        console.print(f"[red]error:[/] --policy {policy}: {exc}")
+        raise typer.Exit(2) from exc
+    input_guard = load_guard(get_settings().prompts_dir)
+    failed = 0
+    while line := sys.stdin.readline():  # not `for line in sys.stdin`: answer each line as it comes
+        if not line.strip():
+            continue
+        try:
+            text = _guard_text(parse_line(line))
+        except ValueError as exc:
+            failed += 1
+            _emit_error(str(exc), jsonl)
+            continue
+        d = decide(text, input_guard.screen(text), tenant_policy)
+        row = {
+            **d.verdict,
+            "layer": d.layer,
+            "action": d.action,
+            "handoff_reason": d.handoff_reason,
+        }
+        if jsonl:
+            sys.stdout.write(json.dumps(row) + "\n")
+            sys.stdout.flush()
+        else:
+            out = Console()
+            label = f"[red]BLOCKED {d.verdict['category']}[/]" if d.verdict["blocked"] else "ok"
+            out.print(f"{label} -> {d.action}: {text[:100]}", markup=True, highlight=False)
+            if d.verdict["reason"] or d.handoff_reason:
+                out.print(f"  [dim]{d.handoff_reason or d.verdict['reason']}[/]", markup=True)
+    if failed:
+        console.print(f"[red]{failed} line(s) were not valid inputs[/]")
+        raise typer.Exit(2)
+
+
+def _guard_text(item: str | dict[str, Any]) -> str:
+    if isinstance(item, str):
+        return item
+    text = item.get("text")
+    if not isinstance(text, str):
+        raise ValueError('expected a message or a JSON object with a string "text"')
+    return text

@@ -1,0 +1,309 @@
+"""The learned layer of the input guard: a classifier over MiniLM sentence embeddings.
+
+Trained on hand-written examples (``prompts/guard_examples.csv``: ``text,label``, label
+``benign`` or an attack category), never on evaluation data. Two models share the embeddings:
+
+* an RBF-kernel SVM, benign versus attack, whose decision value is the attack score. A linear
+  model was measured too (``evals/guard_benchmark.py``): at the same false-positive rate on
+  ordinary customer messages the kernel catches about ten points more harmful requests, because
+  "help me get money from a friend" and "help me get money from my elderly aunt's account" sit
+  close together in embedding space and only a local boundary separates them.
+* the attack examples themselves, as prototypes: the nearest ones name the category of a
+  flagged message (``harmful``, ``privacy``, ``jailbreak``...).
+
+Long messages (jailbreak prompts run to thousands of characters, MiniLM reads 256 tokens) are cut
+into windows of whole sentences, each embedded, and the highest-scoring window decides: one
+paragraph that sets up an unfiltered persona is enough, however much filler surrounds it.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import random
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from sklearn.svm import SVC
+
+BENIGN = "benign"
+DEFAULT_THRESHOLD = -0.05
+"""Attack-score cut-off: a window scoring above it is an attack.
+
+Chosen with ``evals/guard_benchmark.py --sweep`` on the shared dev data: from the SVM's own
+boundary (0) down to -0.05, jailbreaks and harmful requests stopped go from 0.953 to 0.968 while
+ordinary Bitext messages blocked go from 0.010 to 0.012 (the targets are >= 0.95 and <= 0.02);
+-0.1 would block 0.017 of Bitext and 0.072 of CLINC150's general questions, too close to the
+limit for a set that was not seen. The README's input-guard section has the full table.
+"""
+CATEGORY_NEIGHBOURS = 7
+WINDOW_WORDS = 60
+MAX_WINDOWS = 16
+MAX_EXPANSIONS = 24
+_CHOICE = re.compile(r"\{([^{}]*)\}")
+_SPACES = re.compile(r"\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class DetectorScore:
+    """What the learned layer thinks of one message."""
+
+    score: float
+    """Attack score of the most suspicious window (SVM decision value; > threshold = attack)."""
+    category: str
+    """The most probable attack category of that window."""
+    window: str
+    """The text of that window (for the reason shown to people)."""
+
+
+def expand(template: str, limit: int = MAX_EXPANSIONS) -> list[str]:
+    """Expand ``{a|b|c}`` choice groups into sentences (a deterministic sample if many).
+
+    One row such as ``{how do I|where can I} {see|download} my {invoice|bill}`` stands for
+    every combination, so a few lines of examples cover the many ways one request is worded.
+    More than ``limit`` combinations are sampled with a seed derived from the row itself, so
+    training is reproducible and editing one row does not reshuffle the others.
+    """
+    parts = _CHOICE.split(template)
+    # split() with one capture group alternates literal text and group contents.
+    options = [[p] if i % 2 == 0 else p.split("|") for i, p in enumerate(parts)]
+    total = 1
+    for opts in options:
+        total *= len(opts)
+    if total <= limit:
+        combos = list(itertools.product(*options))
+    else:
+        rng = random.Random(zlib.crc32(template.encode("utf-8")))
+        seen: set[tuple[str, ...]] = set()
+        while len(seen) < limit:
+            seen.add(tuple(rng.choice(opts) for opts in options))
+        combos = sorted(seen)
+    return [_SPACES.sub(" ", "".join(c)).strip() for c in combos]
+
+
+def read_guard_examples(path: Path) -> tuple[list[str], list[str]]:
+    """Read ``text,label`` rows, expanding choice groups; errors name the file and line."""
+    texts, labels = [], []
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected a CSV header with 'text' and 'label' columns")
+        for line, row in enumerate(reader, start=2):
+            text, label = (row.get("text") or "").strip(), (row.get("label") or "").strip()
+            if not text or not label:
+                raise ValueError(f"{path}:{line}: every row needs a text and a label")
+            if text.count("{") != text.count("}"):
+                raise ValueError(f"{path}:{line}: unbalanced '{{' and '}}' in {text!r}")
+            for sentence in expand(text):
+                texts.append(sentence)
+                labels.append(label)
+    if BENIGN not in labels or len(set(labels)) < 2:
+        raise ValueError(f"{path}: need '{BENIGN}' examples and at least one attack category")
+    return texts, labels
+
+
+def windows(text: str, max_words: int = WINDOW_WORDS, limit: int = MAX_WINDOWS) -> list[str]:
+    """Cut ``text`` into windows of whole sentences of at most ``max_words`` words.
+
+    A short message is one window. A sentence longer than ``max_words`` is cut at word
+    boundaries. At most ``limit`` windows are returned (the guard's input is length-capped
+    before this, so the cap only bounds the worst case).
+    """
+    words = text.split()
+    if len(words) <= max_words:
+        return [" ".join(words)] if words else []
+    out: list[str] = []
+    current: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        sw = sentence.split()
+        while len(sw) > max_words:  # a run-on "sentence" (no punctuation): cut it
+            if current:
+                out.append(" ".join(current))
+                current = []
+            out.append(" ".join(sw[:max_words]))
+            sw = sw[max_words:]
+        if current and len(current) + len(sw) > max_words:
+            out.append(" ".join(current))
+            current = []
+        current.extend(sw)
+    if current:
+        out.append(" ".join(current))
+    return out[:limit]
+
+
+def unit_rows(vectors: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Vectors as a float32 matrix with unit-length rows."""
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    return arr / np.where(norms == 0, 1.0, norms)
+
+
+@dataclass(frozen=True)
+class DetectorState:
+    """A trained detector as plain arrays (what the disk cache holds; no pickle)."""
+
+    support_vectors: np.ndarray
+    dual_coef: np.ndarray
+    intercept: float
+    gamma: float
+    attack_vectors: np.ndarray
+    """Unit embeddings of the attack examples (the prototypes that name a category)."""
+    attack_labels: np.ndarray
+    """Their categories (a unicode array)."""
+
+    def save(self, path: Path) -> None:
+        """Write the arrays to ``path`` (an ``.npz`` file)."""
+        with path.open("wb") as fh:
+            np.savez(
+                fh,
+                support_vectors=self.support_vectors,
+                dual_coef=self.dual_coef,
+                intercept=np.asarray([self.intercept]),
+                gamma=np.asarray([self.gamma]),
+                attack_vectors=self.attack_vectors,
+                attack_labels=self.attack_labels,
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> DetectorState:
+        """Read arrays written by :meth:`save`.
+
+        Raises:
+            OSError, ValueError, KeyError: the file is unreadable or not such a file.
+        """
+        with np.load(path, allow_pickle=False) as data:
+            return cls(
+                support_vectors=data["support_vectors"],
+                dual_coef=data["dual_coef"],
+                intercept=float(data["intercept"][0]),
+                gamma=float(data["gamma"][0]),
+                attack_vectors=data["attack_vectors"],
+                attack_labels=data["attack_labels"],
+            )
+
+
+class GuardDetector:
+    """Attack score and category of a message from its sentence embeddings.
+
+    The score is the decision value of an RBF-kernel SVM (benign against attack), computed here
+    with numpy from the support vectors: on unit vectors ``|a - b|^2 = 2 - 2 a.b``, so one
+    matrix product scores a message, and the trained state is a handful of arrays that load in
+    milliseconds (:class:`DetectorState`). The category is the weighted vote of the
+    :data:`CATEGORY_NEIGHBOURS` most similar attack examples.
+
+    ``threshold``: a window whose score is above it is an attack (see
+    :data:`DEFAULT_THRESHOLD`).
+    """
+
+    def __init__(
+        self,
+        embeddings: Embeddings,
+        *,
+        gamma: float = 2.0,
+        c: float = 1.0,
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
+        self._embeddings = embeddings
+        self.gamma = gamma
+        self.c = c
+        self._state: DetectorState | None = None
+        self.threshold = threshold
+
+    @property
+    def embeddings(self) -> Embeddings:
+        """The embedding model the detector was trained with (messages must use it too)."""
+        return self._embeddings
+
+    @property
+    def state(self) -> DetectorState:
+        """The trained arrays (to cache them)."""
+        if self._state is None:
+            raise RuntimeError("GuardDetector.fit must be called before scoring")
+        return self._state
+
+    @property
+    def categories(self) -> list[str]:
+        """The attack categories the detector can name."""
+        return sorted({str(x) for x in self.state.attack_labels})
+
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[str], vectors: np.ndarray | None = None
+    ) -> GuardDetector:
+        """Train on examples (``vectors``: their embeddings, when already computed)."""
+        if len(texts) != len(labels) or not texts:
+            raise ValueError(f"need as many labels as texts, got {len(texts)} and {len(labels)}")
+        x = unit_rows(vectors) if vectors is not None else self.embed(list(texts))
+        if len(x) != len(texts):
+            raise ValueError(f"need one vector per text, got {len(x)} for {len(texts)} texts")
+        y = np.asarray(labels)
+        attack = y != BENIGN
+        if attack.all() or not attack.any():
+            raise ValueError(f"need '{BENIGN}' examples and attack examples")
+        svm = SVC(C=self.c, kernel="rbf", gamma=self.gamma).fit(x, attack.astype(int))
+        # classes_ are [0, 1]: a positive decision value means "attack".
+        self._state = DetectorState(
+            support_vectors=np.asarray(svm.support_vectors_, dtype=np.float32),
+            dual_coef=np.asarray(svm.dual_coef_[0], dtype=np.float32),
+            intercept=float(svm.intercept_[0]),
+            gamma=self.gamma,
+            attack_vectors=x[attack],
+            attack_labels=y[attack].astype(str),
+        )
+        return self
+
+    def restore(self, state: DetectorState) -> GuardDetector:
+        """Use a previously trained state instead of training."""
+        self._state = state
+        return self
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-normalised embeddings, one row per text."""
+        return unit_rows(self._embeddings.embed_documents(texts))
+
+    def decision(self, vecs: np.ndarray) -> np.ndarray:
+        """Attack score of each row of ``vecs`` (unit vectors)."""
+        st = self.state
+        sq_dist = np.maximum(2.0 - 2.0 * (vecs @ st.support_vectors.T), 0.0)
+        return np.exp(-st.gamma * sq_dist) @ st.dual_coef + st.intercept
+
+    def category(self, vec: np.ndarray) -> str:
+        """The attack category a vector is closest to (weighted vote of the nearest examples)."""
+        st = self.state
+        sims = st.attack_vectors @ vec
+        k = min(CATEGORY_NEIGHBOURS, len(sims))
+        nearest = np.argpartition(-sims, k - 1)[:k]
+        votes: dict[str, float] = {}
+        for i in nearest:
+            label = str(st.attack_labels[i])
+            votes[label] = votes.get(label, 0.0) + float(sims[i])
+        return max(votes, key=lambda label: votes[label])
+
+    def score_vectors(self, vecs: np.ndarray, texts: Sequence[str]) -> DetectorScore:
+        """Score the windows of one message given their embeddings; the worst window wins."""
+        self.state  # noqa: B018 -- raises before any work when not trained
+        if len(vecs) == 0:
+            return DetectorScore(float("-inf"), BENIGN, "")
+        scores = self.decision(vecs)
+        worst = int(np.argmax(scores))
+        return DetectorScore(float(scores[worst]), self.category(vecs[worst]), texts[worst])
+
+    def score(self, text: str) -> DetectorScore:
+        """Score one message (its windows are embedded in one batch)."""
+        parts = windows(text)
+        return self.score_vectors(self.embed(parts) if parts else np.zeros((0, 1)), parts)
+
+    async def ascore(self, text: str) -> DetectorScore:
+        """:meth:`score` without blocking the event loop on the embedding call."""
+        parts = windows(text)
+        if not parts:
+            return self.score_vectors(np.zeros((0, 1)), parts)
+        vecs = unit_rows(await self._embeddings.aembed_documents(parts))
+        return self.score_vectors(vecs, parts)
