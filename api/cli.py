@@ -13,7 +13,7 @@ from rich.console import Console
 
 from api.cli_eval import eval_app
 from api.cli_ingest import ingest
-from api.cli_probes import answer, guard
+from api.cli_probes import answer, classify, guard
 from api.cli_search import search
 from api.keys_cli import keys_app
 
@@ -85,6 +85,7 @@ def demo_load() -> None:
 app.command("ingest")(ingest)
 app.command("answer")(answer)
 app.command("guard")(guard)
+app.command("classify")(classify)
 app.command("search")(search)
 
 

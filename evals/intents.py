@@ -36,6 +36,7 @@ from graph.classifier import (
     OUT_OF_SCOPE,
     ClassifierConfig,
     IntentClassifier,
+    IntentPrediction,
     normalise_intent,
     read_examples,
 )
@@ -105,7 +106,20 @@ def run_intents_suite(
     predictions = classifier.predict_many([t for t, _ in test_rows])
     predict_s = time.perf_counter() - started
 
-    expected = [label_of(i) for _, i in test_rows]
+    out = score_intents([t for t, _ in test_rows], [label_of(i) for _, i in test_rows], predictions)
+    out["timing"] = {
+        "train_rows": len(train_rows),
+        "train_s": round(train_s, 3),
+        "predict_ms_per_message": round(1000 * predict_s / len(test_rows), 3),
+    }
+    return out
+
+
+def score_intents(
+    inputs: Sequence[str], expected: Sequence[str], predictions: Sequence[IntentPrediction]
+) -> dict[str, Any]:
+    """Score predictions against expected labels (already normalised, out of scope as
+    ``out_of_scope``): ``{"metrics", "per_intent", "confusion", "examples"}``."""
     predicted = [p.intent for p in predictions]
     examples = [
         {
@@ -116,20 +130,17 @@ def run_intents_suite(
             "confidence": round(pred.confidence, 4),
             "ok": pred.intent == want,
         }
-        for n, ((text, _), want, pred) in enumerate(
-            zip(test_rows, expected, predictions, strict=True)
-        )
+        for n, (text, want, pred) in enumerate(zip(inputs, expected, predictions, strict=True))
     ]
+    pairs = list(zip(expected, predicted, strict=True))
     per_intent = _per_intent(expected, predicted)
     metrics: dict[str, float | None] = {
-        "accuracy": _ratio(
-            sum(e == p for e, p in zip(expected, predicted, strict=True)), len(expected)
-        ),
+        "accuracy": _ratio(sum(e == p for e, p in pairs), len(pairs)),
         "macro_f1": sum(s["f1"] for s in per_intent.values()) / len(per_intent),
     }
     if OUT_OF_SCOPE in expected:
-        in_scope = [(e, p) for e, p in zip(expected, predicted, strict=True) if e != OUT_OF_SCOPE]
-        declined = [e for e, p in zip(expected, predicted, strict=True) if p == OUT_OF_SCOPE]
+        in_scope = [(e, p) for e, p in pairs if e != OUT_OF_SCOPE]
+        declined = [e for e, p in pairs if p == OUT_OF_SCOPE]
         metrics["in_scope_accuracy"] = _ratio(sum(e == p for e, p in in_scope), len(in_scope))
         metrics["oos_recall"] = per_intent[OUT_OF_SCOPE]["recall"]
         metrics["oos_precision"] = (
@@ -145,11 +156,6 @@ def run_intents_suite(
         },
         "confusion": {"labels": labels, "matrix": _confusion(expected, predicted, labels)},
         "examples": examples,
-        "timing": {
-            "train_rows": len(train_rows),
-            "train_s": round(train_s, 3),
-            "predict_ms_per_message": round(1000 * predict_s / len(test_rows), 3),
-        },
     }
 
 
@@ -157,7 +163,7 @@ def _ratio(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
-def _per_intent(expected: list[str], predicted: list[str]) -> dict[str, dict[str, Any]]:
+def _per_intent(expected: Sequence[str], predicted: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Precision, recall, F1 and support of every label expected or predicted."""
     support = Counter(expected)
     guessed = Counter(predicted)
@@ -171,7 +177,9 @@ def _per_intent(expected: list[str], predicted: list[str]) -> dict[str, dict[str
     return out
 
 
-def _confusion(expected: list[str], predicted: list[str], labels: list[str]) -> list[list[int]]:
+def _confusion(
+    expected: Sequence[str], predicted: Sequence[str], labels: list[str]
+) -> list[list[int]]:
     index = {label: i for i, label in enumerate(labels)}
     matrix = [[0] * len(labels) for _ in labels]
     for e, p in zip(expected, predicted, strict=True):
