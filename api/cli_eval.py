@@ -189,6 +189,70 @@ def answers(
     )
 
 
+@eval_app.command("intents")
+def intents(
+    train: Annotated[
+        Path | None,
+        typer.Option("--train", exists=True, dir_okay=False, help="Training rows (CSV/JSONL)."),
+    ] = None,
+    test: Annotated[
+        Path | None,
+        typer.Option("--test", exists=True, dir_okay=False, help="Test rows (CSV/JSONL)."),
+    ] = None,
+    split: Annotated[
+        int | None,
+        typer.Option("--split", min=2, help="Hold out 1 of K stratified folds of --train."),
+    ] = None,
+    oos_label: Annotated[
+        str | None, typer.Option("--oos-label", help="The data's out-of-scope label (oos).")
+    ] = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Demo cross-validation.")] = 5,
+    limit: Limit = None,
+    out: Out = DEFAULT_OUT,
+    database_url: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Intents: accuracy, macro-F1, per-intent scores, confusion, out-of-scope recall."""
+    from evals.runner import intents_run
+
+    _run_suite(
+        lambda s: intents_run(
+            s, train=train, test=test, split=split, oos_label=oos_label, folds=folds, limit=limit
+        ),
+        out=out,
+        database_url=database_url,
+        as_json=as_json,
+    )
+
+
+@eval_app.command("guardrails")
+def guardrails(
+    attacks: Annotated[
+        list[Path] | None,
+        typer.Option("--attacks", exists=True, dir_okay=False, help="Attack JSONL (repeatable)."),
+    ] = None,
+    benign: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--benign", exists=True, dir_okay=False, help="Ordinary messages (repeatable)."
+        ),
+    ] = None,
+    limit: Limit = None,
+    out: Out = DEFAULT_OUT,
+    database_url: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Guardrails: attacks blocked or handed off, ordinary messages wrongly blocked."""
+    from evals.runner import guardrails_run
+
+    _run_suite(
+        lambda s: guardrails_run(s, attacks=attacks or (), benign=benign or (), limit=limit),
+        out=out,
+        database_url=database_url,
+        as_json=as_json,
+    )
+
+
 @eval_app.command("escalation")
 def escalation(
     kb: Kb = None,
@@ -254,6 +318,8 @@ def compare(
 
 
 def _print_comparison(comp: Any, show: int) -> None:
+    from evals.report import short
+
     for warning in comp.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     table = Table(title=f"{comp.a.suite}: {comp.a.run_id} → {comp.b.run_id}")
@@ -273,9 +339,8 @@ def _print_comparison(comp: Any, show: int) -> None:
         changed = [e for e in comp.examples if e.status == status]
         console.print(f"[{style[status]}]{len(changed)} examples {status}[/]")
         for e in changed[:show]:
-            text = e.input if isinstance(e.input, str) else json.dumps(e.input)[:200]
             console.print(
-                f"  {e.id}: {_num(e.score_a)} → {_num(e.score_b)}  {text[:100]}",
+                f"  {e.id}: {_num(e.score_a)} → {_num(e.score_b)}  {short(e.input, 100)}",
                 markup=False,
                 highlight=False,
             )

@@ -344,7 +344,7 @@ def render_run(record: RunRecord, *, worst: int = WORST_EXAMPLES) -> str:
         body.append("<p>none</p>")
     body.append(f'<h2>All examples <span class="muted">({len(record.examples)})</span></h2>')
     rows = [
-        [e.get("id"), e.get("score"), e.get("ok"), _short(e.get("input")), _short(e.get("output"))]
+        [e.get("id"), e.get("score"), e.get("ok"), short(e.get("input")), short(e.get("output"))]
         for e in record.examples
     ]
     body.append(
@@ -355,10 +355,12 @@ def render_run(record: RunRecord, *, worst: int = WORST_EXAMPLES) -> str:
     return _page(title, "".join(body))
 
 
-def _short(value: Any, n: int = 120) -> str:
+def short(value: Any, n: int = 120) -> str:
+    """One line for a table cell: a conversation shows its question, long text is cut."""
     if isinstance(value, Mapping) and isinstance(value.get("turns"), list) and value["turns"]:
         value = str(value["turns"][-1].get("text", ""))  # the question being answered
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
@@ -397,9 +399,9 @@ def render_comparison(comp: Comparison) -> str:
                 e.score_a,
                 e.score_b,
                 e.delta,
-                _short(e.input),
-                _short(e.output_a),
-                _short(e.output_b),
+                short(e.input),
+                short(e.output_a),
+                short(e.output_b),
             ]
             for e in changed
         ]

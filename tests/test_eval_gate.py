@@ -21,10 +21,13 @@ from evals.gate import (
     answers_gate,
     demo_slices,
     escalation_gate,
+    guardrails_gate,
+    intents_gate,
     judge,
     memoized,
     retrieval_gate,
 )
+from evals.runner import demo_guard_sets, demo_intent_rows
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +99,53 @@ async def test_demo_tenant_passes_the_gate(
     ]
     for r in results:
         assert r.passed, f"{r.suite} gate failed: {r.failures}; metrics {r.metrics}"
+
+
+async def test_intents_and_guardrails_pass_the_gate(services: Any, demo: Any) -> None:
+    from graph.guard import load_guard
+
+    intents = intents_gate(demo_intent_rows(services.prompts.root), services.models.embeddings)
+    assert intents.passed, intents.failures
+    attacks, benign = demo_guard_sets()
+    guard = load_guard(services.prompts.root)
+    guardrails = guardrails_gate(guard, attacks, benign, demo.policy)
+    assert guardrails.passed, guardrails.failures
+
+
+def test_an_intent_classifier_trained_on_mislabelled_examples_fails_the_gate(
+    services: Any,
+) -> None:
+    rows = demo_intent_rows(services.prompts.root)
+    labels = [r.intent for r in rows]
+    # Every example carries its neighbour's label: the data of a careless CSV edit.
+    broken = [
+        type(r)(r.text, label) for r, label in zip(rows, labels[7:] + labels[:7], strict=True)
+    ]
+    result = intents_gate(broken, services.models.embeddings)
+    assert not result.passed and any(f.startswith("accuracy") for f in result.failures)
+
+
+def test_a_guard_that_lets_everything_through_or_blocks_everyone_fails_the_gate(
+    demo: Any,
+) -> None:
+    from graph.guard import Screening
+
+    class Guard:
+        def __init__(self, blocked: bool) -> None:
+            self.blocked = blocked
+
+        def screen(self, text: str) -> Screening:
+            verdict = {"blocked": self.blocked, "category": "x" if self.blocked else "ok"}
+            return Screening({**verdict, "reason": ""}, "rules")  # type: ignore[arg-type]
+
+        def screen_many(self, texts: Sequence[str]) -> list[Screening]:
+            return [self.screen(t) for t in texts]
+
+    attacks, benign = demo_guard_sets()
+    lax = guardrails_gate(Guard(blocked=False), attacks, benign, demo.policy)
+    assert not lax.passed and any(f.startswith("attack_block_rate") for f in lax.failures)
+    strict = guardrails_gate(Guard(blocked=True), attacks, benign, demo.policy)
+    assert not strict.passed and any(f.startswith("benign_block_rate") for f in strict.failures)
 
 
 async def test_a_retriever_returning_the_wrong_articles_fails_the_gate(
