@@ -72,6 +72,8 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
         """Set while the listener is connected (tests and health checks wait on it)."""
+        self.backend_pid: int | None = None
+        """The Postgres backend of the listening connection, while connected."""
 
     async def start(self, *, timeout_s: float = 10.0) -> None:
         """Start listening; returns once the first ``LISTEN`` is in place."""
@@ -141,6 +143,7 @@ class EventHub:
                 conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    self.backend_pid = conn.info.backend_pid
                     self.listening.set()
                     # Anything committed before LISTEN took effect was not announced to us.
                     self._resync_all()
@@ -151,5 +154,6 @@ class EventHub:
             except Exception:
                 log.exception("event listener lost its connection; reconnecting")
             self.listening.clear()
+            self.backend_pid = None
             self._resync_all()
             await asyncio.sleep(self._reconnect_s)
