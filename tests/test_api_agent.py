@@ -336,3 +336,20 @@ def test_console_stream_announces_queue_changes(live_api):
         name == "queue.changed" for name, d in seen if d.get("conversation_id") == conv["id"]
     )
     assert {"handoff", "message.created"} <= {d.get("type") for d in mine}
+
+
+def test_take_over_before_the_customer_wrote(live_api):
+    with live_api.client() as client:
+        conv = start_conversation(client, live_api.demo.widget_key)
+        r = _act(client, live_api, conv["id"], "takeover", {"agent": "lee"})
+        assert r.status_code == 200, r.text
+        body = json_turn(client, conv, ANSWERABLE).json()
+        assert body["reply"] is None, "the agent owns it from the start"
+        detail = _detail(client, live_api, conv["id"])
+        assert detail["pending"]["kind"] == "human_turn"
+        assert detail["pending"]["payload"]["message"] == ANSWERABLE
+        r = _act(client, live_api, conv["id"], "reply", {"text": "Lee here: $89.", "agent": "lee"})
+        assert r.status_code == 200
+        assert [
+            e["data"]["agent"] for e in r.json()["events"] if e["event"] == "agent.message"
+        ] == ["lee"]
