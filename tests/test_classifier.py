@@ -28,6 +28,7 @@ from graph.classifier import (
     IntentClassifier,
     IntentPrediction,
     _fit_detector,
+    _neighbour_similarity,
     _oos_signals,
     read_examples,
 )
@@ -123,6 +124,32 @@ def test_classifier_flags_out_of_scope_messages(trained: IntentClassifier) -> No
         (pred,) = trained.predict_many([text])
         assert pred.out_of_scope and pred.intent == OUT_OF_SCOPE, text
         assert 0.0 <= pred.confidence <= 1.0
+
+
+def test_out_of_scope_decision_follows_the_detector(trained: IntentClassifier) -> None:
+    """The fast path in predictions gives what scikit-learn's predict_proba would."""
+    fitted = trained._fitted
+    assert fitted is not None and fitted.detector is not None
+    texts = ["bill for the visit", "open hours", "pasta recipe weather", "joke about a movie"]
+    vectors = np.asarray(HashEmbeddings().embed_documents(texts), np.float32)
+    preds = trained.predict_vectors(vectors, texts)
+    dense, sparse = fitted.features.dense(vectors), fitted.features.sparse(texts)
+    probs = np.exp(fitted.model.logits(dense, sparse) / fitted.temperature)
+    probs /= probs.sum(axis=1, keepdims=True)
+    oos_col = list(fitted.classes).index(OUT_OF_SCOPE)
+    mean_k, nearest = _neighbour_similarity(vectors, fitted.in_scope, 5)
+    p = fitted.detector.predict_proba(_oos_signals(probs, oos_col, mean_k))[:, 1]
+    for pred, prob, p_oos, near in zip(preds, probs, p, nearest, strict=True):
+        best = int(np.argmax(prob))
+        if best == oos_col:
+            assert pred.out_of_scope
+        elif p_oos >= fitted.threshold:
+            assert pred.out_of_scope and pred.confidence == pytest.approx(p_oos, rel=1e-5)
+        elif near < trained.config.min_similarity:
+            assert pred.out_of_scope
+        else:
+            assert pred.intent == fitted.classes[best] and not pred.out_of_scope
+    assert any(p.out_of_scope for p in preds) and not all(p.out_of_scope for p in preds)
 
 
 def test_without_out_of_scope_examples_only_unseen_text_is_out_of_scope() -> None:
