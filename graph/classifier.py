@@ -140,7 +140,12 @@ def _read_jsonl(path: Path) -> tuple[list[str], list[str]]:
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """Training settings. The defaults were chosen by cross-validation on training data."""
+    """Training settings.
+
+    The learning settings (rates, epochs, batch) were chosen by cross-validation on training
+    rows; ``false_decline_budget`` and ``min_detector_probability`` are product decisions (see
+    the module docstring).
+    """
 
     epochs: int = 10
     """Passes over the training rows (at least ``min_steps`` optimiser steps in all)."""
