@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -30,6 +30,7 @@ from helpdesk.notify import EventHub
 from helpdesk.tenancy import tenant_scope
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 _AUTH = ("unauthenticated", "invalid_key", "forbidden")
 _ACTION_ERRORS = responses(
@@ -240,22 +241,30 @@ async def _act(
     conversation_id: uuid.UUID,
     action: ActionName,
     body: schemas._Action,
-    **fields: Any,
 ) -> schemas.ActionResult:
+    """Apply one agent action: every action route goes through here, so they all answer the
+    same way (the 409 rules live in :meth:`api.actions.AgentDesk.act`). The body's own fields
+    (``text``, ``reason``, ``then``) go into the request as they are."""
     req = ActionRequest(
         action=action,
         agent=body.agent or caller.name,
         interrupt_id=body.interrupt_id,
-        **fields,
+        **body.model_dump(exclude={"agent", "interrupt_id"}),
     )
     return _outcome(await desk.act(caller.tenant, conversation_id, req))
 
 
-@router.post(
-    "/conversations/{conversation_id}/takeover",
-    response_model=schemas.ActionResult,
-    responses=_ACTION_ERRORS,
-)
+def _action_route(action: ActionName) -> Callable[[_Endpoint], _Endpoint]:
+    """Declare ``POST /conversations/{conversation_id}/<action>`` with the shared result model
+    and error responses."""
+    return router.post(
+        f"/conversations/{{conversation_id}}/{action}",
+        response_model=schemas.ActionResult,
+        responses=_ACTION_ERRORS,
+    )
+
+
+@_action_route("takeover")
 async def takeover(
     conversation_id: uuid.UUID, body: schemas.TakeoverBody, caller: StaffCaller, desk: DeskDep
 ) -> schemas.ActionResult:
@@ -263,23 +272,15 @@ async def takeover(
     return await _act(desk, caller, conversation_id, "takeover", body)
 
 
-@router.post(
-    "/conversations/{conversation_id}/reply",
-    response_model=schemas.ActionResult,
-    responses=_ACTION_ERRORS,
-)
+@_action_route("reply")
 async def reply(
     conversation_id: uuid.UUID, body: schemas.ReplyBody, caller: StaffCaller, desk: DeskDep
 ) -> schemas.ActionResult:
     """Answer the customer (answering a hand-off, or in a conversation the agent owns)."""
-    return await _act(desk, caller, conversation_id, "reply", body, text=body.text)
+    return await _act(desk, caller, conversation_id, "reply", body)
 
 
-@router.post(
-    "/conversations/{conversation_id}/approve",
-    response_model=schemas.ActionResult,
-    responses=_ACTION_ERRORS,
-)
+@_action_route("approve")
 async def approve(
     conversation_id: uuid.UUID, body: schemas.ApproveBody, caller: StaffCaller, desk: DeskDep
 ) -> schemas.ActionResult:
@@ -287,54 +288,36 @@ async def approve(
     return await _act(desk, caller, conversation_id, "approve", body)
 
 
-@router.post(
-    "/conversations/{conversation_id}/edit",
-    response_model=schemas.ActionResult,
-    responses=_ACTION_ERRORS,
-)
+@_action_route("edit")
 async def edit(
     conversation_id: uuid.UUID, body: schemas.EditBody, caller: StaffCaller, desk: DeskDep
 ) -> schemas.ActionResult:
     """Send an edited text instead of the held draft (the pair is kept as labelled data)."""
-    return await _act(desk, caller, conversation_id, "edit", body, text=body.text)
+    return await _act(desk, caller, conversation_id, "edit", body)
 
 
-@router.post(
-    "/conversations/{conversation_id}/reject",
-    response_model=schemas.ActionResult,
-    responses=_ACTION_ERRORS,
-)
+@_action_route("reject")
 async def reject(
     conversation_id: uuid.UUID, body: schemas.RejectBody, caller: StaffCaller, desk: DeskDep
 ) -> schemas.ActionResult:
     """Reject the held draft: redraft once with the reason as feedback, or hand off."""
-    return await _act(
-        desk, caller, conversation_id, "reject", body, reason=body.reason, then=body.then
-    )
+    return await _act(desk, caller, conversation_id, "reject", body)
 
 
-@router.post(
-    "/conversations/{conversation_id}/release",
-    response_model=schemas.ActionResult,
-    responses=_ACTION_ERRORS,
-)
+@_action_route("release")
 async def release(
     conversation_id: uuid.UUID, body: schemas.ReleaseBody, caller: StaffCaller, desk: DeskDep
 ) -> schemas.ActionResult:
     """Hand the conversation back to the AI."""
-    return await _act(desk, caller, conversation_id, "release", body, text=body.text)
+    return await _act(desk, caller, conversation_id, "release", body)
 
 
-@router.post(
-    "/conversations/{conversation_id}/close",
-    response_model=schemas.ActionResult,
-    responses=_ACTION_ERRORS,
-)
+@_action_route("close")
 async def close(
     conversation_id: uuid.UUID, body: schemas.CloseBody, caller: StaffCaller, desk: DeskDep
 ) -> schemas.ActionResult:
     """Close the conversation; the customer can no longer write in it."""
-    return await _act(desk, caller, conversation_id, "close", body, text=body.text)
+    return await _act(desk, caller, conversation_id, "close", body)
 
 
 @router.get(
