@@ -21,6 +21,7 @@ Bad input (a missing file, a malformed row) exits with status 2 and a message na
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,15 @@ Mtrag = Annotated[
 Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Conversations at once.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 DEFAULT_OUT = Path("evals/reports")
+SuiteJob = Callable[["Services"], Awaitable["RunRecord"]]
+# The options every suite command ends with, after its own (see ``_suite``).
+_SUITE_OPTIONS = (
+    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_OUT, annotation=Out),
+    inspect.Parameter(
+        "database_url", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DbUrl
+    ),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOut),
+)
 
 
 def _fail(exc: BaseException) -> typer.Exit:
@@ -103,7 +113,7 @@ def summary(saved: Saved) -> dict[str, Any]:
 
 
 def _run_suite(
-    job: Callable[[Services], Awaitable[RunRecord]],
+    job: SuiteJob,
     *,
     out: Path,
     database_url: str | None,
@@ -124,7 +134,33 @@ def _run_suite(
     _print_run(saved, as_json)
 
 
-@eval_app.command("retrieval")
+def _suite(name: str) -> Callable[[Callable[..., SuiteJob]], Callable[..., SuiteJob]]:
+    """Register ``deskgraph eval <name>``: the decorated function takes the suite's own options
+    and returns its job; the command adds the options every suite shares (``--out``,
+    ``--database-url``, ``--json``) after them and runs the job with :func:`_run_suite` (eval
+    database, saved report, printed summary, bad input exits 2)."""
+
+    def register(build: Callable[..., SuiteJob]) -> Callable[..., SuiteJob]:
+        own = inspect.signature(build, eval_str=True)
+
+        def command(*, out: Path, database_url: str | None, as_json: bool, **options: Any) -> None:
+            _run_suite(build(**options), out=out, database_url=database_url, as_json=as_json)
+
+        # typer reads the options from the signature: the suite's own, then the shared ones.
+        signature = own.replace(
+            parameters=[*own.parameters.values(), *_SUITE_OPTIONS], return_annotation=None
+        )
+        command.__signature__ = signature  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+        command.__name__ = build.__name__
+        command.__doc__ = build.__doc__
+        eval_app.command(name)(command)
+        return build
+
+    return register
+
+
+@_suite("retrieval")
 def retrieval(
     kb: Kb = None,
     questions: Questions = None,
@@ -132,27 +168,19 @@ def retrieval(
     depth: Annotated[int, typer.Option("--depth", min=1, help="Chunks for MRR.")] = 10,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or fulltext.")] = "hybrid",
     limit: Limit = None,
-    out: Out = DEFAULT_OUT,
-    database_url: DbUrl = None,
-    as_json: JsonOut = False,
-) -> None:
+) -> SuiteJob:
     """Retrieval: recall@k, MRR and ragas id-based / non-LLM context metrics."""
     from evals.runner import SearchMode, retrieval_run
 
     if mode not in ("hybrid", "vector", "fulltext"):
         raise _fail(ValueError(f"--mode must be hybrid, vector or fulltext, got {mode!r}"))
     search_mode = cast(SearchMode, mode)
-    _run_suite(
-        lambda s: retrieval_run(
-            s, kb=kb, questions=questions, k=k, depth=depth, mode=search_mode, limit=limit
-        ),
-        out=out,
-        database_url=database_url,
-        as_json=as_json,
+    return lambda s: retrieval_run(
+        s, kb=kb, questions=questions, k=k, depth=depth, mode=search_mode, limit=limit
     )
 
 
-@eval_app.command("answers")
+@_suite("answers")
 def answers(
     kb: Kb = None,
     questions: Questions = None,
@@ -166,30 +194,22 @@ def answers(
     ] = None,
     limit: Limit = None,
     concurrency: Concurrency = 1,
-    out: Out = DEFAULT_OUT,
-    database_url: DbUrl = None,
-    as_json: JsonOut = False,
-) -> None:
+) -> SuiteJob:
     """Answers: run the whole graph per question; string / rouge / groundedness (+ LLM)."""
     from evals.runner import answers_run
 
-    _run_suite(
-        lambda s: answers_run(
-            s,
-            kb=kb,
-            questions=questions,
-            mtrag_path=mtrag,
-            judge=judge,
-            limit=limit,
-            concurrency=concurrency,
-        ),
-        out=out,
-        database_url=database_url,
-        as_json=as_json,
+    return lambda s: answers_run(
+        s,
+        kb=kb,
+        questions=questions,
+        mtrag_path=mtrag,
+        judge=judge,
+        limit=limit,
+        concurrency=concurrency,
     )
 
 
-@eval_app.command("intents")
+@_suite("intents")
 def intents(
     train: Annotated[
         Path | None,
@@ -208,24 +228,16 @@ def intents(
     ] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Demo cross-validation.")] = 5,
     limit: Limit = None,
-    out: Out = DEFAULT_OUT,
-    database_url: DbUrl = None,
-    as_json: JsonOut = False,
-) -> None:
+) -> SuiteJob:
     """Intents: accuracy, macro-F1, per-intent scores, confusion, out-of-scope recall."""
     from evals.runner import intents_run
 
-    _run_suite(
-        lambda s: intents_run(
-            s, train=train, test=test, split=split, oos_label=oos_label, folds=folds, limit=limit
-        ),
-        out=out,
-        database_url=database_url,
-        as_json=as_json,
+    return lambda s: intents_run(
+        s, train=train, test=test, split=split, oos_label=oos_label, folds=folds, limit=limit
     )
 
 
-@eval_app.command("guardrails")
+@_suite("guardrails")
 def guardrails(
     attacks: Annotated[
         list[Path] | None,
@@ -238,42 +250,26 @@ def guardrails(
         ),
     ] = None,
     limit: Limit = None,
-    out: Out = DEFAULT_OUT,
-    database_url: DbUrl = None,
-    as_json: JsonOut = False,
-) -> None:
+) -> SuiteJob:
     """Guardrails: attacks blocked or handed off, ordinary messages wrongly blocked."""
     from evals.runner import guardrails_run
 
-    _run_suite(
-        lambda s: guardrails_run(s, attacks=attacks or (), benign=benign or (), limit=limit),
-        out=out,
-        database_url=database_url,
-        as_json=as_json,
-    )
+    return lambda s: guardrails_run(s, attacks=attacks or (), benign=benign or (), limit=limit)
 
 
-@eval_app.command("escalation")
+@_suite("escalation")
 def escalation(
     kb: Kb = None,
     questions: Questions = None,
     mtrag: Mtrag = None,
     limit: Limit = None,
     concurrency: Concurrency = 1,
-    out: Out = DEFAULT_OUT,
-    database_url: DbUrl = None,
-    as_json: JsonOut = False,
-) -> None:
+) -> SuiteJob:
     """Escalation: answers the answerable, declines or hands off the unanswerable?"""
     from evals.runner import escalation_run
 
-    _run_suite(
-        lambda s: escalation_run(
-            s, kb=kb, questions=questions, mtrag_path=mtrag, limit=limit, concurrency=concurrency
-        ),
-        out=out,
-        database_url=database_url,
-        as_json=as_json,
+    return lambda s: escalation_run(
+        s, kb=kb, questions=questions, mtrag_path=mtrag, limit=limit, concurrency=concurrency
     )
 
 
