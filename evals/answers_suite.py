@@ -68,19 +68,40 @@ AnswerFn = Callable[[Sequence[AnswerCase]], Awaitable[list["AnswerResult"]]]
 """Answers cases in order (``graph_answerer`` runs the real graph)."""
 
 
+def case_from_question(q: Question, **meta: Any) -> AnswerCase:
+    """The case of one question-set row (its ``answerable`` flag is the label)."""
+    return AnswerCase(
+        id=q.id,
+        item=q.question,
+        question=q.question,
+        reference=q.answer,
+        gold_ids=q.gold_ids,
+        label="answerable" if q.answerable else "unanswerable",
+        meta=meta,
+    )
+
+
+def case_from_mtrag(task: MtragTask, **meta: Any) -> AnswerCase:
+    """The case of one MTRAG task: asked of its collection's tenant, its gold ids the documents
+    of its contexts, its label the task's answerability; ``meta`` adds to the collection."""
+    return AnswerCase(
+        id=task.task_id,
+        item=task.item,
+        question=task.question,
+        reference=task.reference,
+        gold_ids=tuple(c["document_id"] for c in task.contexts),
+        tenant=task.tenant,
+        label=task.answerability,
+        meta={"collection": task.collection, **meta},
+    )
+
+
 def cases_from_questions(
     questions: Sequence[Question], *, answerable_only: bool = True
 ) -> list[AnswerCase]:
     """Answer cases from a question set (answerable rows with a reference answer by default)."""
     return [
-        AnswerCase(
-            id=q.id,
-            item=q.question,
-            question=q.question,
-            reference=q.answer,
-            gold_ids=q.gold_ids,
-            label="answerable" if q.answerable else "unanswerable",
-        )
+        case_from_question(q)
         for q in questions
         if not answerable_only or (q.answerable and q.answer)
     ]
@@ -90,20 +111,7 @@ def cases_from_mtrag(
     tasks: Sequence[MtragTask], labels: Sequence[str] = ("ANSWERABLE", "PARTIAL")
 ) -> list[AnswerCase]:
     """Answer cases from MTRAG tasks with the given answerability labels."""
-    return [
-        AnswerCase(
-            id=t.task_id,
-            item=t.item,
-            question=t.question,
-            reference=t.reference,
-            gold_ids=tuple(c["document_id"] for c in t.contexts),
-            tenant=t.tenant,
-            label=t.answerability,
-            meta={"collection": t.collection, "turns": len(t.turns)},
-        )
-        for t in tasks
-        if t.answerability in labels
-    ]
+    return [case_from_mtrag(t, turns=len(t.turns)) for t in tasks if t.answerability in labels]
 
 
 def graph_answerer(

@@ -25,7 +25,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from evals.answers_suite import AnswerCase, AnswerFn, outcome
+from evals.answers_suite import (
+    AnswerCase,
+    AnswerFn,
+    case_from_mtrag,
+    case_from_question,
+    outcome,
+)
 from evals.core import Example, SuiteResult, percentile
 from evals.loaders import Question
 
@@ -42,18 +48,7 @@ MTRAG_SHOULD_ANSWER: Mapping[str, bool] = {
 
 def cases_from_questions(questions: Sequence[Question]) -> list[AnswerCase]:
     """Escalation cases from a question set (its ``answerable`` flag is the label)."""
-    return [
-        AnswerCase(
-            id=q.id,
-            item=q.question,
-            question=q.question,
-            reference=q.answer,
-            gold_ids=q.gold_ids,
-            label="answerable" if q.answerable else "unanswerable",
-            meta={"should_answer": q.answerable},
-        )
-        for q in questions
-    ]
+    return [case_from_question(q, should_answer=q.answerable) for q in questions]
 
 
 def cases_from_mtrag(
@@ -61,16 +56,7 @@ def cases_from_mtrag(
 ) -> list[AnswerCase]:
     """Escalation cases from MTRAG tasks whose label is in ``should_answer``."""
     return [
-        AnswerCase(
-            id=t.task_id,
-            item=t.item,
-            question=t.question,
-            reference=t.reference,
-            gold_ids=tuple(c["document_id"] for c in t.contexts),
-            tenant=t.tenant,
-            label=t.answerability,
-            meta={"should_answer": should_answer[t.answerability], "collection": t.collection},
-        )
+        case_from_mtrag(t, should_answer=should_answer[t.answerability])
         for t in tasks
         if t.answerability in should_answer
     ]
