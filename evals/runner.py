@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
 
@@ -41,6 +41,9 @@ from evals.workspace import (
 from graph.services import Services
 from helpdesk.tenants import Tenant
 from kb_pipeline.loaders import Article
+
+if TYPE_CHECKING:
+    from evals.mtrag import MtragTask
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +206,10 @@ async def retrieval_run(
 
 
 async def _mtrag_cases(
-    services: Services, path: Path, build: Any, limit: int | None
+    services: Services,
+    path: Path,
+    build: Callable[[Sequence[MtragTask]], list[AnswerCase]],
+    limit: int | None,
 ) -> tuple[list[AnswerCase], dict[str, Any]]:
     from evals import mtrag
 
@@ -216,6 +222,32 @@ async def _mtrag_cases(
             _, stats = await ensure_kb_tenant(services, slug, f"MTRAG {collection}", articles)
             log.info("tenant %s: %s", slug, stats)
     return cases, {"name": "mtrag", "path": str(path), "collections": sorted(used)}
+
+
+async def _graph_cases(
+    services: Services,
+    *,
+    kb: Path | None,
+    questions: Path | None,
+    mtrag_path: Path | None,
+    limit: int | None,
+    from_questions: Callable[[Sequence[Question]], list[AnswerCase]],
+    from_mtrag: Callable[[Sequence[MtragTask]], list[AnswerCase]],
+) -> tuple[list[AnswerCase], dict[str, Any], str | None]:
+    """The cases of a suite that runs the whole graph (answers, escalation), the dataset they
+    came from and the tenant to ask by default: MTRAG tasks (``--mtrag``, one tenant per
+    collection) or a KB + questions (the demo's by default), each tenant set up.
+
+    Raises:
+        ValueError: ``--mtrag`` given together with ``--kb`` / ``--questions``.
+    """
+    if mtrag_path is not None:
+        if kb or questions:
+            raise ValueError("--mtrag replaces --kb / --questions")
+        cases, dataset = await _mtrag_cases(services, mtrag_path, from_mtrag, limit)
+        return cases, dataset, cases[0].tenant if cases else ""
+    kbset = await prepare_kb_set(services, kb=kb, questions=questions, gold_passages=False)
+    return _limit(from_questions(kbset.questions), limit), kbset.dataset, kbset.tenant.slug
 
 
 def judge_scorers(services: Services, judge: bool | None) -> LlmScorers | None:
@@ -249,17 +281,15 @@ async def answers_run(
     from evals import answers_suite
 
     clock = RunClock("answers")
-    if mtrag_path is not None:
-        if kb or questions:
-            raise ValueError("--mtrag replaces --kb / --questions")
-        cases, dataset = await _mtrag_cases(
-            services, mtrag_path, answers_suite.cases_from_mtrag, limit
-        )
-        default_tenant = cases[0].tenant if cases else ""
-    else:
-        kbset = await prepare_kb_set(services, kb=kb, questions=questions, gold_passages=False)
-        cases = _limit(answers_suite.cases_from_questions(kbset.questions), limit)
-        dataset, default_tenant = kbset.dataset, kbset.tenant.slug
+    cases, dataset, default_tenant = await _graph_cases(
+        services,
+        kb=kb,
+        questions=questions,
+        mtrag_path=mtrag_path,
+        limit=limit,
+        from_questions=answers_suite.cases_from_questions,
+        from_mtrag=answers_suite.cases_from_mtrag,
+    )
     llm = judge_scorers(services, judge)
     graph = await eval_graph(services)
     answer = graph_answerer(graph, services, default_tenant or "", concurrency=concurrency)
@@ -291,17 +321,15 @@ async def escalation_run(
     from evals import escalation_suite
 
     clock = RunClock("escalation")
-    if mtrag_path is not None:
-        if kb or questions:
-            raise ValueError("--mtrag replaces --kb / --questions")
-        cases, dataset = await _mtrag_cases(
-            services, mtrag_path, escalation_suite.cases_from_mtrag, limit
-        )
-        default_tenant = cases[0].tenant if cases else ""
-    else:
-        kbset = await prepare_kb_set(services, kb=kb, questions=questions, gold_passages=False)
-        cases = _limit(escalation_suite.cases_from_questions(kbset.questions), limit)
-        dataset, default_tenant = kbset.dataset, kbset.tenant.slug
+    cases, dataset, default_tenant = await _graph_cases(
+        services,
+        kb=kb,
+        questions=questions,
+        mtrag_path=mtrag_path,
+        limit=limit,
+        from_questions=escalation_suite.cases_from_questions,
+        from_mtrag=escalation_suite.cases_from_mtrag,
+    )
     graph = await eval_graph(services)
     answer = graph_answerer(graph, services, default_tenant or "", concurrency=concurrency)
     result = await escalation_suite.run_escalation(answer, cases)
