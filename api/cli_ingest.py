@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,8 +27,6 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:  # the KB modules pull in the vector store: imported on use only
-    from helpdesk.db import DictPool
-    from kb_pipeline.index import KnowledgeBase
     from kb_pipeline.jobs import FileOutcome, JobOptions, JobProgress
 
 console = Console()
@@ -114,48 +112,15 @@ def ingest(
     raise typer.Exit(asyncio.run(_ingest(path.resolve(), tenant, options)))
 
 
-@contextlib.asynccontextmanager
-async def _open_kb() -> AsyncIterator[tuple[DictPool, KnowledgeBase]]:
-    """Database (migrated), pool and knowledge base: only what ingestion needs.
-
-    Not ``open_services``: that also trains the intent classifier, which ingestion never uses
-    and which costs as much as loading the embedding model.
-    """
-    from graph.models import build_models
-    from helpdesk import db
-    from helpdesk.config import get_settings
-    from kb_pipeline.index import KnowledgeBase
-
-    settings = get_settings()
-    url = await asyncio.to_thread(db.app_database_url, settings)
-    await asyncio.to_thread(db.upgrade, url)
-    models = await asyncio.to_thread(build_models, settings)
-    pool = db.make_pool(url, 4)
-    await pool.open(wait=True)
-    try:
-        kb = await KnowledgeBase.open(
-            pool,
-            db.sqlalchemy_url(url),
-            models.embeddings,
-            model_key=models.embedding_key,
-            dim=models.embedding_dim,
-        )
-        try:
-            yield pool, kb
-        finally:
-            await kb.close()
-    finally:
-        await pool.close()
-
-
 async def _ingest(path: Path, slug: str, options: JobOptions) -> int:
+    from graph.runtime import open_knowledge_base
     from helpdesk.errors import NotFound
     from helpdesk.tenants import get_tenant
     from kb_pipeline.jobs import ingest_paths
 
     async with contextlib.AsyncExitStack() as stack:
         with console.status("opening the knowledge base (database, embedding model)"):
-            pool, kb = await stack.enter_async_context(_open_kb())
+            pool, kb = await stack.enter_async_context(open_knowledge_base(pool_size=4))
         try:
             tenant = await get_tenant(pool, slug)
         except NotFound as exc:

@@ -52,32 +52,15 @@ async def _run(
     audience: Literal["customer", "agent"],
     jsonl: bool,
 ) -> None:
-    from graph.models import build_models
-    from helpdesk import db
-    from helpdesk.config import get_settings
+    from graph.runtime import open_knowledge_base
     from helpdesk.errors import NotFound
     from helpdesk.tenants import get_tenant
-    from kb_pipeline.index import KnowledgeBase
 
-    settings = get_settings()
-    url = await asyncio.to_thread(db.app_database_url, settings)
-    await asyncio.to_thread(db.upgrade, url)
-    models = await asyncio.to_thread(build_models, settings)
-    pool = db.make_pool(url, 2)
-    await pool.open(wait=True)
-    kb = None
-    try:
+    async with open_knowledge_base(pool_size=2) as (pool, kb):
         try:
             tenant = await get_tenant(pool, slug)
         except NotFound as exc:
             raise LookupError(f"no tenant {slug!r}") from exc
-        kb = await KnowledgeBase.open(
-            pool,
-            db.sqlalchemy_url(url),
-            models.embeddings,
-            model_key=models.embedding_key,
-            dim=models.embedding_dim,
-        )
         while line := await asyncio.to_thread(sys.stdin.readline):
             query = _query_of(line)
             hits = await kb.search(tenant.id, query, k=k, mode=mode, audience=audience)
@@ -95,10 +78,6 @@ async def _run(
                 sys.stdout.flush()
             else:
                 _print_table(query, rows)
-    finally:
-        if kb is not None:
-            await kb.close()
-        await pool.close()
 
 
 def _query_of(line: str) -> str:

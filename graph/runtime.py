@@ -1,6 +1,7 @@
 """Open everything a running graph needs: database, migrations, KB, models, prompts.
 
-Used by the API lifespan, the CLI and the Studio factory, so all three run the same setup.
+Used by the API lifespan, the CLI and the Studio factory, so all three run the same setup;
+``deskgraph ingest`` and ``deskgraph search`` open only the knowledge base, the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from graph.services import Prompts, Services, train_classifier
 from graph.text import EmbeddingCache
 from helpdesk import db
 from helpdesk.config import Settings, get_settings
+from helpdesk.db import DictPool
 from kb_pipeline.index import KnowledgeBase
 
 
@@ -46,13 +48,7 @@ async def open_services(
     await pool.open(wait=True)
     kb = None
     try:
-        kb = await KnowledgeBase.open(
-            pool,
-            db.sqlalchemy_url(url),
-            models.embeddings,
-            model_key=models.embedding_key,
-            dim=models.embedding_dim,
-        )
+        kb = await _open_kb(pool, url, models)
         yield Services(
             pool=pool,
             kb=kb,
@@ -65,6 +61,42 @@ async def open_services(
         if kb is not None:
             await kb.close()
         await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def open_knowledge_base(
+    settings: Settings | None = None, *, pool_size: int
+) -> AsyncIterator[tuple[DictPool, KnowledgeBase]]:
+    """Database (migrated), a pool of ``pool_size`` and the knowledge base: only what ingestion
+    and search need.
+
+    Not :func:`open_services`: that also trains the intent classifier, which they never use and
+    which costs as much as loading the embedding model.
+    """
+    settings = settings or get_settings()
+    url = await asyncio.to_thread(db.app_database_url, settings)
+    await asyncio.to_thread(db.upgrade, url)
+    models = await asyncio.to_thread(build_models, settings)
+    pool = db.make_pool(url, pool_size)
+    await pool.open(wait=True)
+    try:
+        kb = await _open_kb(pool, url, models)
+        try:
+            yield pool, kb
+        finally:
+            await kb.close()
+    finally:
+        await pool.close()
+
+
+async def _open_kb(pool: DictPool, url: str, models: Models) -> KnowledgeBase:
+    return await KnowledgeBase.open(
+        pool,
+        db.sqlalchemy_url(url),
+        models.embeddings,
+        model_key=models.embedding_key,
+        dim=models.embedding_dim,
+    )
 
 
 async def open_checkpointer(services: Services) -> AsyncPostgresSaver:
