@@ -64,7 +64,9 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path.name}:{n}: not JSON ({exc.msg})") from exc
             if not isinstance(row, dict):
-                raise ValueError(f"{path.name}:{n}: expected a JSON object")
+                raise ValueError(
+                    f"{path.name}:{n}: expected a JSON object, got {type(row).__name__}"
+                )
             yield n, row
 
 

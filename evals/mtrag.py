@@ -18,12 +18,12 @@ The data is read at run time from the shared datasets folder (never copied into 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evals.loaders import read_jsonl
 from kb_pipeline.loaders import Article
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared/datasets/rag/mtrag/dev.jsonl"
@@ -68,9 +68,7 @@ def tenant_slug(collection: str) -> str:
     return TENANT_PREFIX + collection.lower()
 
 
-def _task(row: Any, where: str) -> MtragTask:
-    if not isinstance(row, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+def _task(row: dict[str, Any], where: str) -> MtragTask:
     missing = [
         k for k in ("task_id", "collection", "answerability", "turns", "contexts") if k not in row
     ]
@@ -119,17 +117,7 @@ def load_tasks(path: Path = DEFAULT_PATH) -> list[MtragTask]:
     """
     if not path.is_file():
         raise FileNotFoundError(f"MTRAG file {path} not found (pass its path)")
-    tasks = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path.name}:{n}: not JSON ({exc.msg})") from exc
-            tasks.append(_task(row, f"{path.name}:{n}"))
-    return tasks
+    return [_task(row, f"{path.name}:{n}") for n, row in read_jsonl(path)]
 
 
 def passage_article(document_id: str, text: str) -> Article:
