@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.config import JsonDict
 
+from helpdesk.tickets import TicketStatus
+
 _UUID = "0b6c5d1e-8f7a-4e2b-9c3d-5a1f2e3d4c5b"
 _MSG = "6f1d2c3b-4a5e-4f6a-8b7c-9d0e1f2a3b4c"
 _TICKET = "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
@@ -500,19 +502,7 @@ class TicketUpdate(_In):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"status": "waiting_internal"}]}
     )
-    status: (
-        Literal[
-            "new",
-            "triage",
-            "waiting_customer",
-            "waiting_internal",
-            "in_progress",
-            "pending_release",
-            "resolved",
-            "closed",
-        ]
-        | None
-    ) = None
+    status: TicketStatus | None = None
     priority: Literal["low", "normal", "high", "urgent"] | None = None
 
 
