@@ -28,18 +28,9 @@ from kb_pipeline.jobs import (
     list_jobs,
     run_job,
 )
-from tests.kb_files import make_pdf
+from tests.kb_files import make_pdf, write
 
 pytestmark = pytest.mark.integration
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 async def new_tenant(services: Services, policy: TenantPolicy | None = None) -> Tenant:

@@ -20,16 +20,7 @@ from kb_pipeline.loaders import (
     load_markdown,
     load_path,
 )
-from tests.kb_files import make_pdf
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
+from tests.kb_files import make_pdf, write
 
 
 def only(result_path: Path, **kwargs: object) -> Article:
