@@ -107,27 +107,19 @@ async def test_answer_many_keeps_order_and_refuses_a_bad_batch_up_front(graph, s
 
 
 @pytest.mark.integration
-def test_answer_command_gives_one_output_line_per_input_line(
-    database_url: str, demo: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_answer_command_gives_one_output_line_per_input_line(cli_database: str, demo: Any) -> None:
     from typer.testing import CliRunner
 
     from api.cli import app
-    from helpdesk.config import get_settings
 
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    try:
-        lines = [
-            "How much is your call-out fee?",
-            "[1, 2]",
-            json.dumps({"turns": [{"speaker": "user", "text": "I want to talk to a person"}]}),
-        ]
-        run = CliRunner().invoke(
-            app, ["answer", "--tenant", "demo", "--jsonl"], input="\n".join(lines) + "\n"
-        )
-    finally:
-        get_settings.cache_clear()
+    lines = [
+        "How much is your call-out fee?",
+        "[1, 2]",
+        json.dumps({"turns": [{"speaker": "user", "text": "I want to talk to a person"}]}),
+    ]
+    run = CliRunner().invoke(
+        app, ["answer", "--tenant", "demo", "--jsonl"], input="\n".join(lines) + "\n"
+    )
     assert run.exit_code == 2, run.output  # one invalid line
     out = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     assert len(out) == 3
@@ -138,20 +130,12 @@ def test_answer_command_gives_one_output_line_per_input_line(
 
 
 @pytest.mark.integration
-def test_answer_command_names_an_unknown_tenant(
-    database_url: str, demo: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_answer_command_names_an_unknown_tenant(cli_database: str, demo: Any) -> None:
     from typer.testing import CliRunner
 
     from api.cli import app
-    from helpdesk.config import get_settings
 
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    try:
-        run = CliRunner().invoke(app, ["answer", "--tenant", "nope-nope", "--jsonl"], input="hi\n")
-    finally:
-        get_settings.cache_clear()
+    run = CliRunner().invoke(app, ["answer", "--tenant", "nope-nope", "--jsonl"], input="hi\n")
     assert run.exit_code == 2
     assert "nope-nope" in run.output
 

@@ -441,37 +441,31 @@ def test_job_options_validate() -> None:
     assert JobOptions().chunking(TenantPolicy(chunk_max_tokens=200, chunk_overlap=10)) == (200, 10)
 
 
-def test_cli_ingest_exit_codes(database_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+def test_cli_ingest_exit_codes(cli_database: str, tmp_path: Path) -> None:
     """0 when every file went in, 1 when some failed, 2 for bad usage."""
     from typer.testing import CliRunner
 
     from api.cli import app
-    from helpdesk.config import get_settings
 
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    try:
-        runner = CliRunner()
-        slug = f"cli-{uuid.uuid4().hex[:8]}"
-        assert runner.invoke(app, ["tenant", "create", slug, "--name", "CLI Co"]).exit_code == 0
-        folder = tmp_path / "kb"
-        write(folder / "alpha.md", "# Alpha\n\nAlpha is the first letter.\n")
+    runner = CliRunner()
+    slug = f"cli-{uuid.uuid4().hex[:8]}"
+    assert runner.invoke(app, ["tenant", "create", slug, "--name", "CLI Co"]).exit_code == 0
+    folder = tmp_path / "kb"
+    write(folder / "alpha.md", "# Alpha\n\nAlpha is the first letter.\n")
 
-        ok = runner.invoke(app, ["ingest", str(folder), "--tenant", slug, "--tags", "a, b"])
-        assert ok.exit_code == 0, ok.output
-        assert "articles written" in ok.output and "1 of 1" in ok.output
+    ok = runner.invoke(app, ["ingest", str(folder), "--tenant", slug, "--tags", "a, b"])
+    assert ok.exit_code == 0, ok.output
+    assert "articles written" in ok.output and "1 of 1" in ok.output
 
-        write(folder / "legacy.txt", "Tarif été\n".encode("latin-1"))
-        some_failed = runner.invoke(app, ["ingest", str(folder), "--tenant", slug])
-        assert some_failed.exit_code == 1, some_failed.output
-        assert "legacy.txt" in some_failed.output and "bad_encoding" in some_failed.output
+    write(folder / "legacy.txt", "Tarif été\n".encode("latin-1"))
+    some_failed = runner.invoke(app, ["ingest", str(folder), "--tenant", slug])
+    assert some_failed.exit_code == 1, some_failed.output
+    assert "legacy.txt" in some_failed.output and "bad_encoding" in some_failed.output
 
-        for bad_usage in (
-            ["--tenant", "no-such-tenant"],
-            ["--tenant", slug, "--max-tokens", "32", "--overlap", "40"],
-            ["--tenant", slug, "--visibility", "public"],
-        ):
-            result = runner.invoke(app, ["ingest", str(folder), *bad_usage])
-            assert result.exit_code == 2, (bad_usage, result.output)
-    finally:
-        get_settings.cache_clear()
+    for bad_usage in (
+        ["--tenant", "no-such-tenant"],
+        ["--tenant", slug, "--max-tokens", "32", "--overlap", "40"],
+        ["--tenant", slug, "--visibility", "public"],
+    ):
+        result = runner.invoke(app, ["ingest", str(folder), *bad_usage])
+        assert result.exit_code == 2, (bad_usage, result.output)
