@@ -292,53 +292,20 @@ async def test_widget_key_origins_and_revocation(live_api, services, demo):
 @pytest.mark.slow
 async def test_keys_cli_creates_a_working_key(live_api, services, database_url):
     env = {**os.environ, "DATABASE_URL": database_url}
-    out = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "keys",
-            "create",
-            "--tenant",
-            "demo",
-            "--kind",
-            "agent",
-            "--name",
-            "cli-agent",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
+
+    def keys_create(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "api.cli", "keys", "create", "--tenant", "demo", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+    out = await asyncio.to_thread(keys_create, "--kind", "agent", "--name", "cli-agent")
+    assert out.returncode == 0, out.stdout + out.stderr
     secret = out.stdout.strip().splitlines()[-1]
     assert secret.startswith("ak_")
     found = await keys.lookup_key(services.pool, secret)
     assert found is not None and found.name == "cli-agent" and found.kind == "agent"
     with live_api.client() as client:
         assert client.get("/v1/agent/queue", headers=bearer(secret)).status_code == 200
-    bad = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "keys",
-            "create",
-            "--tenant",
-            "demo",
-            "--kind",
-            "agent",
-            "--origin",
-            "https://x.example",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    bad = await asyncio.to_thread(keys_create, "--kind", "agent", "--origin", "https://x.example")
     assert bad.returncode == 2 and "widget keys only" in bad.stdout
 
 
