@@ -7,6 +7,7 @@ shares one server (the models are loaded once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -88,10 +89,18 @@ def serve(settings: Settings, models: Models, database_url: str) -> Iterator[Liv
             OTHER_SLUG, created["widget"], created["agent"], created["admin"]
         )
 
-    port = free_port()
     app = create_app(
         api_settings(settings), models=models, database_url=database_url, on_ready=on_ready
     )
+    with serve_app(app) as port:
+        yield LiveApi(f"http://127.0.0.1:{port}", made["demo"], made["other"], app)
+
+
+@contextlib.contextmanager
+def serve_app(app: Any) -> Iterator[int]:
+    """Serve ``app`` with uvicorn in a thread on a free loopback port; yield the port once it
+    serves (its lifespan has run), stop the server on exit."""
+    port = free_port()
     # Open SSE streams would hold a graceful shutdown forever (sse-starlette watches signals,
     # and a server in a thread installs none): cut them after a few seconds.
     config = uvicorn.Config(
@@ -105,9 +114,11 @@ def serve(settings: Settings, models: Models, database_url: str) -> Iterator[Liv
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("API server did not start")
         time.sleep(0.05)
-    yield LiveApi(f"http://127.0.0.1:{port}", made["demo"], made["other"], app)
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def bearer(token: str) -> dict[str, str]:

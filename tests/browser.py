@@ -1,5 +1,6 @@
-"""Helpers of the browser tests: a real API server in a thread, Debian's Chromium, and a TCP
-proxy that can drop every connection between the browser and the server.
+"""Helpers of the browser tests: Debian's Chromium, a loopback stand-in for a customer's site,
+and a TCP proxy that can drop every connection between the browser and the server (which runs
+in a thread: ``tests.api_support.serve_app``).
 
 ``context.set_offline(True)`` in Playwright only fails *new* requests; an SSE stream that is
 already open keeps flowing. To test what a customer sees when the network really drops, the
@@ -9,20 +10,17 @@ refuse new ones until it is restored.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 _HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"PATCH ", b"DELETE ", b"OPTIONS ", b"HEAD ")
@@ -41,40 +39,6 @@ def chromium_path() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serve(app: Any) -> Iterator[int]:
-    """Serve ``app`` with uvicorn in a thread; yield its port, stop it on exit."""
-    port = free_port()
-    config = uvicorn.Config(
-        # Open SSE streams never end by themselves: do not wait long for them at shutdown.
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=3,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 90
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("API server did not start")
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @contextlib.contextmanager

@@ -24,12 +24,12 @@ from helpdesk import keys
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant, create_tenant
 from kb_pipeline.loaders import demo_kb_path, load_directory
+from tests.api_support import serve_app
 from tests.browser import (
     CHROMIUM_ARGS,
     DroppingProxy,
     chromium_path,
     header,
-    serve,
     serve_page,
 )
 
@@ -55,7 +55,7 @@ class Desk:
 @pytest.fixture(scope="module")
 def api_port(settings, offline_models, database_url, demo) -> Iterator[int]:
     app = create_app(settings, models=offline_models, database_url=database_url)
-    with serve(app) as port:
+    with serve_app(app) as port:
         yield port
 
 

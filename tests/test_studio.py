@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,21 +14,17 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
+from tests.api_support import free_port
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def studio_url(database_url, demo, tmp_path_factory):
     exe = shutil.which("langgraph", path=str(Path(sys.executable).parent))
     assert exe, "langgraph-cli is a dev dependency"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env |= {
         "DATABASE_URL": database_url,
