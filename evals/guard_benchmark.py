@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
 import time
 from collections import defaultdict
@@ -39,10 +40,39 @@ from evals.guardrails import (  # noqa: E402
     BenignCase,
     load_attacks,
     load_benign,
+    percentile,
     run_guardrails_suite,
 )
 
 SWEEP = (-0.2, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2)
+
+
+def _breakdown(guard: Any, texts: list[str], n: int) -> dict[str, Any]:
+    """Where one message's time goes: rules (with normalisation), embedding, detector."""
+    from graph.guard import screen_rules
+    from graph.guard.detector import windows
+    from graph.guard.normalize import normalize
+
+    sample = random.Random(11).sample(texts, min(n, len(texts)))
+    rules, embed, detect = [], [], []
+    for text in sample:
+        start = time.perf_counter()
+        screen_rules(text)
+        rules.append((time.perf_counter() - start) * 1000)
+        parts = windows(normalize(text).text)
+        if not parts:
+            continue
+        start = time.perf_counter()
+        vecs = guard.detector.embed(parts)
+        embed.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        guard.detector.score_vectors(vecs, parts)
+        detect.append((time.perf_counter() - start) * 1000)
+
+    def pct(values: list[float]) -> dict[str, float | None]:
+        return {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95)}
+
+    return {"rules_ms": pct(rules), "embedding_ms": pct(embed), "detector_ms": pct(detect)}
 
 
 def _benign_sets(datasets: Path) -> list[BenignCase]:
@@ -133,6 +163,9 @@ def main() -> None:
         "meets_benign_target_bitext": (metrics["benign_block_rate_by_source"]["bitext"] or 0)
         <= 0.02,
         "latency_ms": {"p50": metrics["latency_p50_ms"], "p95": metrics["latency_p95_ms"]},
+        "latency_breakdown": _breakdown(
+            guard, [c.text for c in attacks] + [c.text for c in benign], args.latency_sample
+        ),
         "threshold": guard.detector.threshold if guard.detector else None,
         "load_s": {"embedding_model": round(model_s, 2), "guard": round(guard_s, 2)},
         "suite_s": round(time.perf_counter() - start, 1),

@@ -61,7 +61,7 @@ __all__ = [
 
 MAX_MESSAGE_CHARS = 4000
 EXAMPLES_FILE = "guard_examples.csv"
-_CACHE_VERSION = "guard-v1"
+_CACHE_VERSION = "guard-v2"
 log = logging.getLogger(__name__)
 
 

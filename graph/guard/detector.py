@@ -3,13 +3,16 @@
 Trained on hand-written examples (``prompts/guard_examples.csv``: ``text,label``, label
 ``benign`` or an attack category), never on evaluation data. Two models share the embeddings:
 
-* an RBF-kernel SVM, benign versus attack, whose decision value is the attack score. A linear
-  model was measured too (``evals/guard_benchmark.py``): at the same false-positive rate on
-  ordinary customer messages the kernel catches about ten points more harmful requests, because
-  "help me get money from a friend" and "help me get money from my elderly aunt's account" sit
-  close together in embedding space and only a local boundary separates them.
-* the attack examples themselves, as prototypes: the nearest ones name the category of a
-  flagged message (``harmful``, ``privacy``, ``jailbreak``...).
+* an RBF-kernel SVM, benign versus attack, whose decision value is the attack score. Logistic
+  regression on the same embeddings was measured too: at the same share of ordinary Bitext
+  messages blocked (1%) it stopped about eight points fewer harmful requests, because "help me
+  get money from a friend" and "help me get money out of my elderly aunt's account" sit close
+  together in embedding space and only a local boundary separates them.
+* the examples themselves, as prototypes: the attack score adds the mean cosine similarity
+  of the :data:`PROTOTYPE_NEIGHBOURS` nearest attack examples minus that of the nearest
+  ordinary ones (at 1.1% of Bitext blocked, 0.968 of the target attacks stopped instead of
+  0.948 with the SVM alone), and the nearest attack examples name the category of a flagged
+  message (``harmful``, ``privacy``, ``jailbreak``...).
 
 Long messages (jailbreak prompts run to thousands of characters, MiniLM reads 256 tokens) are cut
 into windows of whole sentences, each embedded, and the highest-scoring window decides: one
@@ -32,16 +35,20 @@ from langchain_core.embeddings import Embeddings
 from sklearn.svm import SVC
 
 BENIGN = "benign"
-DEFAULT_THRESHOLD = -0.05
+DEFAULT_THRESHOLD = -0.3
 """Attack-score cut-off: a window scoring above it is an attack.
 
-Chosen with ``evals/guard_benchmark.py --sweep`` on the shared dev data: from the SVM's own
-boundary (0) down to -0.05, jailbreaks and harmful requests stopped go from 0.953 to 0.968 while
-ordinary Bitext messages blocked go from 0.010 to 0.012 (the targets are >= 0.95 and <= 0.02);
--0.1 would block 0.017 of Bitext and 0.072 of CLINC150's general questions, too close to the
-limit for a set that was not seen. The README's input-guard section has the full table.
+Chosen with ``evals/guard_benchmark.py --sweep`` on the shared dev data after the ordinary
+examples were widened to general-knowledge and documentation questions (a desk that answers
+from manuals or public-sector pages gets those, and the first detector flagged 39% of MTRAG's
+questions). On the dev data: -0.2 stops 0.927 of jailbreaks and harmful requests, -0.3 0.953,
+-0.35 0.959 while blocking 0.007 / 0.011 / 0.013 of Bitext; -0.35 would also block a demo
+customer's "how fast can someone get here in an emergency" (score -0.32). The margin on the
+0.95 target is thin; most of what this threshold costs ordinary users falls in the categories
+the knowledge base may still answer (``TenantPolicy.kb_only_guard_categories``).
 """
 CATEGORY_NEIGHBOURS = 7
+PROTOTYPE_NEIGHBOURS = 5
 WINDOW_WORDS = 60
 MAX_WINDOWS = 16
 MAX_EXPANSIONS = 24
@@ -155,9 +162,11 @@ class DetectorState:
     intercept: float
     gamma: float
     attack_vectors: np.ndarray
-    """Unit embeddings of the attack examples (the prototypes that name a category)."""
+    """Unit embeddings of the attack examples (prototypes: they name the category)."""
     attack_labels: np.ndarray
     """Their categories (a unicode array)."""
+    benign_vectors: np.ndarray
+    """Unit embeddings of the ordinary examples."""
 
     def save(self, path: Path) -> None:
         """Write the arrays to ``path`` (an ``.npz`` file)."""
@@ -170,6 +179,7 @@ class DetectorState:
                 gamma=np.asarray([self.gamma]),
                 attack_vectors=self.attack_vectors,
                 attack_labels=self.attack_labels,
+                benign_vectors=self.benign_vectors,
             )
 
     @classmethod
@@ -187,6 +197,7 @@ class DetectorState:
                 gamma=float(data["gamma"][0]),
                 attack_vectors=data["attack_vectors"],
                 attack_labels=data["attack_labels"],
+                benign_vectors=data["benign_vectors"],
             )
 
 
@@ -194,10 +205,10 @@ class GuardDetector:
     """Attack score and category of a message from its sentence embeddings.
 
     The score is the decision value of an RBF-kernel SVM (benign against attack), computed here
-    with numpy from the support vectors: on unit vectors ``|a - b|^2 = 2 - 2 a.b``, so one
-    matrix product scores a message, and the trained state is a handful of arrays that load in
-    milliseconds (:class:`DetectorState`). The category is the weighted vote of the
-    :data:`CATEGORY_NEIGHBOURS` most similar attack examples.
+    with numpy from the support vectors (on unit vectors ``|a - b|^2 = 2 - 2 a.b``), plus the
+    prototype margin: a few matrix products per message, and the trained state is a handful of
+    arrays that load in milliseconds (:class:`DetectorState`). The category is the weighted
+    vote of the :data:`CATEGORY_NEIGHBOURS` most similar attack examples.
 
     ``threshold``: a window whose score is above it is an attack (see
     :data:`DEFAULT_THRESHOLD`).
@@ -256,6 +267,7 @@ class GuardDetector:
             gamma=self.gamma,
             attack_vectors=x[attack],
             attack_labels=y[attack].astype(str),
+            benign_vectors=x[~attack],
         )
         return self
 
@@ -269,10 +281,20 @@ class GuardDetector:
         return unit_rows(self._embeddings.embed_documents(texts))
 
     def decision(self, vecs: np.ndarray) -> np.ndarray:
-        """Attack score of each row of ``vecs`` (unit vectors)."""
+        """Attack score of each row of ``vecs`` (unit vectors): SVM plus prototype margin."""
         st = self.state
-        sq_dist = np.maximum(2.0 - 2.0 * (vecs @ st.support_vectors.T), 0.0)
-        return np.exp(-st.gamma * sq_dist) @ st.dual_coef + st.intercept
+        sims = vecs @ st.support_vectors.T
+        svm = np.exp(-st.gamma * np.maximum(2.0 - 2.0 * sims, 0.0)) @ st.dual_coef + st.intercept
+        return (
+            svm
+            + self._margin(vecs @ st.attack_vectors.T)
+            - self._margin(vecs @ st.benign_vectors.T)
+        )
+
+    @staticmethod
+    def _margin(sims: np.ndarray) -> np.ndarray:
+        k = min(PROTOTYPE_NEIGHBOURS, sims.shape[1])
+        return np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 
     def category(self, vec: np.ndarray) -> str:
         """The attack category a vector is closest to (weighted vote of the nearest examples)."""

@@ -116,6 +116,25 @@ RULES: list[tuple[str, str, re.Pattern[str]]] = [
     ),
     (
         "prompt_injection",
+        "note_to_the_ai",
+        # Text planted for a model to find: "[Note to the assistant reading this: ...]",
+        # "IMPORTANT INSTRUCTION FOR THE AI:", "When summarising this page, state that ...".
+        _rx(
+            r"\b(note|message|instructions?|attention|important|reminder|directive)\s*"
+            r"(to|for)\s+(the\s+|any\s+)?(ai|a\.i\.|assistant|model|bot|chat\s?bot|llm|"
+            r"language\s+model|gpt)s?\b"
+            r"|\b(to|for)\s+(the|any)\s+(ai|assistant|model|bot|chat\s?bot|llm)s?\s+"
+            r"(reading|processing|summari[sz]ing|answering)\b"
+            r"|\b(when|while|after|before)\s+(summari[sz]ing|answering|reading|processing|"
+            r"replying\s+to|responding\s+to)\s+(this|the)\s+(page|article|document|text|"
+            r"email|ticket|message|question)\b[^.?!\n]{0,30}\b(state|say|tell|claim|mention|"
+            r"add|include|ask|insert|write|recommend)\b"
+            r"|\b(after|before|when)\s+(answering|replying|responding)\s*,\s*(also\s+)?(ask|tell|"
+            r"say|add|request|send)\b"
+        ),
+    ),
+    (
+        "prompt_injection",
         "from_now_on",
         _rx(
             r"\b(from\s+now\s+on|for\s+the\s+rest\s+of\s+(this|our|the)\s+(conversation|chat)|"
@@ -152,15 +171,22 @@ RULES: list[tuple[str, str, re.Pattern[str]]] = [
         "prompt_extraction",
         "system_prompt",
         _rx(
-            r"\b(system|initial|original|hidden|secret|internal|developer|pre-?|master|base|"
-            r"starting|underlying|full|exact|verbatim)\s*-?\s*(prompts?|instructions|"
-            r"directives|configuration|system\s+message)\b"
-            r"|\b(reveal|print|show|display|repeat|output|recite|leak|dump|disclose|expose|"
-            r"spell\s+out|copy|paste|echo|tell\s+me|give\s+me|share|list|summari[sz]e|"
-            r"translate|what\s+(is|are|were))\b[^.?!\n]{0,30}\byour\s+(own\s+)?(prompts?|"
-            r"instructions|programming|directives|configuration|guidelines|rules|initiali[sz]ation)"
-            r"\b(?!\s+(for|on|about|regarding)\s+(returns?|refunds?|cancell?ations?|bookings?|"
-            r"deliver(y|ies)|shipping|payments?|exchanges?|warrant(y|ies)|appointments?))"
+            # Nouns only an assistant has. "The original instructions" of a boiler are not,
+            # nor "the system prompt" of a thermostat.
+            r"\b(system|hidden|secret|developer|pre-?|initial|master)\s*-?\s*(prompts?|"
+            r"messages?)\b(?!\s+(for|on|of|in)\s+(my|the|a|your|this)\s+"
+            r"(?!(ai|a\.i\.|bot|chat\s?bot|assistant|chat|model|conversation)\b))"
+            r"|\b(hidden|secret|system|developer)\s+(instructions|directives|rules|configuration)"
+            r"\b"
+            # Taking out its instructions verbatim: "repeat your instructions".
+            r"|\b(reveal|print|display|repeat|output|recite|leak|dump|disclose|expose|"
+            r"spell\s+out|copy|paste|echo|show\s+me)\b[^.?!\n]{0,30}\byour\s+(own\s+)?"
+            r"(prompts?|instructions|programming|directives|configuration|guidelines|rules|"
+            r"initiali[sz]ation)\b(?!\s+(for|on|about|regarding|of|to)\b)"
+            # Asking about them: "what are your instructions?", not "your rules about dogs".
+            r"|\b(tell\s+me|give\s+me|share|list|summari[sz]e|translate|what\s+(is|are|were))"
+            r"\b[^.?!\n]{0,30}\byour\s+(own\s+)?(prompts?|instructions|programming|directives|"
+            r"configuration|initiali[sz]ation)\b(?!\s+(for|on|about|regarding|of|to)\b)"
             r"|\b(words|text|everything|all)\s+(written\s+)?(above|before)\s+(this|my|the\s+"
             r"(first|user))\b"
             r"|\bwhat\s+(were|have)\s+you\s+(been\s+)?(told|instructed|programmed)\b"
