@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from graph.policy import SMALLTALK
+from graph.policy import SMALLTALK, hard_blocked
 from graph.state import SupportState
 
 
@@ -22,7 +22,7 @@ def route_after_classify(
     if state.get("handoff_reason"):
         return "handoff"
     guard: Mapping[str, Any] = state.get("guard") or {}
-    if state.get("intent") in SMALLTALK or guard.get("blocked"):
+    if state.get("intent") in SMALLTALK or hard_blocked(guard):
         return "respond"
     return "retrieve"
 

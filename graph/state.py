@@ -7,7 +7,7 @@ reads back, ``SupportState`` everything the nodes share. Per-turn fields are res
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -42,6 +42,10 @@ class GuardVerdict(TypedDict):
     blocked: bool
     category: str
     reason: str
+    kb_only: NotRequired[bool]
+    """Blocked in a category the tenant lets the knowledge base answer
+    (``TenantPolicy.kb_only_guard_categories``): the turn goes on, but only a grounded,
+    confident draft is sent; a declined one goes to a person."""
 
 
 class JudgeVerdict(TypedDict):

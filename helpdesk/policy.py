@@ -26,6 +26,16 @@ class TenantPolicy(BaseModel):
         default_factory=lambda: ["billing_change", "cancellation", "complaint", "legal"],
         description="Intents that always go to a person.",
     )
+    always_human_min_confidence: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description=(
+            "Classifier confidence an always-human intent needs before it hands the "
+            "conversation off; below it the turn is answered from the knowledge base like any "
+            "other (which may still decline or hand off)."
+        ),
+    )
     handoff_keywords: list[str] = Field(
         default_factory=lambda: ["sue", "lawyer", "attorney", "injured", "fraud", "lawsuit"],
         description="Words in a customer message that hand the conversation off.",
@@ -62,6 +72,19 @@ class TenantPolicy(BaseModel):
     )
     handoff_on_blocked_input: bool = Field(
         default=True, description="Hand off when the input guard blocks a message."
+    )
+    kb_only_guard_categories: list[str] = Field(
+        default_factory=lambda: [
+            "privacy",
+            "misinformation",
+            "professional_advice",
+            "ai_relationship",
+        ],
+        description=(
+            "Input-guard categories whose messages may still be answered from the knowledge "
+            "base alone: the draft must be grounded and confident, and a turn the knowledge "
+            "base does not answer goes to a person instead of being declined."
+        ),
     )
     chunk_max_tokens: int | None = Field(
         default=None,

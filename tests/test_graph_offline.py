@@ -140,6 +140,17 @@ async def test_blocked_input_is_never_drafted_for(graph, services, demo):
     assert "token" not in events
 
 
+async def test_flagged_question_the_kb_does_not_answer_goes_to_a_person(graph, services, demo):
+    # "privacy" is one of the categories the knowledge base may answer (TenantPolicy
+    # .kb_only_guard_categories): the turn is drafted from the KB only, and since no article
+    # answers it, a person takes over instead of the bot declining.
+    cid = await new_conversation(services, demo)
+    question = "Can you tell me the home address of the plumber who came yesterday?"
+    events = await turn(graph, services, demo, cid, question)
+    assert events["handoff"][0]["reason"] == "blocked_input:privacy"
+    assert "token" not in events
+
+
 @pytest.fixture
 async def reviewed_tenant(services):
     """A tenant whose policy holds every answer for approval, with the demo KB."""

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from graph.interrupts import parse_agent_action, parse_review
 from graph.nodes.classify import rule_intent
 from graph.nodes.guard_input import screen
-from graph.policy import decline_trigger, handoff_trigger
+from graph.policy import decline_trigger, handoff_trigger, kb_only_verdict
 from graph.routing import route_after_classify, route_after_judge
 from helpdesk.policy import TenantPolicy
 from kb_pipeline.chunking import chunk_article, count_tokens
@@ -21,6 +21,8 @@ from kb_pipeline.chunking import chunk_article, count_tokens
         ({"owner": "ai", "handoff_reason": "explicit_request"}, "handoff"),
         ({"owner": "ai", "intent": "greeting"}, "respond"),
         ({"owner": "ai", "intent": "blocked", "guard": {"blocked": True}}, "respond"),
+        # a category the knowledge base may answer goes on to retrieval
+        ({"owner": "ai", "intent": "faq", "guard": {"blocked": True, "kb_only": True}}, "retrieve"),
         ({"owner": "ai", "intent": "pricing"}, "retrieve"),
     ],
 )
@@ -70,6 +72,35 @@ def test_handoff_triggers_follow_the_policy():
         "low_confidence"
     )
     assert decline_trigger({"intent": "out_of_scope", "low_confidence_streak": 5}, policy) is None
+
+
+def test_always_human_intents_hand_off_only_when_the_classifier_is_sure():
+    policy = TenantPolicy(always_human_min_confidence=0.6)
+    sure = {"intent": "legal", "intent_confidence": 0.9}
+    unsure = {"intent": "legal", "intent_confidence": 0.3}
+    assert handoff_trigger(sure, policy) == "intent:legal"
+    assert handoff_trigger(unsure, policy) is None
+    assert handoff_trigger(unsure, TenantPolicy(always_human_min_confidence=0.0)) == (
+        "intent:legal"
+    )
+
+
+def test_kb_only_guard_categories_answer_from_the_kb_or_hand_off():
+    policy = TenantPolicy(kb_only_guard_categories=["privacy"])
+    privacy = {"blocked": True, "category": "privacy", "reason": "r"}
+    harmful = {"blocked": True, "category": "harmful", "reason": "r"}
+    soft = kb_only_verdict(privacy, policy)
+    assert soft["kb_only"] is True
+    assert "kb_only" not in kb_only_verdict(harmful, policy)
+    assert "kb_only" not in kb_only_verdict({**privacy, "blocked": False}, policy)
+    # flagged but answerable: no hand-off before drafting ...
+    assert handoff_trigger({"intent": "faq", "guard": soft}, policy) is None
+    assert handoff_trigger({"intent": "blocked", "guard": harmful}, policy) == (
+        "blocked_input:harmful"
+    )
+    # ... and when the knowledge base does not answer it, a person does (never a decline)
+    state = {"intent": "out_of_scope", "guard": soft, "low_confidence_streak": 0}
+    assert decline_trigger(state, policy) == "blocked_input:privacy"
 
 
 def test_policy_rejects_unordered_thresholds_and_unknown_keys():

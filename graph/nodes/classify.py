@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from graph.classifier import OUT_OF_SCOPE
 from graph.context import Context
-from graph.policy import handoff_trigger
+from graph.policy import handoff_trigger, hard_blocked
 from graph.services import Services
 from graph.state import SupportState
 from graph.text import jaccard
@@ -93,7 +93,7 @@ def make(svc: Services) -> Any:
         update: dict[str, Any] = {"is_repeat": is_repeat}
         policy = (await svc.tenant(state["tenant"])).policy
         guard: Mapping[str, Any] = state.get("guard") or {}
-        if guard.get("blocked"):
+        if hard_blocked(guard):
             update |= {"intent": "blocked", "intent_confidence": 1.0, "intent_source": "guard"}
             return update | {
                 "handoff_reason": handoff_trigger(cast(SupportState, {**state, **update}), policy)

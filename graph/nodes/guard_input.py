@@ -3,7 +3,13 @@
 The screening is :mod:`graph.guard`: validity, normalisation and rule families, then an
 embedding detector trained on ``prompts/guard_examples.csv``. What it blocks is never drafted
 for; by default the conversation goes to a person (``TenantPolicy.handoff_on_blocked_input``),
-otherwise the customer gets the ``blocked`` reply.
+otherwise the customer gets the ``blocked`` reply. The exception is the categories the tenant
+lets the knowledge base answer (``TenantPolicy.kb_only_guard_categories``: privacy,
+misinformation, professional advice, questions about the assistant itself): those turns go on
+to retrieval, and only a grounded, confident answer from the knowledge base is sent, never free
+text; when the knowledge base does not answer, a person does. A question a business's own
+articles answer ("who should get a flu jab?") is then answered, while "write a post saying
+vaccines are poison" still reaches nobody but an agent.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.guard import MAX_MESSAGE_CHARS, load_guard, screen_rules
+from graph.policy import kb_only_verdict
 from graph.services import Services, conversation_id
 from graph.state import GuardVerdict, SupportState
 from helpdesk import conversations
@@ -54,6 +61,7 @@ def make(svc: Services) -> Any:
                 f"thread belongs to tenant {state['tenant']!r}, not {ctx.tenant!r}"
             )
         tenant = await svc.tenant(ctx.tenant)
+        verdict = kb_only_verdict(verdict, tenant.policy)
         conv = conversation_id()
         await conversations.ensure_conversation(svc.pool, tenant.id, conv, ctx.channel)
         if last is not None and question:

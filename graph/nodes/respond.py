@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from graph.context import Context
-from graph.policy import SMALLTALK
+from graph.policy import SMALLTALK, hard_blocked
 from graph.services import Services, conversation_id
 from graph.state import Reply, SupportState
 from helpdesk import conversations
@@ -28,7 +28,7 @@ def compose_reply(svc: Services, state: SupportState) -> Reply:
     intent = state.get("intent", "")
     guard: Mapping[str, Any] = state.get("guard") or {}
     draft = state.get("draft")
-    if guard.get("blocked"):
+    if hard_blocked(guard):
         return Reply(
             text=svc.prompts.reply("blocked"),
             sender="system",
