@@ -225,10 +225,11 @@ class IntentClassifier:
         self.labels = sorted(set(y.tolist()) - {OUT_OF_SCOPE})
         return self
 
-    async def apredict(self, text: str) -> IntentPrediction:
-        """Classify one message."""
-        vec = np.asarray(await self._embeddings.aembed_query(text), dtype=np.float32)
-        return self.predict_vectors(vec[None, :], [text])[0]
+    async def apredict(self, text: str, vector: np.ndarray | None = None) -> IntentPrediction:
+        """Classify one message (``vector``: its embedding, when the caller has it already)."""
+        if vector is None:
+            vector = np.asarray(await self._embeddings.aembed_query(text), dtype=np.float32)
+        return self.predict_vectors(np.asarray(vector, dtype=np.float32)[None, :], [text])[0]
 
     def predict_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify several messages in one embedding batch."""

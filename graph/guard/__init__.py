@@ -30,7 +30,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,8 +175,14 @@ class InputGuard:
                     out[index] = self._decide(self.detector.score_vectors(rows, parts))
         return out
 
-    async def ascreen(self, text: str) -> Screening:
-        """Screen one message; the embedding runs off the event loop."""
+    async def ascreen(
+        self, text: str, embed: Callable[[list[str]], Awaitable[np.ndarray]] | None = None
+    ) -> Screening:
+        """Screen one message; the embedding runs off the event loop.
+
+        ``embed`` returns unit embeddings of texts from the detector's own model (the graph
+        passes its per-process cache, so the classifier and retrieval reuse the vector).
+        """
         decided, norm = _precheck(text)
         if decided is not None or self.detector is None:
             return decided or Screening(_verdict(False, "ok", ""), "none")
@@ -184,8 +190,10 @@ class InputGuard:
         parts = _windows_of(norm)
         if not parts:
             return Screening(_verdict(False, "ok", ""), "none")
-        embeddings = self.detector.embeddings
-        vecs = unit_rows(await embeddings.aembed_documents(parts))
+        if embed is not None:
+            vecs = await embed(parts)
+        else:
+            vecs = unit_rows(await self.detector.embeddings.aembed_documents(parts))
         return self._decide(self.detector.score_vectors(vecs, parts))
 
 

@@ -103,7 +103,9 @@ def make(svc: Services) -> Any:
         if ruled:
             intent, confidence, source = ruled, 1.0, "rules"
         else:
-            pred = await svc.classifier.apredict(question)
+            # the embedding cache: the guard embedded this text already, retrieval reuses it
+            vector = (await svc.sentence_cache.embed([question]))[0]
+            pred = await svc.classifier.apredict(question, vector)
             intent, confidence, source = pred.intent, pred.confidence, "classifier"
             if svc.models.chat is not None and confidence < LLM_BELOW:
                 llm = await _ask_llm(svc, question)

@@ -47,13 +47,17 @@ def message_uuid(conversation: uuid.UUID, message_id: str | None, turn: int) -> 
 def make(svc: Services) -> Any:
     """Build the node (trains the guard's detector once per process, see :func:`load_guard`)."""
     guard = load_guard(svc.prompts.root)
+    # One embedding of the message for the guard, the classifier and retrieval, when they share
+    # the model (the offline tier; OpenAI embeddings feed the KB, MiniLM the guard).
+    same_model = guard.detector is not None and guard.detector.embeddings is svc.models.embeddings
+    embed = svc.sentence_cache.embed if same_model else None
 
     async def guard_input(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
         messages = state.get("messages") or []
         last = messages[-1] if messages else None
         question = last.text if isinstance(last, HumanMessage) else ""
         turn = int(state.get("turn", 0)) + 1
-        verdict = (await guard.ascreen(question)).verdict
+        verdict = (await guard.ascreen(question, embed)).verdict
 
         ctx = runtime.context or Context()
         if state.get("tenant") and state["tenant"] != ctx.tenant:

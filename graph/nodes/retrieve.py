@@ -66,10 +66,10 @@ def make(svc: Services) -> Any:
             k=TOP_K,
             audience=state.get("audience", "customer"),
             max_per_article=MAX_PER_ARTICLE,
+            # Through the turn's embedding cache: the guard and the classifier embedded this
+            # question already, and the drafter scores sentences against the same vector.
             query_vector=(
-                (await query_vector(svc, question, previous)).tolist()
-                if previous and question.strip()
-                else None
+                (await query_vector(svc, question, previous)).tolist() if question.strip() else None
             ),
         )
         return {
