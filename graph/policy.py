@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from graph.state import GuardVerdict, SupportState
 from helpdesk.policy import TenantPolicy
@@ -19,8 +19,9 @@ def hard_blocked(guard: Mapping[str, Any]) -> bool:
 
 def kb_only_verdict(guard: GuardVerdict, policy: TenantPolicy) -> GuardVerdict:
     """``guard`` with ``kb_only`` set when the policy lets the KB answer its category."""
-    kb_only = guard["blocked"] and guard["category"] in policy.kb_only_guard_categories
-    return GuardVerdict(**guard, kb_only=kb_only) if kb_only else guard
+    if guard["blocked"] and guard["category"] in policy.kb_only_guard_categories:
+        return cast(GuardVerdict, {**guard, "kb_only": True})
+    return guard
 
 
 def handoff_trigger(state: SupportState, policy: TenantPolicy) -> str | None:
