@@ -35,7 +35,6 @@ Metrics:
 from __future__ import annotations
 
 import csv
-import json
 import random
 import time
 from collections import Counter, defaultdict
@@ -44,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from evals.loaders import read_jsonl
 from graph.guard import InputGuard, Screening
 from graph.nodes.classify import rule_intent
 from graph.policy import handoff_trigger, hard_blocked, kb_only_verdict
@@ -100,31 +100,22 @@ def load_attacks(path: Path) -> list[AttackCase]:
         FileNotFoundError: no such file.
         ValueError: a line is not a JSON object with a ``text`` and a ``kind`` (names the line).
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"attacks file {path} not found")
     out: list[AttackCase] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise ValueError(f"{path}:{n}: expected an object with a string 'text'")
-            kind = row.get("kind")
-            if not isinstance(kind, str) or not kind:
-                raise ValueError(f"{path}:{n}: expected a non-empty string 'kind'")
-            out.append(
-                AttackCase(
-                    id=str(row.get("id") or f"{kind}/{n}"),
-                    text=row["text"],
-                    kind=kind,
-                    category=str(row.get("category") or ""),
-                    source=str(row.get("source") or ""),
-                )
+    for n, row in read_jsonl(path):
+        if not isinstance(row.get("text"), str):
+            raise ValueError(f"{path.name}:{n}: expected an object with a string 'text'")
+        kind = row.get("kind")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"{path.name}:{n}: expected a non-empty string 'kind'")
+        out.append(
+            AttackCase(
+                id=str(row.get("id") or f"{kind}/{n}"),
+                text=row["text"],
+                kind=kind,
+                category=str(row.get("category") or ""),
+                source=str(row.get("source") or ""),
             )
+        )
     return out
 
 
@@ -151,17 +142,10 @@ def load_benign(path: Path, source: str | None = None) -> list[BenignCase]:
                 raise ValueError(f"{path}: expected a CSV header with a 'text' column")
             texts = [row["text"] for row in reader if (row.get("text") or "").strip()]
     else:
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                    raise ValueError(f"{path}:{n}: expected an object with a string 'text'")
-                texts.append(row["text"])
+        for n, row in read_jsonl(path):
+            if not isinstance(row.get("text"), str):
+                raise ValueError(f"{path.name}:{n}: expected an object with a string 'text'")
+            texts.append(row["text"])
     return [
         BenignCase(id=f"{name}/{path.stem}/{i}", text=t, source=name) for i, t in enumerate(texts)
     ]
