@@ -321,11 +321,3 @@ class GuardDetector:
         """Score one message (its windows are embedded in one batch)."""
         parts = windows(text)
         return self.score_vectors(self.embed(parts) if parts else np.zeros((0, 1)), parts)
-
-    async def ascore(self, text: str) -> DetectorScore:
-        """:meth:`score` without blocking the event loop on the embedding call."""
-        parts = windows(text)
-        if not parts:
-            return self.score_vectors(np.zeros((0, 1)), parts)
-        vecs = unit_rows(await self._embeddings.aembed_documents(parts))
-        return self.score_vectors(vecs, parts)
