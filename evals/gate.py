@@ -71,12 +71,12 @@ class Threshold:
         return None
 
 
-# Measured with ``python -m evals.gate`` on the demo tenant (offline models, hybrid retrieval)
-# on 2026-11-21 (re-measured at commit 8fde43d, after the guard and shared-embedding changes). Margins: about five questions of the 69 retrieval
-# questions, two or three of the 23 answers questions, three of the 16 unanswerable ones; so
-# one or two questions changing passes and a broken component does not. Groundedness is 1.0
-# offline because the judge only lets grounded drafts through; it guards the judge's wiring,
-# and matters more on the LLM tier.
+# Measured with ``python -m evals.gate`` on the demo tenant (offline models, hybrid retrieval) on
+# 2026-11-21 (re-measured at commit 8fde43d, after the guard and shared-embedding changes).
+# Margins: about five questions of the 69 retrieval questions, two or three of the 23 answers
+# questions, three of the 16 unanswerable ones; so one or two questions changing passes and a
+# broken component does not. Groundedness is 1.0 offline because the judge only lets grounded
+# drafts through; it guards the judge's wiring, and matters more on the LLM tier.
 THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
     "retrieval": (
         Threshold("recall@4", minimum=0.85, measured=0.920),
