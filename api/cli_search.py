@@ -2,7 +2,9 @@
 
 It opens only what search needs (database, embedding model, chunk index), not the graph, so it
 starts in a few seconds and can be driven by scripts: with ``--jsonl`` every input line gives
-exactly one output line, a JSON array of ``{"source_id","chunk_id","title","score"}``.
+exactly one output line, a JSON array of ``{"source_id","chunk_id","title","score"}``, plus
+``"url"`` for an article that has a web page: the key is absent, never null, when it has none,
+so the four documented keys are all a reader that predates urls ever sees.
 """
 
 from __future__ import annotations
@@ -64,15 +66,17 @@ async def _run(
         while line := await asyncio.to_thread(sys.stdin.readline):
             query = _query_of(line)
             hits = await kb.search(tenant.id, query, k=k, mode=mode, audience=audience)
-            rows = [
-                {
+            rows: list[dict[str, object]] = []
+            for h in hits:
+                row: dict[str, object] = {
                     "source_id": h.source_id,
                     "chunk_id": h.chunk_id,
                     "title": h.title,
                     "score": round(h.score, 6),
                 }
-                for h in hits
-            ]
+                if h.url:
+                    row["url"] = h.url
+                rows.append(row)
             if jsonl:
                 sys.stdout.write(json.dumps(rows) + "\n")
                 sys.stdout.flush()

@@ -102,11 +102,16 @@ def _migrations() -> list[tuple[str, str]]:
     return out
 
 
-def upgrade(url: str) -> list[str]:
+def upgrade(url: str, *, target: str | None = None) -> list[str]:
     """Apply pending SQL migrations in order; return the versions applied.
 
     Each migration runs in its own transaction under an advisory lock, so several processes
     starting at once apply each migration exactly once.
+
+    Args:
+        url: The database.
+        target: Stop after this version (e.g. ``"0004_message_agent"``): a database as an older
+            release left it, for testing that later migrations move it forward. ``None``: all.
     """
     applied: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -118,6 +123,8 @@ def upgrade(url: str) -> list[str]:
             )
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
             for version, sql in _migrations():
+                if target is not None and version > target:
+                    break
                 if version in done:
                     continue
                 with conn.transaction():

@@ -98,6 +98,8 @@ class Hit:
     text: str
     visibility: str
     score: float
+    url: str | None = None
+    """The article's web page (absolute http(s)), when its source names one."""
 
 
 @dataclass
@@ -106,6 +108,8 @@ class IngestStats:
 
     articles_seen: int = 0
     articles_written: int = 0
+    """Articles whose row was written: new or changed ones (chunks rewritten), and unchanged
+    ones whose url alone changed (row only, no chunk: see :meth:`KnowledgeBase.ingest`)."""
     articles_unchanged: int = 0
     articles_deleted: int = 0
     chunks_written: int = 0
@@ -350,6 +354,11 @@ class KnowledgeBase:
         never reads (512 stays 512 with OpenAI embeddings, becomes 204 with MiniLM). Unchanged
         articles keep the chunks they were cut into; ``force`` rewrites them too (after a change
         of chunk settings).
+
+        An article's ``url`` is compared on its own, not through the content hash: an article
+        whose url alone changed has its ``kb_articles`` row updated and keeps its chunks (the
+        url is read from the row at search time, no chunk carries it), so fixing a link never
+        re-embeds anything. It counts as written with no chunk written.
         """
         if self.max_chunk_tokens and max_tokens > self.max_chunk_tokens:
             max_tokens = self.max_chunk_tokens
@@ -357,21 +366,29 @@ class KnowledgeBase:
         stats = IngestStats(articles_seen=len(articles))
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT id, source_id, content_hash FROM kb_articles WHERE tenant_id = %s",
+                "SELECT id, source_id, content_hash, url FROM kb_articles WHERE tenant_id = %s",
                 (tenant_id,),
             )
-            known = {r["source_id"]: (r["id"], r["content_hash"]) for r in await cur.fetchall()}
+            known = {
+                r["source_id"]: (r["id"], r["content_hash"], r["url"]) for r in await cur.fetchall()
+            }
         seen: set[str] = set()
         todo: list[tuple[uuid.UUID, Article]] = []
+        relink: list[tuple[uuid.UUID, Article]] = []
         for article in articles:
             if article.source_id in seen:
                 raise ValueError(f"duplicate article id {article.source_id!r} in one ingestion")
             seen.add(article.source_id)
             current = known.get(article.source_id)
             if current and current[1] == article.content_hash and not force:
-                stats.articles_unchanged += 1
+                if current[2] == article.url:
+                    stats.articles_unchanged += 1
+                else:
+                    relink.append((current[0], article))
                 continue
             todo.append((current[0] if current else uuid.uuid4(), article))
+        if relink:
+            await self._write_urls(tenant_id, relink, stats, on_article)
 
         # Embed across articles in large batches (one model call per EMBED_BATCH chunks) and
         # write article by article, so each one is all-or-nothing. The next batch is embedded
@@ -406,13 +423,31 @@ class KnowledgeBase:
         finally:
             embedding.cancel()  # a failed write leaves no orphaned embedding task behind
         if cleanup:
-            for source_id, (article_id, _) in known.items():
+            for source_id, (article_id, _, _) in known.items():
                 if source_id not in seen:
                     await self._delete(tenant_id, article_id)
                     stats.articles_deleted += 1
-        if stats.articles_written or stats.articles_deleted:
+        if todo or stats.articles_deleted:  # a url-only change moves no chunk
             await self.refresh_stats(tenant_id)
         return stats
+
+    async def _write_urls(
+        self,
+        tenant_id: uuid.UUID,
+        relink: Sequence[tuple[uuid.UUID, Article]],
+        stats: IngestStats,
+        on_article: Callable[[Article, int], Any] | None,
+    ) -> None:
+        """Write the url of articles whose content is unchanged (one transaction, no chunk)."""
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(
+                "UPDATE kb_articles SET url = %s WHERE tenant_id = %s AND id = %s",
+                [(article.url, tenant_id, article_id) for article_id, article in relink],
+            )
+        for _, article in relink:
+            stats.articles_written += 1
+            if on_article is not None:
+                on_article(article, 0)
 
     def _embed_batch(
         self, batch: list[tuple[uuid.UUID, Article, list[Any]]]
@@ -497,12 +532,13 @@ class KnowledgeBase:
             await conn.execute(
                 """
                 INSERT INTO kb_articles (id, tenant_id, source_id, title, visibility, tags, body,
-                                         content_hash, updated_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, COALESCE(%s, now()))
+                                         content_hash, url, updated_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, COALESCE(%s, now()))
                 ON CONFLICT (tenant_id, source_id) DO UPDATE SET
                     title = EXCLUDED.title, visibility = EXCLUDED.visibility,
                     tags = EXCLUDED.tags, body = EXCLUDED.body,
-                    content_hash = EXCLUDED.content_hash, updated_at = EXCLUDED.updated_at
+                    content_hash = EXCLUDED.content_hash, url = EXCLUDED.url,
+                    updated_at = EXCLUDED.updated_at
                 """,
                 (
                     article_id,
@@ -513,6 +549,7 @@ class KnowledgeBase:
                     list(article.tags),
                     article.body,
                     article.content_hash,
+                    article.url,
                     article.updated_at,
                 ),
             )
@@ -719,10 +756,14 @@ class KnowledgeBase:
     async def _rows(
         self, conn: Any, tenant_id: uuid.UUID, chunk_ids: list[str]
     ) -> dict[str, dict[str, Any]]:
+        # The url comes from the article's row (one primary-key probe per result), not from a
+        # chunk column: a changed url is then one row to update, never chunks to rewrite.
         cur = await conn.execute(
-            f"""SELECT langchain_id::text AS id, content, article_id, source_id, title, section,
-                       visibility
-                FROM "{self.table}" WHERE tenant_id = %s AND langchain_id = ANY(%s::uuid[])""",
+            f"""SELECT c.langchain_id::text AS id, c.content, c.article_id, c.source_id, c.title,
+                       c.section, c.visibility, a.url
+                FROM "{self.table}" c
+                LEFT JOIN kb_articles a ON a.tenant_id = c.tenant_id AND a.id = c.article_id
+                WHERE c.tenant_id = %s AND c.langchain_id = ANY(%s::uuid[])""",
             (tenant_id, chunk_ids),
         )
         return {r["id"]: r for r in await cur.fetchall()}
@@ -761,6 +802,7 @@ class KnowledgeBase:
             text=str(row["content"]).split("\n\n", 1)[-1],
             visibility=str(row["visibility"]),
             score=float(score),
+            url=row.get("url"),
         )
 
 

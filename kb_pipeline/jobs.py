@@ -515,12 +515,17 @@ async def _index_batch(
         except Exception as exc:
             failures.append(await _settle_failed(kb, pool, tenant_id, article, exc))
             continue
-        if stats.articles_unchanged and before.get(article.source_id) != article.content_hash:
-            # It was written by the failed batch attempt, before the batch broke off.
+        stored = before.get(article.source_id)
+        if stats.articles_unchanged and stored != (article.content_hash, article.url):
+            # It was written by the failed batch attempt, before the batch broke off (its row
+            # alone when only its url had changed).
+            relinked = stored is not None and stored[0] == article.content_hash
             stats = IngestStats(
                 articles_seen=1,
                 articles_written=1,
-                chunks_written=await _count_chunks(kb, pool, tenant_id, article.source_id),
+                chunks_written=0
+                if relinked
+                else await _count_chunks(kb, pool, tenant_id, article.source_id),
             )
         total.articles_seen += stats.articles_seen
         total.articles_written += stats.articles_written
@@ -572,14 +577,15 @@ async def _settle_failed(
 
 async def _stored_hashes(
     pool: DictPool, tenant_id: uuid.UUID, source_ids: list[str]
-) -> dict[str, str]:
+) -> dict[str, tuple[str, str | None]]:
+    """Source id -> (content hash, url) as stored: what decides that an article is unchanged."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT source_id, content_hash FROM kb_articles"
+            "SELECT source_id, content_hash, url FROM kb_articles"
             " WHERE tenant_id = %s AND source_id = ANY(%s)",
             (tenant_id, source_ids),
         )
-        return {r["source_id"]: r["content_hash"] for r in await cur.fetchall()}
+        return {r["source_id"]: (r["content_hash"], r["url"]) for r in await cur.fetchall()}
 
 
 async def _count_chunks(

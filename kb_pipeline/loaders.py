@@ -8,13 +8,13 @@ stops the others, and a bad record in a FAQ file never drops the good records of
 Formats (by suffix):
 
 * ``.md`` / ``.markdown``: one article. An optional front-matter block (``---`` lines) holds
-  ``id``, ``title``, ``visibility`` (external | internal), ``tags`` (``[a, b]``) and
-  ``updated_at``. Without a title, the first ``#`` heading, else the file name.
+  ``id``, ``title``, ``visibility`` (external | internal), ``tags`` (``[a, b]``),
+  ``updated_at`` and ``url``. Without a title, the first ``#`` heading, else the file name.
 * ``.html`` / ``.htm``: one article. Navigation, site header/footer, sidebars, scripts, styles
   and forms are dropped; when the page has a ``<main>`` (or ``<article>``) only that is kept.
   Headings become Markdown ``#`` lines so the chunker keeps sections. Title: first ``<h1>``,
-  else ``<title>``, else the file name. ``<meta name="visibility|tags|updated_at">`` work like
-  front matter. A ``<meta charset>`` is honoured when the bytes are not UTF-8.
+  else ``<title>``, else the file name. ``<meta name="visibility|tags|updated_at|url">`` work
+  like front matter. A ``<meta charset>`` is honoured when the bytes are not UTF-8.
 * ``.pdf``: one article from the text layer (pypdf), pages separated by blank lines. Title:
   the document's ``/Title``, else the file name (a first line is often a running header).
   Scanned PDFs (no text layer) are reported as ``no_text_layer``; OCR is out of scope.
@@ -43,6 +43,13 @@ Decisions:
 * **updated_at**: the declared value (front matter, meta tag, record field; ISO date or
   datetime, UTC when no zone is given); else the file's modification time for single-article
   files; else (records without a value) unset, which the index stores as the ingestion time.
+* **url** (where the article lives on the web; citations and search results link to it):
+  only an absolute ``http`` / ``https`` URL is accepted. Anything else (``javascript:``,
+  ``data:``, a relative path, spaces or control characters, over 2,048 characters) is refused,
+  not dropped: the article is reported as ``bad_metadata`` (files) or ``bad_record`` (FAQ
+  records) and not loaded, like an invalid visibility or date, so the author learns that the
+  link is wrong instead of finding it silently missing. Its previous version, if any, stays
+  indexed.
 * **Text**: UTF-8 (with or without BOM) or UTF-16 with a BOM. Anything else is a
   ``bad_encoding`` error naming the first bad byte; text is never guessed into mojibake.
 
@@ -66,6 +73,7 @@ from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 Visibility = Literal["external", "internal"]
 
@@ -80,7 +88,7 @@ ERROR_CODES: dict[str, str] = {
     "too_large": "the file is larger than the configured limit",
     "unsupported_type": "the file's suffix is not a supported format",
     "bad_record": "a CSV row or JSONL line is malformed; the other rows are still loaded",
-    "bad_metadata": "front matter or meta tags hold an invalid value (visibility, date)",
+    "bad_metadata": "front matter or meta tags hold an invalid value (visibility, date, url)",
     "duplicate_id": "an article id already came from an earlier file or record",
     "load_failed": "an unexpected error while reading the file",
 }
@@ -112,11 +120,15 @@ class Article:
     tags: tuple[str, ...] = field(default_factory=tuple)
     updated_at: datetime | None = None
     url: str | None = None
-    """Where the article lives on the web, when the source says (FAQ records); not hashed."""
+    """Where the article lives on the web (an absolute http(s) URL), when the source says.
+
+    Not part of :attr:`content_hash`: no chunk carries it, so a changed url is written to the
+    article's row alone (:meth:`KnowledgeBase.ingest` compares it on its own) and never costs
+    a re-embedding."""
 
     @property
     def content_hash(self) -> str:
-        """Hash of everything that changes the article's chunks or their metadata."""
+        """Hash of everything that changes the article's chunks or their metadata (not url)."""
         h = hashlib.sha256()
         for part in (self.title, self.body, self.visibility, ",".join(self.tags)):
             h.update(part.encode("utf-8"))
@@ -528,6 +540,38 @@ def _parse_date(raw: Any, what: str, code: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+MAX_URL_LENGTH = 2048
+_URL_SCHEMES = ("http", "https")
+
+
+def _parse_url(raw: Any, what: str, code: str) -> str | None:
+    """An article's web address: an absolute http(s) URL, else a :class:`LoadError`.
+
+    Only http(s): the address becomes a link in the chat widget and the console, and a
+    ``javascript:`` or ``data:`` one would run in the customer's browser.
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    shown = repr(raw)[:120]
+    if not isinstance(raw, str):
+        raise LoadError(code, f"{what}: url must be a string, got {shown}")
+    url = raw.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise LoadError(
+            code, f"{what}: url must be at most {MAX_URL_LENGTH} characters, got {len(url)}"
+        )
+    expected = f"{what}: url must be an absolute http:// or https:// URL, got {shown}"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise LoadError(code, expected + " (it contains spaces or control characters)")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise LoadError(code, f"{expected} ({exc})") from exc
+    if parts.scheme.lower() not in _URL_SCHEMES or not parts.hostname:
+        raise LoadError(code, expected)
+    return url
+
+
 def _stem_id(path: Path) -> str:
     # "billing/index.html" is the billing page: name it after its folder, not "index".
     if path.stem.lower() in ("index", "readme") and path.parent.name:
@@ -576,6 +620,7 @@ def _load_markdown_text(text: str, path: Path, mtime: datetime) -> Article:
         visibility=vis or _default_visibility(title),
         tags=_parse_tags(meta.get("tags", "")),
         updated_at=_parse_date(meta.get("updated_at"), "front matter", "bad_metadata") or mtime,
+        url=_parse_url(meta.get("url"), "front matter", "bad_metadata"),
     )
 
 
@@ -871,6 +916,7 @@ def _load_html(text: str, path: Path, mtime: datetime) -> Article:
         visibility=vis or _default_visibility(title),
         tags=_parse_tags(meta.get("tags", "")),
         updated_at=updated or mtime,
+        url=_parse_url(meta.get("url"), "<meta name=url>", "bad_metadata"),
     )
 
 
@@ -915,7 +961,6 @@ def _record_article(rec: dict[str, Any], fallback_id: str | None) -> Article:
         tags = _clean_tags(tags_raw)
     else:
         raise LoadError("bad_record", "tags must be a list of strings or a string")
-    url = rec.get("url")
     vis = _parse_visibility(rec.get("visibility"), "record", "bad_record")
     return Article(
         source_id=source_id,
@@ -924,7 +969,7 @@ def _record_article(rec: dict[str, Any], fallback_id: str | None) -> Article:
         visibility=vis or _default_visibility(title),
         tags=tags,
         updated_at=_parse_date(rec.get("updated_at"), "record", "bad_record"),
-        url=(str(url).strip() or None) if url is not None else None,
+        url=_parse_url(rec.get("url"), "record", "bad_record"),
     )
 
 

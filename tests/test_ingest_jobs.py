@@ -190,6 +190,26 @@ async def test_changed_article_replaces_its_chunks(services: Services, tmp_path:
     assert "99 dollars" in hit.text
 
 
+async def test_a_fixed_link_is_written_without_rewriting_chunks(
+    services: Services, tmp_path: Path
+) -> None:
+    tenant = await new_tenant(services)
+    record = {"id": "fees", "title": "Fees", "text": "The call-out fee is 89 dollars."}
+    faq = write(tmp_path / "faq.jsonl", json.dumps({**record, "url": "https://x.test/feez"}))
+    await ingest_paths(services.kb, services.pool, tenant.id, [faq])
+    unchanged = await ingest_paths(services.kb, services.pool, tenant.id, [faq])
+    assert (unchanged["articles_written"], unchanged["articles_unchanged"]) == (0, 1)
+
+    write(faq, json.dumps({**record, "url": "https://x.test/fees"}))
+    relinked = await ingest_paths(services.kb, services.pool, tenant.id, [faq])
+    assert relinked["status"] == "done" and relinked["errors"] == []
+    assert (relinked["articles_written"], relinked["chunks_written"]) == (1, 0)
+    [found] = await rows(services, "SELECT url FROM kb_articles WHERE tenant_id = %s", tenant.id)
+    assert found["url"] == "https://x.test/fees"
+    again = await ingest_paths(services.kb, services.pool, tenant.id, [faq])
+    assert (again["articles_written"], again["articles_unchanged"]) == (0, 1)
+
+
 async def test_jsonl_faq_becomes_one_article_per_record(services: Services, tmp_path: Path) -> None:
     tenant = await new_tenant(services)
     records = [

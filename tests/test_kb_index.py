@@ -229,7 +229,8 @@ async def test_search_probe_writes_one_json_array_per_input_line(
     services: Services, database_url: str
 ) -> None:
     t = await _tenant(services, "probe")
-    await services.kb.ingest(t.id, [PLUMBING, BOILER, SECRET])
+    boiler = Article(BOILER.source_id, BOILER.title, BOILER.body, url="https://x.test/boiler")
+    await services.kb.ingest(t.id, [PLUMBING, boiler, SECRET])
     env = {**os.environ, "DATABASE_URL": database_url}
     proc = await asyncio.to_thread(
         subprocess.run,
@@ -246,7 +247,76 @@ async def test_search_probe_writes_one_json_array_per_input_line(
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(lines) == 4
     assert lines[0][0]["source_id"] == "leaky-faucet"
+    # the documented keys; "url" only for an article that has one, never null
     assert set(lines[0][0]) == {"source_id", "chunk_id", "title", "score"}
     assert lines[1][0]["source_id"] == "boiler-service"
+    assert lines[1][0]["url"] == "https://x.test/boiler"
     assert lines[2] == []
     assert "refund-override" not in [r["source_id"] for r in lines[3]]  # customer audience
+
+
+async def _versions(services: Services, tenant: Tenant) -> tuple[dict[str, str], dict[str, str]]:
+    """Row versions (xmin) of the tenant's article rows and chunk rows: any write changes them."""
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT source_id, xmin::text AS v FROM kb_articles WHERE tenant_id = %s", (tenant.id,)
+        )
+        article_rows = {r["source_id"]: r["v"] for r in await cur.fetchall()}
+        cur = await conn.execute(
+            f'SELECT langchain_id::text AS id, xmin::text AS v FROM "{services.kb.table}"'
+            " WHERE tenant_id = %s",
+            (tenant.id,),
+        )
+        chunk_rows = {r["id"]: r["v"] for r in await cur.fetchall()}
+    return article_rows, chunk_rows
+
+
+async def test_url_is_stored_searched_and_a_url_only_change_rewrites_no_chunk(
+    services: Services,
+) -> None:
+    t = await _tenant(services, "urls")
+    linked = Article(PLUMBING.source_id, PLUMBING.title, PLUMBING.body, url="https://x.test/tap")
+    first = await services.kb.ingest(t.id, [linked, BOILER])
+    assert first.articles_written == 2
+    hits = {h.source_id: h.url for h in await services.kb.search(t.id, "faucet boiler", k=5)}
+    assert hits == {"leaky-faucet": "https://x.test/tap", "boiler-service": None}
+
+    # unchanged: not a single row written, article or chunk
+    before = await _versions(services, t)
+    again = await services.kb.ingest(t.id, [linked, BOILER])
+    assert (again.articles_written, again.articles_unchanged, again.chunks_written) == (0, 2, 0)
+    assert await _versions(services, t) == before
+
+    # only the url changed: the article row is updated, every chunk stays as it was
+    moved = Article(linked.source_id, linked.title, linked.body, url="https://x.test/taps#drip")
+    stats = await services.kb.ingest(t.id, [moved, BOILER])
+    assert (stats.articles_written, stats.articles_unchanged, stats.chunks_written) == (1, 1, 0)
+    articles_after, chunks_after = await _versions(services, t)
+    assert chunks_after == before[1]
+    assert articles_after["boiler-service"] == before[0]["boiler-service"]
+    assert articles_after["leaky-faucet"] != before[0]["leaky-faucet"]
+    [hit] = await services.kb.search(t.id, "dripping faucet washer", k=1)
+    assert (hit.source_id, hit.url) == ("leaky-faucet", "https://x.test/taps#drip")
+
+    # a url that goes away goes away
+    await services.kb.ingest(t.id, [PLUMBING, BOILER])
+    [hit] = await services.kb.search(t.id, "dripping faucet washer", k=1)
+    assert hit.url is None
+
+    # a content change and a url change together: chunks rewritten, url stored
+    both = Article(linked.source_id, linked.title, "Tap drips need a washer.", url=linked.url)
+    stats = await services.kb.ingest(t.id, [both, BOILER])
+    assert stats.articles_written == 1 and stats.chunks_written >= 1
+    [hit] = await services.kb.search(t.id, "tap drips washer", k=1)
+    assert (hit.source_id, hit.url) == ("leaky-faucet", "https://x.test/tap")
+
+
+async def test_the_database_refuses_a_url_that_is_not_http(services: Services) -> None:
+    """Loaders refuse such urls; the table's check holds whatever else writes an article."""
+    import psycopg
+
+    t = await _tenant(services, "badurl")
+    bad = Article("x", "X", "Some text.", url="javascript:alert(1)")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        await services.kb.ingest(t.id, [bad])
+    assert await services.kb.search(t.id, "some text", k=5) == []

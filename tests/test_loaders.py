@@ -443,3 +443,76 @@ def test_tags_option_is_added_to_each_articles_own_tags(tmp_path: Path) -> None:
     write(tmp_path / "a.md", "---\ntags: [billing]\n---\n# A\n\ntext\n")
     [a] = load_path(tmp_path, tags=["imported", "billing", " "]).articles
     assert a.tags == ("billing", "imported")
+
+
+# ------------------------------------------------------------------------------ urls
+
+
+def test_every_format_that_can_name_a_web_page_carries_its_url(tmp_path: Path) -> None:
+    write(tmp_path / "hours.md", "---\nurl: https://example.com/help/hours\n---\n# Hours\n\nx\n")
+    write(
+        tmp_path / "fees.html",
+        '<html><head><meta name="url" content="http://example.com/fees?tab=1#call-out">'
+        "</head><body><h1>Fees</h1><p>The call-out fee is $89.</p></body></html>",
+    )
+    write(
+        tmp_path / "faq.csv",
+        "id,question,answer,url\nq1,Do you work weekends?,Yes.,https://example.com/faq#q1\n"
+        "q2,Do you sell parts?,No.,\n",
+    )
+    write(tmp_path / "plain.txt", "Plain\n\nNo place to say where it lives.\n")
+    # The option that marks everything internal rebuilds the article; the url must survive.
+    result = load_path(tmp_path, visibility="internal")
+    assert result.errors == []
+    assert {a.source_id: a.url for a in result.articles} == {
+        "hours": "https://example.com/help/hours",
+        "fees": "http://example.com/fees?tab=1#call-out",
+        "q1": "https://example.com/faq#q1",
+        "q2": None,
+        "plain": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript://example.com/%0aalert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "/help/hours",
+        "example.com/help",
+        "https://",
+        "https://exa mple.com/",
+        "ftp://example.com/file",
+        "https://example.com/" + "a" * 2048,
+    ],
+)
+def test_a_url_that_is_not_absolute_http_is_refused_per_file_and_per_record(
+    tmp_path: Path, url: str
+) -> None:
+    md = load_file(write(tmp_path / "a.md", f"---\nurl: {url}\n---\n# A\n\ntext\n"))
+    assert md.articles == []
+    assert [e.code for e in md.errors] == ["bad_metadata"]
+    assert md.errors[0].message.startswith("front matter: url must be")
+
+    records = [
+        {"id": "good", "title": "Good", "text": "kept", "url": "https://example.com/good"},
+        {"id": "bad", "title": "Bad", "text": "refused", "url": url},
+    ]
+    jsonl = load_file(write(tmp_path / "kb.jsonl", "\n".join(json.dumps(r) for r in records)))
+    assert [(a.source_id, a.url) for a in jsonl.articles] == [("good", "https://example.com/good")]
+    assert [(e.code, e.line) for e in jsonl.errors] == [("bad_record", 2)]
+
+
+def test_a_url_that_is_not_a_string_is_a_bad_record(tmp_path: Path) -> None:
+    line = json.dumps({"id": "a", "title": "A", "text": "x", "url": 42})
+    result = load_file(write(tmp_path / "kb.jsonl", line))
+    assert [(e.code, e.line) for e in result.errors] == [("bad_record", 1)]
+    assert "42" in result.errors[0].message
+
+
+def test_url_is_not_part_of_the_content_hash() -> None:
+    plain = Article("a", "A", "body")
+    linked = Article("a", "A", "body", url="https://example.com/a")
+    assert plain.content_hash == linked.content_hash
+    assert plain.content_hash != Article("a", "A", "other body").content_hash
