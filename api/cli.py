@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from api.cli_eval import eval_app
 from api.cli_ingest import ingest
@@ -180,7 +181,9 @@ async def _print_turn(events: Any) -> None:
             if started:
                 console.print()
             for c in data["citations"]:
-                console.print(f"  [dim]source: {c['title']} [{c['source_id']}][/]", markup=True)
+                link = f" {escape(c['url'])}" if c.get("url") else ""
+                source = escape(f"{c['title']} [{c['source_id']}]{link}")
+                console.print(f"  [dim]source: {source}[/]", markup=True)
             started = False
         elif name == "handoff":
             console.print(

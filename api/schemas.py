@@ -113,6 +113,10 @@ class Citation(BaseModel):
     source_id: str
     title: str
     article_id: str | None = None
+    url: str | None = Field(
+        default=None,
+        description="The article's web page (absolute http or https URL), when it has one.",
+    )
 
 
 class Reply(BaseModel):
@@ -539,6 +543,10 @@ class SearchResult(BaseModel):
     visibility: Literal["external", "internal"]
     tags: list[str]
     updated_at: datetime | None
+    url: str | None = Field(
+        default=None,
+        description="The article's web page (absolute http or https URL), when it has one.",
+    )
 
 
 class SearchResults(BaseModel):
@@ -558,6 +566,7 @@ class SearchResults(BaseModel):
                             "visibility": "external",
                             "tags": ["hours"],
                             "updated_at": "2025-05-01T00:00:00Z",
+                            "url": "https://example.com/help/opening-hours",
                         }
                     ]
                 }

@@ -22,6 +22,9 @@ class Citation(TypedDict):
     source_id: str
     title: str
     article_id: str
+    url: NotRequired[str | None]
+    """The article's web page (absolute http(s)) when its source names one, else None. Absent
+    in citations made before articles had urls."""
 
 
 class Retrieved(TypedDict):
@@ -34,6 +37,8 @@ class Retrieved(TypedDict):
     section: str
     text: str
     score: float
+    url: NotRequired[str | None]
+    """The article's web page, when it has one (absent in turns checkpointed before urls)."""
 
 
 class GuardVerdict(TypedDict):

@@ -15,6 +15,7 @@ id: boiler-service
 title: Annual boiler service
 tags: [heating, maintenance]
 updated_at: 2024-03-01
+url: https://brightwater.example/help/boiler-service
 ---
 # Annual boiler service
 
@@ -46,6 +47,17 @@ Technicians never climb above the second storey without a second person footing 
 """
 
 
+# A link that would run script in the widget: refused at load time, with the file named.
+SNEAKY = """---
+id: sneaky
+url: javascript:alert(document.cookie)
+---
+# Sneaky
+
+Click the source link.
+"""
+
+
 def _ingest(client, live_api, files, **form):
     return client.post(
         "/v1/kb/ingest",
@@ -69,7 +81,7 @@ def _wait_job(client, live_api, job_id, timeout=120.0):
 
 @pytest.fixture(scope="module")
 def ingested(live_api):
-    """The other tenant's KB: three good articles and one bad file, ingested over HTTP."""
+    """The other tenant's KB: three good articles and two bad files, ingested over HTTP."""
     with live_api.client() as client:
         r = _ingest(
             client,
@@ -79,6 +91,7 @@ def ingested(live_api):
                 ("gutters.md", GUTTERS.encode(), "text/markdown"),
                 ("ladders.md", ESCALATION.encode(), "text/markdown"),
                 ("broken.md", b"\xff\xfe\x00bad\x80", "text/markdown"),
+                ("sneaky.md", SNEAKY.encode(), "text/markdown"),
             ],
             tags="seasonal",
         )
@@ -89,10 +102,11 @@ def ingested(live_api):
 def test_ingest_job_reports_progress_and_per_file_errors(ingested):
     job = ingested
     assert job["status"] == "done"
-    assert (job["files_total"], job["files_done"], job["files_failed"]) == (4, 4, 1)
+    assert (job["files_total"], job["files_done"], job["files_failed"]) == (5, 5, 2)
     assert job["articles_written"] == 3 and job["chunks_written"] >= 3
-    assert [e["file"] for e in job["errors"]] == ["broken.md"]
+    assert [e["file"] for e in job["errors"]] == ["broken.md", "sneaky.md"]
     assert job["errors"][0]["code"] and job["errors"][0]["message"]
+    assert job["errors"][1]["code"] == "bad_metadata" and "http" in job["errors"][1]["message"]
     assert job["options"]["tags"] == ["seasonal"]
 
 
@@ -106,6 +120,7 @@ def test_portal_search_sees_external_articles_with_filters(live_api, ingested):
         assert set(results[0]["tags"]) == {"heating", "maintenance", "seasonal"}
         assert results[0]["updated_at"].startswith("2024-03-01")
         assert results[0]["snippet"] and results[0]["visibility"] == "external"
+        assert results[0]["url"] == "https://brightwater.example/help/boiler-service"
 
         r = client.get("/v1/kb/search", params={"q": "ladder second storey"}, headers=widget)
         assert "ladder-safety-policy" not in [x["source_id"] for x in r.json()["results"]]
@@ -120,6 +135,7 @@ def test_portal_search_sees_external_articles_with_filters(live_api, ingested):
             headers=widget,
         )
         assert [x["source_id"] for x in r.json()["results"]] == ["gutter-cleaning"]
+        assert r.json()["results"][0]["url"] is None  # no web page: null, not a made-up link
         r = client.get(
             "/v1/kb/search",
             params={"q": "gutters boiler", "updated_after": "2025-01-01T00:00:00Z"},

@@ -212,3 +212,37 @@ async def test_rejected_with_handoff_goes_straight_to_a_person(graph, services, 
     await resume(graph, cid, {"action": "reject", "reason": "sensitive", "then": "handoff"})
     state = await graph.aget_state(thread_config(cid))
     assert state.interrupts[0].value["kind"] == "handoff"
+
+
+async def test_citations_carry_the_article_url_when_it_has_one(graph, services):
+    """Through retrieval, drafting and respond: the streamed event and the stored message."""
+    import dataclasses
+    import uuid as _uuid
+
+    from kb_pipeline.loaders import demo_kb_path, load_directory
+
+    tenant = await create_tenant(services.pool, f"url-{_uuid.uuid4().hex[:8]}", "Linked Co")
+    wanted = {"pricing-overview", "opening-hours", "free-estimates", "service-area"}
+    articles = [a for a in load_directory(demo_kb_path()) if a.source_id in wanted]
+    pricing_url = "https://brightwater.example/help/pricing"
+    articles = [
+        dataclasses.replace(a, url=pricing_url) if a.source_id == "pricing-overview" else a
+        for a in articles
+    ]
+    await services.kb.ingest(tenant.id, articles)
+
+    cid = await new_conversation(services, tenant)
+    events = await turn(graph, services, tenant, cid, "How much is your call-out fee?")
+    done = events["message.completed"][0]
+    urls = {c["source_id"]: c["url"] for c in done["citations"]}
+    assert urls.get("pricing-overview") == pricing_url
+    assert all(url is None for sid, url in urls.items() if sid != "pricing-overview")
+    stored = await conversations.list_messages(services.pool, tenant.id, cid)
+    assert {c["source_id"]: c["url"] for c in stored[1]["citations"]} == urls
+
+    cid = await new_conversation(services, tenant)
+    events = await turn(graph, services, tenant, cid, "When are you open on Saturday?")
+    done = events["message.completed"][0]
+    urls = {c["source_id"]: c["url"] for c in done["citations"]}
+    assert "opening-hours" in urls
+    assert urls == {sid: pricing_url if sid == "pricing-overview" else None for sid in urls}

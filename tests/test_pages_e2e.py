@@ -8,6 +8,7 @@ drop the network under the widget. Every wait is on a selector or a text, never 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
@@ -98,6 +99,23 @@ async def review_desk(services) -> Desk:
     )
     articles = [a for a in load_directory(demo_kb_path()) if a.source_id in REVIEW_ARTICLES]
     assert len(articles) == len(REVIEW_ARTICLES)
+    await services.kb.ingest(tenant.id, articles)
+    return await _desk(services, tenant)
+
+
+PRICING_PAGE = "https://brightwater.example/help/pricing"
+
+
+@pytest.fixture(scope="module")
+async def linked_desk(services) -> Desk:
+    """A tenant whose pricing article names its web page (the others name none)."""
+    slug = f"linked-{uuid.uuid4().hex[:8]}"
+    tenant = await create_tenant(services.pool, slug, "Linked Plumbing")
+    articles = [
+        dataclasses.replace(a, url=PRICING_PAGE) if a.source_id == "pricing-overview" else a
+        for a in load_directory(demo_kb_path())
+        if a.source_id in REVIEW_ARTICLES
+    ]
     await services.kb.ingest(tenant.id, articles)
     return await _desk(services, tenant)
 
@@ -492,3 +510,76 @@ async def test_widget_works_embedded_on_another_site_under_a_strict_csp(
         assert radius == "50%"
         assert violations == []
         assert customer.url.startswith(site) and not site.startswith(base_url)
+
+
+async def test_a_source_with_a_web_page_is_a_safe_link_and_the_others_plain_text(
+    customer: Page, base_url: str, linked_desk: Desk
+) -> None:
+    await open_widget(customer, base_url, linked_desk)
+    await ask(customer, "How much is your call-out fee?")
+    answer = ai_answers(customer).first
+    await expect(answer.locator(".sources")).to_be_visible()
+    [stored] = await stored_answers(customer, base_url, linked_desk)
+    cited = {c["source_id"]: c.get("url") for c in stored["citations"]}
+    assert cited.get("pricing-overview") == PRICING_PAGE, cited
+    link = answer.locator(".sources a")
+    await expect(link).to_have_count(1)  # only the article with a web page is a link
+    await expect(link).to_have_attribute("href", PRICING_PAGE)
+    await expect(link).to_have_attribute("target", "_blank")
+    await expect(link).to_have_attribute("rel", "noopener noreferrer")
+    await expect(answer.locator(".sources li")).to_have_count(len(cited))
+
+    # Whatever a server (or something between it and the browser) sends, a source is a link
+    # only to an http(s) page, and its title is text, never markup.
+    hostile = [
+        {
+            "source_id": "a",
+            "title": '<img src=x onerror="window.__pwned=1">',
+            "url": "javascript:window.__pwned=1",
+        },
+        {
+            "source_id": "b",
+            "title": "Data",
+            "url": "data:text/html,<script>window.__pwned=1</script>",
+        },
+        {"source_id": "c", "title": "Relative", "url": "//evil.example/x"},
+        {"source_id": "d", "title": "Fine", "url": "https://brightwater.example/help/fine"},
+    ]
+    message_id = str(uuid.uuid4())
+    body = "".join(
+        f"event: {name}\ndata: {json.dumps(data)}\n\n"
+        for name, data in (
+            (
+                "message.completed",
+                {
+                    "message_id": message_id,
+                    "sender": "ai",
+                    "citations": hostile,
+                    "text": "Four sources [a] [b] [c] [d]",
+                    "confidence": 0.9,
+                    "declined": False,
+                },
+            ),
+            ("done", {}),
+        )
+    )
+
+    async def crafted(route: Any) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        await route.fulfill(status=200, headers={"content-type": "text/event-stream"}, body=body)
+
+    await customer.route("**/v1/conversations/*/messages", crafted)
+    await ask(customer, "And the weekend rate?")
+    second = customer.locator(f'li.msg.ai[data-message-id="{message_id}"]')
+    await expect(second.locator(".sources li")).to_have_count(4)
+    await expect(second.locator(".sources li").first).to_have_text(
+        '<img src=x onerror="window.__pwned=1"> (a)'
+    )
+    await expect(second.locator(".sources img")).to_have_count(0)
+    links = second.locator(".sources a")
+    await expect(links).to_have_count(1)
+    await expect(links).to_have_attribute("href", "https://brightwater.example/help/fine")
+    await second.locator(".sources li").first.click()
+    assert await customer.evaluate("() => window.__pwned") is None

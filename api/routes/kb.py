@@ -262,6 +262,7 @@ async def search(
                 visibility="internal" if h.visibility == "internal" else "external",
                 tags=list(meta.get(h.source_id, {}).get("tags") or []),
                 updated_at=meta.get(h.source_id, {}).get("updated_at"),
+                url=h.url,
             )
             for h in hits
         ]

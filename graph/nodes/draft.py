@@ -98,13 +98,21 @@ def confidence_of(scored: list[_Sentence]) -> float:
 
 
 def citations_for(chunks: list[Retrieved], source_ids: list[str]) -> list[Citation]:
-    """Citations for the given source ids, in order, each once."""
+    """Citations for the given source ids, in order, each once (with the article's url, or
+    None, so a client can link to the source page)."""
     by_source = {c["source_id"]: c for c in chunks}
     out: list[Citation] = []
     for sid in dict.fromkeys(source_ids):
         if sid in by_source:
             c = by_source[sid]
-            out.append(Citation(source_id=sid, title=c["title"], article_id=c["article_id"]))
+            out.append(
+                Citation(
+                    source_id=sid,
+                    title=c["title"],
+                    article_id=c["article_id"],
+                    url=c.get("url"),
+                )
+            )
     return out
 
 

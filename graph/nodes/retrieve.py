@@ -82,6 +82,7 @@ def make(svc: Services) -> Any:
                     section=h.section,
                     text=h.text,
                     score=h.score,
+                    url=h.url,
                 )
                 for h in hits
             ]
