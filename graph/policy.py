@@ -24,11 +24,78 @@ def kb_only_verdict(guard: GuardVerdict, policy: TenantPolicy) -> GuardVerdict:
     return guard
 
 
+_QUESTION_START = re.compile(
+    r"^(what|what's|whats|how|how's|when|where|which|who|whom|whose|why|is|are|am|was|were|"
+    r"do|does|did|can|could|may|should|will|would|has|have|if|in what|for how)\b"
+)
+_ACT_START = re.compile(
+    r"^(please|pls|plz|kindly|cancel|refund|stop|change|update|remove|delete|close|end|"
+    r"terminate|reverse|undo|fix|correct|send|put|switch|transfer|charge|bill|give)\b"
+)
+_ASKS_TO_ACT = re.compile(
+    r"\b(please|pls|plz|i want|i wanna|i'd like|i would like|i need you|i need to|i have to|"
+    r"i must|i demand|i expect|i insist|i'm going to|i am going to|i'll|i will|we want|"
+    r"we'd like|we need to|can you|could you|would you|will you|can u|could u)\b"
+)
+_GRIEVANCE = re.compile(
+    r"\b(you|your \w+|the \w+ you sent)\s+(guys\s+)?(charged|billed|overcharged|damaged|broke|"
+    r"ruined|flooded|scratched|lost|hurt|injured|ignored|lied|never|didn't|did not|won't|"
+    r"refused|failed)\b|\b(twice|double charged|unacceptable|ridiculous|scam|liable|"
+    r"compensation|negligen\w*)\b|\bdid (you|your \w+) (\w+ )?(charge|bill|overcharge|damage|"
+    r"break|ruin|flood|scratch|lose|hurt|ignore|cancel)\b"
+)
+
+
+def asks_for_information(text: str) -> bool:
+    """Whether a message asks how things work rather than asking the desk to act on a case.
+
+    "How much is the cancellation fee?", "Is there a small claims court?", "how do I cancel my
+    appointment?" ask for what a knowledge base can say. "Cancel my visit tomorrow", "I want a
+    refund", "can you change the name on my invoice" and "you charged me twice?" ask a person to
+    do something, or report a grievance, and stay with a person. A question is a message that
+    starts like one or ends with a question mark; a request names an action in the imperative,
+    asks someone to act ("I want", "can you", "please"), or complains of something done to the
+    customer. Unsure reads as a request: the cost of handing an informational question to a
+    person is a wait, the cost of answering a request with an article is a customer ignored.
+    """
+    t = re.sub(r"\s+", " ", text.lower().replace("\u2019", "'")).strip()
+    if not t:
+        return False
+    is_question = bool(_QUESTION_START.match(t)) or t.rstrip().endswith("?")
+    if not is_question or _ACT_START.match(t):
+        return False
+    return not (_ASKS_TO_ACT.search(t) or _GRIEVANCE.search(t))
+
+
+def informational_intent(state: SupportState, policy: TenantPolicy) -> str | None:
+    """``intent:<name>`` when an always-human intent arrives as an informational question.
+
+    Such a turn is answered only if the knowledge base answers it (grounded and confident, as
+    for the guard's KB-only categories); a declined draft hands off with this reason
+    (:func:`decline_trigger`). ``TenantPolicy.answer_informational_questions`` turns it off.
+    """
+    intent = state.get("intent", "")
+    if (
+        policy.answer_informational_questions
+        and _always_human(state, policy)
+        and asks_for_information(state.get("question", ""))
+    ):
+        return f"intent:{intent}"
+    return None
+
+
+def _always_human(state: SupportState, policy: TenantPolicy) -> bool:
+    return state.get("intent", "") in policy.always_human_intents and (
+        float(state.get("intent_confidence", 1.0)) >= policy.always_human_min_confidence
+    )
+
+
 def handoff_trigger(state: SupportState, policy: TenantPolicy) -> str | None:
     """The reason this turn goes to a human before any drafting, or None.
 
-    Checked in order: an explicit request, a blocked input, an always-human intent, a hand-off
-    keyword, and M turns without progress.
+    Checked in order: an explicit request, a blocked input, an always-human intent (unless it
+    is asked as an informational question, :func:`informational_intent`), a hand-off keyword,
+    and M turns without progress.
     """
     intent = state.get("intent", "")
     guard: Mapping[str, Any] = state.get("guard") or {}
@@ -37,9 +104,7 @@ def handoff_trigger(state: SupportState, policy: TenantPolicy) -> str | None:
         return "explicit_request"
     if hard_blocked(guard):
         return f"blocked_input:{guard.get('category')}" if policy.handoff_on_blocked_input else None
-    if intent in policy.always_human_intents and (
-        float(state.get("intent_confidence", 1.0)) >= policy.always_human_min_confidence
-    ):
+    if _always_human(state, policy) and informational_intent(state, policy) is None:
         return f"intent:{intent}"
     for word in policy.handoff_keywords:
         if re.search(rf"\b{re.escape(word.lower())}\b", question):
@@ -55,6 +120,8 @@ def decline_trigger(state: SupportState, policy: TenantPolicy) -> str | None:
     guard: Mapping[str, Any] = state.get("guard") or {}
     if guard.get("kb_only"):
         return f"blocked_input:{guard.get('category')}"  # flagged, and the KB does not answer it
+    if state.get("kb_only_reason"):
+        return state.get("kb_only_reason")  # an always-human topic the KB does not answer
     if state.get("intent") == "out_of_scope":
         return None  # off-topic chatter is answered politely, not escalated
     if int(state.get("low_confidence_streak", 0)) + 1 >= policy.low_confidence_turns:

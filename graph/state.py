@@ -136,6 +136,9 @@ class SupportState(TypedDict, total=False):
     """Judge or reviewer feedback for the redraft."""
     handoff_reason: str | None
     """Why this turn hands off, when it does."""
+    kb_only_reason: str | None
+    """Set when only a grounded, confident answer may go out this turn (an always-human intent
+    asked as an informational question): a declined draft hands off with this reason."""
     reply: Reply | None
     """What this turn sends to the customer."""
     handoff: dict[str, Any] | None

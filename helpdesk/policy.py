@@ -36,6 +36,15 @@ class TenantPolicy(BaseModel):
             "other (which may still decline or hand off)."
         ),
     )
+    answer_informational_questions: bool = Field(
+        default=True,
+        description=(
+            'An always-human intent asked as a question about how things work ("how much is '
+            'the cancellation fee?") is answered from the knowledge base when a grounded, '
+            'confident answer is there, and handed off otherwise; requests to act ("cancel my '
+            'visit") and grievances always go to a person. False hands off every such turn.'
+        ),
+    )
     handoff_keywords: list[str] = Field(
         default_factory=lambda: ["sue", "lawyer", "attorney", "injured", "fraud", "lawsuit"],
         description="Words in a customer message that hand the conversation off.",

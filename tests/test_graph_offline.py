@@ -246,3 +246,38 @@ async def test_citations_carry_the_article_url_when_it_has_one(graph, services):
     urls = {c["source_id"]: c["url"] for c in done["citations"]}
     assert "opening-hours" in urls
     assert urls == {sid: pricing_url if sid == "pricing-overview" else None for sid in urls}
+
+
+async def test_informational_question_on_an_always_human_topic_is_answered_from_the_kb(
+    graph, services, demo
+):
+    # cancellation always needs a person when the customer asks to cancel; asked how it works,
+    # the knowledge base answers it (TenantPolicy.answer_informational_questions)
+    cid = await new_conversation(services, demo)
+    events = await turn(graph, services, demo, cid, "How much is the late cancellation fee?")
+    values = (await graph.aget_state(thread_config(cid))).values
+    assert values["intent"] == "cancellation"
+    assert values["kb_only_reason"] == "intent:cancellation"
+    assert "handoff" not in events
+    done = events["message.completed"][0]
+    assert done["declined"] is False and "$50" in done["text"]
+    assert "cancellation-policy" in [c["source_id"] for c in done["citations"]]
+
+
+async def test_informational_question_the_kb_does_not_answer_goes_to_a_person(graph, services):
+    # a business whose knowledge base says nothing about cancelling: the question is drafted
+    # from the KB only, the draft declines, and a person takes over instead of the bot declining
+    import uuid as _uuid
+
+    from kb_pipeline.loaders import demo_kb_path, load_directory
+
+    slug = f"hours-{_uuid.uuid4().hex[:8]}"
+    tenant = await create_tenant(services.pool, slug, "Hours Only Co", TenantPolicy())
+    hours = [a for a in load_directory(demo_kb_path()) if a.source_id == "opening-hours"]
+    await services.kb.ingest(tenant.id, hours)
+    cid = await new_conversation(services, tenant)
+    events = await turn(graph, services, tenant, cid, "How much is the late cancellation fee?")
+    values = (await graph.aget_state(thread_config(cid))).values
+    assert values["intent"] == "cancellation" and values["draft"]["declined"] is True
+    assert events["handoff"][0]["reason"] == "intent:cancellation"
+    assert "message.completed" not in events

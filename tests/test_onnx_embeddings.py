@@ -1,4 +1,4 @@
-"""The ONNX Runtime MiniLM: same vectors as sentence-transformers, verified export, safe fallback."""
+"""The ONNX Runtime MiniLM: the same vectors as PyTorch, a verified export, a safe fallback."""
 
 from __future__ import annotations
 

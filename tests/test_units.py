@@ -8,7 +8,13 @@ from pydantic import ValidationError
 from graph.interrupts import parse_agent_action, parse_review
 from graph.nodes.classify import rule_intent
 from graph.nodes.guard_input import screen
-from graph.policy import decline_trigger, handoff_trigger, kb_only_verdict
+from graph.policy import (
+    asks_for_information,
+    decline_trigger,
+    handoff_trigger,
+    informational_intent,
+    kb_only_verdict,
+)
 from graph.routing import route_after_classify, route_after_judge
 from helpdesk.policy import TenantPolicy
 from kb_pipeline.chunking import chunk_article, count_tokens
@@ -83,6 +89,71 @@ def test_always_human_intents_hand_off_only_when_the_classifier_is_sure():
     assert handoff_trigger(unsure, TenantPolicy(always_human_min_confidence=0.0)) == (
         "intent:legal"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How much is the cancellation fee?",
+        "is there a fee to cancel",
+        "how do I cancel my care plan? I paid for the year",
+        "Is there a Small Claims Court?",
+        "What is a limited civil case?",
+        "I think I was overcharged, who do I talk to?",
+        "how long does a refund take to show up on my card",
+    ],
+)
+def test_questions_about_how_things_work_are_informational(text):
+    assert asks_for_information(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Cancel my visit tomorrow",
+        "cancel membership?",
+        "I want a refund plz",
+        "Please cancel my membership?",
+        "can you change the name on my invoice?",
+        "Could you refund the deposit, what do you need from me?",
+        "you charged me twice?",
+        "why did your technician damage my floor?",
+        "I have to cancel the install, will I lose my deposit",
+        "my card got charged twice for the same job!!",
+        "I'm going to sue you",
+        "I want to complain about the tech who came yesterday",
+        "",
+    ],
+)
+def test_requests_and_grievances_are_not_informational(text):
+    assert not asks_for_information(text)
+
+
+def test_informational_always_human_questions_are_answered_only_from_the_kb():
+    policy = TenantPolicy()
+    ask = {
+        "intent": "cancellation",
+        "intent_confidence": 0.9,
+        "question": "is there a fee to cancel?",
+    }
+    act = {**ask, "question": "cancel my visit tomorrow"}
+    # the question goes on to retrieval, the request goes to a person
+    assert handoff_trigger(ask, policy) is None
+    assert informational_intent(ask, policy) == "intent:cancellation"
+    assert handoff_trigger(act, policy) == "intent:cancellation"
+    assert informational_intent(act, policy) is None
+    # the KB does not answer it: a person does, with the intent as the reason (never a decline)
+    declined = {**ask, "kb_only_reason": "intent:cancellation", "low_confidence_streak": 0}
+    assert decline_trigger(declined, policy) == "intent:cancellation"
+    # the tenant can keep every always-human turn with a person
+    strict = TenantPolicy(answer_informational_questions=False)
+    assert handoff_trigger(ask, strict) == "intent:cancellation"
+    assert informational_intent(ask, strict) is None
+    # an unsure classification is an ordinary question, not a KB-only one
+    assert informational_intent({**ask, "intent_confidence": 0.3}, policy) is None
+    # keywords still fire on an informational question
+    sue = {**ask, "intent": "legal", "question": "can I sue you if the repair fails?"}
+    assert handoff_trigger(sue, policy) == "keyword:sue"
 
 
 def test_kb_only_guard_categories_answer_from_the_kb_or_hand_off():

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from graph.classifier import OUT_OF_SCOPE
 from graph.context import Context
-from graph.policy import handoff_trigger, hard_blocked
+from graph.policy import handoff_trigger, hard_blocked, informational_intent
 from graph.services import Services
 from graph.state import SupportState
 from graph.text import jaccard
@@ -90,7 +90,7 @@ def make(svc: Services) -> Any:
             m.text for m in (state.get("messages") or [])[:-1] if isinstance(m, HumanMessage)
         ]
         is_repeat = bool(previous) and jaccard(previous[-1], question) >= REPEAT_SIMILARITY
-        update: dict[str, Any] = {"is_repeat": is_repeat}
+        update: dict[str, Any] = {"is_repeat": is_repeat, "kb_only_reason": None}
         policy = (await svc.tenant(state["tenant"])).policy
         guard: Mapping[str, Any] = state.get("guard") or {}
         if hard_blocked(guard):
@@ -120,8 +120,10 @@ def make(svc: Services) -> Any:
         }
         if state.get("owner") == "human":
             return update  # the agent who owns the conversation decides, not the triggers
+        turn = cast(SupportState, {**state, **update})
         return update | {
-            "handoff_reason": handoff_trigger(cast(SupportState, {**state, **update}), policy)
+            "handoff_reason": handoff_trigger(turn, policy),
+            "kb_only_reason": informational_intent(turn, policy),
         }
 
     return classify
