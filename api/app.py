@@ -25,6 +25,7 @@ from helpdesk import db
 from helpdesk.auth import load_secret
 from helpdesk.config import Settings, get_settings
 from helpdesk.notify import EventHub
+from kb_pipeline import jobs
 
 DESCRIPTION = """\
 AI first-line customer support: streamed, grounded answers with citations, and a human hand-off
@@ -73,6 +74,9 @@ def create_app(
                 services.pool, await asyncio.to_thread(load_secret, settings)
             )
             app.state.background_tasks = set()
+            # Jobs left running by a process that died (this one before a crash, or another);
+            # a job another live process runs holds its lock and is left alone.
+            await jobs.reap_dead_jobs(services.pool)
             try:
                 if on_ready is not None:
                     await on_ready(services)

@@ -188,7 +188,8 @@ def _print_summary(job: dict[str, Any], slug: str) -> None:
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("job", str(job["id"]))
-    table.add_row("status", job["status"])
+    status = job["status"] + (f" ({job['error_code']})" if job.get("error_code") else "")
+    table.add_row("status", status)
     table.add_row("files ingested", f"{ok} of {job['files_total']}")
     table.add_row("files failed", str(job["files_failed"]))
     if job["skipped"]:

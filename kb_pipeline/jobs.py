@@ -22,10 +22,12 @@ Guarantees:
   look like deleted articles and lose them.
 * **One job per tenant at a time.** A session advisory lock serialises a tenant's jobs
   (waiting jobs stay ``queued``), so a cleanup never races another job's new articles.
+* **A job whose worker died does not stay running.** See :func:`reap_dead_jobs`: such a job
+  ends ``failed`` with ``error_code`` ``worker_lost`` and the tenant can ingest again.
 
 A job ends ``done`` when it ran to the end, even if some files failed (see ``files_failed``
-and ``errors``), and ``failed`` when it could not run (a path that does not exist, no
-supported file, invalid chunking, an unexpected error; see ``detail``).
+and ``errors``), and ``failed`` when it could not run or did not finish: ``error_code`` says
+why in a stable code (:data:`JOB_FAILURE_CODES`), ``detail`` in words.
 """
 
 from __future__ import annotations
@@ -77,6 +79,19 @@ JOB_ERROR_CODES: dict[str, str] = {
     "rolled back and the next run retries it",
 }
 """Error codes a job adds to the loaders' (:data:`kb_pipeline.loaders.ERROR_CODES`)."""
+
+JOB_FAILURE_CODES: dict[str, str] = {
+    "worker_lost": "the process running the job died (or lost its database session) before "
+    "the job finished; what it indexed stays, run the ingestion again",
+    "cancelled": "the job was stopped before the end (the server shut down, Ctrl-C)",
+    "path_not_found": "a path given to the job does not exist",
+    "no_files": "no path was given, or none holds a file of a supported type",
+    "invalid_options": "the job's stored options do not validate",
+    "invalid_chunking": "the chunk size and overlap (job options or tenant policy) do not fit",
+    "tenant_not_found": "the tenant no longer exists",
+    "unexpected_error": "an unexpected error stopped the job (see detail and the server log)",
+}
+"""``error_code`` of a ``failed`` job (the ``ingestion_jobs`` column), with what it means."""
 
 
 class JobOptions(BaseModel):
@@ -199,9 +214,19 @@ async def create_job(
 async def get_job(pool: DictPool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any]:
     """Return a job row as a dict (JSON columns decoded).
 
+    A ``running`` job whose worker is gone is reaped first (:func:`reap_dead_jobs`), so the
+    caller sees it ``failed`` with ``error_code`` ``worker_lost``.
+
     Raises:
         NotFound: no such job for this tenant.
     """
+    row = await _read_job(pool, tenant_id, job_id)
+    if row["status"] == "running" and await reap_dead_jobs(pool, tenant_id):
+        row = await _read_job(pool, tenant_id, job_id)
+    return row
+
+
+async def _read_job(pool: DictPool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any]:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT * FROM ingestion_jobs WHERE tenant_id = %s AND id = %s", (tenant_id, job_id)
@@ -215,7 +240,8 @@ async def get_job(pool: DictPool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> di
 async def list_jobs(
     pool: DictPool, tenant_id: uuid.UUID, *, limit: int = 20
 ) -> list[dict[str, Any]]:
-    """The tenant's most recent jobs, newest first."""
+    """The tenant's most recent jobs, newest first (dead running ones reaped first)."""
+    await reap_dead_jobs(pool, tenant_id)
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT * FROM ingestion_jobs WHERE tenant_id = %s ORDER BY created_at DESC LIMIT %s",
@@ -253,30 +279,150 @@ async def run_job(
     """Run a queued job over ``paths`` (files or folders) and return the finished job row.
 
     Never raises for bad files or a failing job: those end in the row (``errors``, ``status``
-    ``failed`` with ``detail``). Safe as a fire-and-forget background task.
+    ``failed`` with ``error_code`` and ``detail``). Safe as a fire-and-forget background task;
+    cancelled (also while it waits for the tenant's lock), it ends ``failed`` / ``cancelled``.
 
     Raises:
         NotFound: no such job for this tenant.
         Conflict: the job is not queued (already running or finished).
     """
     progress = progress or JobProgress()
-    async with _tenant_lock(pool, tenant_id):
-        options = await _claim(pool, tenant_id, job_id)
-        try:
-            await _Run(kb, pool, tenant_id, job_id, options, progress)(paths)
-        except asyncio.CancelledError:
-            await asyncio.shield(_fail(pool, tenant_id, job_id, "cancelled"))
-            raise
-        except _JobFailed as exc:
-            await _fail(pool, tenant_id, job_id, str(exc))
-        except Exception as exc:
-            log.exception("ingestion job %s failed", job_id)
-            await _fail(pool, tenant_id, job_id, f"unexpected error: {type(exc).__name__}: {exc}")
+    claimed = False
+    try:
+        async with _tenant_lock(pool, tenant_id):
+            # Holding the tenant's lock, no other job of the tenant can be alive.
+            await _reap_locked(pool, tenant_id)
+            options = await _claim(pool, tenant_id, job_id)
+            claimed = True
+            try:
+                await _Run(kb, pool, tenant_id, job_id, options, progress)(paths)
+            except _JobLost:
+                log.warning("ingestion job %s was reaped while it ran; stopped", job_id)
+            except _JobFailed as exc:
+                await _fail(pool, tenant_id, job_id, exc.code, str(exc))
+            except Exception as exc:
+                log.exception("ingestion job %s failed", job_id)
+                await _fail(
+                    pool,
+                    tenant_id,
+                    job_id,
+                    "unexpected_error",
+                    f"unexpected error: {type(exc).__name__}: {exc}",
+                )
+    except asyncio.CancelledError:
+        # Only the state this call put the job in: a queued job another call may still run
+        # is left alone once claimed, and a finished one is never touched.
+        status = "running" if claimed else "queued"
+        await asyncio.shield(
+            _fail(pool, tenant_id, job_id, "cancelled", _CANCELLED_DETAIL, only_if=status)
+        )
+        raise
     return await get_job(pool, tenant_id, job_id)
 
 
 class _JobFailed(Exception):
-    """The job cannot run; the message goes to ``detail``."""
+    """The job cannot run; ``code`` goes to ``error_code``, the message to ``detail``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _JobLost(Exception):
+    """The job's row is no longer ``running``: it was reaped (see :func:`reap_dead_jobs`)."""
+
+
+# ------------------------------------------------------------------------------ reaping
+
+_CANCELLED_DETAIL = "the job was stopped before it finished (the server shut down, or Ctrl-C)"
+_WORKER_LOST_DETAIL = (
+    "the process running this job stopped before it finished (crashed, killed, or lost its "
+    "database connection); articles indexed before that are kept: run the ingestion again"
+)
+
+
+async def reap_dead_jobs(pool: DictPool, tenant_id: uuid.UUID | None = None) -> int:
+    """Mark ``failed`` / ``worker_lost`` the running jobs whose worker is gone; return how many.
+
+    A job runs only while its worker holds the tenant's session advisory lock (see
+    :func:`_tenant_lock`), and Postgres releases a session lock the moment that session ends.
+    So if the lock can be taken, no live worker holds it, and every ``running`` job of the
+    tenant is dead. That is the test used here, rather than a heartbeat column and a timeout:
+
+    * it is exact on a multi-process (or multi-host) deployment: a job on another process is
+      never taken for dead however slow its current step (a 20 MB PDF, an embedding batch on
+      a loaded machine), where a heartbeat needs a timeout longer than the slowest step, and
+      then either reaps live jobs (two jobs racing on one tenant) or keeps dead ones for long;
+    * a killed process (``kill -9``, OOM, a crash) closes its connections, and the lock goes
+      with them at once: nothing to wait for, no clocks to compare, no writes while running.
+
+    A host that vanishes without closing its TCP connection (power loss, partition) keeps
+    the lock until the server's TCP keepalive gives up; the lock's connection asks for
+    keepalives of about a minute (:func:`_tenant_lock`). A worker that outlives its lock's
+    connection (a server restart) and gets reaped stops at its next progress write, which
+    only updates a row that is still ``running``, so it never undoes the failure or races
+    the next job.
+
+    Called when a job is read (:func:`get_job`, :func:`list_jobs`, ``GET /v1/kb/jobs/{id}``),
+    by a new job once it holds the tenant's lock (:func:`run_job`), and at API start-up for
+    every tenant (``tenant_id=None``).
+    """
+    # Only tenants with a running job are looked at: no lock is tried (and no starting job
+    # made to wait for it) when there is nothing to reap.
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT DISTINCT tenant_id FROM ingestion_jobs WHERE status = 'running'"
+            " AND (%s::uuid IS NULL OR tenant_id = %s::uuid)",
+            (tenant_id, tenant_id),
+        )
+        tenants = [r["tenant_id"] for r in await cur.fetchall()]
+    reaped = 0
+    for tenant in tenants:
+        key = (_JOB_LOCK, str(tenant))
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS ok", key)
+            row = await cur.fetchone()
+            if not (row and row["ok"]):
+                continue  # a live worker holds it: its job is running
+            try:
+                reaped += await _reap_locked(pool, tenant, conn)
+            finally:
+                await _unlock(conn, key)
+    return reaped
+
+
+async def _reap_locked(pool: DictPool, tenant_id: uuid.UUID, conn: Any = None) -> int:
+    """Fail the tenant's ``running`` jobs; the caller holds the tenant's lock, so all are dead."""
+    sql = """
+        UPDATE ingestion_jobs SET status = 'failed', error_code = 'worker_lost', detail = %s,
+               current_file = NULL, finished_at = now()
+        WHERE tenant_id = %s AND status = 'running'
+        RETURNING id
+    """
+    if conn is None:
+        async with pool.connection() as own:
+            cur = await own.execute(sql, (_WORKER_LOST_DETAIL, tenant_id))
+            ids = [r["id"] for r in await cur.fetchall()]
+    else:
+        cur = await conn.execute(sql, (_WORKER_LOST_DETAIL, tenant_id))
+        ids = [r["id"] for r in await cur.fetchall()]
+    for job_id in ids:
+        log.warning("ingestion job %s of tenant %s: its worker is gone; failed", job_id, tenant_id)
+    return len(ids)
+
+
+async def _unlock(conn: Any, key: tuple[int, str]) -> None:
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
+    except Exception as exc:
+        # A connection still holding the lock must not go back to the pool: closing it
+        # releases the lock. Usually the connection is already gone (and the lock with it);
+        # the job's outcome is in its row, so this is no reason to fail the caller.
+        log.warning("could not release the ingestion lock (%s); closing its connection", exc)
+        await conn.close()
+    except BaseException:
+        await conn.close()
+        raise
 
 
 @contextlib.asynccontextmanager
@@ -285,6 +431,11 @@ async def _tenant_lock(pool: DictPool, tenant_id: uuid.UUID) -> AsyncIterator[No
 
     Polls with ``pg_try_advisory_lock`` instead of blocking, so jobs waiting for the lock hold
     no connection (many queued jobs must not drain the pool the running one needs).
+
+    The lock is also how other processes tell a live job from a dead one
+    (:func:`reap_dead_jobs`), so its connection asks the server for TCP keepalives: a worker
+    whose host vanishes then releases it in about a minute instead of the system default of
+    hours (no effect over a Unix socket, where a dead peer is seen at once).
     """
     key = (_JOB_LOCK, str(tenant_id))
     while True:
@@ -293,17 +444,28 @@ async def _tenant_lock(pool: DictPool, tenant_id: uuid.UUID) -> AsyncIterator[No
             row = await cur.fetchone()
             if row and row["ok"]:
                 try:
+                    await conn.execute(_KEEPALIVES)
                     yield
                 finally:
                     try:
-                        await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
-                    except BaseException:
-                        # A connection still holding the lock must not go back to the pool:
-                        # closing it releases the lock.
-                        await conn.close()
-                        raise
+                        with contextlib.suppress(Exception):  # broken: _unlock closes it
+                            await conn.execute(_KEEPALIVES_RESET)
+                    finally:
+                        await _unlock(conn, key)
                 return
         await asyncio.sleep(_LOCK_POLL_S)
+
+
+_KEEPALIVES = (
+    "SELECT set_config('tcp_keepalives_idle', '30', false),"
+    " set_config('tcp_keepalives_interval', '10', false),"
+    " set_config('tcp_keepalives_count', '3', false)"
+)
+# Back to the server's values before the connection returns to the pool.
+_KEEPALIVES_RESET = (
+    "SELECT set_config(name, reset_val, false) FROM pg_settings"
+    " WHERE name IN ('tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count')"
+)
 
 
 async def _claim(pool: DictPool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> JobOptions:
@@ -323,20 +485,30 @@ async def _claim(pool: DictPool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job
     try:
         return JobOptions.model_validate(row["options"])
     except ValidationError as exc:
-        await _fail(pool, tenant_id, job_id, f"invalid options: {exc}")
+        await _fail(pool, tenant_id, job_id, "invalid_options", f"invalid options: {exc}")
         raise Conflict(f"ingestion job {job_id} has invalid options") from exc
 
 
-async def _fail(pool: DictPool, tenant_id: uuid.UUID, job_id: uuid.UUID, detail: str) -> None:
+async def _fail(
+    pool: DictPool,
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    code: str,
+    detail: str,
+    *,
+    only_if: str = "running",
+) -> None:
+    """Mark the job ``failed`` with ``code``, if it is still ``only_if`` (never a finished one,
+    nor one already reaped)."""
     try:
         async with pool.connection() as conn:
             await conn.execute(
                 """
-                UPDATE ingestion_jobs SET status = 'failed', detail = %s, current_file = NULL,
-                       finished_at = now()
-                WHERE tenant_id = %s AND id = %s
+                UPDATE ingestion_jobs SET status = 'failed', error_code = %s, detail = %s,
+                       current_file = NULL, finished_at = now()
+                WHERE tenant_id = %s AND id = %s AND status = %s
                 """,
-                (detail, tenant_id, job_id),
+                (code, detail, tenant_id, job_id, only_if),
             )
     except Exception:  # the database may be what failed; the log still has it
         log.exception("could not mark ingestion job %s failed (%s)", job_id, detail)
@@ -347,7 +519,7 @@ async def _tenant_policy(pool: DictPool, tenant_id: uuid.UUID) -> TenantPolicy:
         cur = await conn.execute("SELECT policy FROM tenants WHERE id = %s", (tenant_id,))
         row = await cur.fetchone()
     if row is None:
-        raise _JobFailed(f"tenant {tenant_id} does not exist")
+        raise _JobFailed("tenant_not_found", f"tenant {tenant_id} does not exist")
     return TenantPolicy.model_validate(row["policy"] or {})
 
 
@@ -373,7 +545,7 @@ class _Run:
             policy = await _tenant_policy(self.pool, self.tenant_id)
             self.max_tokens, self.overlap = self.options.chunking(policy)
         except ValueError as exc:
-            raise _JobFailed(f"invalid chunking: {exc}") from exc
+            raise _JobFailed("invalid_chunking", f"invalid chunking: {exc}") from exc
         work, skipped = await self._discover(paths)
         options = {
             **self.options.model_dump(mode="json"),
@@ -396,14 +568,14 @@ class _Run:
     ) -> tuple[list[tuple[Path, Path | None, str]], list[str]]:
         """(file, its root folder, display name) to load, and the skipped files' names."""
         if not paths:
-            raise _JobFailed("no path to ingest was given")
+            raise _JobFailed("no_files", "no path to ingest was given")
         work: list[tuple[Path, Path | None, str]] = []
         skipped: list[str] = []
         for path in paths:
             try:
                 files, skip = await asyncio.to_thread(discover, path)
             except FileNotFoundError as exc:
-                raise _JobFailed(str(exc)) from exc
+                raise _JobFailed("path_not_found", str(exc)) from exc
             root = path if await asyncio.to_thread(path.is_dir) else None
             # With several folders, names get their folder's name in front to stay distinct.
             prefix = f"{path.name}/" if len(paths) > 1 and root is not None else ""
@@ -412,7 +584,7 @@ class _Run:
         if not work:
             shown = ", ".join(str(p) for p in paths)
             more = f" ({len(skipped)} file(s) of an unsupported type skipped)" if skipped else ""
-            raise _JobFailed(f"no supported file under {shown}{more}")
+            raise _JobFailed("no_files", f"no supported file under {shown}{more}")
         return work, skipped
 
     async def _file(self, file: Path, root: Path | None, name: str) -> None:
@@ -476,6 +648,9 @@ class _Run:
             elif not self.seen:
                 notes.append("cleanup skipped: the source had no articles")
             else:
+                # Deleting is the one step that must not run for a job that was reaped and
+                # may have a successor: make sure this one is still the running job first.
+                await self._update("current_file = NULL")
                 self.progress.cleanup_started()
                 deleted = await _cleanup(self.kb, self.pool, self.tenant_id, set(self.seen))
         await self._update(
@@ -486,11 +661,19 @@ class _Run:
         )
 
     async def _update(self, assignments: str, *values: Any) -> None:
+        """Update the job's row while it is ``running``.
+
+        Raises:
+            _JobLost: it is not running any more (reaped: see :func:`reap_dead_jobs`).
+        """
         async with self.pool.connection() as conn:
-            await conn.execute(
-                f"UPDATE ingestion_jobs SET {assignments} WHERE tenant_id = %s AND id = %s",
+            cur = await conn.execute(
+                f"""UPDATE ingestion_jobs SET {assignments}
+                    WHERE tenant_id = %s AND id = %s AND status = 'running'""",
                 (*values, self.tenant_id, self.job_id),
             )
+            if cur.rowcount == 0:
+                raise _JobLost(f"ingestion job {self.job_id} is no longer running")
 
 
 async def _index_batch(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 
+import psycopg
 import pytest
 
+from kb_pipeline import jobs
 from tests.api_support import bearer
+from tests.dead_worker import kill, start_dead_worker
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +204,51 @@ def test_search_rejects_bad_parameters(live_api):
             assert r.status_code == 422 and r.json()["code"] == "invalid_request", params
         r = client.get("/v1/kb/search", params={"q": "boiler"})
         assert r.status_code == 401
+
+
+def test_a_job_whose_worker_died_reads_as_failed_worker_lost(live_api, database_url, tmp_path):
+    """The worker is another process; the API that answers has never heard of the job."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        job_id, tenant_id = conn.execute(
+            "INSERT INTO ingestion_jobs (tenant_id) SELECT id FROM tenants WHERE slug = %s"
+            " RETURNING id, tenant_id",
+            (live_api.other.slug,),
+        ).fetchone()
+    (tmp_path / "boiler.md").write_text(BOILER, encoding="utf-8")
+    admin = bearer(live_api.other.admin_key)
+    worker = start_dead_worker(database_url, tenant_id, job_id, tmp_path)
+    with live_api.client() as client:
+        try:
+            live = client.get(f"/v1/kb/jobs/{job_id}", headers=admin).json()
+            assert (live["status"], live["error_code"]) == ("running", None)
+        finally:
+            kill(worker, database_url, tenant_id)
+        r = client.get(f"/v1/kb/jobs/{job_id}", headers=admin)
+        assert r.status_code == 200, r.text
+        dead = r.json()
+        assert (dead["status"], dead["error_code"]) == ("failed", "worker_lost")
+        assert dead["finished_at"] and "run the ingestion again" in dead["detail"]
+        # ... and the tenant can ingest again (the same article: nothing new for other tests)
+        r = _ingest(client, live_api, [("boiler.md", BOILER.encode(), "text/markdown")])
+        assert r.status_code == 202, r.text
+        again = _wait_job(client, live_api, r.json()["job_id"])
+        assert (again["status"], again["error_code"]) == ("done", None)
+
+
+async def test_an_api_process_starting_up_reaps_jobs_left_running(
+    settings, offline_models, database_url, services, tmp_path
+):
+    from api.app import create_app
+    from helpdesk.tenants import create_tenant
+
+    tenant = await create_tenant(services.pool, f"boot-{uuid.uuid4().hex[:8]}", "Boot Co")
+    job_id = await jobs.create_job(services.pool, tenant.id, jobs.JobOptions())
+    (tmp_path / "boiler.md").write_text(BOILER, encoding="utf-8")
+    worker = await asyncio.to_thread(start_dead_worker, database_url, tenant.id, job_id, tmp_path)
+    await asyncio.to_thread(kill, worker, database_url, tenant.id)
+    app = create_app(settings, models=offline_models, database_url=database_url)
+    async with app.router.lifespan_context(app), services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status, error_code FROM ingestion_jobs WHERE id = %s", (job_id,)
+        )
+        assert await cur.fetchone() == {"status": "failed", "error_code": "worker_lost"}

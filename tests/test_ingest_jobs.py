@@ -7,12 +7,16 @@ it), not mocks: the job sees exactly what a full disk or a broken connection wou
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from graph.services import Services
@@ -26,8 +30,10 @@ from kb_pipeline.jobs import (
     get_job,
     ingest_paths,
     list_jobs,
+    reap_dead_jobs,
     run_job,
 )
+from tests.dead_worker import kill, lock_holders, start_dead_worker, wait_lock_released
 from tests.kb_files import make_pdf, write
 
 pytestmark = pytest.mark.integration
@@ -441,12 +447,33 @@ async def test_job_that_cannot_run_is_failed_with_a_reason(
     tenant = await new_tenant(services)
     missing = await ingest_paths(services.kb, services.pool, tenant.id, [tmp_path / "nope"])
     assert missing["status"] == "failed" and "does not exist" in missing["detail"]
+    assert missing["error_code"] == "path_not_found"
     assert missing["finished_at"] is not None
 
     write(tmp_path / "pics" / "a.png", b"\x89PNG")
     nothing = await ingest_paths(services.kb, services.pool, tenant.id, [tmp_path / "pics"])
-    assert nothing["status"] == "failed"
+    assert (nothing["status"], nothing["error_code"]) == ("failed", "no_files")
     assert "no supported file" in nothing["detail"] and "1 file(s)" in nothing["detail"]
+
+    bad_chunking = TenantPolicy(chunk_max_tokens=64)
+    tight = await new_tenant(services, bad_chunking)
+    write(tmp_path / "a.md", "# A\n\ntext\n")
+    overlap = await ingest_paths(
+        services.kb, services.pool, tight.id, [tmp_path / "a.md"], {"overlap": 64}
+    )
+    assert (overlap["status"], overlap["error_code"]) == ("failed", "invalid_chunking")
+
+
+def test_every_job_failure_code_is_documented() -> None:
+    from kb_pipeline import jobs
+
+    source = Path(jobs.__file__).read_text(encoding="utf-8")
+    used = set(re.findall(r'_JobFailed\(\s*"([a-z_]+)"', source))
+    used |= set(re.findall(r'job_id,\s*"([a-z_]+)",', source))  # _fail(pool, tenant, job, code
+    used |= {"worker_lost"}
+    assert used <= set(jobs.JOB_FAILURE_CODES), used - set(jobs.JOB_FAILURE_CODES)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{code}`" in readme for code in jobs.JOB_FAILURE_CODES)
 
 
 def test_job_options_validate() -> None:
@@ -489,3 +516,131 @@ def test_cli_ingest_exit_codes(cli_database: str, tmp_path: Path) -> None:
     ):
         result = runner.invoke(app, ["ingest", str(folder), *bad_usage])
         assert result.exit_code == 2, (bad_usage, result.output)
+
+
+# ------------------------------------------------------------------------------ dead workers
+
+
+async def job_row(services: Services, job_id: uuid.UUID) -> dict[str, Any]:
+    """The row as stored, read without anything that could reap it."""
+    [row] = await rows(services, "SELECT * FROM ingestion_jobs WHERE id = %s", job_id)
+    return row
+
+
+async def killed_mid_job(
+    services: Services, database_url: str, tmp_path: Path
+) -> tuple[Tenant, uuid.UUID, Path]:
+    """A tenant whose job was running in another process when that process was killed.
+
+    While that process lives, its job must not be taken for dead by anyone.
+    """
+    tenant = await new_tenant(services)
+    folder = tmp_path / "kb"
+    write(folder / "alpha.md", "# Alpha\n\nAlpha is the first letter.\n")
+    job_id = await create_job(services.pool, tenant.id, JobOptions())
+    proc = await asyncio.to_thread(start_dead_worker, database_url, tenant.id, job_id, folder)
+    try:
+        assert (await get_job(services.pool, tenant.id, job_id))["status"] == "running"
+        assert await reap_dead_jobs(services.pool, tenant.id) == 0
+        await reap_dead_jobs(services.pool)  # the start-up sweep leaves a live job alone too
+        assert (await job_row(services, job_id))["status"] == "running"
+    finally:
+        await asyncio.to_thread(kill, proc, database_url, tenant.id)
+    assert (await job_row(services, job_id))["status"] == "running"  # nobody has looked yet
+    return tenant, job_id, folder
+
+
+def assert_worker_lost(job: dict[str, Any]) -> None:
+    assert (job["status"], job["error_code"]) == ("failed", "worker_lost"), job
+    assert job["finished_at"] is not None and job["current_file"] is None
+    assert "run the ingestion again" in job["detail"]
+
+
+async def test_a_dead_workers_job_is_failed_when_read_and_the_tenant_can_ingest_again(
+    services: Services, database_url: str, tmp_path: Path
+) -> None:
+    tenant, job_id, folder = await killed_mid_job(services, database_url, tmp_path)
+    assert_worker_lost(await get_job(services.pool, tenant.id, job_id))
+    assert_worker_lost((await list_jobs(services.pool, tenant.id))[0])
+    again = await ingest_paths(services.kb, services.pool, tenant.id, [folder])
+    assert (again["status"], again["error_code"], again["articles_written"]) == ("done", None, 1)
+
+
+async def test_the_next_job_of_the_tenant_reaps_a_dead_one_nobody_read(
+    services: Services, database_url: str, tmp_path: Path
+) -> None:
+    tenant, job_id, folder = await killed_mid_job(services, database_url, tmp_path)
+    again = await ingest_paths(services.kb, services.pool, tenant.id, [folder])
+    assert again["status"] == "done" and again["articles_written"] == 1
+    assert_worker_lost(await job_row(services, job_id))
+
+
+async def test_the_start_up_sweep_reaps_dead_jobs_of_every_tenant(
+    services: Services, database_url: str, tmp_path: Path
+) -> None:
+    _, job_id, _ = await killed_mid_job(services, database_url, tmp_path)
+    assert await reap_dead_jobs(services.pool) >= 1
+    assert_worker_lost(await job_row(services, job_id))
+
+
+async def test_a_reaped_worker_that_lives_on_stops_without_undoing_the_failure(
+    services: Services, database_url: str, tmp_path: Path
+) -> None:
+    """The lock's session ends (a server restart, a cut connection) but the worker process
+    lives on: once its job is reaped, it must neither finish it nor race the next job."""
+    tenant = await new_tenant(services)
+    write(tmp_path / "alpha.md", "# Alpha\n\nAlpha is the first letter.\n")
+    job_id = await create_job(services.pool, tenant.id, JobOptions())
+    async with services.pool.connection() as blocker, blocker.transaction():
+        # The job's first read after its claim (the tenant's policy) waits behind this lock,
+        # which holds the worker between its claim and its first progress write.
+        await blocker.execute("LOCK TABLE tenants IN ACCESS EXCLUSIVE MODE")
+        task = asyncio.create_task(
+            run_job(services.kb, services.pool, tenant.id, job_id, [tmp_path])
+        )
+        deadline = time.monotonic() + 60
+        while (await job_row(services, job_id))["status"] != "running":
+            assert time.monotonic() < deadline, "the job was never claimed"
+            await asyncio.sleep(0.02)
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            [holder] = lock_holders(admin, tenant.id)
+            admin.execute("SELECT pg_terminate_backend(%s)", (holder,))
+        await asyncio.to_thread(wait_lock_released, database_url, tenant.id)
+        assert await reap_dead_jobs(services.pool, tenant.id) == 1
+    finished = await task
+    assert_worker_lost(finished)
+    assert finished["files_total"] == 0  # no progress written after it was reaped
+    assert await articles(services, tenant) == {}
+
+
+async def test_a_job_cancelled_while_it_waits_its_turn_is_failed_not_left_queued(
+    services: Services, tmp_path: Path
+) -> None:
+    tenant = await new_tenant(services)
+    write(tmp_path / "alpha.md", "# Alpha\n\nAlpha is the first letter.\n")
+    job_id = await create_job(services.pool, tenant.id, JobOptions())
+    async with services.pool.connection() as other_job:  # another job holds the tenant's turn
+        await other_job.execute(
+            "SELECT pg_advisory_lock(%s, hashtext(%s))", (jobs_lock(), str(tenant.id))
+        )
+        try:
+            task = asyncio.create_task(
+                run_job(services.kb, services.pool, tenant.id, job_id, [tmp_path])
+            )
+            await asyncio.sleep(0)  # let it start and wait for the lock
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            await other_job.execute(
+                "SELECT pg_advisory_unlock(%s, hashtext(%s))", (jobs_lock(), str(tenant.id))
+            )
+    job = await job_row(services, job_id)
+    assert (job["status"], job["error_code"], job["started_at"]) == ("failed", "cancelled", None)
+
+
+def jobs_lock() -> int:
+    from kb_pipeline.jobs import _JOB_LOCK
+
+    return _JOB_LOCK

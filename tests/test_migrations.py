@@ -14,6 +14,7 @@ from graph.services import Services
 from helpdesk import db
 from helpdesk.config import Settings
 from kb_pipeline.index import KnowledgeBase
+from kb_pipeline.jobs import reap_dead_jobs
 from kb_pipeline.loaders import Article
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def old_database(settings: Settings) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def test_articles_from_before_urls_migrate_and_get_their_url_on_reingest(
+async def test_a_database_from_before_urls_and_job_codes_migrates_and_works(
     old_database: str, services: Services
 ) -> None:
     with psycopg.connect(old_database, autocommit=True) as conn:
@@ -50,6 +51,12 @@ async def test_articles_from_before_urls_migrate_and_get_their_url_on_reingest(
             " VALUES (%s, 'legacy', 'Legacy', 'Written by the old pipeline.', 'h')",
             (tenant_id,),
         )
+        # A job an old release left running when its process died.
+        (job_id,) = conn.execute(
+            "INSERT INTO ingestion_jobs (tenant_id, status, started_at)"
+            " VALUES (%s, 'running', now()) RETURNING id",
+            (tenant_id,),
+        ).fetchone()  # type: ignore[misc]
         assert (
             conn.execute(
                 "SELECT 1 FROM information_schema.columns"
@@ -59,7 +66,7 @@ async def test_articles_from_before_urls_migrate_and_get_their_url_on_reingest(
         )
 
     applied = db.upgrade(old_database)
-    assert applied and applied[0] == "0005_kb_article_url"
+    assert applied[:2] == ["0005_kb_article_url", "0006_ingestion_job_error_code"]
     assert db.upgrade(old_database) == []  # nothing left to apply, nothing applied twice
     with psycopg.connect(old_database, autocommit=True) as conn:
         legacy = conn.execute(
@@ -80,6 +87,13 @@ async def test_articles_from_before_urls_migrate_and_get_their_url_on_reingest(
         dim=services.models.embedding_dim,
     )
     try:
+        assert await reap_dead_jobs(pool) == 1
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status, error_code FROM ingestion_jobs WHERE id = %s", (job_id,)
+            )
+            assert await cur.fetchone() == {"status": "failed", "error_code": "worker_lost"}
+
         article = Article("fees", "Call-out fees", "The call-out fee is $89 on weekdays.")
         assert (await kb.ingest(tenant_id, [article])).chunks_written >= 1
         linked = Article(article.source_id, article.title, article.body, url="https://x.test/fee")

@@ -5,7 +5,10 @@ An upload is written to a private temporary folder, a job row is created
 (:func:`kb_pipeline.jobs.create_job`) and :func:`kb_pipeline.jobs.run_job` runs in a task of
 this process; ``GET /v1/kb/jobs/{id}`` reads its progress and per-file errors from the database,
 so any API process can answer it. A process that stops mid-job marks it ``failed``
-(``cancelled``); the files are not kept, so upload again.
+(``error_code`` ``cancelled``); one that dies mid-job cannot, so reading the job (from any
+process) or starting the tenant's next one finds it dead and marks it ``failed`` /
+``worker_lost`` (:func:`kb_pipeline.jobs.reap_dead_jobs`). The files are not kept, so upload
+again.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api import schemas
 from api.auth import AdminCaller, ReaderCaller
 from api.deps import ServicesDep
 from api.errors import ApiError, responses
+from graph.services import Services
 from helpdesk.tenancy import tenant_scope
 from kb_pipeline import jobs
 
@@ -63,6 +67,7 @@ class KbJob(BaseModel):
                         }
                     ],
                     "skipped": [],
+                    "error_code": None,
                     "detail": "",
                     "options": {"visibility": None, "tags": ["faq"], "cleanup": False},
                     "created_at": "2025-06-01T09:30:00Z",
@@ -85,6 +90,12 @@ class KbJob(BaseModel):
     chunks_written: int
     errors: list[dict[str, Any]]
     skipped: list[str]
+    error_code: str | None = Field(
+        default=None,
+        description="Why a failed job failed: worker_lost (its process died while it ran), "
+        "cancelled, path_not_found, no_files, invalid_options, invalid_chunking, "
+        "tenant_not_found, unexpected_error. Null unless status is failed.",
+    )
     detail: str
     options: dict[str, Any]
     created_at: datetime
@@ -185,16 +196,26 @@ async def ingest(
     responses=responses("invalid_request", *_AUTH, "not_found"),
 )
 async def get_job(job_id: uuid.UUID, caller: AdminCaller, services: ServicesDep) -> KbJob:
-    """An ingestion job's status, progress counts and per-file errors."""
-    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+    """An ingestion job's status, progress counts and per-file errors.
+
+    A job whose worker died while it ran is shown ``failed`` with ``error_code``
+    ``worker_lost`` (and the tenant can ingest again).
+    """
+    row = await _read_job(services, caller.tenant.id, job_id)
+    if row["status"] == "running" and await jobs.reap_dead_jobs(services.pool, caller.tenant.id):
+        row = await _read_job(services, caller.tenant.id, job_id)
+    return KbJob.model_validate(row)
+
+
+async def _read_job(services: Services, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any]:
+    async with tenant_scope(services.pool, tenant_id) as conn:
         cur = await conn.execute(
-            "SELECT * FROM ingestion_jobs WHERE tenant_id = %s AND id = %s",
-            (caller.tenant.id, job_id),
+            "SELECT * FROM ingestion_jobs WHERE tenant_id = %s AND id = %s", (tenant_id, job_id)
         )
         row = await cur.fetchone()
     if row is None:
         raise ApiError(404, "not_found", f"no ingestion job {job_id} for this tenant")
-    return KbJob.model_validate(dict(row))
+    return dict(row)
 
 
 @router.get(
