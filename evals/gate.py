@@ -73,9 +73,10 @@ class Threshold:
 
 # Measured with ``python -m evals.gate`` on the demo tenant (offline models, hybrid retrieval) on
 # 2026-11-21 (re-measured after always-human intents asked as informational questions became
-# answerable from the KB: answered rates 0.739 -> 0.870, precision 0.700 -> 0.824; the gold
-# citation rate fell 0.824 -> 0.750 because its denominator, the answered questions, grew by
-# three, so its minimum moved to keep three questions of margin).
+# answerable from the KB and a classifier's unsure guess at "wants a person" stopped handing
+# off: answered rates 0.739 -> 0.913, precision 0.700 -> 0.875; the gold citation rate fell
+# 0.824 -> 0.762 because its denominator, the answered questions, grew by four, so its minimum
+# moved to keep three questions of margin).
 # Margins: about five questions of the 69 retrieval questions, two or three of the 23 answers
 # questions, three of the 16 unanswerable ones; so one or two questions changing passes and a
 # broken component does not. Groundedness is 1.0 offline because the judge only lets grounded
@@ -87,16 +88,16 @@ THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
         Threshold("mrr@10", minimum=0.75, measured=0.849),
     ),
     "answers": (
-        Threshold("answered_rate", minimum=0.75, measured=0.870),
-        Threshold("rouge_l", minimum=0.22, measured=0.275),
-        Threshold("string_similarity", minimum=0.24, measured=0.290),
+        Threshold("answered_rate", minimum=0.78, measured=0.913),
+        Threshold("rouge_l", minimum=0.24, measured=0.301),
+        Threshold("string_similarity", minimum=0.25, measured=0.304),
         Threshold("groundedness", minimum=0.95, measured=1.0),
-        Threshold("gold_citation_rate", minimum=0.62, measured=0.750),
+        Threshold("gold_citation_rate", minimum=0.62, measured=0.762),
     ),
     "escalation": (
-        Threshold("answer_rate_answerable", minimum=0.75, measured=0.870),
+        Threshold("answer_rate_answerable", minimum=0.78, measured=0.913),
         Threshold("should_not_answer_recall", minimum=0.75, measured=0.875),
-        Threshold("should_not_answer_precision", minimum=0.70, measured=0.824),
+        Threshold("should_not_answer_precision", minimum=0.70, measured=0.875),
     ),
     # Cross-validation is deterministic (fixed folds, lbfgs); margin 0.05.
     "intents": (

@@ -84,23 +84,27 @@ def informational_intent(state: SupportState, policy: TenantPolicy) -> str | Non
     return None
 
 
+def _sure(state: SupportState, policy: TenantPolicy) -> bool:
+    # the rules' explicit phrasings ("talk to a person") come with confidence 1.0
+    return float(state.get("intent_confidence", 1.0)) >= policy.always_human_min_confidence
+
+
 def _always_human(state: SupportState, policy: TenantPolicy) -> bool:
-    return state.get("intent", "") in policy.always_human_intents and (
-        float(state.get("intent_confidence", 1.0)) >= policy.always_human_min_confidence
-    )
+    return state.get("intent", "") in policy.always_human_intents and _sure(state, policy)
 
 
 def handoff_trigger(state: SupportState, policy: TenantPolicy) -> str | None:
     """The reason this turn goes to a human before any drafting, or None.
 
-    Checked in order: an explicit request, a blocked input, an always-human intent (unless it
-    is asked as an informational question, :func:`informational_intent`), a hand-off keyword,
-    and M turns without progress.
+    Checked in order: an explicit request (a classifier's guess at one needs
+    ``always_human_min_confidence``, like the always-human intents), a blocked input, an
+    always-human intent (unless it is asked as an informational question,
+    :func:`informational_intent`), a hand-off keyword, and M turns without progress.
     """
     intent = state.get("intent", "")
     guard: Mapping[str, Any] = state.get("guard") or {}
     question = state.get("question", "").lower()
-    if intent == "human_request":
+    if intent == "human_request" and _sure(state, policy):
         return "explicit_request"
     if hard_blocked(guard):
         return f"blocked_input:{guard.get('category')}" if policy.handoff_on_blocked_input else None

@@ -31,9 +31,10 @@ class TenantPolicy(BaseModel):
         ge=0,
         le=1,
         description=(
-            "Classifier confidence an always-human intent needs before it hands the "
-            "conversation off; below it the turn is answered from the knowledge base like any "
-            "other (which may still decline or hand off)."
+            "Classifier confidence an always-human intent, or a request for a person that the "
+            "rules did not recognise, needs before it hands the conversation off; below it the "
+            "turn is answered from the knowledge base like any other (which may still decline "
+            'or hand off). The rules\' explicit phrasings ("talk to a person") always hand off.'
         ),
     )
     answer_informational_questions: bool = Field(

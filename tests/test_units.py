@@ -86,6 +86,11 @@ def test_always_human_intents_hand_off_only_when_the_classifier_is_sure():
     unsure = {"intent": "legal", "intent_confidence": 0.3}
     assert handoff_trigger(sure, policy) == "intent:legal"
     assert handoff_trigger(unsure, policy) is None
+    # a guess at "wants a person" ("Dialog skill": 0.50) is answered; the rules' phrasings are 1.0
+    guess = {"intent": "human_request", "intent_confidence": 0.5, "intent_source": "classifier"}
+    assert handoff_trigger(guess, policy) is None
+    ruled = {"intent": "human_request", "intent_confidence": 1.0, "intent_source": "rules"}
+    assert handoff_trigger(ruled, policy) == "explicit_request"
     assert handoff_trigger(unsure, TenantPolicy(always_human_min_confidence=0.0)) == (
         "intent:legal"
     )
