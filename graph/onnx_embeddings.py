@@ -10,8 +10,9 @@ mean pooling + L2 normalisation in one graph, attention and GELU fused; ~5 s) in
 (``Settings.model_cache_dir``), checks the exported graph against sentence-transformers on
 sentences of different lengths padded into one batch, and only then publishes it (written to a
 temporary name, then renamed: concurrent processes never read half a file). Later processes
-just load it. The file name carries a hash of the weights, tokenizer and export format, so
-a changed model is exported again rather than reused.
+just load it (a cache that cannot be written moves the export to the temp folder; a cached
+file that does not load is exported again). The file name carries a hash of the weights,
+tokenizer and export format, so a changed model is exported again rather than reused.
 
 Vectors are the same as the PyTorch path's to about 1e-7, so the knowledge base keeps its
 embedding key (``minilm_l6``) and nothing is re-indexed. Any failure to import, export or
@@ -253,11 +254,39 @@ def _fuse(path: Path, config: Any) -> None:
     fused.save_model_to_file(str(path))
 
 
+def fallback_cache_dir() -> Path:
+    """Where exports go when the configured cache cannot be written (a read-only home)."""
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"deskgraph-models-{uid}"
+
+
 def load_onnx_embeddings(
     model_dir: Path, cache_dir: Path, *, name: str, threads: int
 ) -> OnnxSentenceEmbeddings:
-    """The ONNX model for ``model_dir``, exported into ``cache_dir`` first if needed."""
-    path = cached_onnx_path(model_dir, cache_dir, name)
-    if not path.is_file():
-        export_onnx(model_dir, path)
-    return OnnxSentenceEmbeddings(model_dir, path, threads=threads)
+    """The ONNX model for ``model_dir``, exported into ``cache_dir`` first if needed.
+
+    A cache folder that cannot be written moves the export to :func:`fallback_cache_dir`; a
+    cached file that does not load (truncated, damaged) is exported again over it.
+
+    Raises:
+        OSError: neither folder can hold the export.
+        ValueError: the export disagrees with PyTorch (:func:`export_onnx`).
+    """
+    error: OSError | None = None
+    for folder in dict.fromkeys((cache_dir, fallback_cache_dir())):
+        path = cached_onnx_path(model_dir, folder, name)
+        try:
+            if path.is_file():
+                try:
+                    return OnnxSentenceEmbeddings(model_dir, path, threads=threads)
+                except Exception as exc:  # onnxruntime raises its own error types
+                    log.warning(
+                        "cached ONNX model %s does not load (%s); exporting it again", path, exc
+                    )
+            export_onnx(model_dir, path)
+            return OnnxSentenceEmbeddings(model_dir, path, threads=threads)
+        except OSError as exc:
+            log.warning("model cache %s cannot be used (%s)", folder, exc)
+            error = exc
+    assert error is not None
+    raise error

