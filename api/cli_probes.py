@@ -225,12 +225,11 @@ def classify(
     from rich.markup import escape
 
     from graph.classifier import IntentClassifier, read_examples
-    from graph.models import local_embeddings, set_cpu_threads
-    from helpdesk.config import get_settings
+    from graph.models import local_embeddings
 
-    # Settings.torch_threads (1 by default) even for the bulk embedding of the examples: on the
-    # shared 2-core box two threads embedded 60 texts/s against 300 with one.
-    set_cpu_threads(get_settings().torch_threads)
+    # local_embeddings() runs on Settings.torch_threads (1 by default) even for the bulk
+    # embedding of the examples: on the shared 2-core box two threads embedded 60 texts/s
+    # against 300 with one.
     try:
         texts, labels = read_examples(examples)
         classifier = IntentClassifier(local_embeddings()).fit(texts, labels)

@@ -136,11 +136,10 @@ def main() -> None:
     benign = _benign_sets(args.datasets)
 
     from graph.guard import load_guard
-    from graph.models import local_embeddings, set_cpu_threads
+    from graph.models import local_embeddings
     from helpdesk.config import get_settings
 
     settings = get_settings()
-    set_cpu_threads(settings.torch_threads)
     start = time.perf_counter()
     local_embeddings()
     model_s = time.perf_counter() - start

@@ -179,10 +179,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, help="embedding cache folder (outside the repository)")
     args = p.parse_args(argv)
 
-    from graph.models import local_embeddings, set_cpu_threads
+    from graph.models import local_embeddings
     from helpdesk.config import get_settings
 
-    set_cpu_threads(get_settings().torch_threads)
     embeddings: Embeddings = local_embeddings()
     if args.cache:
         embeddings = CachedEmbeddings(embeddings, args.cache)

@@ -122,7 +122,6 @@ def build_models(settings: Settings) -> Models:
         dim = _KNOWN_DIMS.get(settings.embedding_model) or len(embeddings.embed_query("dim"))
         key = settings.embedding_model
     else:
-        set_cpu_threads(settings.torch_threads)
         embeddings = local_embeddings(settings.torch_threads)
         key, dim = LOCAL_EMBEDDING_KEY, LOCAL_EMBEDDING_DIM
     if not settings.llm_enabled:
