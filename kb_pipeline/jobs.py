@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.policy import TenantPolicy
+from helpdesk.tenancy import tenant_scope
 from kb_pipeline.index import IngestStats
 from kb_pipeline.loaders import (
     DEFAULT_MAX_FILE_BYTES,
@@ -227,7 +228,7 @@ async def get_job(pool: DictPool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> di
 
 
 async def _read_job(pool: DictPool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any]:
-    async with pool.connection() as conn:
+    async with tenant_scope(pool, tenant_id) as conn:  # row-level security as well
         cur = await conn.execute(
             "SELECT * FROM ingestion_jobs WHERE tenant_id = %s AND id = %s", (tenant_id, job_id)
         )
@@ -242,7 +243,7 @@ async def list_jobs(
 ) -> list[dict[str, Any]]:
     """The tenant's most recent jobs, newest first (dead running ones reaped first)."""
     await reap_dead_jobs(pool, tenant_id)
-    async with pool.connection() as conn:
+    async with tenant_scope(pool, tenant_id) as conn:
         cur = await conn.execute(
             "SELECT * FROM ingestion_jobs WHERE tenant_id = %s ORDER BY created_at DESC LIMIT %s",
             (tenant_id, max(1, min(limit, 200))),
@@ -291,7 +292,8 @@ async def run_job(
     try:
         async with _tenant_lock(pool, tenant_id):
             # Holding the tenant's lock, no other job of the tenant can be alive.
-            await _reap_locked(pool, tenant_id)
+            async with pool.connection() as conn:
+                await _reap_locked(conn, tenant_id)
             options = await _claim(pool, tenant_id, job_id)
             claimed = True
             try:
@@ -385,27 +387,24 @@ async def reap_dead_jobs(pool: DictPool, tenant_id: uuid.UUID | None = None) -> 
             if not (row and row["ok"]):
                 continue  # a live worker holds it: its job is running
             try:
-                reaped += await _reap_locked(pool, tenant, conn)
+                reaped += await _reap_locked(conn, tenant)
             finally:
                 await _unlock(conn, key)
     return reaped
 
 
-async def _reap_locked(pool: DictPool, tenant_id: uuid.UUID, conn: Any = None) -> int:
+async def _reap_locked(conn: Any, tenant_id: uuid.UUID) -> int:
     """Fail the tenant's ``running`` jobs; the caller holds the tenant's lock, so all are dead."""
-    sql = """
+    cur = await conn.execute(
+        """
         UPDATE ingestion_jobs SET status = 'failed', error_code = 'worker_lost', detail = %s,
                current_file = NULL, finished_at = now()
         WHERE tenant_id = %s AND status = 'running'
         RETURNING id
-    """
-    if conn is None:
-        async with pool.connection() as own:
-            cur = await own.execute(sql, (_WORKER_LOST_DETAIL, tenant_id))
-            ids = [r["id"] for r in await cur.fetchall()]
-    else:
-        cur = await conn.execute(sql, (_WORKER_LOST_DETAIL, tenant_id))
-        ids = [r["id"] for r in await cur.fetchall()]
+        """,
+        (_WORKER_LOST_DETAIL, tenant_id),
+    )
+    ids = [r["id"] for r in await cur.fetchall()]
     for job_id in ids:
         log.warning("ingestion job %s of tenant %s: its worker is gone; failed", job_id, tenant_id)
     return len(ids)

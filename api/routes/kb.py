@@ -30,7 +30,7 @@ from api import schemas
 from api.auth import AdminCaller, ReaderCaller
 from api.deps import ServicesDep
 from api.errors import ApiError, responses
-from graph.services import Services
+from helpdesk.errors import NotFound
 from helpdesk.tenancy import tenant_scope
 from kb_pipeline import jobs
 
@@ -201,21 +201,10 @@ async def get_job(job_id: uuid.UUID, caller: AdminCaller, services: ServicesDep)
     A job whose worker died while it ran is shown ``failed`` with ``error_code``
     ``worker_lost`` (and the tenant can ingest again).
     """
-    row = await _read_job(services, caller.tenant.id, job_id)
-    if row["status"] == "running" and await jobs.reap_dead_jobs(services.pool, caller.tenant.id):
-        row = await _read_job(services, caller.tenant.id, job_id)
-    return KbJob.model_validate(row)
-
-
-async def _read_job(services: Services, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any]:
-    async with tenant_scope(services.pool, tenant_id) as conn:
-        cur = await conn.execute(
-            "SELECT * FROM ingestion_jobs WHERE tenant_id = %s AND id = %s", (tenant_id, job_id)
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise ApiError(404, "not_found", f"no ingestion job {job_id} for this tenant")
-    return dict(row)
+    try:
+        return KbJob.model_validate(await jobs.get_job(services.pool, caller.tenant.id, job_id))
+    except NotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
 
 
 @router.get(
