@@ -15,6 +15,7 @@ from api import errors
 from api.actions import AgentDesk
 from api.auth import Authenticator
 from api.middleware import BodyLimit
+from api.ratelimit import RateLimits
 from api.routes import agent, conversations, kb, pages
 from api.schemas import Health
 from api.turns import ConversationGate, TurnRunner
@@ -99,6 +100,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.limits = RateLimits.per_minute(
+        settings.rate_conversations_per_minute,
+        settings.rate_messages_per_minute,
+        settings.rate_searches_per_minute,
+    )
     errors.install(app)
     app.include_router(conversations.router)
     app.include_router(agent.router)

@@ -95,6 +95,14 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     demo: Annotated[bool, typer.Option("--demo", help="Create and load the demo tenant")] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Proxies whose X-Forwarded-For is trusted (comma-separated; default"
+            " 127.0.0.1): behind one, the rate limits count the customer's address.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API."""
     import uvicorn
@@ -127,7 +135,13 @@ def serve(
             )
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(on_ready=on_ready), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(on_ready=on_ready),
+        host=host,
+        port=port,
+        log_level="info",
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @app.command("chat")

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from langgraph.graph.state import CompiledStateGraph
 
 from api.actions import AgentDesk
+from api.ratelimit import RateLimits
 from api.turns import TurnRunner
 from graph.services import Services
 from helpdesk.config import Settings
@@ -50,9 +51,16 @@ def get_hub(request: Request) -> EventHub:
     return hub
 
 
+def get_limits(request: Request) -> RateLimits:
+    """The process's rate limits on widget and customer calls."""
+    limits: RateLimits = request.app.state.limits
+    return limits
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 GraphDep = Annotated[CompiledStateGraph[Any, Any, Any, Any], Depends(get_graph)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
 DeskDep = Annotated[AgentDesk, Depends(get_desk)]
 EventHubDep = Annotated[EventHub, Depends(get_hub)]
+LimitsDep = Annotated[RateLimits, Depends(get_limits)]

@@ -41,6 +41,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "conversation_owned": (409, "Another agent owns the conversation."),
     "body_too_large": (413, "The body is over the configured limit."),
     "unsupported_media_type": (415, "The body has an unsupported content type."),
+    "rate_limited": (429, "Too many requests from this address; wait for Retry-After seconds."),
     "internal": (500, "A bug: reported in the server log."),
 }
 
@@ -62,10 +63,13 @@ class ErrorBody(BaseModel):
 class ApiError(DeskError):
     """An error raised by a route, with its own status and code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.headers = headers
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -98,6 +102,7 @@ _HTTP_CODES = {
     409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
@@ -106,7 +111,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DeskError)
     async def desk_error(_: Request, exc: DeskError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse(
             error_body(exc.code, exc.message), status_code=exc.status, headers=headers
         )

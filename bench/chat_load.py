@@ -64,7 +64,13 @@ SERVER = textwrap.dedent(
     from helpdesk.config import Settings
 
     url, port, keys_path, profile = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    settings = Settings(openai_api_key=None, openai_base_url=None)
+    # every simulated customer shares this machine's address: the per-address limits are off
+    settings = Settings(
+        openai_api_key=None,
+        openai_base_url=None,
+        DESKGRAPH_RATE_CONVERSATIONS_PER_MINUTE=0,
+        DESKGRAPH_RATE_MESSAGES_PER_MINUTE=0,
+    )
 
     async def on_ready(services):
         tenant, _ = await ensure_demo(services)

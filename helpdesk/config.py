@@ -105,6 +105,26 @@ class Settings(BaseSettings):
         validation_alias="DESKGRAPH_SSE_PING_S",
         description="Seconds between SSE keep-alive comments.",
     )
+    rate_conversations_per_minute: float = Field(
+        default=10.0,
+        ge=0,
+        validation_alias="DESKGRAPH_RATE_CONVERSATIONS_PER_MINUTE",
+        description="New conversations per minute per client address and tenant (0: no limit;"
+        " 429 rate_limited above it). See api/ratelimit.py.",
+    )
+    rate_messages_per_minute: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias="DESKGRAPH_RATE_MESSAGES_PER_MINUTE",
+        description="Customer messages per minute per client address and tenant (0: no limit).",
+    )
+    rate_searches_per_minute: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias="DESKGRAPH_RATE_SEARCHES_PER_MINUTE",
+        description="Widget-key knowledge-base searches per minute per client address and"
+        " tenant (0: no limit; staff keys are never limited).",
+    )
 
     @property
     def llm_enabled(self) -> bool:

@@ -22,6 +22,10 @@ from helpdesk.tenants import Tenant
 for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
     os.environ.pop(var, None)
 os.environ["LANGSMITH_TRACING"] = "false"
+# Every test client shares 127.0.0.1, so the per-address rate limits are off here (also in the
+# API processes tests start); tests/test_ratelimit.py checks them on apps of its own.
+for var in ("CONVERSATIONS", "MESSAGES", "SEARCHES"):
+    os.environ[f"DESKGRAPH_RATE_{var}_PER_MINUTE"] = "0"
 
 
 @pytest.fixture(scope="session")

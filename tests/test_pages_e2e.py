@@ -21,6 +21,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from api.app import create_app
+from api.ratelimit import RateLimits
 from helpdesk import keys
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant, create_tenant
@@ -54,9 +55,13 @@ class Desk:
 
 
 @pytest.fixture(scope="module")
-def api_port(settings, offline_models, database_url, demo) -> Iterator[int]:
-    app = create_app(settings, models=offline_models, database_url=database_url)
-    with serve_app(app) as port:
+def api_app(settings, offline_models, database_url, demo) -> Any:
+    return create_app(settings, models=offline_models, database_url=database_url)
+
+
+@pytest.fixture(scope="module")
+def api_port(api_app: Any) -> Iterator[int]:
+    with serve_app(api_app) as port:
         yield port
 
 
@@ -465,6 +470,29 @@ async def test_a_message_that_could_not_be_sent_says_so_and_is_sent_once_on_retr
     )
     stored = await stored_answers(customer, base_url, demo_desk)
     assert len(stored) == 2
+
+
+async def test_a_message_over_the_rate_limit_is_kept_and_sent_on_retry(
+    customer: Page, base_url: str, api_app: Any, demo_desk: Desk
+) -> None:
+    await open_widget(customer, base_url, demo_desk)
+    unlimited = api_app.state.limits
+    api_app.state.limits = RateLimits.per_minute(0, 1, 0)  # the server's real 429 path
+    try:
+        await ask(customer, "Do you offer free estimates?")
+        await expect(ai_answers(customer)).to_have_count(1)
+        await ask(customer, "How do I book an appointment?")
+        await expect(customer.get_by_role("alert")).to_contain_text("sending messages quickly")
+        failed = customer.locator("li.msg.customer.failed")
+        await expect(failed.locator(".note")).to_contain_text("Not sent")
+    finally:
+        api_app.state.limits = unlimited
+    await failed.get_by_role("button", name="Retry").click()
+    await expect(ai_answers(customer)).to_have_count(2)
+    await expect(customer.locator("li.msg.customer .text")).to_have_text(
+        ["Do you offer free estimates?", "How do I book an appointment?"]
+    )
+    assert len(await stored_answers(customer, base_url, demo_desk)) == 2
 
 
 async def test_a_refused_widget_key_is_explained_to_the_customer_and_the_site_owner(

@@ -18,7 +18,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api import schemas
 from api.auth import CustomerCaller, Principal, WidgetCaller
-from api.deps import EventHubDep, RunnerDep, ServicesDep, SettingsDep
+from api.deps import EventHubDep, LimitsDep, RunnerDep, ServicesDep, SettingsDep
 from api.errors import ApiError, responses
 from api.turns import TurnRequest, TurnStream
 from graph.services import Services
@@ -78,6 +78,7 @@ async def _conversation(
         "forbidden",
         "origin_not_allowed",
         "body_too_large",
+        "rate_limited",
     ),
 )
 async def create_conversation(
@@ -85,12 +86,15 @@ async def create_conversation(
     caller: WidgetCaller,
     services: ServicesDep,
     settings: SettingsDep,
+    limits: LimitsDep,
     request: Request,
 ) -> schemas.ConversationCreated:
     """Start a conversation with the widget key's tenant; answers with its customer token.
 
-    The conversation id is also the LangGraph thread id.
+    The conversation id is also the LangGraph thread id. Limited per client address (429
+    ``rate_limited``, see ``api/ratelimit.py``).
     """
+    limits.check("conversation", caller, request)
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         cid = await conversations.create_conversation(
             conn, caller.tenant.id, channel=body.channel, customer=body.customer
@@ -130,6 +134,7 @@ async def create_conversation(
             "turn_in_progress",
             "idempotency_key_in_progress",
             "body_too_large",
+            "rate_limited",
         ),
     },
 )
@@ -140,6 +145,8 @@ async def post_message(
     services: ServicesDep,
     runner: RunnerDep,
     settings: SettingsDep,
+    limits: LimitsDep,
+    request: Request,
     response: Response,
     accept: Annotated[str, Header()] = "application/json",
     idempotency_key: Annotated[
@@ -158,7 +165,9 @@ async def post_message(
     While the conversation waits on a person the message is kept for the agent and the AI
     does not answer. A client that disconnects mid-stream does not stop the turn: the answer is
     stored, and ``GET .../events`` or a retry with the same Idempotency-Key delivers it.
+    Limited per client address (429 ``rate_limited``, see ``api/ratelimit.py``).
     """
+    limits.check("message", caller, request)
     conv = await _conversation(services, caller, conversation_id)
     if conv["status"] == "closed":
         raise ApiError(409, "conversation_closed", f"conversation {conversation_id} is closed")

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api import schemas
 from api.auth import AdminCaller, ReaderCaller
-from api.deps import ServicesDep
+from api.deps import LimitsDep, ServicesDep
 from api.errors import ApiError, responses
 from helpdesk.errors import NotFound
 from helpdesk.tenancy import tenant_scope
@@ -210,11 +210,13 @@ async def get_job(job_id: uuid.UUID, caller: AdminCaller, services: ServicesDep)
 @router.get(
     "/search",
     response_model=schemas.SearchResults,
-    responses=responses("invalid_request", *_AUTH, "origin_not_allowed"),
+    responses=responses("invalid_request", *_AUTH, "origin_not_allowed", "rate_limited"),
 )
 async def search(
     caller: ReaderCaller,
     services: ServicesDep,
+    limits: LimitsDep,
+    request: Request,
     q: Annotated[str, Query(min_length=1, max_length=500, description="What to look for.")],
     k: Annotated[int, Query(ge=1, le=50)] = 10,
     tag: Annotated[
@@ -234,8 +236,10 @@ async def search(
 
     Widget keys (the customer portal) see external articles only; agent and admin keys see
     internal ones too. ``mode=fulltext`` is keyword search (BM25); ``hybrid`` (default) adds
-    semantic matching.
+    semantic matching. Widget-key searches are limited per client address (429
+    ``rate_limited``); staff keys are not.
     """
+    limits.check("search", caller, request)
     if visibility == "internal" and not caller.is_staff:
         raise ApiError(403, "forbidden", "widget keys can search external articles only")
     audience: Literal["customer", "agent"] = "agent" if caller.is_staff else "customer"

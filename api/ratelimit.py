@@ -1,0 +1,126 @@
+"""Rate limits on the public endpoints: what a widget key or a customer token can do per minute.
+
+Why: the widget key sits in the business's web page, so anyone can start conversations, send
+messages and search the knowledge base. Every message costs an embedding, a retrieval and a
+judge (and paid tokens on the LLM tier), so a script looping on the widget could starve the
+real customers and run up the business's bill. Staff keys (agents, admins) are never limited.
+
+Decisions:
+
+* **Keyed by tenant and client address.** A real customer starts one conversation and types a
+  message every few seconds; a script is many conversations or many messages from one address.
+  Keying on the conversation instead would let a script dodge the limit by starting new ones.
+  Behind a reverse proxy the address must be the customer's: run uvicorn with
+  ``--forwarded-allow-ips`` naming the proxy (it trusts ``X-Forwarded-For`` from 127.0.0.1 by
+  default), or every customer shares the proxy's bucket.
+* **Token buckets.** A client may burst up to a minute's allowance at once (a widget page that
+  reloads and resends), then gets ``rate`` per minute; a refused request gets 429
+  ``rate_limited`` with ``Retry-After`` (whole seconds), and consumes nothing.
+* **Defaults** (``Settings``): 10 new conversations and 30 messages per minute per address,
+  and 30 widget searches (a separate bucket). That is several times what a person does, and
+  shared addresses (an office behind one NAT) leave room for a few customers at once.
+  ``0`` turns a limit off (the load benchmark does, since all its clients share one address).
+* **Per process.** With several API processes a client can get up to that many times the
+  limit; counting in Postgres would cost a write on every request to stop the rarer case of a
+  script spread across processes by the load balancer. Memory is bounded (``max_keys``
+  buckets, least recently used dropped first; a bucket idle for a minute is full anyway).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Request
+
+from api.auth import Principal
+from api.errors import ApiError
+
+Action = Literal["conversation", "message", "search"]
+
+
+class TokenBucket:
+    """Many token buckets of one rate, one per key.
+
+    Args:
+        per_minute: sustained rate; also the burst (a full bucket holds a minute's allowance).
+        max_keys: buckets kept; the least recently used goes first when more are needed.
+        clock: seconds, monotonic (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive (leave the limit out to disable it)")
+        self.capacity = max(1.0, float(per_minute))
+        self.refill_per_s = per_minute / 60.0
+        self.max_keys = max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[object, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: object) -> float:
+        """Take one token for ``key``: 0.0 if allowed, else seconds until a token is available
+        (nothing is taken then)."""
+        now = self._clock()
+        tokens, updated = self._buckets.pop(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - updated) * self.refill_per_s)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.refill_per_s
+        self._buckets[key] = (tokens, now)  # re-inserted: most recently used last
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+@dataclass
+class RateLimits:
+    """The limits of one API process (``None``: that action is not limited)."""
+
+    conversation: TokenBucket | None
+    message: TokenBucket | None
+    search: TokenBucket | None
+
+    @classmethod
+    def per_minute(cls, conversations: float, messages: float, searches: float) -> RateLimits:
+        """Buckets at these rates; 0 leaves an action unlimited."""
+
+        def bucket(rate: float) -> TokenBucket | None:
+            return TokenBucket(rate) if rate > 0 else None
+
+        return cls(bucket(conversations), bucket(messages), bucket(searches))
+
+    def check(self, action: Action, caller: Principal, request: Request) -> None:
+        """Count one ``action`` by a customer-side caller; staff callers are never limited.
+
+        Raises:
+            ApiError: 429 ``rate_limited`` with ``Retry-After``, over the limit.
+        """
+        bucket: TokenBucket | None = getattr(self, action)
+        if bucket is None or caller.is_staff:
+            return
+        wait = bucket.take((caller.tenant.id, client_address(request)))
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many requests ({action}s) from this address; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (the customer's, when uvicorn trusts the proxy in front of it)."""
+    return request.client.host if request.client is not None else "unknown"
