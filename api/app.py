@@ -75,8 +75,10 @@ def create_app(
                 services.pool, await asyncio.to_thread(load_secret, settings)
             )
             app.state.background_tasks = set()
-            # Jobs left running by a process that died (this one before a crash, or another);
-            # a job another live process runs holds its lock and is left alone.
+            # This process's claim on the ingestion jobs it queues (see jobs.JobOwner).
+            app.state.job_owner = jobs.JobOwner(url)
+            # Jobs left running or queued by a process that died (this one before a crash, or
+            # another); a job of another live process holds its lock and is left alone.
             await jobs.reap_dead_jobs(services.pool)
             try:
                 if on_ready is not None:
@@ -90,6 +92,7 @@ def create_app(
                     task.cancel()
                 if app.state.background_tasks:
                     await asyncio.wait(app.state.background_tasks, timeout=10)
+                await app.state.job_owner.close()
                 await hub.stop()
 
     app = FastAPI(

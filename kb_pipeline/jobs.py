@@ -22,8 +22,10 @@ Guarantees:
   look like deleted articles and lose them.
 * **One job per tenant at a time.** A session advisory lock serialises a tenant's jobs
   (waiting jobs stay ``queued``), so a cleanup never races another job's new articles.
-* **A job whose worker died does not stay running.** See :func:`reap_dead_jobs`: such a job
-  ends ``failed`` with ``error_code`` ``worker_lost`` and the tenant can ingest again.
+* **A job whose worker died does not stay running, nor queued.** See :func:`reap_dead_jobs`:
+  such a job ends ``failed`` with ``error_code`` ``worker_lost`` and the tenant can ingest
+  again. A queued job is only ever run by the process that queued it (its files are there), so
+  that process holds a :class:`JobOwner` lock the reaper can test.
 
 A job ends ``done`` when it ran to the end, even if some files failed (see ``files_failed``
 and ``errors``), and ``failed`` when it could not run or did not finish: ``error_code`` says
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,8 +85,8 @@ JOB_ERROR_CODES: dict[str, str] = {
 """Error codes a job adds to the loaders' (:data:`kb_pipeline.loaders.ERROR_CODES`)."""
 
 JOB_FAILURE_CODES: dict[str, str] = {
-    "worker_lost": "the process running the job died (or lost its database session) before "
-    "the job finished; what it indexed stays, run the ingestion again",
+    "worker_lost": "the process running the job, or the one that queued it, died (or lost its "
+    "database session) before the job finished; what it indexed stays, run the ingestion again",
     "cancelled": "the job was stopped before the end (the server shut down, Ctrl-C)",
     "path_not_found": "a path given to the job does not exist",
     "no_files": "no path was given, or none holds a file of a supported type",
@@ -194,18 +197,28 @@ class JobProgress:
 
 
 async def create_job(
-    pool: DictPool, tenant_id: uuid.UUID, options: JobOptions | Mapping[str, Any]
+    pool: DictPool,
+    tenant_id: uuid.UUID,
+    options: JobOptions | Mapping[str, Any],
+    *,
+    owner: JobOwner | None = None,
 ) -> uuid.UUID:
     """Record a queued job and return its id.
+
+    Args:
+        owner: the process that will run the job; if it dies before the job starts, the job is
+            reaped (``worker_lost``). Without one, a job whose process dies stays ``queued``.
 
     Raises:
         pydantic.ValidationError: ``options`` is a mapping that does not validate.
     """
     opts = options if isinstance(options, JobOptions) else JobOptions.model_validate(options)
+    owner_key = await owner.key() if owner is not None else None
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "INSERT INTO ingestion_jobs (tenant_id, options) VALUES (%s, %s) RETURNING id",
-            (tenant_id, Jsonb(opts.model_dump(mode="json"))),
+            "INSERT INTO ingestion_jobs (tenant_id, options, owner_key) VALUES (%s, %s, %s)"
+            " RETURNING id",
+            (tenant_id, Jsonb(opts.model_dump(mode="json")), owner_key),
         )
         row = await cur.fetchone()
     assert row is not None
@@ -215,14 +228,15 @@ async def create_job(
 async def get_job(pool: DictPool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any]:
     """Return a job row as a dict (JSON columns decoded).
 
-    A ``running`` job whose worker is gone is reaped first (:func:`reap_dead_jobs`), so the
-    caller sees it ``failed`` with ``error_code`` ``worker_lost``.
+    A ``running`` or ``queued`` job whose process is gone is reaped first
+    (:func:`reap_dead_jobs`), so the caller sees it ``failed`` with ``error_code``
+    ``worker_lost``.
 
     Raises:
         NotFound: no such job for this tenant.
     """
     row = await _read_job(pool, tenant_id, job_id)
-    if row["status"] == "running" and await reap_dead_jobs(pool, tenant_id):
+    if row["status"] in ("running", "queued") and await reap_dead_jobs(pool, tenant_id):
         row = await _read_job(pool, tenant_id, job_id)
     return row
 
@@ -264,8 +278,14 @@ async def ingest_paths(
     progress: JobProgress | None = None,
 ) -> dict[str, Any]:
     """Create a job and run it to the end; return the finished job row (the CLI's path)."""
-    job_id = await create_job(pool, tenant_id, options or JobOptions())
-    return await run_job(kb, pool, tenant_id, job_id, paths, progress=progress)
+    # (helpdesk.db.make_pool always opens a pool on a connection string)
+    owner = JobOwner(pool.conninfo) if isinstance(pool.conninfo, str) else None
+    try:
+        job_id = await create_job(pool, tenant_id, options or JobOptions(), owner=owner)
+        return await run_job(kb, pool, tenant_id, job_id, paths, progress=progress)
+    finally:
+        if owner is not None:
+            await owner.close()
 
 
 async def run_job(
@@ -337,6 +357,11 @@ class _JobLost(Exception):
 # ------------------------------------------------------------------------------ reaping
 
 _CANCELLED_DETAIL = "the job was stopped before it finished (the server shut down, or Ctrl-C)"
+_OWNER_LOST_DETAIL = (
+    "the process that received this job's files stopped before it could start the job"
+    " (crashed, killed, or lost its database connection); nothing was indexed: send the files"
+    " again"
+)
 _WORKER_LOST_DETAIL = (
     "the process running this job stopped before it finished (crashed, killed, or lost its "
     "database connection); articles indexed before that are kept: run the ingestion again"
@@ -365,20 +390,28 @@ async def reap_dead_jobs(pool: DictPool, tenant_id: uuid.UUID | None = None) -> 
     only updates a row that is still ``running``, so it never undoes the failure or races
     the next job.
 
+    A ``queued`` job holds no lock while it waits, and only the process that queued it can
+    run it. Its ``owner_key`` names that process's :class:`JobOwner` lock; when no session
+    holds that lock any more, the job is failed the same way (its files went with the process).
+
     Called when a job is read (:func:`get_job`, :func:`list_jobs`, ``GET /v1/kb/jobs/{id}``),
     by a new job once it holds the tenant's lock (:func:`run_job`), and at API start-up for
     every tenant (``tenant_id=None``).
     """
-    # Only tenants with a running job are looked at: no lock is tried (and no starting job
-    # made to wait for it) when there is nothing to reap.
     async with pool.connection() as conn:
+        cur = await conn.execute(_REAP_ORPHANS, (_OWNER_LOST_DETAIL, tenant_id, tenant_id))
+        orphans = await cur.fetchall()
+        for r in orphans:
+            log.warning("ingestion job %s: the process that queued it is gone; failed", r["id"])
+        # Only tenants with a running job are looked at: no lock is tried (and no starting job
+        # made to wait for it) when there is nothing to reap.
         cur = await conn.execute(
             "SELECT DISTINCT tenant_id FROM ingestion_jobs WHERE status = 'running'"
             " AND (%s::uuid IS NULL OR tenant_id = %s::uuid)",
             (tenant_id, tenant_id),
         )
         tenants = [r["tenant_id"] for r in await cur.fetchall()]
-    reaped = 0
+    reaped = len(orphans)
     for tenant in tenants:
         key = (_JOB_LOCK, str(tenant))
         async with pool.connection() as conn:
@@ -391,6 +424,89 @@ async def reap_dead_jobs(pool: DictPool, tenant_id: uuid.UUID | None = None) -> 
             finally:
                 await _unlock(conn, key)
     return reaped
+
+
+# A single-bigint advisory lock shows in pg_locks as classid (high 32 bits), objid (low 32
+# bits) and objsubid 1, in the database it was taken in.
+_REAP_ORPHANS = """
+    UPDATE ingestion_jobs j SET status = 'failed', error_code = 'worker_lost', detail = %s,
+           finished_at = now()
+    WHERE j.status = 'queued' AND j.owner_key IS NOT NULL
+      AND (%s::uuid IS NULL OR j.tenant_id = %s::uuid)
+      AND NOT EXISTS (
+          SELECT 1 FROM pg_locks l
+          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND ((l.classid::int8 << 32) | l.objid::int8) = j.owner_key)
+    RETURNING j.id
+"""
+
+
+class JobOwner:
+    """A process's claim on the jobs it queued, so that other processes can tell it is gone.
+
+    A queued job waits, holding nothing, for its tenant's lock (:func:`_tenant_lock`) in the
+    process that received its files, and no other process can run it. The owner holds a
+    session advisory lock on a random 62-bit key, on a connection of its own (outside the
+    pool, which must not lose a connection for the process's whole life), and
+    :func:`create_job` stamps that key on the job. Postgres drops the lock the moment the
+    process's session ends, and :func:`reap_dead_jobs` then fails the job. The key is random
+    rather than a hash of something, so two processes never share one (2^-62).
+
+    Args:
+        conninfo: the database to hold the lock in (the jobs' database).
+    """
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._key = _owner_key()
+        self._conn: Any = None
+        self._guard = asyncio.Lock()
+
+    async def key(self) -> int:
+        """The key to stamp on a job, with its lock held: re-taken on a new connection if the
+        old one was lost (the jobs stamped before then may have been reaped meanwhile).
+
+        Raises:
+            psycopg.OperationalError: the database cannot be reached.
+        """
+        import psycopg
+
+        async with self._guard:
+            for attempt in range(3):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = await psycopg.AsyncConnection.connect(
+                            self._conninfo, autocommit=True
+                        )
+                        await self._conn.execute(_KEEPALIVES)
+                    # Re-entrant: taking it again on the same session only counts it twice.
+                    cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,))
+                    row = await cur.fetchone()
+                except psycopg.OperationalError:
+                    await self._drop()
+                    if attempt == 2:
+                        raise
+                    continue
+                if row and row[0]:
+                    return self._key
+                self._key = _owner_key()  # another session holds this key: draw another
+            raise RuntimeError("could not take a job owner lock")
+
+    async def close(self) -> None:
+        """Release the lock (its jobs, if still queued, become reapable)."""
+        async with self._guard:
+            await self._drop()
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+def _owner_key() -> int:
+    return secrets.randbits(62) + 1
 
 
 async def _reap_locked(conn: Any, tenant_id: uuid.UUID) -> int:

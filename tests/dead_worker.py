@@ -1,4 +1,5 @@
-"""An ingestion worker to kill: ``python -m tests.dead_worker DATABASE_URL TENANT_ID JOB_ID PATH``.
+"""An ingestion worker to kill: ``python -m tests.dead_worker DATABASE_URL TENANT_ID JOB_ID PATH``,
+or a process that only queues a job: ``python -m tests.dead_worker queue DATABASE_URL TENANT_ID``.
 
 Runs the queued job with the real :func:`kb_pipeline.jobs.run_job` (tenant lock, claim, progress
 rows) and, once the job is on its first file, prints ``running`` and freezes with the lock held,
@@ -46,19 +47,46 @@ def start_dead_worker(
         stderr=subprocess.PIPE,
         text=True,
     )
-    stdout = proc.stdout
-    assert stdout is not None
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-    try:  # the job is running, or the worker exited (an empty line)
-        line = lines.get(timeout=STARTUP_LIMIT_S)
-    except queue.Empty:
-        line = f"(nothing in {STARTUP_LIMIT_S} s)"
+    line = _first_line(proc)  # the job is running, or the worker exited (an empty line)
     if line.strip() != _READY:
         proc.kill()
         _, err = proc.communicate(timeout=30)
         raise AssertionError(f"the worker did not start its job: {line!r} {err[-2000:]}")
     return proc
+
+
+def start_queueing_process(
+    database_url: str, tenant_id: uuid.UUID
+) -> tuple[subprocess.Popen[str], uuid.UUID]:
+    """Start a process that queues a job with its :class:`JobOwner` and then freezes before
+    running it (as a process whose job waits for the tenant's lock looks from outside); return
+    the process and the job's id."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.dead_worker", "queue", database_url, str(tenant_id)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = _first_line(proc)
+    try:
+        return proc, uuid.UUID(line.strip())
+    except ValueError:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"the process queued no job: {line!r} {err[-2000:]}") from None
+
+
+def _first_line(proc: subprocess.Popen[str]) -> str:
+    stdout = proc.stdout
+    assert stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:  # the line, or "" when the process exited first
+        return lines.get(timeout=STARTUP_LIMIT_S)
+    except queue.Empty:
+        return f"(nothing in {STARTUP_LIMIT_S} s)"
 
 
 def kill(proc: subprocess.Popen[str], database_url: str, tenant_id: uuid.UUID) -> None:
@@ -112,6 +140,22 @@ async def _main(database_url: str, tenant_id: uuid.UUID, job_id: uuid.UUID, path
     await run_job(None, pool, tenant_id, job_id, [path], progress=Freeze())  # type: ignore[arg-type]
 
 
+async def _queue(database_url: str, tenant_id: uuid.UUID) -> None:
+    from helpdesk import db
+    from kb_pipeline.jobs import JobOptions, JobOwner, create_job
+
+    pool = db.make_pool(database_url, 1)
+    await pool.open(wait=True)
+    owner = JobOwner(database_url)  # kept referenced: its connection holds the lock
+    job_id = await create_job(pool, tenant_id, JobOptions(), owner=owner)
+    print(job_id, flush=True)
+    threading.Event().wait()  # frozen with the job queued, until killed
+    await owner.close()
+
+
 if __name__ == "__main__":
-    url, tenant, job, folder = sys.argv[1:5]
-    asyncio.run(_main(url, uuid.UUID(tenant), uuid.UUID(job), Path(folder)))
+    if sys.argv[1] == "queue":
+        asyncio.run(_queue(sys.argv[2], uuid.UUID(sys.argv[3])))
+    else:
+        url, tenant, job, folder = sys.argv[1:5]
+        asyncio.run(_main(url, uuid.UUID(tenant), uuid.UUID(job), Path(folder)))

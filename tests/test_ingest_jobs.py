@@ -25,6 +25,7 @@ from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant, create_tenant
 from kb_pipeline.jobs import (
     JobOptions,
+    JobOwner,
     JobProgress,
     create_job,
     get_job,
@@ -33,7 +34,13 @@ from kb_pipeline.jobs import (
     reap_dead_jobs,
     run_job,
 )
-from tests.dead_worker import kill, lock_holders, start_dead_worker, wait_lock_released
+from tests.dead_worker import (
+    kill,
+    lock_holders,
+    start_dead_worker,
+    start_queueing_process,
+    wait_lock_released,
+)
 from tests.kb_files import make_pdf, write
 
 pytestmark = pytest.mark.integration
@@ -611,6 +618,33 @@ async def test_a_reaped_worker_that_lives_on_stops_without_undoing_the_failure(
     assert_worker_lost(finished)
     assert finished["files_total"] == 0  # no progress written after it was reaped
     assert await articles(services, tenant) == {}
+
+
+async def test_a_queued_job_whose_process_died_is_failed_not_left_queued(
+    services: Services, database_url: str
+) -> None:
+    tenant = await new_tenant(services)
+    proc, job_id = await asyncio.to_thread(start_queueing_process, database_url, tenant.id)
+    try:
+        # its process lives (waiting for the tenant's turn, say): the job is left alone
+        assert (await get_job(services.pool, tenant.id, job_id))["status"] == "queued"
+        await reap_dead_jobs(services.pool)  # the start-up sweep
+        assert (await job_row(services, job_id))["status"] == "queued"
+        # a job queued by a live owner in this process is left alone too
+        owner = JobOwner(database_url)
+        mine = await create_job(services.pool, tenant.id, JobOptions(), owner=owner)
+    finally:
+        proc.kill()
+        await asyncio.to_thread(proc.communicate, timeout=30)
+    deadline = time.monotonic() + 30  # until its session ends, the lock is still held
+    while (job := await get_job(services.pool, tenant.id, job_id))["status"] == "queued":
+        assert time.monotonic() < deadline, "the orphaned job stayed queued"
+        await asyncio.sleep(0.05)
+    assert (job["status"], job["error_code"], job["started_at"]) == ("failed", "worker_lost", None)
+    assert "send the files again" in job["detail"] and job["finished_at"] is not None
+    assert (await job_row(services, mine))["status"] == "queued"
+    await owner.close()  # this owner's process "dies" too
+    assert (await get_job(services.pool, tenant.id, mine))["error_code"] == "worker_lost"
 
 
 async def test_a_job_cancelled_while_it_waits_its_turn_is_failed_not_left_queued(

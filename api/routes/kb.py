@@ -171,7 +171,9 @@ async def ingest(
             target = folder / _safe_filename(upload.filename or "upload", taken)
             with target.open("wb") as out:
                 await asyncio.to_thread(shutil.copyfileobj, upload.file, out)
-        job_id = await jobs.create_job(services.pool, caller.tenant.id, options)
+        job_id = await jobs.create_job(
+            services.pool, caller.tenant.id, options, owner=request.app.state.job_owner
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
