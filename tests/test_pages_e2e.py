@@ -102,13 +102,22 @@ async def review_desk(services) -> Desk:
     tenant = await create_tenant(
         services.pool, slug, "Review Plumbing", TenantPolicy(review_all=True)
     )
-    articles = [a for a in load_directory(demo_kb_path()) if a.source_id in REVIEW_ARTICLES]
-    assert len(articles) == len(REVIEW_ARTICLES)
-    await services.kb.ingest(tenant.id, articles)
+    await services.kb.ingest(tenant.id, linked_articles())
     return await _desk(services, tenant)
 
 
 PRICING_PAGE = "https://brightwater.example/help/pricing"
+
+
+def linked_articles() -> list[Any]:
+    """``REVIEW_ARTICLES``; the pricing article names its web page (the others name none)."""
+    articles = [
+        dataclasses.replace(a, url=PRICING_PAGE) if a.source_id == "pricing-overview" else a
+        for a in load_directory(demo_kb_path())
+        if a.source_id in REVIEW_ARTICLES
+    ]
+    assert len(articles) == len(REVIEW_ARTICLES)
+    return articles
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +125,7 @@ async def linked_desk(services) -> Desk:
     """A tenant whose pricing article names its web page (the others name none)."""
     slug = f"linked-{uuid.uuid4().hex[:8]}"
     tenant = await create_tenant(services.pool, slug, "Linked Plumbing")
-    articles = [
-        dataclasses.replace(a, url=PRICING_PAGE) if a.source_id == "pricing-overview" else a
-        for a in load_directory(demo_kb_path())
-        if a.source_id in REVIEW_ARTICLES
-    ]
-    await services.kb.ingest(tenant.id, articles)
+    await services.kb.ingest(tenant.id, linked_articles())
     return await _desk(services, tenant)
 
 
@@ -310,6 +314,8 @@ async def test_held_drafts_are_edited_or_approved_from_the_console(
     await open_in_console(agent, conversation_id)
     draft = agent.get_by_label("Draft answer")
     await expect(draft).to_have_value(re.compile(r"\S"))
+    # the agent can open the page a cited source came from
+    await expect(agent.locator("#draft-sources a")).to_have_attribute("href", PRICING_PAGE)
     await expect(agent.get_by_role("button", name="Send edited version")).to_be_disabled()
     edited = "Our call-out fee is $89 in regular hours and includes 30 minutes of diagnosis."
     await draft.fill(edited)
@@ -320,6 +326,9 @@ async def test_held_drafts_are_edited_or_approved_from_the_console(
     await expect(ai_answers(customer).first.locator(".sources")).to_be_visible()
     await expect(customer.locator(".banner")).to_be_hidden()
     await expect(agent.locator("#approval")).to_be_hidden()
+    sent = agent.locator("#transcript li.line.ai").first
+    await expect(sent.locator(".cites a")).to_have_attribute("href", PRICING_PAGE)
+    await expect(sent.locator(".cites a")).to_have_attribute("rel", "noopener noreferrer")
 
     # The next draft: a second agent's view is stale (its live updates and timers stopped)
     # when the first approves; its own approve then gets the conflict, said plainly.

@@ -553,9 +553,13 @@
     $("approval-reasons").textContent = (pending.review_reasons || []).length
       ? "Held because: " + pending.review_reasons.join("; ")
       : "";
-    $("draft-sources").textContent = (pending.citations || []).length
-      ? "Sources: " + pending.citations.map(function (c) { return c.title + " (" + c.source_id + ")"; }).join(", ")
-      : "No sources cited.";
+    var sources = $("draft-sources");
+    sources.textContent = "";
+    if ((pending.citations || []).length) {
+      sourceList(sources, pending.citations, function (c) { return c.title + " (" + c.source_id + ")"; });
+    } else {
+      sources.textContent = "No sources cited.";
+    }
     updateEditButton();
   }
 
@@ -569,6 +573,21 @@
 
   var SENDER_LABEL = { customer: "Customer", ai: "AI", agent: "Agent", system: "System" };
 
+  // "Sources: a, b" into node; a source with a web page (http(s) only, never a script
+  // address) links to it, so the agent can check the page the answer came from.
+  function sourceList(node, citations, label) {
+    node.appendChild(document.createTextNode("Sources: "));
+    citations.forEach(function (c, i) {
+      if (i) node.appendChild(document.createTextNode(", "));
+      node.appendChild(
+        /^https?:\/\//i.test(c.url || "")
+          ? el("a", { href: c.url, target: "_blank", rel: "noopener noreferrer", text: label(c) })
+          : document.createTextNode(label(c))
+      );
+    });
+    return node;
+  }
+
   function renderTranscript(messages) {
     var list = $("transcript");
     var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
@@ -576,7 +595,7 @@
     messages.forEach(function (m) {
       var label = m.sender === "agent" && m.agent ? m.agent : SENDER_LABEL[m.sender] || m.sender;
       var cites = (m.citations || []).length
-        ? el("div", { className: "cites", text: "Sources: " + m.citations.map(function (c) { return c.source_id; }).join(", ") })
+        ? sourceList(el("div", { className: "cites" }), m.citations, function (c) { return c.source_id; })
         : null;
       list.appendChild(
         el("li", { className: "line " + m.sender, "data-message-id": m.id }, [
