@@ -612,6 +612,7 @@ class KnowledgeBase:
         vote_weight: float = 0.0,
         query_vector: Sequence[float] | None = None,
         max_per_article: int = 1,
+        only_visibility: Literal["external", "internal"] | None = None,
     ) -> list[Hit]:
         """Return the ``k`` best chunks for ``query``, at most ``max_per_article`` per article.
 
@@ -623,7 +624,9 @@ class KnowledgeBase:
         internal ones too. ``tags`` keeps articles with any of the tags; ``updated_after`` keeps
         articles updated since. ``vote_weight`` > 0 moves articles with helpful votes up and
         not-helpful ones down (off by default: see README, "Retrieval"). ``query_vector`` lets a
-        caller that already embedded the query skip a second embedding.
+        caller that already embedded the query skip a second embedding. ``only_visibility``
+        narrows what the audience may see to one visibility (in the query, so ``k`` results
+        still come back when there are that many).
         """
         if k < 1 or max_per_article < 1:
             raise ValueError(
@@ -632,6 +635,10 @@ class KnowledgeBase:
         if not query.strip():
             return []
         visibility = ["external"] if audience == "customer" else ["external", "internal"]
+        if only_visibility is not None:
+            visibility = [v for v in visibility if v == only_visibility]
+            if not visibility:
+                return []
         filters = _Filters(tenant_id, visibility, list(tags) if tags else None, updated_after)
         depth = max(FUSION_DEPTH, 4 * k)
 

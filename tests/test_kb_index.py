@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -94,6 +95,41 @@ async def test_search_never_crosses_tenants_or_shows_internal_articles_to_custom
             a.id, "override code to waive the call-out fee", k=10, audience="agent", mode=mode
         )
         assert hits[0].source_id == "refund-override", mode
+
+
+async def test_one_visibility_is_filtered_in_the_query_so_k_results_still_come_back(
+    services: Services,
+) -> None:
+    t = await _tenant(services, "one-visibility")
+    internal = [
+        Article(f"override-{i}", f"Override code {i}", f"Waive the call-out fee with code BW-{i}.")
+        for i in range(6)
+    ]
+    await services.kb.ingest(t.id, [*[replace(a, visibility="internal") for a in internal], BOILER])
+    for mode in ("hybrid", "vector", "fulltext"):
+        # six internal articles match "fee code" as well as the one external article does
+        hits = await services.kb.search(
+            t.id,
+            "boiler fee code service",
+            k=2,
+            audience="agent",
+            mode=mode,
+            only_visibility="external",
+        )
+        assert [h.source_id for h in hits] == ["boiler-service"], mode
+        hits = await services.kb.search(
+            t.id,
+            "waive the call-out fee code",
+            k=3,
+            audience="agent",
+            mode=mode,
+            only_visibility="internal",
+        )
+        assert len(hits) == 3 and all(h.visibility == "internal" for h in hits), mode
+    # a customer never sees internal articles, asked for or not
+    assert not await services.kb.search(
+        t.id, "waive the call-out fee code", k=3, only_visibility="internal"
+    )
 
 
 async def test_the_hnsw_path_also_filters_by_tenant(

@@ -245,19 +245,16 @@ async def search(
     if visibility == "internal" and not caller.is_staff:
         raise ApiError(403, "forbidden", "widget keys can search external articles only")
     audience: Literal["customer", "agent"] = "agent" if caller.is_staff else "customer"
-    fetch = k if visibility is None else min(4 * k, 200)
     hits = await services.kb.search(
         caller.tenant.id,
         q,
-        k=fetch,
+        k=k,
         audience=audience,
         mode=mode,
         tags=tag or None,
         updated_after=updated_after,
+        only_visibility=visibility,
     )
-    if visibility is not None:
-        hits = [h for h in hits if h.visibility == visibility]
-    hits = hits[:k]
     meta: dict[str, dict[str, Any]] = {}
     if hits:
         async with tenant_scope(services.pool, caller.tenant.id) as conn:
