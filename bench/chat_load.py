@@ -178,8 +178,11 @@ def _percentiles(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
-def bench_database_url() -> str:
-    """``deskgraph_bench`` on the configured server, created if needed."""
+def bench_database_url(keep: bool = False) -> str:
+    """``deskgraph_bench`` on the configured server, made afresh unless ``keep``: every run
+    starts from the same state (runs used to pile ~400 conversations each onto what the last
+    ones left; at 5,000 the figures were not comparable to a first run's). ``keep`` continues
+    on what the last run left, to measure a desk with history."""
     from helpdesk import db
     from helpdesk.config import get_settings
 
@@ -187,6 +190,8 @@ def bench_database_url() -> str:
     if settings.database_url:
         return settings.database_url
     url = db.with_database(db.server_url(settings), "deskgraph_bench")
+    if not keep:
+        db.drop_database(url)
     db.ensure_database(url)
     return url
 
@@ -471,6 +476,11 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
     parser.add_argument("--profile", help="write a pyinstrument profile of the server here")
     parser.add_argument("--skip-race", action="store_true")
+    parser.add_argument(
+        "--keep-db",
+        action="store_true",
+        help="continue on the database the last run left (default: a fresh one each run)",
+    )
     args = parser.parse_args()
 
     questions = [
@@ -503,7 +513,7 @@ def main() -> None:
         keys = json.loads(args.keys.read_text())
         result = asyncio.run(go(args.url, keys))
     else:
-        with server_process(bench_database_url(), args.profile) as (base_url, keys):
+        with server_process(bench_database_url(args.keep_db), args.profile) as (base_url, keys):
             result = asyncio.run(go(base_url, keys))
 
     load = result["load"]

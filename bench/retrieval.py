@@ -126,14 +126,6 @@ async def open_db(name: str, *, fixed: bool = False) -> tuple[str, db.DictPool]:
     return url, pool
 
 
-def drop_db(url: str) -> None:
-    import psycopg
-
-    name = db.database_name(url)
-    with psycopg.connect(db.with_database(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 async def library_hybrid(kb: KnowledgeBase, tenant_id: uuid.UUID, query: str, k: int) -> list[str]:
     """PGVectorStore's own hybrid search (plainto_tsquery + RRF k=60), one hit per article."""
     from langchain_postgres.v2.hybrid_search_config import (
@@ -243,7 +235,7 @@ async def galaxy(datasets: Path, embeddings: Embeddings) -> dict[str, Any]:
         }
     finally:
         await pool.close()
-        drop_db(url)
+        db.drop_database(url)
 
 
 async def _tenants_with_chunks(pool: db.DictPool, kb: KnowledgeBase) -> dict[str, int]:
@@ -343,7 +335,7 @@ async def scale(
         finally:
             await pool.close()
             if not keep:
-                drop_db(url)
+                db.drop_database(url)
     out["identical_result_lists"] = round(
         sum(a == b for a, b in zip(results["alone"], results["among_tenants"], strict=True))
         / len(queries),

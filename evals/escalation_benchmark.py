@@ -356,19 +356,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                         fh.write(json.dumps({**o.__dict__, "kind": o.kind}) + "\n")
     finally:
         if throwaway:
-            await asyncio.to_thread(_drop, url)
+            await asyncio.to_thread(db.drop_database, url)
     doc["elapsed_s"] = round(time.perf_counter() - started, 1)
     return doc
-
-
-def _drop(url: str) -> None:
-    import psycopg
-
-    from helpdesk import db
-
-    name = db.database_name(url)
-    with psycopg.connect(db.with_database(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -80,6 +80,16 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def drop_database(url: str) -> None:
+    """Drop the database named in ``url`` if it exists, ending its sessions (needs the right
+    to drop it). For scratch databases: benchmarks, evals, tests."""
+    name = database_name(url)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
+        raise ValueError(f"database name must be a plain identifier, got {name!r}")
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def app_database_url(settings: Settings) -> str:
     """Return the URL of deskgraph's database, creating it on the embedded server if needed.
 

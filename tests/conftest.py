@@ -41,10 +41,7 @@ def database_url(settings: Settings) -> str:
     url = db.with_database(server, name)
     db.ensure_database(url)
     yield url
-    import psycopg
-
-    with psycopg.connect(db.with_database(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    db.drop_database(url)
 
 
 @pytest.fixture

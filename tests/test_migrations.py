@@ -35,8 +35,7 @@ def old_database(settings: Settings) -> Iterator[str]:
         assert applied[-1] == BEFORE_URLS
         yield url
     finally:
-        with psycopg.connect(db.with_database(server, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        db.drop_database(url)
 
 
 async def test_a_database_from_before_urls_and_job_codes_migrates_and_works(
