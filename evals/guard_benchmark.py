@@ -16,7 +16,9 @@ sets, read where they lie and never copied):
   message the detector stops at the default threshold is counted as let through below it even
   if a hand-off keyword would then have caught it.
 
-Usage: ``python evals/guard_benchmark.py [--datasets ../shared/datasets] [--sweep]``
+Usage: ``python evals/guard_benchmark.py [--datasets ../shared/datasets] [--sweep]
+[--attacks FILE] [--bitext FILE ...]`` (the last two score other splits, such as a held-back
+test split, with everything else unchanged)
 """
 
 from __future__ import annotations
@@ -75,11 +77,11 @@ def _breakdown(guard: Any, texts: list[str], n: int) -> dict[str, Any]:
     return {"rules_ms": pct(rules), "embedding_ms": pct(embed), "detector_ms": pct(detect)}
 
 
-def _benign_sets(datasets: Path) -> list[BenignCase]:
+def _benign_sets(datasets: Path, bitext: list[Path] | None = None) -> list[BenignCase]:
     intents = datasets / "intents"
+    bitext = bitext or [intents / "bitext" / "train.csv", intents / "bitext" / "dev.csv"]
     return [
-        *load_benign(intents / "bitext" / "train.csv", "bitext"),
-        *load_benign(intents / "bitext" / "dev.csv", "bitext"),
+        *[case for path in bitext for case in load_benign(path, "bitext")],
         *load_benign(intents / "banking77" / "train.csv", "banking77"),
         *load_benign(intents / "clinc150" / "val.jsonl", "clinc150"),
         *load_benign(ROOT / "prompts" / "intents.csv", "deskgraph_intents"),
@@ -129,11 +131,23 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--latency-sample", type=int, default=300)
     parser.add_argument("--sweep", action="store_true", help="rates at other thresholds")
+    parser.add_argument(
+        "--attacks",
+        type=Path,
+        help="attack JSONL (default: guard/attacks_dev.jsonl under --datasets), e.g. a test split",
+    )
+    parser.add_argument(
+        "--bitext",
+        type=Path,
+        action="append",
+        help="Bitext CSV for the ordinary-message target (repeatable; default: its train and"
+        " dev files under --datasets), e.g. a test split",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    attacks = load_attacks(args.datasets / "guard" / "attacks_dev.jsonl")
-    benign = _benign_sets(args.datasets)
+    attacks = load_attacks(args.attacks or args.datasets / "guard" / "attacks_dev.jsonl")
+    benign = _benign_sets(args.datasets, args.bitext)
 
     from graph.guard import load_guard
     from graph.models import local_embeddings
@@ -169,6 +183,10 @@ def main() -> None:
         "load_s": {"embedding_model": round(model_s, 2), "guard": round(guard_s, 2)},
         "suite_s": round(time.perf_counter() - start, 1),
         "counts": {"attacks": metrics["attack_count"], "benign": metrics["benign_count"]},
+        "files": {
+            "attacks": str(args.attacks or "guard/attacks_dev.jsonl"),
+            "bitext": [str(p) for p in args.bitext] if args.bitext else "train.csv + dev.csv",
+        },
         "torch_threads": settings.torch_threads,
     }
     if args.sweep:
