@@ -41,6 +41,11 @@ from api.auth import Principal
 from api.errors import ApiError
 
 Action = Literal["conversation", "message", "search"]
+_PLURAL: dict[str, str] = {
+    "conversation": "new conversations",
+    "message": "messages",
+    "search": "searches",
+}
 
 
 class TokenBucket:
@@ -116,7 +121,7 @@ class RateLimits:
             raise ApiError(
                 429,
                 "rate_limited",
-                f"too many requests ({action}s) from this address; retry in {retry} s",
+                f"too many {_PLURAL[action]} from this address; retry in {retry} s",
                 headers={"Retry-After": str(retry)},
             )
 

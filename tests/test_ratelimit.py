@@ -71,9 +71,10 @@ def limited_api(settings, offline_models, database_url, demo) -> Iterator[LiveAp
     yield from serve(limited, offline_models, database_url)
 
 
-def _assert_limited(r) -> None:
+def _assert_limited(r, what: str) -> None:
     assert r.status_code == 429, r.text
     assert r.json()["code"] == "rate_limited"
+    assert r.json()["message"].startswith(f"too many {what} from this address")
     assert 1 <= int(r.headers["Retry-After"]) <= 60 / LIMIT
 
 
@@ -84,7 +85,7 @@ def test_starting_conversations_is_limited_per_address_and_tenant(limited_api: L
         r = client.post(
             "/v1/conversations", json={}, headers={"X-Widget-Key": limited_api.demo.widget_key}
         )
-        _assert_limited(r)
+        _assert_limited(r, "new conversations")
         # another business's widget on the same address has its own allowance
         start_conversation(client, limited_api.other.widget_key)
 
@@ -98,7 +99,7 @@ def test_messages_over_the_limit_are_refused_before_anything_is_stored(
             r = json_turn(client, conv, f"Hello number {i}?")
             assert r.status_code == 200, r.text
         refused = json_turn(client, conv, "One too many?")
-        _assert_limited(refused)
+        _assert_limited(refused, "messages")
         stored = client.get(
             f"/v1/conversations/{conv['id']}/messages", headers=bearer(conv["customer_token"])
         )
@@ -112,7 +113,9 @@ def test_widget_searches_are_limited_and_staff_searches_are_not(limited_api: Liv
         widget = {"X-Widget-Key": limited_api.demo.widget_key}
         for _ in range(LIMIT):
             assert client.get("/v1/kb/search", params={"q": "prices"}, headers=widget).is_success
-        _assert_limited(client.get("/v1/kb/search", params={"q": "prices"}, headers=widget))
+        _assert_limited(
+            client.get("/v1/kb/search", params={"q": "prices"}, headers=widget), "searches"
+        )
         staff = bearer(limited_api.demo.agent_key)
         for _ in range(LIMIT + 2):
             r = client.get("/v1/kb/search", params={"q": "prices"}, headers=staff)
