@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,11 +23,13 @@ from api.turns import ConversationGate, TurnRunner
 from graph.graph import build_graph
 from graph.models import Models
 from graph.runtime import open_checkpointer, open_services
-from helpdesk import db
+from helpdesk import db, retention
 from helpdesk.auth import load_secret
 from helpdesk.config import Settings, get_settings
 from helpdesk.notify import EventHub
 from kb_pipeline import jobs
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 AI first-line customer support: streamed, grounded answers with citations, and a human hand-off
@@ -41,6 +44,16 @@ inside the same checkpointed conversation.
 Errors are JSON `{"code", "message"}` with stable codes. The full contract, with the SSE event
 vocabulary, is `docs/http-api.md`.
 """
+
+
+async def _apply_retention(services: Any, checkpointer: Any, interval_s: float) -> None:
+    """Apply every tenant's ``retention_days`` now and then every ``interval_s``."""
+    while True:
+        try:
+            await retention.purge_all(services.pool, checkpointer)
+        except Exception:  # a failed sweep is retried at the next one; the API goes on
+            log.exception("retention sweep failed")
+        await asyncio.sleep(interval_s)
 
 
 def create_app(
@@ -80,6 +93,13 @@ def create_app(
             # Jobs left running or queued by a process that died (this one before a crash, or
             # another); a job of another live process holds its lock and is left alone.
             await jobs.reap_dead_jobs(services.pool)
+            if settings.retention_interval_s > 0:
+                task = asyncio.create_task(
+                    _apply_retention(services, checkpointer, settings.retention_interval_s),
+                    name="retention",
+                )
+                app.state.background_tasks.add(task)
+                task.add_done_callback(app.state.background_tasks.discard)
             try:
                 if on_ready is not None:
                     await on_ready(services)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from api.cli_admin import purge, tenant_policy
 from api.cli_eval import eval_app
 from api.cli_ingest import ingest
 from api.cli_probes import answer, classify, guard
@@ -88,6 +89,8 @@ app.command("answer")(answer)
 app.command("guard")(guard)
 app.command("classify")(classify)
 app.command("search")(search)
+app.command("purge")(purge)
+tenant_app.command("policy")(tenant_policy)
 
 
 @app.command("serve")

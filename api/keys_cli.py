@@ -15,7 +15,7 @@ keys_app = typer.Typer(help="API keys (widget, agent, admin).", no_args_is_help=
 console = Console()
 
 
-def _run(body: Callable[[Any], Awaitable[None]]) -> None:
+def run_with_pool(body: Callable[[Any], Awaitable[None]]) -> None:
     """Run ``body(pool)`` against the configured database, printing domain errors plainly."""
     from helpdesk import db
     from helpdesk.config import get_settings
@@ -59,7 +59,7 @@ def create(
         # Plain print: the key must be copyable, without wrapping or markup.
         print(secret)
 
-    _run(body)
+    run_with_pool(body)
 
 
 @keys_app.command("list")
@@ -83,7 +83,7 @@ def list_keys(tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug"
             )
         console.print(table)
 
-    _run(body)
+    run_with_pool(body)
 
 
 @keys_app.command("revoke")
@@ -99,4 +99,4 @@ def revoke(
         key = await keys.revoke_key(pool, t.id, key_id)
         console.print(f"revoked {key.kind} key {key.id} ({key.prefix}…)")
 
-    _run(body)
+    run_with_pool(body)

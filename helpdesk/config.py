@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         validation_alias="DESKGRAPH_SSE_PING_S",
         description="Seconds between SSE keep-alive comments.",
     )
+    retention_interval_s: float = Field(
+        default=3600.0,
+        ge=0,
+        validation_alias="DESKGRAPH_RETENTION_INTERVAL_S",
+        description="How often each API process applies the tenants' retention_days (0: never;"
+        " `deskgraph purge` still does).",
+    )
     rate_conversations_per_minute: float = Field(
         default=10.0,
         ge=0,

@@ -96,6 +96,16 @@ class TenantPolicy(BaseModel):
             "base does not answer goes to a person instead of being declined."
         ),
     )
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36500,
+        description=(
+            "Delete conversations (messages, events, resolved tickets, graph state) after this "
+            "many days without activity; never one waiting for a person or with an open "
+            "ticket. None keeps everything. See helpdesk/retention.py."
+        ),
+    )
     chunk_max_tokens: int | None = Field(
         default=None,
         ge=16,
