@@ -13,11 +13,13 @@ hangs off it:
   progress, however old, and go once a person has dealt with them;
 * never one whose turn is running (its lease is live); rows another purge holds are skipped.
 
-The conversation row goes first, in a transaction, and the thread after it: a crash in between
-leaves a thread nothing refers to (the API reaches threads only through their conversation),
-never a conversation whose history is gone. A customer token outlives nothing it could use: it
-names the conversation, which answers 404 ``not_found`` once purged, and the widget then starts
-a new conversation.
+Order: the batch's rows are locked, their threads deleted, then the rows deleted and the lock
+released in one commit. A crash in between leaves rows that are still eligible, and the next
+purge finishes them (deleting a thread that is gone is a no-op). The other order could leave
+threads that nothing refers to any more, so no later purge would find them: data kept past
+its time. While the rows are locked no turn can start on them. A customer token outlives
+nothing it could use: it names the conversation, which answers 404 ``not_found`` once purged,
+and the widget then starts a new conversation.
 
 Run by ``deskgraph purge`` and, every ``DESKGRAPH_RETENTION_INTERVAL_S`` (an hour), by each API
 process for every tenant with a retention period (:func:`purge_all`).
@@ -97,6 +99,9 @@ async def purge_conversations(
             ids = [r["id"] for r in await cur.fetchall()]
             if not ids:
                 return stats
+            for cid in ids:  # the checkpointer's own connections; the rows stay locked
+                await checkpointer.adelete_thread(str(cid))
+                stats.threads += 1
             cur = await conn.execute(
                 "DELETE FROM tickets WHERE tenant_id = %s AND conversation_id = ANY(%s)",
                 (tenant_id, ids),
@@ -106,9 +111,6 @@ async def purge_conversations(
                 "DELETE FROM conversations WHERE tenant_id = %s AND id = ANY(%s)", (tenant_id, ids)
             )
             stats.conversations += cur.rowcount
-        for cid in ids:
-            await checkpointer.adelete_thread(str(cid))
-            stats.threads += 1
         log.info("retention: tenant %s, %d conversations deleted", tenant_id, len(ids))
 
 
