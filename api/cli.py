@@ -15,6 +15,7 @@ from rich.markup import escape
 from api.cli_admin import purge, tenant_policy
 from api.cli_eval import eval_app
 from api.cli_ingest import ingest
+from api.cli_pool import run_with_pool
 from api.cli_probes import answer, classify, guard
 from api.cli_search import search
 from api.keys_cli import keys_app
@@ -47,27 +48,13 @@ def tenant_create(
     slug: str, name: Annotated[str, typer.Option("--name", help="Business name")]
 ) -> None:
     """Create a tenant."""
-    from helpdesk import db
-    from helpdesk.config import get_settings
-    from helpdesk.errors import DeskError
     from helpdesk.tenants import create_tenant
 
-    async def go() -> None:
-        url = db.app_database_url(get_settings())
-        db.upgrade(url)
-        pool = db.make_pool(url, 2)
-        await pool.open()
-        try:
-            tenant = await create_tenant(pool, slug, name)
-            console.print(f"created tenant [bold]{tenant.slug}[/] ({tenant.id})")
-        finally:
-            await pool.close()
+    async def body(pool: Any) -> None:
+        tenant = await create_tenant(pool, slug, name)
+        console.print(f"created tenant [bold]{tenant.slug}[/] ({tenant.id})")
 
-    try:
-        asyncio.run(go())
-    except (DeskError, ValueError) as exc:
-        console.print(f"[red]error:[/] {getattr(exc, 'message', exc)}")
-        raise typer.Exit(2) from exc
+    run_with_pool(body)
 
 
 @demo_app.command("load")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from api.keys_cli import run_with_pool
+from api.cli_pool import run_with_pool
 
 console = Console()
 

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli_pool import run_with_pool
+
 keys_app = typer.Typer(help="API keys (widget, agent, admin).", no_args_is_help=True)
 console = Console()
-
-
-def run_with_pool(body: Callable[[Any], Awaitable[None]]) -> None:
-    """Run ``body(pool)`` against the configured database, printing domain errors plainly."""
-    from helpdesk import db
-    from helpdesk.config import get_settings
-    from helpdesk.errors import DeskError
-
-    async def go() -> None:
-        url = await asyncio.to_thread(db.app_database_url, get_settings())
-        await asyncio.to_thread(db.upgrade, url)
-        pool = db.make_pool(url, 2)
-        await pool.open()
-        try:
-            await body(pool)
-        finally:
-            await pool.close()
-
-    try:
-        asyncio.run(go())
-    except DeskError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        raise typer.Exit(2) from exc
 
 
 @keys_app.command("create")

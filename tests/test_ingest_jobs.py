@@ -504,6 +504,9 @@ def test_cli_ingest_exit_codes(cli_database: str, tmp_path: Path) -> None:
     runner = CliRunner()
     slug = f"cli-{uuid.uuid4().hex[:8]}"
     assert runner.invoke(app, ["tenant", "create", slug, "--name", "CLI Co"]).exit_code == 0
+    for refused, why in ((slug, "already exists"), ("Not A Slug", "tenant slug must be")):
+        again = runner.invoke(app, ["tenant", "create", refused, "--name", "CLI Co"])
+        assert again.exit_code == 2 and why in again.output, again.output
     folder = tmp_path / "kb"
     write(folder / "alpha.md", "# Alpha\n\nAlpha is the first letter.\n")
 
