@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import errors
 from api.actions import AgentDesk
 from api.auth import Authenticator
+from api.deps import run_in_background
 from api.middleware import BodyLimit
 from api.ratelimit import RateLimits
 from api.routes import agent, conversations, kb, pages
@@ -46,11 +47,11 @@ vocabulary, is `docs/http-api.md`.
 """
 
 
-async def _apply_retention(services: Any, checkpointer: Any, interval_s: float) -> None:
+async def _apply_retention(pool: db.DictPool, checkpointer: Any, interval_s: float) -> None:
     """Apply every tenant's ``retention_days`` now and then every ``interval_s``."""
     while True:
         try:
-            await retention.purge_all(services.pool, checkpointer)
+            await retention.purge_all(pool, checkpointer)
         except Exception:  # a failed sweep is retried at the next one; the API goes on
             log.exception("retention sweep failed")
         await asyncio.sleep(interval_s)
@@ -94,12 +95,8 @@ def create_app(
             # another); a job of another live process holds its lock and is left alone.
             await jobs.reap_dead_jobs(services.pool)
             if settings.retention_interval_s > 0:
-                task = asyncio.create_task(
-                    _apply_retention(services, checkpointer, settings.retention_interval_s),
-                    name="retention",
-                )
-                app.state.background_tasks.add(task)
-                task.add_done_callback(app.state.background_tasks.discard)
+                sweep = _apply_retention(services.pool, checkpointer, settings.retention_interval_s)
+                run_in_background(app, sweep, "retention")
             try:
                 if on_ready is not None:
                     await on_ready(services)

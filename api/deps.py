@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -49,6 +51,14 @@ def get_hub(request: Request) -> EventHub:
     """The process's LISTEN/NOTIFY fan-out."""
     hub: EventHub = request.app.state.hub
     return hub
+
+
+def run_in_background(app: Any, work: Coroutine[Any, Any, None], name: str) -> None:
+    """Run ``work`` as a task of the app's lifespan, which cancels (and awaits) it at shutdown."""
+    tasks: set[asyncio.Task[None]] = app.state.background_tasks
+    task = asyncio.create_task(work, name=name)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 def get_limits(request: Request) -> RateLimits:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api import schemas
 from api.auth import AdminCaller, ReaderCaller
-from api.deps import LimitsDep, ServicesDep
+from api.deps import LimitsDep, ServicesDep, run_in_background
 from api.errors import ApiError, responses
 from helpdesk.errors import NotFound
 from helpdesk.tenancy import tenant_scope
@@ -115,11 +115,6 @@ def _safe_filename(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _tasks(request: Request) -> set[asyncio.Task[None]]:
-    tasks: set[asyncio.Task[None]] = request.app.state.background_tasks
-    return tasks
-
-
 @router.post(
     "/ingest",
     status_code=202,
@@ -186,9 +181,7 @@ async def ingest(
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    task = asyncio.create_task(run(), name=f"ingest-{job_id}")
-    _tasks(request).add(task)
-    task.add_done_callback(_tasks(request).discard)
+    run_in_background(request.app, run(), f"ingest-{job_id}")
     return schemas.IngestAccepted(job_id=job_id)
 
 
