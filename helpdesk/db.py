@@ -68,11 +68,18 @@ def sqlalchemy_url(url: str) -> str:
     )
 
 
-def ensure_database(url: str) -> None:
-    """Create the database named in ``url`` if it does not exist (needs CREATEDB)."""
+def _plain_database_name(url: str) -> str:
+    """The database named in ``url``, refused unless a plain identifier (it is spliced into
+    CREATE / DROP DATABASE, which take no parameters)."""
     name = database_name(url)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
         raise ValueError(f"database name must be a plain identifier, got {name!r}")
+    return name
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in ``url`` if it does not exist (needs CREATEDB)."""
+    name = _plain_database_name(url)
     admin = with_database(url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
@@ -83,9 +90,7 @@ def ensure_database(url: str) -> None:
 def drop_database(url: str) -> None:
     """Drop the database named in ``url`` if it exists, ending its sessions (needs the right
     to drop it). For scratch databases: benchmarks, evals, tests."""
-    name = database_name(url)
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
-        raise ValueError(f"database name must be a plain identifier, got {name!r}")
+    name = _plain_database_name(url)
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -52,7 +52,7 @@ from langchain_postgres.v2.hybrid_search_config import HybridSearchConfig
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from kb_pipeline.chunking import chunk_article
-from kb_pipeline.loaders import Article
+from kb_pipeline.loaders import Article, Visibility
 
 if TYPE_CHECKING:
     from helpdesk.db import DictPool
@@ -612,7 +612,7 @@ class KnowledgeBase:
         vote_weight: float = 0.0,
         query_vector: Sequence[float] | None = None,
         max_per_article: int = 1,
-        only_visibility: Literal["external", "internal"] | None = None,
+        only_visibility: Visibility | None = None,
     ) -> list[Hit]:
         """Return the ``k`` best chunks for ``query``, at most ``max_per_article`` per article.
 
