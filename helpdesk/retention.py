@@ -34,6 +34,7 @@ from datetime import timedelta
 from typing import Any
 
 from helpdesk.db import DictPool
+from helpdesk.policy import TenantPolicy
 from helpdesk.tenancy import tenant_scope
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,6 @@ async def purge_all(
     pool: DictPool, checkpointer: Any, *, dry_run: bool = False
 ) -> dict[str, PurgeStats]:
     """Apply every tenant's ``retention_days``; return what was deleted, by tenant slug."""
-    from helpdesk.policy import TenantPolicy
-
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT id, slug, policy FROM tenants"
