@@ -542,6 +542,10 @@ def _parse_date(raw: Any, what: str, code: str) -> datetime | None:
 
 MAX_URL_LENGTH = 2048
 _URL_SCHEMES = ("http", "https")
+# Not allowed unencoded in a URL (RFC 3986), and able to break out of an HTML attribute
+# ("' < >) where the url becomes a link; the single quote is allowed by the RFC but is refused
+# for the same reason (%27 works everywhere).
+_URL_UNSAFE = frozenset("\"'<>\\^`{|}")
 
 
 def _parse_url(raw: Any, what: str, code: str) -> str | None:
@@ -563,6 +567,13 @@ def _parse_url(raw: Any, what: str, code: str) -> str | None:
     expected = f"{what}: url must be an absolute http:// or https:// URL, got {shown}"
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         raise LoadError(code, expected + " (it contains spaces or control characters)")
+    unsafe = sorted({ch for ch in url if ch in _URL_UNSAFE})
+    if unsafe:
+        raise LoadError(
+            code,
+            f"{expected} (it contains {' '.join(unsafe)}, not allowed unencoded in a URL:"
+            " percent-encode it)",
+        )
     try:
         parts = urlsplit(url)
     except ValueError as exc:

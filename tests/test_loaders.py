@@ -485,6 +485,12 @@ def test_every_format_that_can_name_a_web_page_carries_its_url(tmp_path: Path) -
         "https://exa mple.com/",
         "ftp://example.com/file",
         "https://example.com/" + "a" * 2048,
+        # Characters that break out of an HTML attribute, or are not allowed in a URL.
+        'https://example.com/a"onmouseover="alert(1)',
+        "https://example.com/a'b",
+        "https://example.com/<script>",
+        "https://example.com/a`b",
+        "https://example.com/a\\b",
     ],
 )
 def test_a_url_that_is_not_absolute_http_is_refused_per_file_and_per_record(
