@@ -17,15 +17,26 @@ Acting without an interrupt (take over a conversation the AI is handling, answer
 back) changes the thread's state with ``aupdate_state`` as if ``respond`` had run, so the
 graph's routing sees the new owner on the customer's next message: while a person owns the
 conversation the AI never answers.
+
+All or nothing: a request is validated whole before anything is written (its text by
+:mod:`helpdesk.text_policy`, when the :class:`ActionRequest` is built), and the writes of an
+action without an interrupt (message, event, status, owner, ticket) commit in one transaction,
+with the thread's update made last inside it, so a failure leaves the conversation as it was.
+An action that resumes an interrupt is one graph run: its nodes write what they write, and the
+ticket follows after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 
 from api.errors import ApiError
 from api.streaming import Event, Graph, resume_turn, thread_config
@@ -34,6 +45,7 @@ from graph.interrupts import AgentReply, Approve, Close, Edit, Reject, Release
 from graph.services import Services
 from helpdesk import conversations, tickets
 from helpdesk.tenants import Tenant
+from helpdesk.text_policy import check_text
 
 ActionName = Literal["takeover", "reply", "approve", "edit", "reject", "release", "close"]
 _AGENT_WAITS = ("handoff", "human_turn")
@@ -49,6 +61,15 @@ class ActionRequest:
     text: str | None = None
     reason: str | None = None
     then: Literal["redraft", "handoff"] = "redraft"
+
+    def __post_init__(self) -> None:
+        # Before anything is written: text the desk refuses never half-applies an action,
+        # whoever builds the request (the HTTP route has already refused it; the CLI, later
+        # email, may not have).
+        for name in ("agent", "interrupt_id", "text", "reason"):
+            value = getattr(self, name)
+            if value is not None:
+                check_text(value, name)
 
 
 @dataclass
@@ -138,12 +159,15 @@ class AgentDesk:
         cid: uuid.UUID = conv["id"]
         pool = self.services.pool
         if req.action == "takeover":
-            if kind is None:
-                await self._update_thread(tenant, cid, {"owner": "human", "agent_name": req.agent})
-            await conversations.set_status(
-                pool, tenant.id, cid, conv["status"], owner_agent=req.agent
-            )
-            await tickets.settle_open_ticket(pool, tenant.id, cid, "in_progress")
+            async with self._writes() as conn:
+                await conversations.set_status(
+                    conn, tenant.id, cid, conv["status"], owner_agent=req.agent
+                )
+                await tickets.settle_open_ticket(conn, tenant.id, cid, "in_progress")
+                if kind is None:
+                    await self._update_thread(
+                        tenant, cid, {"owner": "human", "agent_name": req.agent}
+                    )
             return [("status", {"status": conv["status"], "owner_agent": req.agent})]
 
         if req.action in ("approve", "edit", "reject"):
@@ -170,46 +194,49 @@ class AgentDesk:
                     (name, {**data, "agent": req.agent} if name == "agent.message" else data)
                     for name, data in await self._resume(tenant, conv, value.model_dump())
                 ]
-            else:
-                events = [await self._say(tenant, cid, req.text or "", "agent", req.agent)]
+                await tickets.settle_open_ticket(pool, tenant.id, cid, "in_progress")
+                return events
+            async with self._writes() as conn:
                 await conversations.set_status(
-                    pool, tenant.id, cid, "active", owner_agent=req.agent
+                    conn, tenant.id, cid, "active", owner_agent=req.agent
                 )
-            await tickets.settle_open_ticket(pool, tenant.id, cid, "in_progress")
-            return events
+                await tickets.settle_open_ticket(conn, tenant.id, cid, "in_progress")
+                return [await self._say(conn, tenant, cid, req.text or "", "agent", req.agent)]
 
         if req.action == "release":
             if kind in _AGENT_WAITS:
                 value = Release(action="release", text=req.text, agent=req.agent)
                 events = await self._resume(tenant, conv, value.model_dump())
-            elif state.get("owner") == "human" or conv["owner_agent"]:
-                text = req.text or self.services.prompts.reply("released")
-                events = [
-                    await self._say(
-                        tenant,
-                        cid,
-                        text,
-                        "system",
-                        req.agent,
-                        extra={"low_confidence_streak": 0, "no_progress_streak": 0},
-                    )
-                ]
-                await conversations.set_status(pool, tenant.id, cid, "active", owner_agent=None)
-            else:
+                await tickets.settle_open_ticket(pool, tenant.id, cid, "resolved")
+                return events
+            if not (state.get("owner") == "human" or conv["owner_agent"]):
                 raise _conflict("the AI already answers this conversation; nothing to release")
-            await tickets.settle_open_ticket(pool, tenant.id, cid, "resolved")
-            return events
+            text = req.text or self.services.prompts.reply("released")
+            async with self._writes() as conn:
+                await conversations.set_status(conn, tenant.id, cid, "active", owner_agent=None)
+                await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")
+                streaks = {"low_confidence_streak": 0, "no_progress_streak": 0}
+                return [
+                    await self._say(conn, tenant, cid, text, "system", req.agent, extra=streaks)
+                ]
 
         assert req.action == "close"
         if kind in _AGENT_WAITS:
             value = Close(action="close", text=req.text, agent=req.agent)
             events = await self._resume(tenant, conv, value.model_dump())
-        else:
-            text = req.text or self.services.prompts.reply("closed")
-            events = [await self._say(tenant, cid, text, "system", req.agent)]
-            await conversations.set_status(pool, tenant.id, cid, "closed", owner_agent=req.agent)
-        await tickets.settle_open_ticket(pool, tenant.id, cid, "resolved")
-        return events
+            await tickets.settle_open_ticket(pool, tenant.id, cid, "resolved")
+            return events
+        text = req.text or self.services.prompts.reply("closed")
+        async with self._writes() as conn:
+            await conversations.set_status(conn, tenant.id, cid, "closed", owner_agent=req.agent)
+            await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")
+            return [await self._say(conn, tenant, cid, text, "system", req.agent)]
+
+    @contextlib.asynccontextmanager
+    async def _writes(self) -> AsyncIterator[AsyncConnection[DictRow]]:
+        """One transaction for an action's writes: they commit together or not at all."""
+        async with self.services.pool.connection() as conn, conn.transaction():
+            yield conn
 
     async def _resume(
         self, tenant: Tenant, conv: dict[str, Any], value: dict[str, Any]
@@ -237,6 +264,7 @@ class AgentDesk:
 
     async def _say(
         self,
+        conn: AsyncConnection[DictRow],
         tenant: Tenant,
         conversation_id: uuid.UUID,
         text: str,
@@ -245,29 +273,13 @@ class AgentDesk:
         *,
         extra: dict[str, Any] | None = None,
     ) -> Event:
-        """Send a message outside a graph run: into the thread, the transcript and the log."""
+        """Send a message outside a graph run: into the transcript and the log (on ``conn``,
+        in the caller's transaction), then into the thread, last: a thread update that fails
+        rolls the rest back."""
         message_id = uuid.uuid4()
         owner = "human" if sender == "agent" else "ai"
-        await self._update_thread(
-            tenant,
-            conversation_id,
-            {
-                "messages": [
-                    AIMessage(
-                        content=text,
-                        id=str(message_id),
-                        name=sender,
-                        additional_kwargs={"sender": sender, "citations": [], "confidence": None},
-                    )
-                ],
-                "owner": owner,
-                "agent_name": agent if sender == "agent" else None,
-                **(extra or {}),
-            },
-        )
-        pool = self.services.pool
         await conversations.add_message(
-            pool,
+            conn,
             tenant.id,
             conversation_id,
             message_id=message_id,
@@ -287,6 +299,23 @@ class AgentDesk:
             payload["agent"] = agent
         name = "agent.message" if sender == "agent" else "message.completed"
         await conversations.append_event(
-            pool, tenant.id, conversation_id, name, payload, dedupe_key=f"reply:{message_id}"
+            conn, tenant.id, conversation_id, name, payload, dedupe_key=f"reply:{message_id}"
+        )
+        await self._update_thread(
+            tenant,
+            conversation_id,
+            {
+                "messages": [
+                    AIMessage(
+                        content=text,
+                        id=str(message_id),
+                        name=sender,
+                        additional_kwargs={"sender": sender, "citations": [], "confidence": None},
+                    )
+                ],
+                "owner": owner,
+                "agent_name": agent if sender == "agent" else None,
+                **(extra or {}),
+            },
         )
         return name, payload

@@ -9,13 +9,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import errors
+from api import errors, logs, openapi
 from api.actions import AgentDesk
 from api.auth import Authenticator
-from api.deps import run_in_background
+from api.deps import accepted_parameters, run_in_background
 from api.middleware import BodyLimit
 from api.ratelimit import RateLimits
 from api.routes import agent, conversations, kb, pages
@@ -118,6 +118,8 @@ def create_app(
         summary="AI first-line customer support: streamed, grounded, with human hand-off.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # One rule for the text of every route's query and path parameters (bodies: schemas).
+        dependencies=[Depends(accepted_parameters)],
     )
     app.state.settings = settings
     app.state.limits = RateLimits.per_minute(
@@ -126,6 +128,8 @@ def create_app(
         settings.rate_searches_per_minute,
     )
     errors.install(app)
+    openapi.install(app)
+    logs.install()
     app.include_router(conversations.router)
     app.include_router(agent.router)
     app.include_router(kb.router)

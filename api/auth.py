@@ -4,6 +4,9 @@
   external knowledge base;
 * customer token ``ct_`` (``Authorization: Bearer``, or ``?token=`` on GET): act on its one
   conversation;
+
+A credential in the query string on a POST is refused (422): URLs end up in access logs, which
+redact ``token`` and ``key`` anyway (:mod:`api.logs`).
 * agent key ``ak_`` (``Authorization: Bearer``): the agent API of its tenant, the whole KB;
 * admin key ``sk_`` (``Authorization: Bearer``): all of the above plus KB ingestion.
 
@@ -45,7 +48,8 @@ class Principal:
     tenant: Tenant
     kind: PrincipalKind
     name: str
-    """The key's name (agents are named by it unless a request names them), or ``customer``."""
+    """The key's name (the actor of every agent action: no request field overrides it), or
+    ``customer``."""
     key_id: uuid.UUID | None = None
     conversation_id: uuid.UUID | None = None
     """The one conversation a customer token grants."""
@@ -171,14 +175,26 @@ async def _widget_key(auth: Authenticator, request: Request, secret: str) -> Pri
     return Principal(tenant, "widget", key.name or "widget", key_id=key.id)
 
 
+def _refuse_query_credential(request: Request, name: str, instead: str) -> None:
+    """A credential in the query string only on GET (EventSource and links cannot send
+    headers): anywhere else it is refused, since URLs end up in logs and browser history."""
+    if name in request.query_params:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"query.{name}: a credential in the query string is accepted on GET only;"
+            f" send {instead}",
+        )
+
+
 async def widget_principal(
     request: Request,
     auth: AuthDep,
     header_key: Annotated[str | None, Security(_widget_header)] = None,
-    query_key: Annotated[str | None, Security(_widget_query)] = None,
 ) -> Principal:
-    """A caller with the tenant's widget key."""
-    secret = header_key or query_key
+    """A caller with the tenant's widget key (in the header: this is for POST routes)."""
+    _refuse_query_credential(request, "key", "the X-Widget-Key header")
+    secret = header_key
     if not secret:
         raise _unauthenticated("a widget key in X-Widget-Key")
     return await _widget_key(auth, request, secret)
@@ -190,8 +206,27 @@ async def customer_principal(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_customer_bearer)] = None,
     query_token: Annotated[str | None, Security(_token_query)] = None,
 ) -> Principal:
-    """The customer of the conversation in the path (by its customer token)."""
+    """The customer of the conversation in the path (by its customer token; on GET routes,
+    also ``?token=``)."""
     token = bearer.credentials if bearer is not None else query_token
+    return await _customer(auth, conversation_id, token)
+
+
+async def customer_writer(
+    conversation_id: uuid.UUID,
+    request: Request,
+    auth: AuthDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_customer_bearer)] = None,
+) -> Principal:
+    """The customer of the conversation in the path, for POST routes: the token in the
+    ``Authorization`` header only (``?token=`` is refused)."""
+    _refuse_query_credential(request, "token", "Authorization: Bearer ct_...")
+    return await _customer(auth, conversation_id, bearer.credentials if bearer else None)
+
+
+async def _customer(
+    auth: Authenticator, conversation_id: uuid.UUID, token: str | None
+) -> Principal:
     if not token:
         raise _unauthenticated("a customer token (Authorization: Bearer ct_...)")
     claims = verify_customer_token(auth.secret, token)
@@ -242,6 +277,7 @@ async def reader_principal(
 
 WidgetCaller = Annotated[Principal, Depends(widget_principal)]
 CustomerCaller = Annotated[Principal, Depends(customer_principal)]
+CustomerWriter = Annotated[Principal, Depends(customer_writer)]
 StaffCaller = Annotated[Principal, Depends(staff_principal)]
 AdminCaller = Annotated[Principal, Depends(admin_principal)]
 ReaderCaller = Annotated[Principal, Depends(reader_principal)]

@@ -7,14 +7,18 @@ from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from langgraph.graph.state import CompiledStateGraph
 
 from api.actions import AgentDesk
+from api.errors import ApiError
 from api.ratelimit import RateLimits
 from api.turns import TurnRunner
 from graph.services import Services
 from helpdesk.config import Settings
 from helpdesk.notify import EventHub
+from helpdesk.text_policy import find_bad_text
 
 
 def get_services(request: Request) -> Services:
@@ -74,3 +78,29 @@ RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
 DeskDep = Annotated[AgentDesk, Depends(get_desk)]
 EventHubDep = Annotated[EventHub, Depends(get_hub)]
 LimitsDep = Annotated[RateLimits, Depends(get_limits)]
+
+
+def accepted_parameters(request: Request) -> None:
+    """Refuse a query or path parameter holding text the desk does not accept
+    (:mod:`helpdesk.text_policy`) with 422 ``invalid_input``, before any route runs.
+
+    Installed on the whole app, so every route (and every route added later) gets it; request
+    bodies are checked by their models (``api.schemas._In``). Query parameters a route does not
+    declare are ignored, as FastAPI ignores them.
+    """
+    route = request.scope.get("route")
+    declared = _query_names(route.dependant) if isinstance(route, APIRoute) else set()
+    query = [(n, v) for n, v in request.query_params.multi_items() if n in declared]
+    for kind, items in (("query", query), ("path", list(request.path_params.items()))):
+        for name, value in items:
+            bad = find_bad_text({name: value})
+            if bad is not None:
+                raise ApiError(422, "invalid_input", f"{kind}.{bad[0]}: {bad[1]}")
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route declares, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names

@@ -16,13 +16,19 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from helpdesk.errors import DeskError
+from helpdesk.text_policy import shown
 
 log = logging.getLogger(__name__)
 
 ERROR_CODES: dict[str, tuple[int, str]] = {
-    "invalid_json": (400, "The body is not valid JSON."),
+    "invalid_json": (400, "The body is not valid JSON (or not UTF-8)."),
+    "invalid_multipart": (400, "The body is not a well-formed multipart/form-data upload."),
     "invalid_request": (422, "A field, parameter or header has the wrong type or value."),
-    "invalid_input": (422, "Well-formed values that are not acceptable here."),
+    "invalid_input": (
+        422,
+        "Well-formed values that are not acceptable here (e.g. text with a NUL, a lone"
+        " surrogate or a control character).",
+    ),
     "idempotency_key_reused": (422, "The Idempotency-Key was used with another body."),
     "unauthenticated": (401, "No credential was sent."),
     "invalid_key": (401, "The API key is unknown or revoked."),
@@ -78,8 +84,14 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def responses(*codes: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given error codes (grouped by status)."""
+    """OpenAPI ``responses`` for the given error codes (grouped by status).
+
+    A route that validates its input (``invalid_request``) also refuses text the desk does
+    not accept (``invalid_input``, :mod:`helpdesk.text_policy`), so that code comes with it.
+    """
     out: dict[int | str, dict[str, Any]] = {}
+    if "invalid_request" in codes and "invalid_input" not in codes:
+        codes = (*codes, "invalid_input")
     for code in codes:
         status, meaning = ERROR_CODES[code]
         entry = out.setdefault(
@@ -106,6 +118,15 @@ _HTTP_CODES = {
 }
 
 
+def _unparsable_body_code(request: Request) -> str:
+    """FastAPI answers 400 when it cannot parse a body (a JSON body that is not UTF-8, a
+    malformed multipart upload): name what was wrong with a documented code."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        return "invalid_multipart"
+    return "invalid_json"
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers."""
 
@@ -115,15 +136,17 @@ def install(app: FastAPI) -> None:
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse(
-            error_body(exc.code, exc.message), status_code=exc.status, headers=headers
+            error_body(exc.code, shown(exc.message)), status_code=exc.status, headers=headers
         )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # ``shown``: a refused character in a dict key (part of ``loc``) or a message would
+        # otherwise be echoed back, and a lone surrogate cannot even be encoded as a response.
         details = [
             {
-                "loc": [str(p) for p in e.get("loc", ())],
-                "msg": e.get("msg", ""),
+                "loc": [shown(str(p)) for p in e.get("loc", ())],
+                "msg": shown(e.get("msg", "")),
                 "type": e.get("type", ""),
             }
             for e in exc.errors()
@@ -133,16 +156,20 @@ def install(app: FastAPI) -> None:
                 error_body("invalid_json", "the body is not valid JSON", details=details),
                 status_code=400,
             )
-        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        # Text the desk refuses (helpdesk.text_policy) is invalid_input, wherever it was.
+        refused = [d for d in details if d["type"] == "invalid_input"]
+        code = "invalid_input" if refused else "invalid_request"
+        first = (refused or details or [{"loc": [], "msg": "invalid request"}])[0]
         where = ".".join(str(p) for p in first["loc"])
         return JSONResponse(
-            error_body("invalid_request", f"{where}: {first['msg']}", details=details),
-            status_code=422,
+            error_body(code, f"{where}: {first['msg']}", details=details), status_code=422
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
+        if exc.status_code == 400:
+            code = _unparsable_body_code(request)
         return JSONResponse(
             error_body(code, str(exc.detail)),
             status_code=exc.status_code,

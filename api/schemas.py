@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    model_validator,
+)
 from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
 
+from helpdesk.text_policy import find_bad_text, text_problem
 from helpdesk.tickets import TicketStatus
 
 _UUID = "0b6c5d1e-8f7a-4e2b-9c3d-5a1f2e3d4c5b"
@@ -52,8 +62,36 @@ _TICKET_EXAMPLE: JsonDict = {
 }
 
 
+def _accepted_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("invalid_input", problem)
+    return value
+
+
+DeskText = Annotated[str, AfterValidator(_accepted_text)]
+"""A string the desk accepts (:mod:`helpdesk.text_policy`), for query and form parameters;
+refused ones are 422 ``invalid_input`` (request bodies are checked whole by ``_In``)."""
+
+
 class _In(BaseModel):
+    """A request body: unknown fields are refused, and so is any string in it (values and
+    keys, at any depth) that the desk does not accept (:mod:`helpdesk.text_policy`), as 422
+    ``invalid_input`` naming the field. Checked on the raw input, before the fields, so no body
+    model can forget it."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accepted_text(cls, data: Any) -> Any:
+        bad = find_bad_text(data)
+        if bad is not None:
+            where, problem = bad
+            raise PydanticCustomError(
+                "invalid_input", "{where}: {problem}", {"where": where, "problem": problem}
+            )
+        return data
 
 
 # ---------------------------------------------------------------------------- customer
@@ -243,7 +281,7 @@ class Csat(_In):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"csat": 5, "comment": "Quick and clear"}]}
     )
-    csat: int = Field(ge=1, le=5)
+    csat: int = Field(ge=1, le=5, strict=True, description='An integer: not "5", 5.0 or true.')
     comment: str = Field(default="", max_length=2000)
 
 
@@ -274,6 +312,17 @@ class FeedbackOut(BaseModel):
 
 
 # ---------------------------------------------------------------------------- agent
+
+
+class Me(BaseModel):
+    """Who an agent or admin key acts as."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "alex", "kind": "agent", "tenant": "demo"}]}
+    )
+    name: str = Field(description="The key's name: the actor of every action taken with it.")
+    kind: Literal["agent", "admin"]
+    tenant: str
 
 
 class QueueItem(BaseModel):
@@ -400,15 +449,14 @@ class _Action(_In):
         max_length=200,
         description="The interrupt the agent saw; 409 interrupt_conflict if it is gone.",
     )
-    agent: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Defaults to the key's name."
-    )
+    # No "agent" (or "reviewer") field: the actor is always the key's name, so a request can
+    # never act under another agent's name (an unknown field is a 422).
 
 
 class TakeoverBody(_Action):
     """Take the conversation over (the AI stops answering it)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"agent": "alex"}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
 
 
 class ReplyBody(_Action):

@@ -26,6 +26,7 @@ from graph.nodes.guard_input import message_uuid
 from graph.services import Services
 from helpdesk import conversations
 from helpdesk.tenants import Tenant
+from helpdesk.text_policy import check_text
 
 log = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]
@@ -54,7 +55,9 @@ async def store_while_waiting(
     """Keep a customer message for the agent without waking the AI.
 
     ``message_id`` (from an Idempotency-Key) makes a retried store write nothing twice.
+    Text the desk refuses raises :class:`helpdesk.text_policy.InvalidText` before any write.
     """
+    check_text(text, "text")
     msg_id = message_uuid(conversation_id, message_id or str(uuid.uuid4()), 0)
     await conversations.add_message(
         services.pool, tenant.id, conversation_id, message_id=msg_id, sender="customer", text=text
@@ -140,16 +143,15 @@ async def _stream(
                 )
 
 
-def _failed(conversation_id: uuid.UUID, what: str) -> Event:
+def _failed(conversation_id: uuid.UUID, what: str, *, saved: bool = True) -> Event:
     log.exception("%s failed for conversation %s", what, conversation_id)
-    return (
-        "error",
-        {
-            "code": "turn_failed",
-            "message": "The assistant failed on this message; "
-            "it was saved and a person can pick it up.",
-        },
+    # Only a message that was stored (``message.created`` went out) can be picked up.
+    message = (
+        "The assistant failed on this message; it was saved and a person can pick it up."
+        if saved
+        else "The assistant failed on this message and it could not be saved; please send it again."
     )
+    return ("error", {"code": "turn_failed", "message": message})
 
 
 async def run_turn(
@@ -165,8 +167,11 @@ async def run_turn(
     """Run one customer turn and yield its events.
 
     ``message_id`` names the customer's message (the API derives it from an Idempotency-Key so
-    a turn re-run after a crash replaces the message instead of adding a second one).
+    a turn re-run after a crash replaces the message instead of adding a second one). Text the
+    desk refuses raises :class:`helpdesk.text_policy.InvalidText` before anything runs: every
+    channel (HTTP, CLI, email) goes through here.
     """
+    check_text(text, "text")
     if await pending_interrupts(graph, conversation_id):
         yield await store_while_waiting(
             services, tenant, conversation_id, text, message_id=message_id
@@ -176,6 +181,7 @@ async def run_turn(
         return
     context = Context(tenant=tenant.slug, channel=channel)  # type: ignore[arg-type]
     message = HumanMessage(content=text, id=message_id or str(uuid.uuid4()))
+    saved = False
     try:
         async for event in _stream(
             graph,
@@ -186,9 +192,10 @@ async def run_turn(
             customer_text=text,
             customer_message_id=message.id,
         ):
+            saved = saved or event[0] == "message.created"
             yield event
     except Exception:
-        yield _failed(conversation_id, "turn")
+        yield _failed(conversation_id, "turn", saved=saved)
     yield "done", {}
 
 

@@ -31,6 +31,8 @@ from helpdesk.tenants import create_tenant, get_tenant
 
 TEST_SECRET = "test-secret-key-for-customer-tokens"
 OTHER_SLUG = "othertenant"
+AGENT_NAMES = ("alex", "sam", "kim", "lee", "pat", "jamie", "alice", "bob")
+"""The demo tenant's named agent keys: an action's actor is its key's name."""
 
 
 @dataclass
@@ -41,6 +43,12 @@ class TenantKeys:
     widget_key: str
     agent_key: str
     admin_key: str
+    named_agents: dict[str, str] = field(default_factory=dict)
+    """Agent keys by their name (the actor of every action taken with them)."""
+
+    def agent_named(self, name: str) -> str:
+        """The agent key named ``name`` (one of :data:`AGENT_NAMES`)."""
+        return self.named_agents[name]
 
 
 @dataclass
@@ -77,7 +85,11 @@ def serve(settings: Settings, models: Models, database_url: str) -> Iterator[Liv
         secret = TEST_SECRET.encode()
         demo = await get_tenant(services.pool, "demo")
         k = await ensure_demo_keys(services, demo, secret)
-        made["demo"] = TenantKeys("demo", k["widget_key"], k["agent_key"], k["admin_key"])
+        named = {
+            name: (await keys.create_key(services.pool, demo.id, "agent", name=name))[0]
+            for name in AGENT_NAMES
+        }
+        made["demo"] = TenantKeys("demo", k["widget_key"], k["agent_key"], k["admin_key"], named)
         try:
             other = await get_tenant(services.pool, OTHER_SLUG)
         except NotFound:

@@ -110,6 +110,7 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
             "hello? anyone there?",
         ]
 
+        alex = live_api.demo.agent_named("alex")
         sub = _Subscription(live_api, conv)
         try:
             r = _act(
@@ -119,9 +120,9 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
                 "reply",
                 {
                     "text": "Hi, Alex here. Let me look.",
-                    "agent": "alex",
                     "interrupt_id": detail["pending"]["interrupt_id"],
                 },
+                key=alex,
             )
             assert r.status_code == 200, r.text
             out = r.json()
@@ -143,7 +144,7 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
         item = _queue_item(client, live_api, cid)
         assert item["kind"] == "human_turn" and item["owner"] == "alex"
         assert _detail(client, live_api, cid)["conversation"]["waiting_on"] == "human_turn"
-        r = _act(client, live_api, cid, "reply", {"text": "It is $89.", "agent": "alex"})
+        r = _act(client, live_api, cid, "reply", {"text": "It is $89."}, key=alex)
         assert r.status_code == 200
         transcript = client.get(
             f"/v1/conversations/{cid}/messages", headers=bearer(conv["customer_token"])
@@ -151,10 +152,10 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
         assert [m["agent"] for m in transcript if m["sender"] == "agent"] == ["alex", "alex"]
 
         # Another agent cannot take it from alex.
-        r = _act(client, live_api, cid, "takeover", {"agent": "sam"})
+        r = _act(client, live_api, cid, "takeover", key=live_api.demo.agent_named("sam"))
         assert r.status_code == 409 and r.json()["code"] == "conversation_owned"
 
-        r = _act(client, live_api, cid, "release", {"agent": "alex"})
+        r = _act(client, live_api, cid, "release", key=alex)
         assert r.status_code == 200, r.text
         assert r.json()["conversation"]["owner_agent"] is None
         assert r.json()["events"][-1]["data"]["sender"] == "system"
@@ -174,18 +175,19 @@ def test_take_over_an_active_conversation_then_close_it(live_api):
         conv = start_conversation(client, live_api.demo.widget_key)
         cid = conv["id"]
         json_turn(client, conv, "hi")
-        r = _act(client, live_api, cid, "takeover", {"agent": "kim"})
+        kim = live_api.demo.agent_named("kim")
+        r = _act(client, live_api, cid, "takeover", key=kim)
         assert r.status_code == 200, r.text
         assert r.json()["conversation"]["owner_agent"] == "kim"
         assert r.json()["pending"] is None
         # Taking over again is harmless for the owner.
-        assert _act(client, live_api, cid, "takeover", {"agent": "kim"}).status_code == 200
+        assert _act(client, live_api, cid, "takeover", key=kim).status_code == 200
 
         body = json_turn(client, conv, ANSWERABLE).json()
         assert body["reply"] is None, "the AI must not answer a conversation an agent owns"
         assert _detail(client, live_api, cid)["pending"]["kind"] == "human_turn"
 
-        r = _act(client, live_api, cid, "close", {"agent": "kim", "text": "Bye!"})
+        r = _act(client, live_api, cid, "close", {"text": "Bye!"}, key=kim)
         assert r.status_code == 200, r.text
         assert r.json()["conversation"]["status"] == "closed"
         r = json_turn(client, conv, "one more thing")
@@ -216,7 +218,7 @@ def test_fifty_concurrent_approves_apply_exactly_once(live_api):
 
     def approve(i: int) -> httpx.Response:
         with live_api.client() as c:
-            return _act(c, live_api, cid, "approve", {"agent": f"agent{i}"})
+            return _act(c, live_api, cid, "approve")
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         responses = list(pool.map(approve, range(50)))
@@ -272,7 +274,8 @@ def test_agent_action_bodies_are_validated(live_api):
             ("reply", {"text": "x" * 8001}),
             ("reject", {"reason": "x", "then": "explode"}),
             ("edit", {"text": 3}),
-            ("takeover", {"agent": ""}),
+            ("takeover", {"agent": "alex"}),
+            ("approve", {"reviewer": "ceo@company"}),
             ("approve", {"unknown": 1}),
         ]:
             r = _act(client, live_api, cid, action, body)
@@ -341,14 +344,15 @@ def test_console_stream_announces_queue_changes(live_api):
 def test_take_over_before_the_customer_wrote(live_api):
     with live_api.client() as client:
         conv = start_conversation(client, live_api.demo.widget_key)
-        r = _act(client, live_api, conv["id"], "takeover", {"agent": "lee"})
+        lee = live_api.demo.agent_named("lee")
+        r = _act(client, live_api, conv["id"], "takeover", key=lee)
         assert r.status_code == 200, r.text
         body = json_turn(client, conv, ANSWERABLE).json()
         assert body["reply"] is None, "the agent owns it from the start"
         detail = _detail(client, live_api, conv["id"])
         assert detail["pending"]["kind"] == "human_turn"
         assert detail["pending"]["payload"]["message"] == ANSWERABLE
-        r = _act(client, live_api, conv["id"], "reply", {"text": "Lee here: $89.", "agent": "lee"})
+        r = _act(client, live_api, conv["id"], "reply", {"text": "Lee here: $89."}, key=lee)
         assert r.status_code == 200
         assert [
             e["data"]["agent"] for e in r.json()["events"] if e["event"] == "agent.message"

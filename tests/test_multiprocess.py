@@ -120,7 +120,7 @@ def test_agent_reply_on_one_process_reaches_a_subscriber_on_the_other(two_server
         for i in range(3):
             r = on_b.post(
                 f"/v1/agent/conversations/{conv['id']}/reply",
-                json={"text": f"reply {i}", "agent": "pat"},
+                json={"text": f"reply {i}"},
                 headers=agent,
             )
             assert r.status_code == 200, r.text
@@ -133,7 +133,7 @@ def test_agent_reply_on_one_process_reaches_a_subscriber_on_the_other(two_server
         # Resuming on B after the last event seen on A: nothing repeated, nothing missing.
         r = on_b.post(
             f"/v1/agent/conversations/{conv['id']}/reply",
-            json={"text": "reply 3", "agent": "pat"},
+            json={"text": "reply 3"},
             headers=agent,
         )
         assert r.status_code == 200

@@ -52,6 +52,8 @@ class Desk:
     tenant: Tenant
     widget_key: str
     agent_key: str
+    agents: dict[str, str]
+    """Agent keys by name: an agent acts as its key's name."""
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,11 @@ def direct_url(api_port: int) -> str:
 async def _desk(services: Any, tenant: Tenant) -> Desk:
     widget, _ = await keys.create_key(services.pool, tenant.id, "widget", name="pages-e2e")
     agent, _ = await keys.create_key(services.pool, tenant.id, "agent", name="pages-e2e")
-    return Desk(tenant, widget, agent)
+    agents = {
+        name: (await keys.create_key(services.pool, tenant.id, "agent", name=name))[0]
+        for name in ("Alex", "Sam", "Robin")
+    }
+    return Desk(tenant, widget, agent, agents)
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +181,7 @@ async def session_of(page: Page, desk: Desk) -> dict[str, Any]:
 
 async def sign_in(page: Page, base_url: str, desk: Desk, name: str) -> None:
     await page.goto(f"{base_url}/console")
-    await page.get_by_label("Agent key").fill(desk.agent_key)
-    await page.get_by_label("Your name").fill(name)
+    await page.get_by_label("Agent key").fill(desk.agents[name])
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.locator("#whoami")).to_have_text(f"Signed in as {name}")
 
@@ -389,7 +394,7 @@ async def test_widget_reconnects_after_a_drop_without_losing_or_repeating_messag
         async with httpx.AsyncClient(base_url=direct_url, timeout=60) as client:
             r = await client.post(
                 f"/v1/agent/conversations/{conversation_id}/reply",
-                json={"text": reply, "agent": "Jamie"},
+                json={"text": reply},
                 headers={"Authorization": f"Bearer {demo_desk.agent_key}"},
             )
             assert r.status_code == 200, r.text
@@ -418,10 +423,7 @@ async def test_widget_reconnects_after_a_drop_without_losing_or_repeating_messag
     async with httpx.AsyncClient(base_url=direct_url, timeout=60) as client:
         r = await client.post(
             f"/v1/agent/conversations/{conversation_id}/reply",
-            json={
-                "text": "Please turn off the water main; a plumber is on the way.",
-                "agent": "Jamie",
-            },
+            json={"text": "Please turn off the water main; a plumber is on the way."},
             headers={"Authorization": f"Bearer {demo_desk.agent_key}"},
         )
         assert r.status_code == 200, r.text

@@ -96,6 +96,14 @@ def _queue_item(row: dict[str, Any]) -> schemas.QueueItem:
     )
 
 
+@router.get("/me", response_model=schemas.Me, responses=responses(*_AUTH))
+async def me(caller: StaffCaller) -> schemas.Me:
+    """Who this key acts as: its name is the agent every action records and the customer
+    sees (no request field can change it)."""
+    kind: Literal["agent", "admin"] = "admin" if caller.kind == "admin" else "agent"
+    return schemas.Me(name=caller.name, kind=kind, tenant=caller.tenant.slug)
+
+
 @router.get("/queue", response_model=schemas.Queue, responses=responses("invalid_request", *_AUTH))
 async def queue(
     caller: StaffCaller,
@@ -244,12 +252,13 @@ async def _act(
 ) -> schemas.ActionResult:
     """Apply one agent action: every action route goes through here, so they all answer the
     same way (the 409 rules live in :meth:`api.actions.AgentDesk.act`). The body's own fields
-    (``text``, ``reason``, ``then``) go into the request as they are."""
+    (``text``, ``reason``, ``then``) go into the request as they are; the actor is the key's
+    name, never a field of the request (until staff accounts exist)."""
     req = ActionRequest(
         action=action,
-        agent=body.agent or caller.name,
+        agent=caller.name,
         interrupt_id=body.interrupt_id,
-        **body.model_dump(exclude={"agent", "interrupt_id"}),
+        **body.model_dump(exclude={"interrupt_id"}),
     )
     return _outcome(await desk.act(caller.tenant, conversation_id, req))
 

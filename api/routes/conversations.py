@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api import schemas
-from api.auth import CustomerCaller, Principal, WidgetCaller
+from api.auth import CustomerCaller, CustomerWriter, Principal, WidgetCaller
 from api.deps import EventHubDep, LimitsDep, RunnerDep, ServicesDep, SettingsDep
 from api.errors import ApiError, responses
 from api.turns import TurnRequest, TurnStream
@@ -141,7 +141,7 @@ async def create_conversation(
 async def post_message(
     conversation_id: uuid.UUID,
     body: schemas.NewMessage,
-    caller: CustomerCaller,
+    caller: CustomerWriter,
     services: ServicesDep,
     runner: RunnerDep,
     settings: SettingsDep,
@@ -321,7 +321,7 @@ def _news(sub: Subscription, last: int) -> bool:
 async def post_feedback(
     conversation_id: uuid.UUID,
     body: schemas.MessageRating | schemas.Csat,
-    caller: CustomerCaller,
+    caller: CustomerWriter,
     services: ServicesDep,
 ) -> schemas.FeedbackOut:
     """Rate one answer (thumbs up/down) or the whole conversation (CSAT 1-5).

@@ -119,7 +119,9 @@ def _safe_filename(name: str, taken: set[str]) -> str:
     "/ingest",
     status_code=202,
     response_model=schemas.IngestAccepted,
-    responses=responses("invalid_request", "invalid_input", *_AUTH, "body_too_large"),
+    responses=responses(
+        "invalid_multipart", "invalid_request", "invalid_input", *_AUTH, "body_too_large"
+    ),
 )
 async def ingest(
     request: Request,
@@ -134,7 +136,8 @@ async def ingest(
         Form(description="internal: every article internal; unset: each article's own."),
     ] = None,
     tags: Annotated[
-        str, Form(max_length=2000, description="Comma-separated tags added to every article.")
+        schemas.DeskText,
+        Form(max_length=2000, description="Comma-separated tags added to every article."),
     ] = "",
     cleanup: Annotated[
         bool, Form(description="Delete the tenant's articles that are not in this upload.")

@@ -323,7 +323,6 @@
     $("desk").hidden = true;
     $("signout").hidden = true;
     $("whoami").textContent = "";
-    $("agent-name").value = state.name;
     $("signin-error").textContent = message || "";
     $("signin-error").hidden = !message;
     $("agent-key").focus();
@@ -351,20 +350,21 @@
   $("signin-form").addEventListener("submit", async function (e) {
     e.preventDefault();
     var key = $("agent-key").value.trim();
-    var name = $("agent-name").value.trim();
-    if (!key || !name) {
-      showSignin("Enter your agent key and your name.");
+    if (!key) {
+      showSignin("Enter your agent key.");
       return;
     }
     state.key = key;
-    state.name = name;
+    var name;
     try {
-      await api("GET", "/v1/agent/queue"); // proves the key before it is stored
+      // Proves the key before it is stored; the key's name is who the agent acts as.
+      name = (await api("GET", "/v1/agent/me")).name;
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 401)) showSignin(err.message);
       return;
     }
     writeStore(KEY_STORE, key);
+    state.name = name;
     writeStore(NAME_STORE, name);
     $("agent-key").value = "";
     showDesk();
@@ -643,13 +643,14 @@
     return p && p.interrupt_id ? p.interrupt_id : undefined;
   }
 
-  // Every action names the agent (shown to the customer, and the owner a take-over records).
+  // The server names the agent by the key (shown to the customer, the owner a take-over
+  // records); the body never names anyone.
   async function act(button, path, body, after) {
     var id = state.selected;
     button.disabled = true;
     showConvAlert("");
     try {
-      var payload = Object.assign({ agent: state.name }, body || {});
+      var payload = body || {};
       await api("POST", "/v1/agent/conversations/" + id + "/" + path, payload);
       if (after) after();
       refreshQueue();
@@ -707,6 +708,18 @@
   });
 
   // ------------------------------------------------------------------ start
-  if (state.key && state.name) showDesk();
-  else showSignin("");
+  // A stored key is asked again who it acts as (its name may have changed, or been typed in
+  // by an older console).
+  if (state.key) {
+    api("GET", "/v1/agent/me").then(
+      function (me) {
+        state.name = me.name;
+        writeStore(NAME_STORE, me.name);
+        showDesk();
+      },
+      function (err) {
+        if (!(err instanceof ApiError && err.status === 401)) showSignin(err.message);
+      }
+    );
+  } else showSignin("");
 })();
