@@ -96,6 +96,7 @@ async def _run(slug: str, jsonl: bool) -> int:
     from graph.graph import build_graph
     from graph.runtime import open_checkpointer, open_services
     from helpdesk.errors import NotFound
+    from helpdesk.text_policy import InvalidText
 
     failed = 0
     async with open_services() as services:
@@ -112,7 +113,12 @@ async def _run(slug: str, jsonl: bool) -> int:
                 failed += 1
                 _emit_error(str(exc), jsonl)
                 continue
-            result = await answer_one(graph, services, tenant, item)
+            try:
+                result = await answer_one(graph, services, tenant, item)
+            except InvalidText as exc:  # refused before anything ran (helpdesk.text_policy)
+                failed += 1
+                _emit_error(exc.message, jsonl)
+                continue
             if jsonl:
                 sys.stdout.write(json.dumps(result.to_json()) + "\n")
                 sys.stdout.flush()

@@ -26,6 +26,7 @@ import psycopg
 
 from helpdesk.errors import InvalidInput, NotFound
 from helpdesk.tenancy import Db, connect
+from helpdesk.text_policy import check_text
 
 KeyKind = Literal["widget", "agent", "admin"]
 PREFIXES: dict[KeyKind, str] = {"widget": "wk_", "agent": "ak_", "admin": "sk_"}
@@ -111,6 +112,7 @@ async def create_key(
     """
     if kind not in PREFIXES:
         raise InvalidInput(f"key kind must be widget, agent or admin, got {kind!r}")
+    check_text(name, "name")  # an agent key's name is the agent customers see
     if origins and kind != "widget":
         raise InvalidInput("allowed origins apply to widget keys only")
     allowed = sorted({normalise_origin(o) for o in origins or []})

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from helpdesk.db import DictPool
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.policy import TenantPolicy
+from helpdesk.text_policy import check_text
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ async def create_tenant(
     pool: DictPool, slug: str, name: str, policy: TenantPolicy | None = None
 ) -> Tenant:
     """Create a tenant; raise :class:`Conflict` if the slug is taken."""
+    check_text(name, "name")
     policy_json = (policy or TenantPolicy()).model_dump(mode="json", exclude_defaults=True)
     async with pool.connection() as conn:
         try:

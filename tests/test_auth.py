@@ -307,6 +307,10 @@ async def test_keys_cli_creates_a_working_key(live_api, services, database_url):
         assert client.get("/v1/agent/queue", headers=bearer(secret)).status_code == 200
     bad = await asyncio.to_thread(keys_create, "--kind", "agent", "--origin", "https://x.example")
     assert bad.returncode == 2 and "widget keys only" in bad.stdout
+    # A key's name is the agent customers see: text the desk refuses is refused here too
+    # (a NUL cannot even be passed as an argument; the other controls can).
+    bad = await asyncio.to_thread(keys_create, "--kind", "agent", "--name", "bob\x1b[2J")
+    assert bad.returncode == 2 and "control character" in bad.stdout, bad.stdout + bad.stderr
 
 
 @pytest.mark.integration
