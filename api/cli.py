@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from api.cli_pool import run_with_pool
 from api.cli_probes import answer, classify, guard
 from api.cli_search import search
 from api.keys_cli import keys_app
+
+if TYPE_CHECKING:
+    from api.chat_commands import Resume
 
 app = typer.Typer(help="deskgraph: AI first-line customer support.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -138,12 +141,17 @@ def serve(
 def chat(
     tenant: Annotated[str, typer.Option("--tenant")] = "demo",
     channel: Annotated[str, typer.Option("--channel")] = "web",
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Your name when you act as the agent")
+    ] = None,
 ) -> None:
-    """Chat with a tenant's assistant in the terminal (agent actions with /reply, /release)."""
-    asyncio.run(_chat(tenant, channel))
+    """Chat with a tenant's assistant in the terminal; '/help' lists the agent's commands
+    (/reply, /release, /close, /approve, /edit, /reject)."""
+    asyncio.run(_chat(tenant, channel, agent))
 
 
-async def _chat(slug: str, channel: str) -> None:
+async def _chat(slug: str, channel: str, agent: str | None) -> None:
+    from api.chat_commands import Resume, parse_command, waiting_for
     from api.streaming import pending_interrupts, run_turn
     from graph.graph import build_graph
     from graph.runtime import open_checkpointer, open_services
@@ -155,9 +163,9 @@ async def _chat(slug: str, channel: str) -> None:
         tenant = await get_tenant(services.pool, slug)
         cid = await conversations.create_conversation(services.pool, tenant.id, channel=channel)
         console.print(
-            f"[dim]conversation {cid} with {tenant.name}. Ctrl-D to quit; while a "
-            "person is needed, '/reply TEXT' answers as the agent, '/release' hands back."
-            "[/]"
+            f"[dim]conversation {cid} with {tenant.name}. You type as the customer; '/help'"
+            " lists the agent's commands (/reply, /release, /close, /approve, /edit,"
+            " /reject). Ctrl-D to quit.[/]"
         )
         while True:
             try:
@@ -167,18 +175,24 @@ async def _chat(slug: str, channel: str) -> None:
                 return
             if not text.strip():
                 continue
-            if text.startswith("/") and await pending_interrupts(graph, cid):
-                await _agent_action(graph, cid, text)
+            if text.startswith("/"):
+                pending = await pending_interrupts(graph, cid)
+                waiting = waiting_for(pending[0].value["kind"] if pending else None)
+                parsed = parse_command(text, waiting, agent or "agent")
+                if isinstance(parsed, Resume):
+                    await _agent_action(graph, cid, parsed, agent)
+                else:
+                    console.print(parsed, markup=False, highlight=False)
                 continue
             await _print_turn(run_turn(graph, services, tenant, cid, text, channel=channel))
 
 
-async def _print_turn(events: Any) -> None:
+async def _print_turn(events: Any, speaker: str = "assistant") -> None:
     started = False
     async for name, data in events:
         if name == "token":
             if not started:
-                console.print("[bold green]assistant>[/] ", end="")
+                console.print(f"[bold green]{escape(speaker)}>[/] ", end="")
                 started = True
             console.print(data["text"], end="", markup=False, highlight=False)
         elif name == "message.completed":
@@ -202,27 +216,17 @@ async def _print_turn(events: Any) -> None:
             console.print(f"[red]error>[/] {data['message']}")
 
 
-async def _agent_action(graph: Any, cid: uuid.UUID, text: str) -> None:
-    """Resume the waiting thread as the agent (/reply, /release, /close, /approve, /edit...)."""
+async def _agent_action(graph: Any, cid: uuid.UUID, action: Resume, agent: str | None) -> None:
+    """Resume the waiting thread with a validated action (see :mod:`api.chat_commands`)."""
     from langgraph.types import Command
-    from pydantic import ValidationError
 
-    from api.streaming import pending_interrupts, thread_config
-    from graph.interrupts import parse_agent_action, parse_review
+    from api.streaming import thread_config
 
-    verb, _, rest = text[1:].partition(" ")
-    pending = (await pending_interrupts(graph, cid))[0].value
-    raw: dict[str, Any] = {"action": verb}
-    if verb in ("reply", "release", "close", "edit") and rest:
-        raw["text"] = rest
-    if verb == "reject":
-        raw["reason"] = rest or "rejected by the agent"
-    try:
-        parse = parse_review if pending["kind"] == "approval" else parse_agent_action
-        value = parse(raw).model_dump()
-    except ValidationError as exc:
-        console.print(f"[red]not a valid action here:[/] {exc.errors()[0]['msg']}")
-        return
+    value = action.value
+    # The customer is told whose words these are: the agent's own, or the assistant's draft.
+    speaker = "assistant" if action.speaker == "assistant" else "agent"
+    if speaker == "agent" and agent:
+        speaker = f"agent ({agent})"
 
     async def events() -> Any:
         async for mode, chunk in graph.astream(
@@ -235,7 +239,7 @@ async def _agent_action(graph: Any, cid: uuid.UUID, text: str) -> None:
             elif mode == "updates" and "__interrupt__" in chunk:
                 yield "status", {"status": "waiting_human"}
 
-    await _print_turn(events())
+    await _print_turn(events(), speaker)
 
 
 def main() -> None:
