@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import sys
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,6 +35,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 console = Console()
+log = logging.getLogger(__name__)
 
 
 @db_app.command("upgrade")
@@ -97,11 +100,12 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API (Ctrl-C or SIGTERM stops it and the embedded Postgres it started)."""
     import uvicorn
 
     from api.app import create_app
 
+    base = f"http://{host}:{port}"
     on_ready = None
     if demo:
         from api.demo import ensure_demo, ensure_demo_keys, write_demo_file
@@ -110,10 +114,10 @@ def serve(
 
         async def on_ready(services: Any) -> None:
             settings = get_settings()
+            log.info("indexing the demo knowledge base (unchanged articles are skipped)…")
             tenant, stats = await ensure_demo(services)
             demo_keys = await ensure_demo_keys(services, tenant, load_secret(settings))
             path = write_demo_file(settings.data_dir, demo_keys)
-            base = f"http://{host}:{port}"
             console.print(
                 f"demo tenant [bold]{tenant.slug}[/] ready ({stats.articles_written} articles"
                 f" indexed, {stats.articles_unchanged} unchanged); keys written to {path}:",
@@ -127,14 +131,29 @@ def serve(
                 f"  API docs    {base}/docs"
             )
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                log.info("ready on %s (Ctrl-C stops the server)", base)
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
+    # pgserver logs every command it runs; the start-up's own progress lines say enough.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again with
+    # the handler it found. Python's default for SIGTERM ends the process without its exit
+    # hooks, and pgserver stops the embedded Postgres in one: exit normally instead. A closed
+    # terminal (SIGHUP) shuts down like SIGTERM.
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+    signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+    config = uvicorn.Config(
         create_app(on_ready=on_ready),
         host=host,
         port=port,
         log_level="info",
         forwarded_allow_ips=forwarded_allow_ips,
     )
+    Server(config).run()
 
 
 @app.command("chat")
