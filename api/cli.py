@@ -138,8 +138,10 @@ def serve(
                 log.info("ready on %s (Ctrl-C stops the server)", base)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # pgserver logs every command it runs; the start-up's own progress lines say enough.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # pgserver logs every command it runs and onnxruntime every step of the one-off export;
+    # the start-up's own progress lines say enough.
+    for noisy in ("pgserver", "fusion_base", "onnx_model", "onnx_model_bert"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again with
     # the handler it found. Python's default for SIGTERM ends the process without its exit
     # hooks, and pgserver stops the embedded Postgres in one: exit normally instead. A closed
