@@ -86,6 +86,16 @@ app.command("purge")(purge)
 tenant_app.command("policy")(tenant_policy)
 
 
+def _exit_through_hooks_on_signals() -> None:
+    """Make SIGTERM and SIGHUP (a closed terminal) end the process through its exit hooks.
+
+    Python's default for both ends the process on the spot, and pgserver stops the embedded
+    Postgres in an exit hook: it would run on with nobody to stop it.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+    signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+
+
 @app.command("serve")
 def serve(
     host: str = "127.0.0.1",
@@ -143,11 +153,8 @@ def serve(
     for noisy in ("pgserver", "fusion_base", "onnx_model", "onnx_model_bert"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again with
-    # the handler it found. Python's default for SIGTERM ends the process without its exit
-    # hooks, and pgserver stops the embedded Postgres in one: exit normally instead. A closed
-    # terminal (SIGHUP) shuts down like SIGTERM.
-    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
-    signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+    # the handler it found: this one.
+    _exit_through_hooks_on_signals()
     config = uvicorn.Config(
         create_app(on_ready=on_ready),
         host=host,
@@ -168,6 +175,7 @@ def chat(
 ) -> None:
     """Chat with a tenant's assistant in the terminal; '/help' lists the agent's commands
     (/reply, /release, /close, /approve, /edit, /reject)."""
+    _exit_through_hooks_on_signals()
     asyncio.run(_chat(tenant, channel, agent))
 
 
