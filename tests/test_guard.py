@@ -416,8 +416,10 @@ def test_the_local_guard_is_cached_with_the_models(tmp_path, monkeypatch):
     """Shared by every data dir: a fresh ``.data`` (``make clean-data``, a test database) does
     not train the guard again."""
     import graph.guard as guard_module
+    from graph.models import local_embeddings
     from helpdesk.config import get_settings
 
+    local_embeddings()  # loaded from the usual cache: this test is about where the guard goes
     prompts = tmp_path / "prompts"
     _write_examples(prompts)
     monkeypatch.setenv("DESKGRAPH_MODEL_CACHE", str(tmp_path / "models"))
