@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Start the product on embedded defaults: Postgres under .data/, offline models, demo tenant.
+## `make run PORT=8080 HOST=0.0.0.0` listens elsewhere; Ctrl-C stops it and its Postgres.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/deskgraph serve --demo --host 127.0.0.1 --port 8000
+	$(BIN)/deskgraph serve --demo --host $(HOST) --port $(PORT)
 
 ## Install what the tests need and run them (lint and types included).
 test: $(STAMP) chromium

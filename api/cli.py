@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import sys
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +22,9 @@ from api.cli_probes import answer, classify, guard
 from api.cli_search import search
 from api.keys_cli import keys_app
 
+if TYPE_CHECKING:
+    from api.chat_commands import Resume
+
 app = typer.Typer(help="deskgraph: AI first-line customer support.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
@@ -30,6 +35,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 console = Console()
+log = logging.getLogger(__name__)
 
 
 @db_app.command("upgrade")
@@ -80,6 +86,16 @@ app.command("purge")(purge)
 tenant_app.command("policy")(tenant_policy)
 
 
+def _exit_through_hooks_on_signals() -> None:
+    """Make SIGTERM and SIGHUP (a closed terminal) end the process through its exit hooks.
+
+    Python's default for both ends the process on the spot, and pgserver stops the embedded
+    Postgres in an exit hook: it would run on with nobody to stop it.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+    signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+
+
 @app.command("serve")
 def serve(
     host: str = "127.0.0.1",
@@ -94,11 +110,12 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API (Ctrl-C or SIGTERM stops it and the embedded Postgres it started)."""
     import uvicorn
 
     from api.app import create_app
 
+    base = f"http://{host}:{port}"
     on_ready = None
     if demo:
         from api.demo import ensure_demo, ensure_demo_keys, write_demo_file
@@ -107,10 +124,10 @@ def serve(
 
         async def on_ready(services: Any) -> None:
             settings = get_settings()
+            log.info("indexing the demo knowledge base (unchanged articles are skipped)…")
             tenant, stats = await ensure_demo(services)
             demo_keys = await ensure_demo_keys(services, tenant, load_secret(settings))
             path = write_demo_file(settings.data_dir, demo_keys)
-            base = f"http://{host}:{port}"
             console.print(
                 f"demo tenant [bold]{tenant.slug}[/] ready ({stats.articles_written} articles"
                 f" indexed, {stats.articles_unchanged} unchanged); keys written to {path}:",
@@ -124,26 +141,46 @@ def serve(
                 f"  API docs    {base}/docs"
             )
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                log.info("ready on %s (Ctrl-C stops the server)", base)
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
+    # pgserver logs every command it runs and onnxruntime every step of the one-off export;
+    # the start-up's own progress lines say enough.
+    for noisy in ("pgserver", "fusion_base", "onnx_model", "onnx_model_bert"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again with
+    # the handler it found: this one.
+    _exit_through_hooks_on_signals()
+    config = uvicorn.Config(
         create_app(on_ready=on_ready),
         host=host,
         port=port,
         log_level="info",
         forwarded_allow_ips=forwarded_allow_ips,
     )
+    Server(config).run()
 
 
 @app.command("chat")
 def chat(
     tenant: Annotated[str, typer.Option("--tenant")] = "demo",
     channel: Annotated[str, typer.Option("--channel")] = "web",
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Your name when you act as the agent")
+    ] = None,
 ) -> None:
-    """Chat with a tenant's assistant in the terminal (agent actions with /reply, /release)."""
-    asyncio.run(_chat(tenant, channel))
+    """Chat with a tenant's assistant in the terminal; '/help' lists the agent's commands
+    (/reply, /release, /close, /approve, /edit, /reject)."""
+    _exit_through_hooks_on_signals()
+    asyncio.run(_chat(tenant, channel, agent))
 
 
-async def _chat(slug: str, channel: str) -> None:
+async def _chat(slug: str, channel: str, agent: str | None) -> None:
+    from api.chat_commands import Resume, parse_command, waiting_for
     from api.streaming import pending_interrupts, run_turn
     from graph.graph import build_graph
     from graph.runtime import open_checkpointer, open_services
@@ -155,9 +192,9 @@ async def _chat(slug: str, channel: str) -> None:
         tenant = await get_tenant(services.pool, slug)
         cid = await conversations.create_conversation(services.pool, tenant.id, channel=channel)
         console.print(
-            f"[dim]conversation {cid} with {tenant.name}. Ctrl-D to quit; while a "
-            "person is needed, '/reply TEXT' answers as the agent, '/release' hands back."
-            "[/]"
+            f"[dim]conversation {cid} with {tenant.name}. You type as the customer; '/help'"
+            " lists the agent's commands (/reply, /release, /close, /approve, /edit,"
+            " /reject). Ctrl-D to quit.[/]"
         )
         while True:
             try:
@@ -167,18 +204,24 @@ async def _chat(slug: str, channel: str) -> None:
                 return
             if not text.strip():
                 continue
-            if text.startswith("/") and await pending_interrupts(graph, cid):
-                await _agent_action(graph, cid, text)
+            if text.startswith("/"):
+                pending = await pending_interrupts(graph, cid)
+                waiting = waiting_for(pending[0].value["kind"] if pending else None)
+                parsed = parse_command(text, waiting, agent or "agent")
+                if isinstance(parsed, Resume):
+                    await _agent_action(graph, cid, parsed, agent)
+                else:
+                    console.print(parsed, markup=False, highlight=False)
                 continue
             await _print_turn(run_turn(graph, services, tenant, cid, text, channel=channel))
 
 
-async def _print_turn(events: Any) -> None:
+async def _print_turn(events: Any, speaker: str = "assistant") -> None:
     started = False
     async for name, data in events:
         if name == "token":
             if not started:
-                console.print("[bold green]assistant>[/] ", end="")
+                console.print(f"[bold green]{escape(speaker)}>[/] ", end="")
                 started = True
             console.print(data["text"], end="", markup=False, highlight=False)
         elif name == "message.completed":
@@ -202,27 +245,17 @@ async def _print_turn(events: Any) -> None:
             console.print(f"[red]error>[/] {data['message']}")
 
 
-async def _agent_action(graph: Any, cid: uuid.UUID, text: str) -> None:
-    """Resume the waiting thread as the agent (/reply, /release, /close, /approve, /edit...)."""
+async def _agent_action(graph: Any, cid: uuid.UUID, action: Resume, agent: str | None) -> None:
+    """Resume the waiting thread with a validated action (see :mod:`api.chat_commands`)."""
     from langgraph.types import Command
-    from pydantic import ValidationError
 
-    from api.streaming import pending_interrupts, thread_config
-    from graph.interrupts import parse_agent_action, parse_review
+    from api.streaming import thread_config
 
-    verb, _, rest = text[1:].partition(" ")
-    pending = (await pending_interrupts(graph, cid))[0].value
-    raw: dict[str, Any] = {"action": verb}
-    if verb in ("reply", "release", "close", "edit") and rest:
-        raw["text"] = rest
-    if verb == "reject":
-        raw["reason"] = rest or "rejected by the agent"
-    try:
-        parse = parse_review if pending["kind"] == "approval" else parse_agent_action
-        value = parse(raw).model_dump()
-    except ValidationError as exc:
-        console.print(f"[red]not a valid action here:[/] {exc.errors()[0]['msg']}")
-        return
+    value = action.value
+    # The customer is told whose words these are: the agent's own, or the assistant's draft.
+    speaker = "assistant" if action.speaker == "assistant" else "agent"
+    if speaker == "agent" and agent:
+        speaker = f"agent ({agent})"
 
     async def events() -> Any:
         async for mode, chunk in graph.astream(
@@ -235,7 +268,7 @@ async def _agent_action(graph: Any, cid: uuid.UUID, text: str) -> None:
             elif mode == "updates" and "__interrupt__" in chunk:
                 yield "status", {"status": "waiting_human"}
 
-    await _print_turn(events())
+    await _print_turn(events(), speaker)
 
 
 def main() -> None:

@@ -20,7 +20,14 @@ DEMO_FILE = "demo.json"
 
 
 async def ensure_demo(services: Services) -> tuple[Tenant, IngestStats]:
-    """Create the demo tenant if missing and (re-)ingest its knowledge base idempotently."""
+    """Create the demo tenant if missing and (re-)ingest its knowledge base idempotently.
+
+    Only the demo's own articles (the files of ``demo_kb``, by source id) are written, and
+    nothing is ever deleted: an admin may add articles to the demo tenant (upload,
+    ``deskgraph ingest``) and they must survive every restart. The loader cannot tell an
+    article it wrote in an older release from one an admin added, so a demo article dropped
+    from a later release stays until an admin deletes it.
+    """
     try:
         tenant = await get_tenant(services.pool, DEMO_SLUG)
     except NotFound:
@@ -28,7 +35,7 @@ async def ensure_demo(services: Services) -> tuple[Tenant, IngestStats]:
             tenant = await create_tenant(services.pool, DEMO_SLUG, DEMO_NAME)
         except Conflict:  # another process created it just now
             tenant = await get_tenant(services.pool, DEMO_SLUG)
-    stats = await services.kb.ingest(tenant.id, load_directory(demo_kb_path()), cleanup=True)
+    stats = await services.kb.ingest(tenant.id, load_directory(demo_kb_path()))
     return tenant, stats
 
 

@@ -283,6 +283,7 @@ def load_onnx_embeddings(
                     log.warning(
                         "cached ONNX model %s does not load (%s); exporting it again", path, exc
                     )
+            log.info("preparing the local embedding model (first start only, ~15 s)…")
             export_onnx(model_dir, path)
             return OnnxSentenceEmbeddings(model_dir, path, threads=threads)
         except OSError as exc:

@@ -7,7 +7,9 @@ last process using it exits). With ``DATABASE_URL`` that server is used and must
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -31,14 +33,64 @@ _MIGRATION_LOCK = 7_201_911  # advisory lock key: one migrator at a time across 
 
 
 def embedded_server(data_dir: Path) -> Any:
-    """Start (or attach to) the embedded Postgres under ``data_dir/pg`` and return its handle."""
+    """Start (or attach to) the embedded Postgres under ``data_dir/pg`` and return its handle.
+
+    pgserver stops the server when the last process attached to it exits (its exit hook runs on
+    a normal exit, Ctrl-C and SIGTERM; ``deskgraph serve`` turns SIGHUP into SIGTERM), counting
+    the processes in ``pg/.handle_pids.json``. A process killed outright (``kill -9``, a crash)
+    stays in that list, and then no later process is ever the last one and the server runs on
+    for good: dead processes are dropped from the list before attaching. Whether it stops or
+    stays up for other processes is logged at exit.
+    """
     import pgserver  # heavy import, only when the embedded server is wanted
 
     pgdata = (data_dir / "pg").resolve()
     if pgdata not in _servers:
         pgdata.mkdir(parents=True, exist_ok=True)
+        if (pgdata / "PG_VERSION").exists():
+            log.info("starting the embedded Postgres under %s…", pgdata)
+        else:
+            log.info("creating the embedded Postgres under %s (first start only)…", pgdata)
+        _forget_dead_processes(pgdata)
         _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
+        # Registered after pgserver's own hook, so it runs just before it (atexit is LIFO).
+        atexit.register(_say_what_happens_to, pgdata)
     return _servers[pgdata]
+
+
+def _attached_processes(pgdata: Path) -> Any:
+    from pgserver.utils import DiskList
+
+    return DiskList(pgdata / ".handle_pids.json")
+
+
+def _forget_dead_processes(pgdata: Path) -> None:
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:  # pgserver's own lock around that list
+        attached = _attached_processes(pgdata)
+        pids = attached.get()
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            log.info(
+                "forgetting processes that died without detaching: %s",
+                sorted(set(pids) - set(alive)),
+            )
+            attached.put(alive)
+
+
+def _say_what_happens_to(pgdata: Path) -> None:
+    others = [pid for pid in _attached_processes(pgdata).get() if pid != os.getpid()]
+    if others:
+        log.info(
+            "leaving the embedded Postgres under %s running for processes %s; it stops when"
+            " the last of them exits",
+            pgdata,
+            others,
+        )
+    else:
+        log.info("stopping the embedded Postgres under %s", pgdata)
 
 
 def server_url(settings: Settings) -> str:

