@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import errors, logs, openapi
 from api.actions import AgentDesk
 from api.auth import Authenticator
+from api.dbfaults import DatabaseFaults
 from api.deps import accepted_parameters, run_in_background
 from api.middleware import BodyLimit
 from api.ratelimit import RateLimits
@@ -78,7 +79,7 @@ def create_app(
             graph = build_graph(services, checkpointer)
             hub = EventHub(url)
             await hub.start()
-            gate = ConversationGate(services.pool)
+            gate = ConversationGate(services.pool, lease_ttl_s=settings.turn_lease_s)
             runner = TurnRunner(graph, services, gate)
             app.state.services = services
             app.state.graph = graph
@@ -135,6 +136,8 @@ def create_app(
     app.include_router(kb.router)
     app.include_router(pages.router)
 
+    # Innermost: a read that lost the database is re-run once, anything else that did gets a 503.
+    app.add_middleware(DatabaseFaults)
     upload_path = "/v1/kb/ingest"
     app.add_middleware(
         BodyLimit,

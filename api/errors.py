@@ -48,6 +48,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "body_too_large": (413, "The body is over the configured limit."),
     "unsupported_media_type": (415, "The body has an unsupported content type."),
     "rate_limited": (429, "Too many requests from this address; wait for Retry-After seconds."),
+    "database_unavailable": (503, "The database is unreachable for a moment; see Retry-After."),
     "internal": (500, "A bug: reported in the server log."),
 }
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
@@ -167,19 +167,43 @@ async def run_turn(
     """Run one customer turn and yield its events.
 
     ``message_id`` names the customer's message (the API derives it from an Idempotency-Key so
-    a turn re-run after a crash replaces the message instead of adding a second one). Text the
-    desk refuses raises :class:`helpdesk.text_policy.InvalidText` before anything runs: every
-    channel (HTTP, CLI, email) goes through here.
+    a turn re-run after a crash stores the message once). Text the desk refuses raises
+    :class:`helpdesk.text_policy.InvalidText` before anything runs: every channel (HTTP, CLI,
+    email) goes through here.
+
+    After a crash (the process died mid-turn, see :func:`cut_off`) the thread is resumed from
+    its checkpoint rather than started again on top: running the same message again would
+    replace it in place in the thread, ahead of any answer already given, and the guard would
+    then read that answer's position as an empty message (``blocked_input:invalid``).
+
+    * The retried message itself (same ``message_id``): its turn is finished from the
+      checkpoint, or, when it had finished, its answer (or the hand-off / review it ended in)
+      is given again. Stored and answered once.
+    * Another message: the cut-off turn is finished first, so the unanswered question is
+      answered (its events come first in this stream), then this message is run as usual.
     """
     check_text(text, "text")
-    if await pending_interrupts(graph, conversation_id):
+    context = Context(tenant=tenant.slug, channel=channel)  # type: ignore[arg-type]
+    snapshot = await graph.aget_state(thread_config(conversation_id))
+    if message_id is not None:
+        retried = [e async for e in _retried(graph, services, snapshot, message_id, context)]
+        if retried:
+            for event in retried:
+                yield event
+            yield "done", {}
+            return
+    if cut_off(snapshot):
+        log.warning("conversation %s: resuming a turn cut off mid-way", conversation_id)
+        async for event in _resume_cut_off(graph, services, conversation_id, context):
+            yield event
+        snapshot = await graph.aget_state(thread_config(conversation_id))
+    if snapshot.interrupts:
         yield await store_while_waiting(
             services, tenant, conversation_id, text, message_id=message_id
         )
         yield "status", {"status": "waiting_human"}
         yield "done", {}
         return
-    context = Context(tenant=tenant.slug, channel=channel)  # type: ignore[arg-type]
     message = HumanMessage(content=text, id=message_id or str(uuid.uuid4()))
     saved = False
     try:
@@ -197,6 +221,77 @@ async def run_turn(
     except Exception:
         yield _failed(conversation_id, "turn", saved=saved)
     yield "done", {}
+
+
+def cut_off(snapshot: Any) -> bool:
+    """Whether the thread's last run stopped between steps with nothing to wait for: no
+    interrupt, no failed step. Only a process that died mid-turn leaves a thread so."""
+    return (
+        bool(snapshot.next)
+        and not snapshot.interrupts
+        and not any(task.error for task in snapshot.tasks)
+    )
+
+
+async def _resume_cut_off(
+    graph: Graph, services: Services, conversation_id: uuid.UUID, context: Context
+) -> AsyncIterator[Event]:
+    """Finish a cut-off turn from its checkpoint (``None`` input: run the pending steps)."""
+    try:
+        async for event in _stream(graph, services, conversation_id, None, context=context):
+            yield event
+    except Exception:
+        yield _failed(conversation_id, "resumed turn")
+
+
+async def _retried(
+    graph: Graph, services: Services, snapshot: Any, message_id: str, context: Context
+) -> AsyncIterator[Event]:
+    """The events of a message that is already in the thread (a retry after a crash): its
+    turn finished from the checkpoint, or its answer / interrupt again. Nothing when the
+    message is not in the thread, or its turn failed (it is then run again as usual)."""
+    messages: list[Any] = list((snapshot.values or {}).get("messages") or [])
+    asked = next(
+        (i for i, m in enumerate(messages) if isinstance(m, HumanMessage) and m.id == message_id),
+        None,
+    )
+    if asked is None:
+        return
+    last = not any(isinstance(m, HumanMessage) for m in messages[asked + 1 :])
+    conversation_id = uuid.UUID(str(snapshot.config["configurable"]["thread_id"]))
+    if last and cut_off(snapshot):
+        log.warning("conversation %s: resuming the retried turn", conversation_id)
+        async for event in _resume_cut_off(graph, services, conversation_id, context):
+            yield event
+        return
+    answer = _answer_after(messages, asked)
+    if answer is not None:
+        yield answer
+    elif last:
+        for intr in snapshot.interrupts:
+            yield _interrupt_event(intr.value, services)
+
+
+def _answer_after(messages: list[Any], asked: int) -> Event | None:
+    """The reply the thread holds to the customer message at ``asked`` (None if none)."""
+    for m in messages[asked + 1 :]:
+        if isinstance(m, HumanMessage):
+            return None
+        if isinstance(m, AIMessage):
+            extra = m.additional_kwargs
+            sender = extra.get("sender") or m.name or "ai"
+            return (
+                "agent.message" if sender == "agent" else "message.completed",
+                {
+                    "message_id": m.id,
+                    "sender": sender,
+                    "text": m.text,
+                    "citations": extra.get("citations", []),
+                    "confidence": extra.get("confidence"),
+                    "declined": bool(extra.get("declined", False)),
+                },
+            )
+    return None
 
 
 async def resume_turn(

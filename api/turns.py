@@ -10,6 +10,15 @@
   (:mod:`helpdesk.idempotency`); a retry replays the stored events, waits for a running first
   request, or is refused when its body differs. The customer's message id is derived from the
   key, so even a turn re-run after a crash stores the message once.
+* **After a crash** (the process killed mid-turn): the dead process's lease blocks the
+  conversation until it expires (``turn_lease_s``, 20 s by default), then the next request
+  takes over. A retry with the same key takes over the dead claim and gets the answer of the
+  turn resumed from its checkpoint; a new message first finishes the cut-off turn, so the
+  unanswered question is answered before the new one (:func:`api.streaming.run_turn`).
+  The lease's length is a trade-off: shorter frees a crashed conversation sooner, but a live
+  holder that cannot renew it in time (an event loop blocked for a third of it, a database
+  that stalls longer than that) loses it, and a second run could then interleave with its
+  checkpoints.
 * **Waiting on a person.** A message to a conversation that waits on a human needs no graph run:
   it is stored for the agent at once, without the lease, so an agent working on the
   conversation never makes the customer's message bounce.
@@ -40,7 +49,7 @@ log = logging.getLogger(__name__)
 class ConversationGate:
     """One holder at a time per conversation: in this process, and across processes."""
 
-    def __init__(self, pool: DictPool, *, lease_ttl_s: float = 60.0) -> None:
+    def __init__(self, pool: DictPool, *, lease_ttl_s: float = 20.0) -> None:
         self._pool = pool
         self._lease_ttl_s = lease_ttl_s
         self._locks: dict[uuid.UUID, tuple[asyncio.Lock, int]] = {}
@@ -216,6 +225,7 @@ class TurnRunner:
                 )
                 emit(("status", {"status": "waiting_human"}))
                 emit(("done", {}))
+                await self._complete(req, collected)
             else:
                 busy = ApiError(
                     409,
@@ -236,15 +246,9 @@ class TurnRunner:
                         message_id=message_id,
                     ):
                         emit(event)
-            if req.idempotency_key:
-                async with tenant_scope(self.services.pool, req.tenant.id) as conn:
-                    await idempotency.complete(
-                        conn,
-                        req.tenant.id,
-                        req.conversation_id,
-                        req.idempotency_key,
-                        {"events": collected},
-                    )
+                    # Still holding the lease: a claim is only taken over once the lease is
+                    # free (helpdesk.idempotency), so a finished turn never looks dead.
+                    await self._complete(req, collected)
         except Exception as exc:
             if not started.done():
                 # Refused before anything ran: free the key so that a retry can run the turn.
@@ -265,6 +269,18 @@ class TurnRunner:
             raise
         finally:
             queue.put_nowait(None)
+
+    async def _complete(self, req: TurnRequest, collected: list[dict[str, Any]]) -> None:
+        """Store the turn's events as the response of its Idempotency-Key (if it has one)."""
+        if req.idempotency_key:
+            async with tenant_scope(self.services.pool, req.tenant.id) as conn:
+                await idempotency.complete(
+                    conn,
+                    req.tenant.id,
+                    req.conversation_id,
+                    req.idempotency_key,
+                    {"events": collected},
+                )
 
     async def drain(self, timeout_s: float) -> None:
         """Wait for running turns to finish (at shutdown); cancel what is left after that."""

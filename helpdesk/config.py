@@ -105,6 +105,15 @@ class Settings(BaseSettings):
         validation_alias="DESKGRAPH_SSE_PING_S",
         description="Seconds between SSE keep-alive comments.",
     )
+    turn_lease_s: float = Field(
+        default=20.0,
+        ge=2,
+        validation_alias="DESKGRAPH_TURN_LEASE_S",
+        description="How long a conversation's lease lasts unless renewed (every third of it):"
+        " after a crash mid-turn the conversation is blocked this long, then the next request"
+        " resumes the turn. Shorter frees it sooner; too short and a stalled live process loses"
+        " it (see api/turns.py).",
+    )
     retention_interval_s: float = Field(
         default=3600.0,
         ge=0,

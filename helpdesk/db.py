@@ -208,7 +208,9 @@ def make_pool(url: str, max_size: int = 10) -> DictPool:
     """Return an (unopened) async pool of autocommit, dict-row connections.
 
     The same pool serves the checkpointer (which needs autocommit and dict rows) and the
-    repositories.
+    repositories. Every connection is checked (an empty query, one round trip) before it is
+    handed out: after a Postgres restart or an idle connection dropped by the server or a
+    proxy, the pool replaces it instead of failing the next request with it.
     """
     return AsyncConnectionPool(
         url,
@@ -216,4 +218,20 @@ def make_pool(url: str, max_size: int = 10) -> DictPool:
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        check=AsyncConnectionPool.check_connection,
     )
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) means the database could not be reached or dropped
+    the connection: a server restart or shutdown, a network cut, a pool with no connection to
+    give. Such a failure says nothing about the request, so a client may retry it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, psycopg.OperationalError):  # psycopg_pool.PoolTimeout too
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -4,8 +4,17 @@ The first request with a key *claims* it (a ``running`` row with the hash of its
 it finishes, the response is stored and the row is ``done``. A retry with the same key and body
 gets the stored response; with another body it is refused (:class:`IdempotencyKeyReused`);
 while the first is still running, claiming again says so (the caller may poll until it is
-done). A ``running`` row older than ``stale_after_s`` belongs to a process that died
-mid-request: the next retry takes it over and runs the request again.
+done).
+
+A ``running`` claim whose process died mid-request is taken over by the next retry, which
+runs the request again (the turn resumes from its checkpoint, see
+:func:`api.streaming.run_turn`). Its liveness is the conversation lease
+(:mod:`helpdesk.leases`), which a live request holds and renews while its turn runs: a claim
+is dead once it is older than ``grace_s`` and nobody holds the lease. ``grace_s`` covers the
+moments a live request runs without the lease: waiting for it (a few seconds) and storing a
+message for an agent. The first request marks the key ``done`` *before* it gives the lease
+up, so a finished request never looks dead. A retry therefore waits at most for the dead
+process's lease to expire (``turn_lease_s``), not for a fixed staleness time.
 """
 
 from __future__ import annotations
@@ -37,6 +46,15 @@ class Claim:
     response: Any = None
 
 
+_DEAD = (
+    "(k.created_at < clock_timestamp() - %s * interval '1 second' AND NOT EXISTS ("
+    " SELECT 1 FROM conversations c WHERE c.id = k.conversation_id"
+    " AND c.tenant_id = k.tenant_id AND c.lease_until >= clock_timestamp()))"
+)
+"""SQL: a ``running`` claim (alias ``k``) older than the grace (the one parameter) on a
+conversation whose lease nobody holds: its request's process is gone."""
+
+
 def request_hash(body: Any) -> str:
     """A stable hash of a JSON-able request body."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -50,7 +68,7 @@ async def claim(
     key: str,
     body_hash: str,
     *,
-    stale_after_s: float = 600.0,
+    grace_s: float = 30.0,
 ) -> Claim:
     """Claim ``key`` for a request with ``body_hash`` (see the module docstring)."""
     async with connect(db) as conn:
@@ -62,10 +80,9 @@ async def claim(
         if cur.rowcount == 1:
             return Claim("new")
         cur = await conn.execute(
-            "SELECT request_hash, status, response,"
-            " created_at < clock_timestamp() - %s * interval '1 second' AS stale"
-            " FROM idempotency_keys WHERE conversation_id = %s AND key = %s AND tenant_id = %s",
-            (stale_after_s, conversation_id, key, tenant_id),
+            "SELECT request_hash, status, response, " + _DEAD + " AS stale"
+            " FROM idempotency_keys k WHERE conversation_id = %s AND key = %s AND tenant_id = %s",
+            (grace_s, conversation_id, key, tenant_id),
         )
         row = await cur.fetchone()
         if row is None:  # deleted by an abandoning first request just now: claim it again
@@ -77,12 +94,12 @@ async def claim(
         if row["status"] == "done":
             return Claim("done", row["response"])
         if row["stale"]:
+            # Conditional, so of two retries racing for a dead claim only one takes it over.
             cur = await conn.execute(
-                "UPDATE idempotency_keys SET created_at = clock_timestamp()"
+                "UPDATE idempotency_keys k SET created_at = clock_timestamp()"
                 " WHERE conversation_id = %s AND key = %s AND tenant_id = %s"
-                " AND status = 'running'"
-                " AND created_at < clock_timestamp() - %s * interval '1 second'",
-                (conversation_id, key, tenant_id, stale_after_s),
+                " AND status = 'running' AND " + _DEAD,
+                (conversation_id, key, tenant_id, grace_s),
             )
             if cur.rowcount == 1:
                 return Claim("new")

@@ -246,7 +246,10 @@ class KnowledgeBase:
     ) -> KnowledgeBase:
         """Open (creating on first use) the chunk table and its indexes for this model."""
         table = table_for(model_key, dim)
-        engine = PGEngine.from_engine(create_async_engine(sqlalchemy_url, pool_size=2))
+        engine = PGEngine.from_engine(
+            # pre-ping: a pooled connection dropped by a Postgres restart is replaced, not used.
+            create_async_engine(sqlalchemy_url, pool_size=2, pool_pre_ping=True)
+        )
         async with pool.connection() as conn:
             await conn.execute("SELECT pg_advisory_lock(%s)", (_TABLE_LOCK,))
             try:

@@ -118,6 +118,7 @@ def make(svc: Services) -> Any:
                         "sender": reply["sender"],
                         "citations": reply["citations"],
                         "confidence": reply["confidence"],
+                        "declined": reply["declined"],
                     },
                 )
             ],
