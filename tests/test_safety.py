@@ -218,3 +218,15 @@ def test_dataset_rows_are_well_formed() -> None:
     for line in Path(DATA).read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         assert set(row) == {"id", "text", "hazard", "split"}
+
+
+@pytest.mark.integration
+async def test_the_queue_lists_a_customer_in_danger_before_older_waits(
+    graph, services, handoff_tenant
+):
+    first = await new_conversation(services, handoff_tenant)
+    await turn(graph, services, handoff_tenant, first, "I want to talk to a person")
+    second = await new_conversation(services, handoff_tenant)
+    await turn(graph, services, handoff_tenant, second, "there's smoke pouring out of the dryer")
+    rows = await conversations.waiting_queue(services.pool, handoff_tenant.id)
+    assert [r["id"] for r in rows] == [second, first]
