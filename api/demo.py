@@ -10,6 +10,7 @@ from typing import Any
 from graph.services import Services
 from helpdesk import keys
 from helpdesk.errors import Conflict, NotFound
+from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant, create_tenant, get_tenant
 from kb_pipeline.index import IngestStats
 from kb_pipeline.loaders import demo_kb_path, load_directory
@@ -17,6 +18,23 @@ from kb_pipeline.loaders import demo_kb_path, load_directory
 DEMO_SLUG = "demo"
 DEMO_NAME = "Brightwater Home Services"
 DEMO_FILE = "demo.json"
+DEMO_POLICY = TenantPolicy(
+    # The safety steps are the demo KB's own words (kb_pipeline/demo_kb/): see graph/safety.py.
+    safety_mode="article",
+    emergency_line="911",
+    safety_lines={
+        "gas": "Tri-County Gas's 24-hour emergency line, 555-0160, or 911",
+        "flooding": "our 24/7 emergency line, 555-0142 (press 1)",
+    },
+    safety_articles={
+        "gas": ["gas-leak-safety#Leave first, then call the gas utility"],
+        "carbon_monoxide": ["gas-leak-safety#Carbon monoxide"],
+        "flooding": [
+            "water-leak-first-steps#1. Stop the water",
+            "water-leak-first-steps#2. Stay safe around electricity",
+        ],
+    },
+)
 
 
 async def ensure_demo(services: Services) -> tuple[Tenant, IngestStats]:
@@ -32,7 +50,7 @@ async def ensure_demo(services: Services) -> tuple[Tenant, IngestStats]:
         tenant = await get_tenant(services.pool, DEMO_SLUG)
     except NotFound:
         try:
-            tenant = await create_tenant(services.pool, DEMO_SLUG, DEMO_NAME)
+            tenant = await create_tenant(services.pool, DEMO_SLUG, DEMO_NAME, DEMO_POLICY)
         except Conflict:  # another process created it just now
             tenant = await get_tenant(services.pool, DEMO_SLUG)
     stats = await services.kb.ingest(tenant.id, load_directory(demo_kb_path()))

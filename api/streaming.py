@@ -127,7 +127,9 @@ async def _stream(
                     "message.created",
                     {"message_id": str(msg_id), "sender": "customer", "text": customer_text},
                 )
-            if node == "respond" and update.get("reply"):
+            # respond, or safety before its hand-off: a node that sent a reply returns it
+            # together with its transcript message (a resume's reply has none yet)
+            if isinstance(update, dict) and update.get("reply") and update.get("messages"):
                 reply = update["reply"]
                 name = "agent.message" if reply["sender"] == "agent" else "message.completed"
                 yield (

@@ -1,6 +1,8 @@
 """Assemble the support graph.
 
-    START -> guard_input -> classify -> route_after_classify
+    START -> guard_input -> route_after_guard: safety | classify
+    safety (the safety steps, sent at once) -> route_after_safety: handoff | human_turn
+    classify -> route_after_classify
         human_turn (interrupt) | handoff -> await_agent (interrupt) | respond
         | retrieve -> draft -> judge
     judge -> route_after_judge: respond | approve (interrupt) | draft (once) | handoff
@@ -24,8 +26,23 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.context import Context
-from graph.nodes import approve, classify, draft, guard_input, handoff, judge, respond, retrieve
-from graph.routing import route_after_classify, route_after_judge
+from graph.nodes import (
+    approve,
+    classify,
+    draft,
+    guard_input,
+    handoff,
+    judge,
+    respond,
+    retrieve,
+    safety,
+)
+from graph.routing import (
+    route_after_classify,
+    route_after_guard,
+    route_after_judge,
+    route_after_safety,
+)
 from graph.services import Services
 from graph.state import InputState, OutputState, SupportState
 
@@ -38,6 +55,7 @@ def build_graph(
         SupportState, context_schema=Context, input_schema=InputState, output_schema=OutputState
     )
     g.add_node("guard_input", guard_input.make(services))
+    g.add_node("safety", safety.make(services))
     g.add_node("classify", classify.make(services))
     g.add_node("retrieve", retrieve.make(services))
     g.add_node("draft", draft.make(services))
@@ -49,7 +67,8 @@ def build_graph(
     g.add_node("respond", respond.make(services))
 
     g.add_edge(START, "guard_input")
-    g.add_edge("guard_input", "classify")
+    g.add_conditional_edges("guard_input", route_after_guard)
+    g.add_conditional_edges("safety", route_after_safety)
     g.add_conditional_edges("classify", route_after_classify)
     g.add_edge("retrieve", "draft")
     g.add_edge("draft", "judge")

@@ -13,6 +13,16 @@ from graph.policy import SMALLTALK, hard_blocked
 from graph.state import SupportState
 
 
+def route_after_guard(state: SupportState) -> Literal["safety", "classify"]:
+    """A customer in danger is answered by ``safety`` before anything else decides."""
+    return "safety" if state.get("safety") else "classify"
+
+
+def route_after_safety(state: SupportState) -> Literal["human_turn", "handoff"]:
+    """After the safety steps, a person: the agent who owns the conversation, or a hand-off."""
+    return "human_turn" if state.get("owner") == "human" else "handoff"
+
+
 def route_after_classify(
     state: SupportState,
 ) -> Literal["human_turn", "handoff", "respond", "retrieve"]:

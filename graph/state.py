@@ -53,6 +53,15 @@ class GuardVerdict(TypedDict):
     confident draft is sent; a declined one goes to a person."""
 
 
+class SafetyAlert(TypedDict):
+    """A hazard recognised in the customer's message (:mod:`graph.safety`)."""
+
+    hazard: str
+    """gas, carbon_monoxide, flooding, electrical, fire or injury (``helpdesk.policy.Hazard``)."""
+    phrase: str
+    """The words that matched, for the agent and the logs."""
+
+
 class JudgeVerdict(TypedDict):
     """What the guardrail judge decided about a draft."""
 
@@ -118,6 +127,8 @@ class SupportState(TypedDict, total=False):
     """The customer's message this turn, as text."""
     guard: GuardVerdict | None
     """The input guard's verdict on this turn's message."""
+    safety: SafetyAlert | None
+    """The hazard this turn's message reports, if any: answered by ``safety``, never drafted."""
     intent: str
     """Detected intent of this turn (``out_of_scope`` when none fits)."""
     intent_confidence: float

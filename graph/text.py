@@ -9,7 +9,12 @@ from collections.abc import Sequence
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+_SENT = re.compile(r"(?<=[.!?])[\"\u201d)\]]*\s+(?=[A-Z0-9\"'\u201c(\[])")
+"""A sentence may end after . ! or ? (and a closing quote or bracket), before a capital."""
+_ABBREVIATION = re.compile(
+    r"\b(e\.g|i\.e|etc|vs|approx|mr|mrs|ms|dr|prof|st|mt|ext|fig|jr|sr|inc|ltd)\.$",
+    re.IGNORECASE,
+)
 _EMPHASIS = re.compile(r"\*\*|__|`")
 _WORD = re.compile(r"[a-z0-9$%]+(?:['.][a-z0-9]+)*")
 STOPWORDS = frozenset(
@@ -107,8 +112,28 @@ def sentences(text: str) -> list[str]:
             continue
         line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
         line = _EMPHASIS.sub("", line)
-        out.extend(s.strip() for s in _SENT.split(line) if s.strip())
+        out.extend(s.strip() for s in _split_line(line) if s.strip())
     return out
+
+
+def _split_line(line: str) -> list[str]:
+    # Not inside a quotation ('See "Smell gas? What to do" for details.' is one sentence: the
+    # title's "?" ends nothing) and not after an abbreviation ("e.g. Tuesday", "ext. 240").
+    parts: list[str] = []
+    start = 0
+    for m in _SENT.finditer(line):
+        before = line[start : m.end()].rstrip()
+        if _inside_quotes(line[: m.end()]) or _ABBREVIATION.search(before):
+            continue
+        parts.append(line[start : m.end()])
+        start = m.end()
+    parts.append(line[start:])
+    return parts
+
+
+def _inside_quotes(text: str) -> bool:
+    """Whether ``text`` ends inside a double-quoted span (straight or curly quotes)."""
+    return text.count('"') % 2 == 1 or text.count("\u201c") > text.count("\u201d")
 
 
 def content_words(text: str) -> set[str]:

@@ -314,7 +314,8 @@ async def list_conversations(
 
 
 async def waiting_queue(db: Db, tenant_id: uuid.UUID, *, limit: int = 100) -> list[dict[str, Any]]:
-    """Conversations waiting on a person, oldest wait first, with what the agent needs to triage.
+    """Conversations waiting on a person, urgent tickets (a customer in danger) first, then
+    oldest wait first, with what the agent needs to triage.
 
     Each row has the conversation's columns plus its open ticket (``ticket_id``,
     ``ticket_number``, ``ticket_reason``, ``ticket_summary``, ``ticket_priority``), the last
@@ -344,7 +345,7 @@ async def waiting_queue(db: Db, tenant_id: uuid.UUID, *, limit: int = 100) -> li
                 ORDER BY e.seq DESC LIMIT 1
             ) ap ON true
             WHERE c.tenant_id = %s AND c.status = 'waiting_human'
-            ORDER BY c.waiting_since NULLS FIRST, c.updated_at, c.id
+            ORDER BY t.priority = 'urgent' DESC, c.waiting_since NULLS FIRST, c.updated_at, c.id
             LIMIT %s
             """,
             (tenant_id, limit),

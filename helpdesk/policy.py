@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Channel = Literal["web", "email", "api"]
+Hazard = Literal["gas", "carbon_monoxide", "flooding", "electrical", "fire", "injury"]
+"""What :mod:`graph.safety` recognises as a customer in danger."""
+SafetyMode = Literal["article", "handoff"]
 
 
 def _default_review_channels() -> list[Channel]:
@@ -94,6 +97,37 @@ class TenantPolicy(BaseModel):
             "Input-guard categories whose messages may still be answered from the knowledge "
             "base alone: the draft must be grounded and confident, and a turn the knowledge "
             "base does not answer goes to a person instead of being declined."
+        ),
+    )
+    safety_mode: SafetyMode = Field(
+        default="article",
+        description=(
+            "A customer in danger (gas, carbon monoxide, flooding, electrical, fire, injury; "
+            'see graph/safety.py) is never sent a drafted answer. "article": the safety '
+            "article named in safety_articles is sent word for word, with the emergency line, "
+            'and the conversation goes to a person as urgent. "handoff": the conversation goes '
+            "to a person at once, with the emergency line in the message the customer sees. "
+            "A hazard without an article is always handled as in handoff mode."
+        ),
+    )
+    emergency_line: str = Field(
+        default="911 (or your local emergency number)",
+        min_length=1,
+        max_length=200,
+        description="The emergency number shown in every safety message.",
+    )
+    safety_lines: dict[Hazard, str] = Field(
+        default_factory=dict,
+        description=(
+            'Numbers for particular hazards, shown instead of emergency_line (e.g. "gas": '
+            '"the gas utility\'s 24-hour line, 555-0160, or 911").'
+        ),
+    )
+    safety_articles: dict[Hazard, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            'The published article sent for a hazard in "article" mode: "source-id" for the '
+            'whole article, "source-id#Heading" for one section, several for several sections.'
         ),
     )
     retention_days: int | None = Field(

@@ -111,3 +111,18 @@ async def test_llm_tier_handoff_and_resume(llm_setup, demo):
         "confidence": None,
         "declined": False,
     }
+
+
+async def test_llm_tier_never_drafts_for_a_customer_in_danger(llm_setup, demo):
+    graph, svc, _scripts = llm_setup
+    # Nothing is scripted: a call to either model would fail the turn.
+    for text in ("I smell gas in my kitchen", "the carbon monoxide alarm is going off"):
+        cid = await new_conversation(svc, demo)
+        events = await turn(graph, svc, demo, cid, text)
+        assert "error" not in events, events
+        done = events["message.completed"][0]
+        assert done["citations"][0]["source_id"] == "gas-leak-safety"
+        assert "911" in done["text"]
+        assert events["handoff"][0]["reason"].startswith("safety:")
+        payload = (await graph.aget_state(thread_config(cid))).interrupts[0].value
+        assert payload["summary"].startswith("Hand-off (safety:")

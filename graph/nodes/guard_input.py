@@ -23,6 +23,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.guard import MAX_MESSAGE_CHARS, load_guard, screen_rules
 from graph.policy import kb_only_verdict
+from graph.safety import detect_hazard
 from graph.services import Services, conversation_id
 from graph.state import GuardVerdict, SupportState
 from helpdesk import conversations
@@ -87,6 +88,8 @@ def make(svc: Services) -> Any:
             "audience": ctx.audience,
             "question": question,
             "guard": verdict,
+            # model-free, before anything else decides: see graph/safety.py
+            "safety": detect_hazard(question),
             "turn": turn,
             "retrieved": [],
             "draft": None,

@@ -62,7 +62,8 @@ def offline_summary(state: SupportState, reason: str) -> str:
 
 
 async def _summary(svc: Services, state: SupportState, reason: str) -> str:
-    if svc.models.chat is None:
+    # A safety hand-off must not wait on (or fail with) a model: the agent needs it now.
+    if svc.models.chat is None or state.get("safety"):
         return offline_summary(state, reason)
     lines = "\n".join(f"{t.speaker}: {t.text}" for t in transcript(state))
     result = await svc.models.chat.ainvoke(
@@ -131,7 +132,11 @@ def make_handoff(svc: Services) -> Any:
             reason=reason,
             summary=summary,
             intents=intents,
-            priority=_PRIORITY.get(state.get("intent", ""), "normal"),
+            priority=(
+                "urgent"
+                if state.get("safety")
+                else _PRIORITY.get(state.get("intent", ""), "normal")
+            ),
         )
         await conversations.set_status(
             svc.pool,

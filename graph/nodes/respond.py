@@ -62,75 +62,85 @@ def compose_reply(svc: Services, state: SupportState) -> Reply:
     )
 
 
+async def deliver(
+    svc: Services, state: SupportState, runtime: Runtime[Context], reply: Reply
+) -> dict[str, Any]:
+    """Stream, store and log ``reply``; return the state update (reply, transcript, counters).
+
+    ``respond`` sends every ordinary reply through it; the ``safety`` node sends its message
+    the same way before the hand-off, so a customer in danger reads the steps at once.
+    """
+    tenant = await svc.tenant(state["tenant"])
+    conv = conversation_id()
+    turn = int(state.get("turn", 0))
+    message_id = uuid.uuid5(conv, f"reply:{turn}:{reply['sender']}")
+
+    # The agent who answered, so transcripts and events can name them.
+    agent = state.get("agent_name") if reply["sender"] == "agent" else None
+    writer = runtime.stream_writer
+    for piece in _PIECE.findall(reply["text"]):
+        writer({"type": "token", "text": piece, "message_id": str(message_id)})
+
+    await conversations.add_message(
+        svc.pool,
+        tenant.id,
+        conv,
+        message_id=message_id,
+        sender=reply["sender"],
+        text=reply["text"],
+        intent=state.get("intent"),
+        confidence=reply["confidence"],
+        citations=[dict(c) for c in reply["citations"]],
+        agent_name=agent,
+    )
+    payload = {
+        "message_id": str(message_id),
+        "sender": reply["sender"],
+        "text": reply["text"],
+        "citations": reply["citations"],
+        "confidence": reply["confidence"],
+        "declined": reply["declined"],
+    }
+    if agent:
+        payload["agent"] = agent
+    event = "agent.message" if reply["sender"] == "agent" else "message.completed"
+    await conversations.append_event(
+        svc.pool, tenant.id, conv, event, payload, dedupe_key=f"reply:{message_id}"
+    )
+
+    declined = reply["declined"] and reply["sender"] == "ai"
+    counted = declined and state.get("intent") != "out_of_scope"
+    update: dict[str, Any] = {
+        "reply": reply,
+        "messages": [
+            AIMessage(
+                content=reply["text"],
+                id=str(message_id),
+                name=reply["sender"],
+                additional_kwargs={
+                    "sender": reply["sender"],
+                    "citations": reply["citations"],
+                    "confidence": reply["confidence"],
+                    "declined": reply["declined"],
+                },
+            )
+        ],
+    }
+    if state.get("owner", "ai") == "ai" and reply["sender"] == "ai":
+        update["low_confidence_streak"] = (
+            int(state.get("low_confidence_streak", 0)) + 1 if counted else 0
+        )
+        no_progress = counted or bool(state.get("is_repeat"))
+        update["no_progress_streak"] = (
+            int(state.get("no_progress_streak", 0)) + 1 if no_progress else 0
+        )
+    return update
+
+
 def make(svc: Services) -> Any:
     """Build the node."""
 
     async def respond(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
-        tenant = await svc.tenant(state["tenant"])
-        conv = conversation_id()
-        reply = state.get("reply") or compose_reply(svc, state)
-        turn = int(state.get("turn", 0))
-        message_id = uuid.uuid5(conv, f"reply:{turn}:{reply['sender']}")
-
-        # The agent who answered, so transcripts and events can name them.
-        agent = state.get("agent_name") if reply["sender"] == "agent" else None
-        writer = runtime.stream_writer
-        for piece in _PIECE.findall(reply["text"]):
-            writer({"type": "token", "text": piece, "message_id": str(message_id)})
-
-        await conversations.add_message(
-            svc.pool,
-            tenant.id,
-            conv,
-            message_id=message_id,
-            sender=reply["sender"],
-            text=reply["text"],
-            intent=state.get("intent"),
-            confidence=reply["confidence"],
-            citations=[dict(c) for c in reply["citations"]],
-            agent_name=agent,
-        )
-        payload = {
-            "message_id": str(message_id),
-            "sender": reply["sender"],
-            "text": reply["text"],
-            "citations": reply["citations"],
-            "confidence": reply["confidence"],
-            "declined": reply["declined"],
-        }
-        if agent:
-            payload["agent"] = agent
-        event = "agent.message" if reply["sender"] == "agent" else "message.completed"
-        await conversations.append_event(
-            svc.pool, tenant.id, conv, event, payload, dedupe_key=f"reply:{message_id}"
-        )
-
-        declined = reply["declined"] and reply["sender"] == "ai"
-        counted = declined and state.get("intent") != "out_of_scope"
-        update: dict[str, Any] = {
-            "reply": reply,
-            "messages": [
-                AIMessage(
-                    content=reply["text"],
-                    id=str(message_id),
-                    name=reply["sender"],
-                    additional_kwargs={
-                        "sender": reply["sender"],
-                        "citations": reply["citations"],
-                        "confidence": reply["confidence"],
-                        "declined": reply["declined"],
-                    },
-                )
-            ],
-        }
-        if state.get("owner", "ai") == "ai" and reply["sender"] == "ai":
-            update["low_confidence_streak"] = (
-                int(state.get("low_confidence_streak", 0)) + 1 if counted else 0
-            )
-            no_progress = counted or bool(state.get("is_repeat"))
-            update["no_progress_streak"] = (
-                int(state.get("no_progress_streak", 0)) + 1 if no_progress else 0
-            )
-        return update
+        return await deliver(svc, state, runtime, state.get("reply") or compose_reply(svc, state))
 
     return respond
