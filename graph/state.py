@@ -145,6 +145,8 @@ class SupportState(TypedDict, total=False):
     """Drafts made this turn (one redraft is allowed)."""
     feedback: str
     """Judge or reviewer feedback for the redraft."""
+    rejected: list[str]
+    """Texts of the drafts a reviewer rejected this turn: a redraft must not repeat them."""
     handoff_reason: str | None
     """Why this turn hands off, when it does."""
     kb_only_reason: str | None

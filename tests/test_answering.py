@@ -315,3 +315,54 @@ def test_threshold_sweep_moves_drafted_outcomes_only() -> None:
     ]
     # 0.53..0.55 answers both answerable and declines both unanswerable; the lowest is chosen
     assert choose_threshold(outcomes) == 0.53
+
+
+def _follow_up(previous: str, question: str) -> dict[str, Any]:
+    return {
+        "turns": [
+            {"speaker": "user", "text": previous},
+            {"speaker": "agent", "text": "Happy to help with that."},
+            {"speaker": "user", "text": question},
+        ]
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("previous", "question", "carried_over"),
+    [
+        (
+            "How long does a water heater replacement take?",
+            "My AC is not cooling, what should I do?",
+            "Water heater replacement",
+        ),
+        (
+            "I smelled gas yesterday, can you repair the gas line?",
+            "What does your warranty cover?",
+            "town permit",
+        ),
+    ],
+)
+async def test_a_follow_up_is_answered_not_the_previous_question(
+    graph, services, demo, previous, question, carried_over
+):
+    """Issue 19 item 7: the previous message helps retrieval, but no sentence is chosen for
+    being about it."""
+    result = await answer_one(graph, services, demo, _follow_up(previous, question))
+    assert not result.declined and not result.handoff and result.citations
+    assert carried_over not in result.answer, result.answer
+
+
+@pytest.mark.integration
+async def test_yes_no_question_gets_the_no_or_the_yes_first(graph, services, demo):
+    """Issue 19 item 11: Oakdale is not in the service-area list; Pine Ridge is."""
+    oakdale = await answer_one(graph, services, demo, "Do you serve Oakdale?")
+    assert oakdale.answer.startswith("No. "), oakdale.answer
+    assert "service-area" in oakdale.citations
+    body = [s.strip() for s in oakdale.answer.split(". ") if s.strip()]
+    assert len(body) == len(set(body)), "no sentence twice"
+    pine = await answer_one(graph, services, demo, "Do you serve Pine Ridge?")
+    assert pine.answer.startswith("Yes. ") and "Pine Ridge" in pine.answer, pine.answer
+    # the office is closed on Labor Day: a list of closures is never read as a yes
+    labor = await answer_one(graph, services, demo, "Are you open on Labor Day?")
+    assert not labor.answer.startswith(("Yes", "No")), labor.answer

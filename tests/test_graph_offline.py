@@ -281,3 +281,23 @@ async def test_informational_question_the_kb_does_not_answer_goes_to_a_person(gr
     assert values["intent"] == "cancellation" and values["draft"]["declined"] is True
     assert events["handoff"][0]["reason"] == "intent:cancellation"
     assert "message.completed" not in events
+
+
+async def test_rejected_draft_is_never_offered_again(graph, services, reviewed_tenant):
+    """Issue 19 item 8: the redraft leaves out what the reviewer rejected, or hands off."""
+    from graph.nodes.draft import CITATION, sentence_key
+    from graph.text import sentences
+
+    def keys(text: str) -> set[str]:
+        return {sentence_key(s) for s in sentences(CITATION.sub("", text))} - {""}
+
+    cid, payload = await _held(graph, services, reviewed_tenant)
+    await resume(graph, cid, {"action": "reject", "reason": "not what they asked"})
+    state = await graph.aget_state(thread_config(cid))
+    value = state.interrupts[0].value
+    if value["kind"] == "approval":
+        assert value["draft"] != payload["draft"]
+        assert not keys(payload["draft"]) & keys(value["draft"])
+    else:
+        assert value["kind"] == "handoff" and value["reason"] == "draft_rejected"
+    assert state.values["rejected"] == [payload["draft"]]

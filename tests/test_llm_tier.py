@@ -126,3 +126,52 @@ async def test_llm_tier_never_drafts_for_a_customer_in_danger(llm_setup, demo):
         assert events["handoff"][0]["reason"].startswith("safety:")
         payload = (await graph.aget_state(thread_config(cid))).interrupts[0].value
         assert payload["summary"].startswith("Hand-off (safety:")
+
+
+async def test_llm_prompt_asks_for_the_latest_question_and_carries_the_rejection(
+    llm_setup,
+):
+    """Issue 19 items 7, 8, 11: the drafter's prompt says which question to answer (the
+    previous one is context only), yes/no first, and a redraft after a rejection carries the
+    rejected draft and the reviewer's reason; the same text again hands off."""
+    import uuid as _uuid
+
+    from helpdesk.policy import TenantPolicy
+    from helpdesk.tenants import create_tenant
+    from kb_pipeline.loaders import demo_kb_path, load_directory
+
+    graph, svc, scripts = llm_setup
+    tenant = await create_tenant(
+        svc.pool, f"llmrev-{_uuid.uuid4().hex[:8]}", "Reviewed Co", TenantPolicy(review_all=True)
+    )
+    await svc.kb.ingest(tenant.id, load_directory(demo_kb_path()))
+    seen: list[list[Any]] = []
+    chat = svc.models.chat
+    original = chat.astream
+
+    def recording(messages: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(list(messages))
+        return original(messages, *args, **kwargs)
+
+    object.__setattr__(chat, "astream", recording)
+    first = "Our call-out fee is $89 during regular hours. [pricing-overview]"
+    scripts["chat"] += [AIMessage(content=first) for _ in range(3)]
+    scripts["chat"].append(AIMessage(content="Summary: fee question."))
+    ok = verdict(grounded=True, policy_ok=True, problems=[], feedback="")
+    scripts["judge"] += [ok, ok]
+    cid = await new_conversation(svc, tenant)
+    await turn(graph, svc, tenant, cid, "Do you charge a call-out fee?")
+    await resume(graph, cid, {"action": "approve"})
+    await turn(graph, svc, tenant, cid, "How much is your call-out fee?")
+    system, user = seen[-1][0].content, seen[-1][1].content
+    assert "latest question" in system and '"Yes" or "No"' in system
+    assert "latest question, the one to answer:\nHow much is your call-out fee?" in user
+    assert "previous message, for context only: Do you charge a call-out fee?" in user
+    await resume(graph, cid, {"action": "reject", "reason": "mention the after-hours fee too"})
+    redraft = seen[-1][1].content
+    assert f"rejected this draft answer; do not send it again: {first}" in redraft
+    assert "mention the after-hours fee too" in redraft
+    # the model offered the rejected text again: a person takes over, nothing is sent
+    state = await graph.aget_state(thread_config(cid))
+    assert state.interrupts[0].value["kind"] == "handoff"
+    assert state.interrupts[0].value["reason"] == "draft_rejected"

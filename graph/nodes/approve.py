@@ -2,8 +2,8 @@
 
 Approve sends the draft; edit sends the edited text and logs the (draft, edit) pair as an
 ``approval.edited`` event, the labelled data prompt engineers export; reject redraws once with
-the reviewer's reason as feedback (or hands off when asked, or when the redraft budget is
-spent).
+the reviewer's reason as feedback and the rejected text to avoid (the drafter hands off when it
+has nothing different to offer), or hands off when asked, or when the redraft budget is spent.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def make(svc: Services) -> Any:
             dedupe_key=f"{key}:rejected",
         )
         if decision.then == "redraft" and int(state.get("attempts", 0)) < MAX_DRAFTS:
-            return Command(goto="draft", update={"feedback": decision.reason})
+            # the redraft must use the reason and must not repeat the rejected text
+            rejected = [*(state.get("rejected") or []), draft["text"]]
+            return Command(goto="draft", update={"feedback": decision.reason, "rejected": rejected})
         return Command(goto="handoff", update={"handoff_reason": "draft_rejected"})
 
     return approve

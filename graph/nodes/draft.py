@@ -41,6 +41,7 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
+from graph import yes_no
 from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
@@ -61,6 +62,10 @@ class _Sentence:
     chunk: int
     position: int
     score: float
+    """Relevance to the question in context (the confidence reads the best one)."""
+    relevance: float
+    """What the answer is chosen by: ``score``, but never more than the sentence's relevance
+    to the question alone, so the context can rule a sentence out but never in."""
 
 
 async def score_sentences(
@@ -79,15 +84,17 @@ async def score_sentences(
     ]
     if not items or not question.strip():
         return []
-    query = await query_vector(svc, question, previous)
-    sims = (await svc.sentence_cache.embed([s for s, _, _ in items])) @ query
+    vectors = await svc.sentence_cache.embed([s for s, _, _ in items])
+    in_context = vectors @ await query_vector(svc, question, previous)
+    alone = vectors @ await query_vector(svc, question, "") if previous else in_context
     # word overlap with the question itself: the previous message only sets the topic
     q_words = content_words(question)
     scored = []
-    for (text, ci, pi), sim in zip(items, sims, strict=True):
+    for (text, ci, pi), sim, own in zip(items, in_context, alone, strict=True):
         words = content_words(text)
-        overlap = len(q_words & words) / len(q_words) if q_words else 0.0
-        scored.append(_Sentence(text, ci, pi, float(sim) + OVERLAP_BONUS * overlap))
+        bonus = OVERLAP_BONUS * (len(q_words & words) / len(q_words) if q_words else 0.0)
+        score = float(sim) + bonus
+        scored.append(_Sentence(text, ci, pi, score, min(score, float(own) + bonus)))
     scored.sort(key=lambda s: s.score, reverse=True)
     return scored
 
@@ -116,12 +123,36 @@ def citations_for(chunks: list[Retrieved], source_ids: list[str]) -> list[Citati
     return out
 
 
-def extractive_answer(chunks: list[Retrieved], scored: list[_Sentence]) -> tuple[str, list[str]]:
-    """Compose an answer from the best sentences; return (text, cited source ids)."""
+def sentence_key(text: str) -> str:
+    """A sentence compared loosely: case, spacing, citations and end punctuation aside."""
+    return " ".join(CITATION.sub("", text).lower().split()).rstrip(" .!?")
+
+
+def extractive_answer(
+    chunks: list[Retrieved], scored: list[_Sentence], exclude: frozenset[str] = frozenset()
+) -> tuple[str, list[str]]:
+    """Compose an answer from the sentences most relevant to the question; return (text,
+    cited source ids), ("", []) when no sentence is left.
+
+    Args:
+        chunks: the retrieved chunks.
+        scored: their sentences, from :func:`score_sentences`.
+        exclude: ``sentence_key`` of sentences not to use (those of a rejected draft).
+    """
     # a sentence ending in ":" only introduces a list; on its own it tells the customer nothing
-    usable = [s for s in scored if not s.text.rstrip().endswith(":")] or scored
-    best = usable[0].score
-    chosen = [s for s in usable[: MAX_SENTENCES * 3] if s.score >= best * RUNNER_UP]
+    usable = [s for s in scored if sentence_key(s.text) not in exclude]
+    usable = [s for s in usable if not s.text.rstrip().endswith(":")] or usable
+    if not usable:
+        return "", []
+    usable.sort(key=lambda s: s.relevance, reverse=True)
+    best = usable[0].relevance
+    chosen: list[_Sentence] = []
+    seen: set[str] = set()
+    # overlapping chunks repeat a sentence; an answer says each thing once
+    for s in usable[: MAX_SENTENCES * 3]:
+        if s.relevance >= best * RUNNER_UP and sentence_key(s.text) not in seen:
+            seen.add(sentence_key(s.text))
+            chosen.append(s)
     chosen = chosen[:MAX_SENTENCES]
     # keep the answer's articles together and in reading order
     article_rank = {c: i for i, c in enumerate(dict.fromkeys(s.chunk for s in chosen))}
@@ -148,31 +179,71 @@ def make(svc: Services) -> Any:
         question = state.get("question", "")
         previous = previous_question(state.get("messages") or [])
         chunks = state.get("retrieved") or []
+        rejected = list(state.get("rejected") or [])
         scored = await score_sentences(svc, question, chunks, previous)
         confidence = confidence_of(scored)
         attempts = int(state.get("attempts", 0)) + 1
+        decline = Draft(
+            text=svc.prompts.reply("decline"), citations=[], confidence=confidence, declined=True
+        )
         if confidence < tenant.policy.escalate_below:
-            result = Draft(
-                text=svc.prompts.reply("decline"),
-                citations=[],
-                confidence=confidence,
-                declined=True,
-            )
+            result = decline
         elif svc.models.chat is not None:
             result = await _llm_draft(
-                svc, question, chunks, state.get("feedback", ""), confidence, previous
+                svc, question, chunks, state.get("feedback", ""), confidence, previous, rejected
             )
         else:
-            text, cited = extractive_answer(chunks, scored)
-            result = Draft(
-                text=text,
-                citations=citations_for(chunks, cited),
-                confidence=confidence,
-                declined=False,
+            result = (
+                _extractive_draft(
+                    question, chunks, scored, confidence, rejected, tenant.policy.escalate_below
+                )
+                or decline
             )
-        return {"draft": result, "attempts": attempts}
+        if rejected and (result["declined"] or _repeats(result["text"], rejected)):
+            # a reviewer turned the draft down and there is nothing better: a person answers
+            return {"draft": decline, "attempts": attempts, "handoff_reason": "draft_rejected"}
+        return {"draft": result, "attempts": attempts, "handoff_reason": None}
 
     return draft
+
+
+def _rejected_keys(rejected: list[str]) -> frozenset[str]:
+    return frozenset(
+        sentence_key(s) for text in rejected for s in sentences(CITATION.sub("", text))
+    )
+
+
+def _repeats(text: str, rejected: list[str]) -> bool:
+    return sentence_key(text) in {sentence_key(t) for t in rejected}
+
+
+def _extractive_draft(
+    question: str,
+    chunks: list[Retrieved],
+    scored: list[_Sentence],
+    confidence: float,
+    rejected: list[str],
+    floor: float,
+) -> Draft | None:
+    """The offline draft, or None when a redraft after a rejection has nothing good left.
+
+    A reviewer's rejection is feedback on the sentences shown: the redraft leaves them out and
+    answers from the rest, if the best of the rest is still relevant enough (``floor``, the
+    tenant's ``escalate_below``) to be worth a reviewer's time.
+    """
+    exclude = _rejected_keys(rejected)
+    if rejected:
+        rest = [s.relevance for s in scored if sentence_key(s.text) not in exclude]
+        if not rest or max(rest) < floor:
+            return None
+    text, cited = extractive_answer(chunks, scored, exclude)
+    if not text:
+        return None
+    if answer := yes_no.lead(question, [c["text"] for c in chunks]):
+        text = f"{answer}. {text}"
+    return Draft(
+        text=text, citations=citations_for(chunks, cited), confidence=confidence, declined=False
+    )
 
 
 def context_block(chunks: list[Retrieved]) -> str:
@@ -189,16 +260,16 @@ async def _llm_draft(
     feedback: str,
     confidence: float,
     previous: str = "",
+    rejected: list[str] | None = None,
 ) -> Draft:
     assert svc.models.chat is not None
     system = svc.prompts.draft_system.format(context=context_block(chunks), no_answer=NO_ANSWER)
-    user = question
-    if previous:
-        user = f"(The customer's previous message: {previous})\n\n{user}"
-    if feedback:
-        user = f"{user}\n\n(Reviewer feedback on your last draft: {feedback})"
     text = ""
-    async for chunk in svc.models.chat.astream([SystemMessage(system), HumanMessage(user)]):
+    messages = [
+        SystemMessage(system),
+        HumanMessage(llm_request(question, previous, feedback, rejected)),
+    ]
+    async for chunk in svc.models.chat.astream(messages):
         text += chunk.text
     text = text.strip()
     if not text or NO_ANSWER in text:
@@ -209,3 +280,22 @@ async def _llm_draft(
     return Draft(
         text=text, citations=citations_for(chunks, cited), confidence=confidence, declined=False
     )
+
+
+def llm_request(
+    question: str, previous: str, feedback: str, rejected: list[str] | None = None
+) -> str:
+    """The drafter's user message: the latest question to answer, the previous message as
+    context only, and on a redraft what was wrong (the judge's findings, or the draft a reviewer
+    rejected and their reason)."""
+    parts = []
+    if previous:
+        parts.append(f"(The customer's previous message, for context only: {previous})")
+    parts.append(f"The customer's latest question, the one to answer:\n{question}")
+    for text in rejected or []:
+        parts.append(f"(A reviewer rejected this draft answer; do not send it again: {text})")
+    if feedback and rejected:
+        parts.append(f"(The reviewer's reason, which your new answer must address: {feedback})")
+    elif feedback:
+        parts.append(f"(Reviewer feedback on your last draft: {feedback})")
+    return "\n\n".join(parts)

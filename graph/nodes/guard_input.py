@@ -96,6 +96,7 @@ def make(svc: Services) -> Any:
             "verdict": None,
             "attempts": 0,
             "feedback": "",
+            "rejected": [],
             "handoff_reason": None,
             "reply": None,
             "handoff": None,

@@ -6,6 +6,11 @@ Always (both tiers): tenant policy rules and sentence-level groundedness.
 - Money amounts and discount percentages must appear in the retrieved text; a grounded price
   above the tenant's ``max_price_promise`` is held for approval, and a discount above
   ``max_discount_percent`` that the knowledge base does not state is a violation.
+  A bound or a range quoted from the knowledge base is not a price promised to this customer
+  and is not held: an amount that both the draft and the retrieved text use as a threshold
+  ("jobs of $1,000 or more", "under $1,000", "at least", "up to", "minimum", "from") or as an
+  end of a range ("$250–$600", "$250 to $600"). A single price above the limit ("Water heater
+  replacement: $1,400") is still held, quoted or not: it reads as what this job will cost.
 - Each substantive sentence must be supported by a sentence of the chunks (cosine >=
   ``SUPPORT_SIMILARITY`` or most of its content words present).
 With the LLM tier, an LLM judge with structured output also rules on groundedness and policy.
@@ -37,6 +42,15 @@ MAX_DRAFTS = 2
 SUPPORT_WORD_COVERAGE = 0.7
 MIN_CONTENT_WORDS = 3
 _MONEY = re.compile(r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)")
+_AMOUNT = r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)"
+_BOUND = re.compile(
+    r"(?:over|under|above|below|at least|up to|more than|less than|minimum(?: of)?|"
+    rf"maximum(?: of)?|from|starting at)\s+{_AMOUNT}"
+    rf"|{_AMOUNT}\s*(?:or (?:more|less|over|under|higher|lower|above|below)|and (?:up|over|above)"
+    r"|minimum|maximum)",
+    re.IGNORECASE,
+)
+_RANGE = re.compile(rf"{_AMOUNT}\s*(?:–|—|-|to)\s*{_AMOUNT}", re.IGNORECASE)
 _DISCOUNT = re.compile(
     r"(\d{1,3}(?:\.\d+)?)\s?%\s*(?:off|discount)|discount\s+of\s+(\d{1,3})\s?%", re.I
 )
@@ -57,6 +71,13 @@ class LlmJudgement(BaseModel):
 
 def _amounts(text: str) -> list[float]:
     return [float(m.group(1).replace(",", "")) for m in _MONEY.finditer(text)]
+
+
+def _bounds(text: str) -> set[float]:
+    """Amounts the text uses as a threshold or as an end of a range, not as a price."""
+    found = [g for m in _BOUND.finditer(text) for g in m.groups() if g]
+    found += [g for m in _RANGE.finditer(text) for g in m.groups() if g]
+    return {float(g.replace(",", "")) for g in found}
 
 
 def policy_findings(
@@ -81,10 +102,11 @@ def policy_findings(
         if re.search(rf"\b{re.escape(word.lower())}\b", lowered):
             violations.append(f"handoff_keyword: {word}")
     kb_amounts = set(_amounts(kb_text))
+    quoted = _bounds(text) & _bounds(kb_text)
     for amount in _amounts(text):
         if amount not in kb_amounts:
             violations.append(f"ungrounded_amount: ${amount:,.2f} is not in the knowledge base")
-        elif amount > policy.max_price_promise:
+        elif amount > policy.max_price_promise and amount not in quoted:
             review.append(f"price_above_limit: ${amount:,.2f} > ${policy.max_price_promise:,.2f}")
     kb_lower = kb_text.lower()
     for m in _DISCOUNT.finditer(text):
@@ -128,7 +150,9 @@ def make(svc: Services) -> Any:
             verdict = JudgeVerdict(
                 passed=True, grounded=True, violations=[], review_reasons=[], feedback=""
             )
-            return {"verdict": verdict, "handoff_reason": decline_trigger(state, policy)}
+            # the drafter's own hand-off (a rejected draft with nothing better) stands
+            reason = state.get("handoff_reason") or decline_trigger(state, policy)
+            return {"verdict": verdict, "handoff_reason": reason}
         chunks = state.get("retrieved") or []
         violations, review = policy_findings(draft, chunks, policy)
         unsupported = await unsupported_sentences(svc, draft["text"], chunks)
