@@ -18,11 +18,11 @@ still down. Decisions:
 
 from __future__ import annotations
 
-import json
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.middleware import send_error
 from helpdesk.db import connection_lost
 
 log = logging.getLogger(__name__)
@@ -69,21 +69,10 @@ class DatabaseFaults:
 
 
 async def _unavailable(send: Send) -> None:
-    body = json.dumps(
-        {
-            "code": "database_unavailable",
-            "message": "the database is unavailable for a moment; retry shortly",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(RETRY_AFTER_S).encode()),
-            ],
-        }
+    await send_error(
+        send,
+        503,
+        "database_unavailable",
+        "the database is unavailable for a moment; retry shortly",
+        {"retry-after": str(RETRY_AFTER_S)},
     )
-    await send({"type": "http.response.body", "body": body})

@@ -67,19 +67,32 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {"code": "body_too_large", "message": f"the request body is over the {limit}-byte limit"}
-    ).encode()
+async def send_error(
+    send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> None:
+    """Answer with the API's JSON error shape from inside an ASGI middleware (where no route,
+    and so no exception handler, runs)."""
+    body = json.dumps({"code": code, "message": message}).encode()
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                *extra,
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    await send_error(
+        send,
+        413,
+        "body_too_large",
+        f"the request body is over the {limit}-byte limit",
+        {"connection": "close"},
+    )
