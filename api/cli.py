@@ -144,6 +144,7 @@ def chat(
 
 
 async def _chat(slug: str, channel: str) -> None:
+    from api.after_review import answer_pending
     from api.streaming import pending_interrupts, run_turn
     from graph.graph import build_graph
     from graph.runtime import open_checkpointer, open_services
@@ -169,6 +170,8 @@ async def _chat(slug: str, channel: str) -> None:
                 continue
             if text.startswith("/") and await pending_interrupts(graph, cid):
                 await _agent_action(graph, cid, text)
+                # After a review: the messages sent meanwhile are answered now, in order.
+                await _print_turn(answer_pending(graph, services, tenant, cid, channel=channel))
                 continue
             await _print_turn(run_turn(graph, services, tenant, cid, text, channel=channel))
 
@@ -196,6 +199,10 @@ async def _print_turn(events: Any) -> None:
             )
         elif name == "approval.pending":
             console.print(f"[bold yellow]review>[/] {data['message']} {data['review_reasons']}")
+        elif name == "status" and data.get("waiting_on") == "approval":
+            console.print(
+                "[dim](a team member is checking an answer; this message is answered after it)[/]"
+            )
         elif name == "status" and data.get("status") == "waiting_human":
             console.print("[dim](message passed to the agent)[/]")
         elif name == "error":

@@ -186,8 +186,14 @@ async def post_message(
         return EventSourceResponse(_sse(stream), ping=settings.sse_ping_s, headers=headers)
     response.headers.update(headers)
     events = [{"event": name, "data": data} async for name, data in stream.events()]
+    # The last answer: answers owed to earlier messages (sent during a review) come first.
     reply = next(
-        (e["data"] for e in events if e["event"] in ("message.completed", "agent.message")), None
+        (
+            e["data"]
+            for e in reversed(events)
+            if e["event"] in ("message.completed", "agent.message")
+        ),
+        None,
     )
     return {"reply": reply, "events": events}
 
