@@ -38,6 +38,7 @@ from langchain_core.messages import AIMessage
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
+from api.after_review import answer_pending
 from api.errors import ApiError
 from api.streaming import Event, Graph, resume_turn, thread_config
 from api.turns import ConversationGate
@@ -182,7 +183,15 @@ class AgentDesk:
                 value = Reject(
                     action="reject", reason=req.reason or "", then=req.then, reviewer=req.agent
                 )
-            return await self._resume(tenant, conv, value.model_dump())
+            events = await self._resume(tenant, conv, value.model_dump())
+            # The review is over: messages the customer sent meanwhile get their turns now.
+            events += [
+                event
+                async for event in answer_pending(
+                    self.graph, self.services, tenant, cid, channel=conv["channel"]
+                )
+            ]
+            return events
 
         if kind == "approval":
             raise _conflict("a draft waits for review: approve, edit or reject it first")

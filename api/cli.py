@@ -180,6 +180,7 @@ def chat(
 
 
 async def _chat(slug: str, channel: str, agent: str | None) -> None:
+    from api.after_review import answer_pending
     from api.chat_commands import Resume, parse_command, waiting_for
     from api.streaming import pending_interrupts, run_turn
     from graph.graph import build_graph
@@ -210,6 +211,8 @@ async def _chat(slug: str, channel: str, agent: str | None) -> None:
                 parsed = parse_command(text, waiting, agent or "agent")
                 if isinstance(parsed, Resume):
                     await _agent_action(graph, cid, parsed, agent)
+                    # After a review: the messages sent meanwhile are answered now, in order.
+                    await _print_turn(answer_pending(graph, services, tenant, cid, channel=channel))
                 else:
                     console.print(parsed, markup=False, highlight=False)
                 continue
@@ -239,6 +242,10 @@ async def _print_turn(events: Any, speaker: str = "assistant") -> None:
             )
         elif name == "approval.pending":
             console.print(f"[bold yellow]review>[/] {data['message']} {data['review_reasons']}")
+        elif name == "status" and data.get("waiting_on") == "approval":
+            console.print(
+                "[dim](a team member is checking an answer; this message is answered after it)[/]"
+            )
         elif name == "status" and data.get("status") == "waiting_human":
             console.print("[dim](message passed to the agent)[/]")
         elif name == "error":

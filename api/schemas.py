@@ -221,7 +221,23 @@ class TranscriptMessage(BaseModel):
         validation_alias=AliasChoices("agent", "agent_name"),
         description="The agent who wrote an agent message (or acted on a system one).",
     )
+    in_reply_to: uuid.UUID | None = Field(
+        default=None, description="The customer message this answer answers, when it answers one."
+    )
+    after_review: bool = Field(
+        default=False,
+        description="A customer message sent while a draft was held for review: the AI answers"
+        " it once that review is done.",
+    )
     created_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _owed(cls, data: Any) -> Any:
+        # A messages row says "owed a turn" with the key the turn will run with.
+        if isinstance(data, dict) and "pending_turn_key" in data:
+            return {**data, "after_review": data["pending_turn_key"] is not None}
+        return data
 
 
 class ConversationSummary(BaseModel):
@@ -239,6 +255,12 @@ class ConversationSummary(BaseModel):
     owner_agent: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    ticket_number: int | None = Field(
+        default=None, description="The open ticket's number (in lists), if there is one."
+    )
+    last_customer_message: str | None = Field(
+        default=None, description="The customer's latest message (in lists)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -333,8 +355,18 @@ class QueueItem(BaseModel):
         description="handoff: the AI handed off; approval: a draft waits for review;"
         " human_turn: the customer wrote in a conversation an agent owns."
     )
-    reason: str
+    reason: str = Field(
+        description="Why, as codes: a hand-off reason, or a held draft's distinct review codes."
+    )
+    reason_text: str = Field(default="", description="Why, in words for people, each reason once.")
     summary: str
+    question: str | None = Field(
+        default=None, description="A held draft: the customer question the draft answers."
+    )
+    new_messages: int = Field(
+        default=0,
+        description="A held draft: customer messages sent since it, answered after the review.",
+    )
     waiting_since: datetime | None
     channel: str
     owner: str | None
@@ -441,6 +473,9 @@ class ConversationDetail(BaseModel):
         description="The last hand-off's payload (summary, KB snippets, next steps), if any."
     )
     ticket: Ticket | None
+    held_because: list[str] = Field(
+        default=[], description="A held draft: why it is held, in words for people."
+    )
 
 
 class _Action(_In):

@@ -54,15 +54,33 @@ async def store_while_waiting(
 ) -> Event:
     """Keep a customer message for the agent without waking the AI.
 
-    ``message_id`` (from an Idempotency-Key) makes a retried store write nothing twice.
-    Text the desk refuses raises :class:`helpdesk.text_policy.InvalidText` before any write.
+    ``message_id`` (from an Idempotency-Key) makes a retried store write nothing twice. While
+    a draft is held for review the message also waits for its own AI turn after the review
+    (``after_review`` in the event; :mod:`api.after_review` runs it); during a hand-off it is
+    the person's to answer. Text the desk refuses raises
+    :class:`helpdesk.text_policy.InvalidText` before any write.
     """
     check_text(text, "text")
-    msg_id = message_uuid(conversation_id, message_id or str(uuid.uuid4()), 0)
+    key = message_id or str(uuid.uuid4())
+    msg_id = message_uuid(conversation_id, key, 0)
+    conv = await conversations.get_conversation(services.pool, tenant.id, conversation_id)
+    after_review = conversations.waiting_on(conv["status"], conv["escalation"]) == "approval"
     await conversations.add_message(
-        services.pool, tenant.id, conversation_id, message_id=msg_id, sender="customer", text=text
+        services.pool,
+        tenant.id,
+        conversation_id,
+        message_id=msg_id,
+        sender="customer",
+        text=text,
+        pending_turn_key=key if after_review else None,
     )
-    data = {"message_id": str(msg_id), "sender": "customer", "text": text, "queued_for_agent": True}
+    data = {
+        "message_id": str(msg_id),
+        "sender": "customer",
+        "text": text,
+        "queued_for_agent": True,
+        "after_review": after_review,
+    }
     await conversations.append_event(
         services.pool,
         tenant.id,
@@ -72,6 +90,14 @@ async def store_while_waiting(
         dedupe_key=f"customer:{msg_id}",
     )
     return "message.created", data
+
+
+def waiting_status(stored: Event) -> Event:
+    """The ``status`` event after a message kept by :func:`store_while_waiting`: says what the
+    conversation waits on, so a client can tell the customer the truth."""
+    if stored[1].get("after_review"):
+        return "status", {"status": "waiting_human", "waiting_on": "approval"}
+    return "status", {"status": "waiting_human"}
 
 
 def _interrupt_event(value: dict[str, Any], services: Services) -> Event:
@@ -141,6 +167,7 @@ async def _stream(
                         "citations": reply["citations"],
                         "confidence": reply["confidence"],
                         "declined": reply["declined"],
+                        "in_reply_to": reply.get("in_reply_to"),
                     },
                 )
 
@@ -200,10 +227,11 @@ async def run_turn(
             yield event
         snapshot = await graph.aget_state(thread_config(conversation_id))
     if snapshot.interrupts:
-        yield await store_while_waiting(
+        stored = await store_while_waiting(
             services, tenant, conversation_id, text, message_id=message_id
         )
-        yield "status", {"status": "waiting_human"}
+        yield stored
+        yield waiting_status(stored)
         yield "done", {}
         return
     message = HumanMessage(content=text, id=message_id or str(uuid.uuid4()))

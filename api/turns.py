@@ -21,7 +21,9 @@
   checkpoints.
 * **Waiting on a person.** A message to a conversation that waits on a human needs no graph run:
   it is stored for the agent at once, without the lease, so an agent working on the
-  conversation never makes the customer's message bounce.
+  conversation never makes the customer's message bounce. One stored during a draft review is
+  owed an AI turn after the review (:mod:`api.after_review`): a turn first answers the messages
+  owed before it, and a message whose review ended while it was stored is answered at once.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from api.after_review import answer_pending, review_ended
 from api.errors import ApiError
-from api.streaming import Event, Graph, run_turn, store_while_waiting
+from api.streaming import Event, Graph, run_turn, store_while_waiting, waiting_status
 from graph.services import Services
 from helpdesk import idempotency, leases
 from helpdesk.db import DictPool
@@ -214,16 +217,13 @@ class TurnRunner:
         try:
             if req.waiting_human:
                 started.set_result(None)
-                emit(
-                    await store_while_waiting(
-                        self.services,
-                        req.tenant,
-                        req.conversation_id,
-                        req.text,
-                        message_id=message_id,
-                    )
+                stored = await store_while_waiting(
+                    self.services, req.tenant, req.conversation_id, req.text, message_id=message_id
                 )
-                emit(("status", {"status": "waiting_human"}))
+                emit(stored)
+                emit(waiting_status(stored))
+                if stored[1]["after_review"]:
+                    await self._answer_if_review_ended(req, emit)
                 emit(("done", {}))
                 await self._complete(req, collected)
             else:
@@ -236,6 +236,14 @@ class TurnRunner:
                     req.tenant.id, req.conversation_id, wait_s=self.turn_wait_s, busy=busy
                 ):
                     started.set_result(None)
+                    async for event in answer_pending(
+                        self.graph,
+                        self.services,
+                        req.tenant,
+                        req.conversation_id,
+                        channel=req.channel,
+                    ):
+                        emit(event)
                     async for event in run_turn(
                         self.graph,
                         self.services,
@@ -281,6 +289,24 @@ class TurnRunner:
                     req.idempotency_key,
                     {"events": collected},
                 )
+
+    async def _answer_if_review_ended(self, req: TurnRequest, emit: Any) -> None:
+        """The review may have ended while the message was being stored, after the reviewer's
+        action had answered what was owed: then answer it here rather than leave it owed."""
+        if not await review_ended(self.services, req.tenant, req.conversation_id):
+            return  # the reviewer's action answers it
+        busy = ApiError(409, "turn_in_progress", "the conversation is busy")
+        try:
+            async with self.gate.hold(
+                req.tenant.id, req.conversation_id, wait_s=self.replay_wait_s, busy=busy
+            ):
+                async for event in answer_pending(
+                    self.graph, self.services, req.tenant, req.conversation_id, channel=req.channel
+                ):
+                    emit(event)
+        except ApiError:
+            # Whoever holds it that long is running a turn, which answers what is owed first.
+            log.warning("owed turns of %s left to the next turn", req.conversation_id)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait for running turns to finish (at shutdown); cancel what is left after that."""

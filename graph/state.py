@@ -89,6 +89,8 @@ class Reply(TypedDict):
     citations: list[Citation]
     confidence: float | None
     declined: bool
+    in_reply_to: NotRequired[str | None]
+    """Database id of the customer message this reply answers (set by ``respond``)."""
 
 
 class InputState(TypedDict):

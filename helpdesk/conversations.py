@@ -174,17 +174,22 @@ async def add_message(
     citations: list[dict[str, Any]] | None = None,
     visibility: Literal["public", "internal"] = "public",
     agent_name: str | None = None,
+    in_reply_to: uuid.UUID | None = None,
+    pending_turn_key: str | None = None,
 ) -> bool:
     """Store a message; return False when a message with this id was already stored.
 
     Ids come from the graph state, so a node re-run on resume stores nothing twice.
-    ``agent_name`` names the agent who wrote (or acted on) the message.
+    ``agent_name`` names the agent who wrote (or acted on) the message; ``in_reply_to`` the
+    customer message an answer answers; ``pending_turn_key`` marks a customer message the AI
+    still owes a turn (stored during a draft review, see :func:`pending_turns`).
     """
     async with connect(db) as conn:
         cur = await conn.execute(
             "INSERT INTO messages (id, tenant_id, conversation_id, sender, text, intent,"
-            " confidence, citations, visibility, agent_name)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            " confidence, citations, visibility, agent_name, in_reply_to, pending_turn_key)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
             (
                 message_id,
                 tenant_id,
@@ -196,6 +201,8 @@ async def add_message(
                 Jsonb(citations or []),
                 visibility,
                 agent_name,
+                in_reply_to,
+                pending_turn_key,
             ),
         )
         inserted = cur.rowcount == 1
@@ -218,6 +225,36 @@ async def list_messages(
             (conversation_id, tenant_id),
         )
         return [dict(r) for r in await cur.fetchall()]
+
+
+async def pending_turns(
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """Customer messages stored during a draft review that the AI still owes a turn, oldest
+    first (each row has ``id``, ``text`` and ``pending_turn_key``)."""
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "SELECT id, text, pending_turn_key FROM messages"
+            " WHERE conversation_id = %s AND tenant_id = %s AND pending_turn_key IS NOT NULL"
+            " ORDER BY created_at, id",
+            (conversation_id, tenant_id),
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def settle_pending_turns(
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID | None = None
+) -> int:
+    """Mark one message (or, without ``message_id``, all of them) as owing no turn any more:
+    its turn ran, or a person now has the conversation. Returns how many were marked."""
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "UPDATE messages SET pending_turn_key = NULL"
+            " WHERE conversation_id = %s AND tenant_id = %s AND pending_turn_key IS NOT NULL"
+            " AND (%s::uuid IS NULL OR id = %s)",
+            (conversation_id, tenant_id, message_id, message_id),
+        )
+        return cur.rowcount
 
 
 async def append_event(
@@ -301,14 +338,42 @@ async def list_events(
 
 
 async def list_conversations(
-    db: Db, tenant_id: uuid.UUID, *, status: Status | None = None, limit: int = 50
+    db: Db,
+    tenant_id: uuid.UUID,
+    *,
+    status: Status | None = None,
+    owner: str | None = None,
+    limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """The tenant's conversations (in one status when given), most recently active first."""
+    """The tenant's conversations (in one status, owned by one agent, when given), most
+    recently active first.
+
+    Each row also has its open ticket's number (``ticket_number``) and the last customer
+    message (``last_customer_message``), so a list can say what each one is about.
+    """
     async with connect(db) as conn:
         cur = await conn.execute(
-            "SELECT * FROM conversations WHERE tenant_id = %s"
-            " AND (%s::text IS NULL OR status = %s) ORDER BY updated_at DESC, id LIMIT %s",
-            (tenant_id, status, status, limit),
+            """
+            SELECT c.*, t.number AS ticket_number, lm.text AS last_customer_message
+            FROM conversations c
+            LEFT JOIN LATERAL (
+                SELECT t.number FROM tickets t
+                WHERE t.conversation_id = c.id AND t.tenant_id = c.tenant_id
+                  AND t.status NOT IN ('resolved', 'closed')
+                ORDER BY t.created_at DESC LIMIT 1
+            ) t ON true
+            LEFT JOIN LATERAL (
+                SELECT m.text FROM messages m
+                WHERE m.conversation_id = c.id AND m.tenant_id = c.tenant_id
+                  AND m.sender = 'customer'
+                ORDER BY m.created_at DESC LIMIT 1
+            ) lm ON true
+            WHERE c.tenant_id = %(tenant)s
+              AND (%(status)s::text IS NULL OR c.status = %(status)s)
+              AND (%(owner)s::text IS NULL OR c.owner_agent = %(owner)s)
+            ORDER BY c.updated_at DESC, c.id LIMIT %(limit)s
+            """,
+            {"tenant": tenant_id, "status": status, "owner": owner, "limit": limit},
         )
         return [dict(r) for r in await cur.fetchall()]
 
@@ -319,8 +384,10 @@ async def waiting_queue(db: Db, tenant_id: uuid.UUID, *, limit: int = 100) -> li
 
     Each row has the conversation's columns plus its open ticket (``ticket_id``,
     ``ticket_number``, ``ticket_reason``, ``ticket_summary``, ``ticket_priority``), the last
-    customer message (``last_customer_message``, ``last_customer_at``) and the data of the last
-    ``approval.pending`` event (``approval``: its review reasons).
+    customer message (``last_customer_message``, ``last_customer_at``), the data of the last
+    ``approval.pending`` event (``approval``: its review reasons), and for a held draft the
+    question under review (``held_question``: the latest customer message that does not wait
+    behind the review) and how many customer messages wait behind it (``pending_count``).
     """
     async with connect(db) as conn:
         cur = await conn.execute(
@@ -328,7 +395,10 @@ async def waiting_queue(db: Db, tenant_id: uuid.UUID, *, limit: int = 100) -> li
             SELECT c.*, t.id AS ticket_id, t.number AS ticket_number, t.reason AS ticket_reason,
                    t.summary AS ticket_summary, t.priority AS ticket_priority,
                    lm.text AS last_customer_message, lm.created_at AS last_customer_at,
-                   ap.data AS approval
+                   ap.data AS approval, hq.text AS held_question,
+                   (SELECT count(*) FROM messages p
+                    WHERE p.conversation_id = c.id AND p.tenant_id = c.tenant_id
+                      AND p.pending_turn_key IS NOT NULL) AS pending_count
             FROM conversations c
             LEFT JOIN tickets t ON t.conversation_id = c.id AND t.tenant_id = c.tenant_id
                  AND t.status NOT IN ('resolved', 'closed')
@@ -344,6 +414,12 @@ async def waiting_queue(db: Db, tenant_id: uuid.UUID, *, limit: int = 100) -> li
                   AND e.type = 'approval.pending'
                 ORDER BY e.seq DESC LIMIT 1
             ) ap ON true
+            LEFT JOIN LATERAL (
+                SELECT m.text FROM messages m
+                WHERE m.conversation_id = c.id AND m.tenant_id = c.tenant_id
+                  AND m.sender = 'customer' AND m.pending_turn_key IS NULL
+                ORDER BY m.created_at DESC LIMIT 1
+            ) hq ON true
             WHERE c.tenant_id = %s AND c.status = 'waiting_human'
             ORDER BY t.priority = 'urgent' DESC, c.waiting_since NULLS FIRST, c.updated_at, c.id
             LIMIT %s

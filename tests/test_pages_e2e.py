@@ -310,7 +310,7 @@ async def test_held_drafts_are_edited_or_approved_from_the_console(
 ) -> None:
     await open_widget(customer, base_url, review_desk)
     await ask(customer, "How much is your call-out fee?")
-    await expect(customer.locator(".banner")).to_contain_text("checking the answer")
+    await expect(customer.locator(".banner")).to_contain_text("checking this answer")
     conversation_id = (await session_of(customer, review_desk))["id"]
 
     await sign_in(agent, base_url, review_desk, "Sam")
@@ -338,7 +338,7 @@ async def test_held_drafts_are_edited_or_approved_from_the_console(
     # The next draft: a second agent's view is stale (its live updates and timers stopped)
     # when the first approves; its own approve then gets the conflict, said plainly.
     await ask(customer, "What are your opening hours?")
-    await expect(customer.locator(".banner")).to_contain_text("checking the answer")
+    await expect(customer.locator(".banner")).to_contain_text("checking this answer")
     await expect(agent.locator("#approval")).to_be_visible()
     held = await agent.get_by_label("Draft answer").input_value()
 

@@ -25,6 +25,7 @@ from api.deps import DeskDep, EventHubDep, GraphDep, ServicesDep, SettingsDep
 from api.errors import responses
 from api.routes.conversations import follow_events
 from api.streaming import thread_config
+from graph.reasons import handoff_reason_text, review_codes, review_reason_texts
 from helpdesk import conversations, tickets
 from helpdesk.notify import EventHub
 from helpdesk.tenancy import tenant_scope
@@ -70,21 +71,35 @@ def _queue_item(row: dict[str, Any]) -> schemas.QueueItem:
     elif escalation.get("kind") == "human_turn":
         kind = "human_turn"
     last = row["last_customer_message"] or ""
+    question = None
+    new_messages = 0
     if kind == "approval":
         reasons = (row["approval"] or {}).get("review_reasons") or []
-        reason = ", ".join(reasons) or "review"
-        summary = f"A drafted answer waits for review. Customer asked: {last!r}"
+        reason = ", ".join(review_codes(reasons)) or "review"
+        reason_text = "; ".join(review_reason_texts(reasons)) or "A drafted answer waits for review"
+        # The question under review, not the latest message: those sent since wait behind it.
+        question = row["held_question"] or last
+        new_messages = int(row["pending_count"] or 0)
+        summary = f"A drafted answer waits for review. Customer asked: {question!r}"
+        if new_messages:
+            plural = "s" if new_messages > 1 else ""
+            summary += f" {new_messages} new message{plural} since this draft."
     elif kind == "human_turn":
         reason = "customer_replied"
+        reason_text = handoff_reason_text(reason)
         summary = f"The customer wrote in a conversation {row['owner_agent'] or 'an agent'} owns."
     else:
         reason = row["ticket_reason"] or escalation.get("reason") or "handoff"
+        reason_text = handoff_reason_text(reason)
         summary = row["ticket_summary"] or f"Customer asked: {last!r}"
     return schemas.QueueItem(
         conversation_id=row["id"],
         kind=kind,
         reason=reason,
+        reason_text=reason_text,
         summary=summary,
+        question=question,
+        new_messages=new_messages,
         waiting_since=row["waiting_since"] or row["updated_at"],
         channel=row["channel"],
         owner=row["owner_agent"],
@@ -126,12 +141,25 @@ async def list_conversations(
     caller: StaffCaller,
     services: ServicesDep,
     status: Literal["active", "waiting_human", "closed"] | None = None,
+    owner: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Only conversations this agent owns; ``me``: the caller's own.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[schemas.ConversationSummary]:
-    """The tenant's conversations, most recently active first."""
+    """The tenant's conversations, most recently active first (the console's "Recent"); with
+    ``owner=me`` the caller's own (its "Mine"), also after they left the queue."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         rows = await conversations.list_conversations(
-            conn, caller.tenant.id, status=status, limit=limit
+            conn,
+            caller.tenant.id,
+            status=status,
+            owner=caller.name if owner == "me" else owner,
+            limit=limit,
         )
     return [schemas.ConversationSummary.model_validate(r) for r in rows]
 
@@ -167,6 +195,9 @@ async def conversation_detail(
         pending=schemas.PendingInterrupt.model_validate(pending) if pending else None,
         handoff=handoff,
         ticket=schemas.Ticket.model_validate(ticket) if ticket else None,
+        held_because=review_reason_texts(pending["payload"].get("review_reasons") or [])
+        if pending is not None and pending["kind"] == "approval"
+        else [],
     )
 
 

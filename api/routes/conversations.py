@@ -186,7 +186,8 @@ async def post_message(
         return EventSourceResponse(_sse(stream), ping=settings.sse_ping_s, headers=headers)
     response.headers.update(headers)
     events = [{"event": name, "data": data} async for name, data in stream.events()]
-    # The last answer: a turn that first finished one cut off by a crash answers that too.
+    # The last answer: a turn may first answer messages owed from a review, or a turn cut off
+    # by a crash; the answer to this message comes last.
     reply = next(
         (
             e["data"]

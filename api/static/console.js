@@ -36,6 +36,8 @@
     key: readStore(KEY_STORE),
     name: readStore(NAME_STORE),
     queue: [],
+    tab: "queue", // queue | mine | recent
+    list: [], // the Mine / Recent list
     selected: null, // conversation id
     detail: null,
     draftFor: null, // interrupt id the draft textarea was filled for
@@ -238,6 +240,7 @@
       scheduleQueue();
     } else if (frame.event === "conversation.event") {
       scheduleQueue();
+      scheduleList();
       if (data.conversation_id && data.conversation_id === state.selected) scheduleDetail();
     }
   }
@@ -248,6 +251,12 @@
   function scheduleQueue() {
     clearTimeout(queueTimer);
     queueTimer = setTimeout(refreshQueue, 120);
+  }
+  var listTimer = null;
+  function scheduleList() {
+    if (state.tab === "queue") return;
+    clearTimeout(listTimer);
+    listTimer = setTimeout(refreshList, 300);
   }
   function scheduleDetail() {
     clearTimeout(detailTimer);
@@ -427,15 +436,22 @@
             item.ticket_number ? el("span", { className: "ticket", text: "#" + item.ticket_number }) : null,
             el("time", { className: "wait", datetime: item.waiting_since, "data-since": item.waiting_since, text: waited(item.waiting_since) }),
           ]),
-          // A held draft's reason is the policy's own wording (thresholds): a detail line.
+          // People's words, each reason once (the server merges a price named four times).
           item.kind === "approval"
-            ? el("span", { className: "reason", text: "draft waiting for review" })
-            : el("span", { className: "reason", text: reasonText(item.reason) }),
-          item.kind === "approval" && item.reason
-            ? el("span", { className: "detail", text: item.reason })
+            ? el("span", { className: "reason", text: "Draft waiting for review" })
+            : el("span", { className: "reason", text: item.reason_text || reasonText(item.reason) }),
+          item.kind === "approval" && item.reason_text
+            ? el("span", { className: "detail", text: item.reason_text })
             : null,
-          item.last_customer_message
-            ? el("span", { className: "last", text: "\u201c" + item.last_customer_message + "\u201d" })
+          // A held draft is about the question it answers, not the latest message.
+          (item.kind === "approval" ? item.question : null) || item.last_customer_message
+            ? el("span", {
+                className: "last",
+                text: "\u201c" + ((item.kind === "approval" && item.question) || item.last_customer_message) + "\u201d",
+              })
+            : null,
+          item.new_messages
+            ? el("span", { className: "newer", text: newerText(item.new_messages) })
             : null,
           item.owner ? el("span", { className: "owner", text: "Taken by " + item.owner }) : null,
         ]
@@ -448,6 +464,88 @@
     });
     $("queue-count").textContent = state.queue.length ? "(" + state.queue.length + ")" : "";
     $("queue-empty").hidden = state.queue.length > 0;
+  }
+
+  function newerText(n) {
+    return n + " new message" + (n > 1 ? "s" : "") + " since this draft, answered after it";
+  }
+
+  // ------------------------------------------------------------------ Mine / Recent
+  // The queue only holds who waits; an agent also needs the conversations they answered
+  // (owned, ticket open) and the recent ones, to find them again.
+  var TABS = { queue: "tab-queue", mine: "tab-mine", recent: "tab-recent" };
+  function showTab(tab) {
+    state.tab = tab;
+    Object.keys(TABS).forEach(function (t) {
+      $(TABS[t]).setAttribute("aria-selected", t === tab ? "true" : "false");
+    });
+    $("queue-panel").hidden = tab !== "queue";
+    $("list-panel").hidden = tab === "queue";
+    $("list-panel").setAttribute("aria-labelledby", TABS[tab]);
+    if (tab !== "queue") {
+      state.list = [];
+      renderList();
+      refreshList();
+    }
+  }
+  Object.keys(TABS).forEach(function (t) {
+    $(TABS[t]).addEventListener("click", function () { showTab(t); });
+  });
+
+  async function refreshList() {
+    var tab = state.tab;
+    if (tab === "queue") return;
+    try {
+      var query = tab === "mine" ? "?owner=me&limit=100" : "?limit=50";
+      var rows = await api("GET", "/v1/agent/conversations" + query);
+      if (tab !== state.tab) return;
+      // Mine: what is still open; closed ones stay findable under Recent.
+      state.list = tab === "mine" ? rows.filter(function (c) { return c.status !== "closed"; }) : rows;
+      $("list-error").hidden = true;
+      renderList();
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) {
+        $("list-error").textContent = "The list could not be loaded: " + err.message;
+        $("list-error").hidden = false;
+      }
+    }
+  }
+
+  var STATUS_WORDS = { active: "Active", waiting_human: "Waiting", closed: "Closed" };
+  function renderList() {
+    var list = $("conv-list");
+    list.textContent = "";
+    state.list.forEach(function (c) {
+      var button = el(
+        "button",
+        {
+          type: "button",
+          className: "item",
+          "data-conversation-id": c.id,
+          "aria-current": c.id === state.selected ? "true" : null,
+        },
+        [
+          el("span", { className: "row" }, [
+            el("span", { className: "kind", text: STATUS_WORDS[c.status] || c.status }),
+            c.ticket_number ? el("span", { className: "ticket", text: "#" + c.ticket_number }) : null,
+            c.updated_at ? el("time", { className: "wait", datetime: c.updated_at, text: clock(c.updated_at) }) : null,
+          ]),
+          c.last_customer_message
+            ? el("span", { className: "last", text: "\u201c" + c.last_customer_message + "\u201d" })
+            : null,
+          c.owner_agent ? el("span", { className: "owner", text: "Owner: " + c.owner_agent }) : null,
+        ]
+      );
+      button.addEventListener("click", function () {
+        select(c.id);
+      });
+      list.appendChild(el("li", {}, [button]));
+    });
+    $("list-empty").textContent =
+      state.tab === "mine"
+        ? "No open conversations of yours. Ones you take over or answer appear here."
+        : "No conversations yet.";
+    $("list-empty").hidden = state.list.length > 0;
   }
 
   setInterval(function () {
@@ -465,6 +563,7 @@
     }
     state.selected = id;
     renderQueue();
+    if (state.tab !== "queue") renderList();
     reloadDetail();
   }
 
@@ -529,12 +628,12 @@
     $("close").disabled = closed;
     $("reply-form").hidden = closed;
 
-    renderApproval(pending && pending.kind === "approval" ? pending : null);
+    renderApproval(pending && pending.kind === "approval" ? pending : null, d);
     renderTranscript(d.messages || []);
     renderHandoff(handoff);
   }
 
-  function renderApproval(pending) {
+  function renderApproval(pending, detail) {
     var box = $("approval");
     box.hidden = !pending;
     if (!pending) {
@@ -550,9 +649,11 @@
       $("reject-reason").value = "";
     }
     $("approval-question").textContent = pending.question || "";
-    $("approval-reasons").textContent = (pending.review_reasons || []).length
-      ? "Held because: " + pending.review_reasons.join("; ")
-      : "";
+    var because = (detail && detail.held_because) || [];
+    $("approval-reasons").textContent = because.length ? "Held because: " + because.join("; ") : "";
+    var newer = ((detail && detail.messages) || []).filter(function (m) { return m.after_review; }).length;
+    $("approval-newer").textContent = newer ? newerText(newer) + " by the AI (or by you, if you hand off)." : "";
+    $("approval-newer").hidden = !newer;
     var sources = $("draft-sources");
     sources.textContent = "";
     if ((pending.citations || []).length) {
@@ -604,6 +705,7 @@
             m.created_at ? el("time", { datetime: m.created_at, text: " " + clock(m.created_at) }) : null,
           ]),
           el("div", { className: "text", text: m.text }),
+          m.after_review ? el("div", { className: "owed", text: "Sent during the review: answered after it" }) : null,
           cites,
         ])
       );
@@ -654,6 +756,7 @@
       await api("POST", "/v1/agent/conversations/" + id + "/" + path, payload);
       if (after) after();
       refreshQueue();
+      refreshList();
       reloadDetail();
     } catch (err) {
       actionFailed(err);

@@ -83,6 +83,7 @@
     ".msg.system { align-self: center; text-align: center; max-width: 95%; }",
     ".msg.system .text { background: transparent; color: #5b6773; font-size: 13px; font-style: italic; padding: 2px 6px; }",
     ".msg .note { font-size: 11px; color: #5b6773; margin-top: 2px; text-align: right; }",
+    ".msg .quote { font-size: 12px; color: #5b6773; border-left: 3px solid #c3ccd3; padding: 1px 0 1px 7px; margin: 0 0 3px; }",
     ".msg.failed .note { color: #b3261e; }",
     ".ref { font-size: 11px; color: #0b6e99; }",
     ".sources { font-size: 12px; color: #3c4852; margin: 4px 0 0 4px; }",
@@ -310,6 +311,7 @@
   var systemKeys = new Set();
   var unread = 0;
   var mode = "ai"; // ai | waiting | reviewing | agent | closed
+  var afterReview = 0; // customer messages waiting for the answer under review
   var agentName = null;
   var typingNode = null;
   var outbox = []; // messages not yet accepted by the server, sent one at a time
@@ -363,6 +365,9 @@
 
   function setMode(next, detail) {
     if (mode === "closed" && next !== "ai") return;
+    // The banner takes its height from the log: keep the last message in view when it shows.
+    var atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    if (next !== "reviewing") afterReview = 0;
     mode = next;
     if (detail) agentName = detail;
     var text = "";
@@ -370,7 +375,10 @@
     if (mode === "waiting") {
       text = "Connecting you to a person… You can keep writing: they'll see your messages.";
     } else if (mode === "reviewing") {
-      text = "A member of our team is checking the answer before it's sent.";
+      // What is true: a person checks a drafted answer; nobody is being connected.
+      text = afterReview
+        ? "A team member is checking an answer; your new message will be answered after it."
+        : "A team member is checking this answer before it's sent.";
     } else if (mode === "agent") {
       text = "You're chatting with " + (agentName || "a person from our team") + ".";
     } else if (mode === "closed") {
@@ -383,6 +391,7 @@
     bannerAction.textContent = action || "";
     input.disabled = mode === "closed";
     sendBtn.disabled = mode === "closed";
+    if (atBottom) scrollDown();
   }
 
   // ---------------------------------------------------------------- rendering
@@ -511,6 +520,7 @@
     entry.completed = true;
     entry.text = data.text || "";
     entry.node.removeAttribute("aria-busy");
+    quoteQuestion(entry, data.in_reply_to);
     var citations = sender === "ai" ? data.citations || [] : [];
     renderText(entry.textNode, entry.text, sender === "ai" ? citations : []);
     if (citations.length) {
@@ -531,6 +541,22 @@
     if (!data.replayed) countUnread();
   }
 
+  // An answer that arrives after later customer messages (a checked answer sent once the
+  // customer had written again) quotes the question it answers, so it never reads as the
+  // answer to the message just above it.
+  function quoteQuestion(entry, questionId) {
+    var question = questionId ? messages.get(questionId) : null;
+    if (!question || entry.node.querySelector(".quote")) return;
+    var later = false;
+    for (var n = question.node.nextSibling; n && n !== entry.node; n = n.nextSibling) {
+      if (n.classList && n.classList.contains("customer")) later = true;
+    }
+    if (!later) return;
+    var quote = el("blockquote", { className: "quote", text: "\u21aa " + (question.textNode.textContent || "") });
+    quote.setAttribute("data-in-reply-to", questionId);
+    entry.node.insertBefore(quote, entry.textNode);
+  }
+
   function onCustomerMessage(data, id) {
     if (messages.has(id)) return;
     // Our own optimistic bubble: the first one still waiting for its server id, same text.
@@ -549,7 +575,11 @@
     entry.completed = true;
     entry.node.setAttribute("data-message-id", id);
     messages.set(id, entry);
-    if (data.queued_for_agent) noteOn(entry, "Passed to our team");
+    if (data.after_review) {
+      noteOn(entry, "Will be answered after the answer being checked");
+      afterReview += 1;
+      setMode("reviewing");
+    } else if (data.queued_for_agent) noteOn(entry, "Passed to our team");
   }
 
   // Icons, not emoji: not every system has an emoji font (headless Linux shows boxes).
@@ -638,6 +668,9 @@
     var owner = ownerKey ? data[ownerKey] : undefined;
     if (owner) {
       setMode("agent", owner); // taken over: a person answers from now on
+    } else if (data.status === "waiting_human" && data.waiting_on === "approval") {
+      showTyping(false);
+      if (mode !== "agent") setMode("reviewing");
     } else if (data.status === "waiting_human") {
       showTyping(false);
       if (mode === "ai") setMode("waiting");
@@ -787,7 +820,15 @@
     try {
       var body = await api("GET", "/v1/conversations/" + current.id + "/messages", undefined, authHeaders());
       (body.messages || []).forEach(function (m) {
-        var data = { message_id: m.id, text: m.text, citations: m.citations, agent: m.agent, replayed: true };
+        var data = {
+          message_id: m.id,
+          text: m.text,
+          citations: m.citations,
+          agent: m.agent,
+          in_reply_to: m.in_reply_to,
+          after_review: m.after_review,
+          replayed: true,
+        };
         onMessage(data, m.sender);
       });
       var conv = body.conversation || {};
@@ -797,6 +838,7 @@
       }
       var owner = conv.owner_agent || conv.owner || null;
       if (owner) setMode("agent", owner);
+      else if (conv.waiting_on === "approval") setMode("reviewing");
       else if (conv.status === "waiting_human") setMode("waiting");
       startEvents();
     } catch (err) {

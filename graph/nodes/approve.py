@@ -15,7 +15,7 @@ from langgraph.types import Command
 
 from graph.context import Context
 from graph.interrupts import ApprovalRequest, Approve, Edit, ask_human, parse_review
-from graph.nodes.judge import MAX_DRAFTS
+from graph.nodes.judge import MAX_DRAFTS, citations_for
 from graph.services import Services, conversation_id
 from graph.state import Reply, SupportState
 from helpdesk import conversations
@@ -76,10 +76,15 @@ def make(svc: Services) -> Any:
                 },
                 dedupe_key=f"{key}:edited",
             )
+            # The edit keeps only the sources it still uses (an hours answer edited from a
+            # pricing draft must not cite "Pricing overview").
+            cited = await citations_for(
+                svc, decision.text, draft["citations"], state.get("retrieved") or []
+            )
             reply = Reply(
                 text=decision.text,
                 sender="ai",
-                citations=draft["citations"],
+                citations=cited,
                 confidence=draft["confidence"],
                 declined=False,
             )

@@ -32,7 +32,7 @@ from graph.context import Context
 from graph.nodes.draft import CITATION, context_block
 from graph.policy import decline_trigger
 from graph.services import Services
-from graph.state import Draft, JudgeVerdict, Retrieved, SupportState
+from graph.state import Citation, Draft, JudgeVerdict, Retrieved, SupportState
 from graph.text import content_words, sentences
 from helpdesk.policy import TenantPolicy
 
@@ -206,3 +206,39 @@ async def _llm_judge(
     if isinstance(result, LlmJudgement):
         return result
     return LlmJudgement.model_validate(result)
+
+
+async def citations_for(
+    svc: Services, text: str, citations: list[Citation], chunks: list[Retrieved]
+) -> list[Citation]:
+    """The citations that still apply to ``text`` (a reviewer's edit of a cited draft).
+
+    A source stays cited when the text still carries its ``[source-id]`` marker, or when the
+    text makes a claim that source supports by the judge's own groundedness check
+    (:func:`unsupported_sentences`); a retrieved source the text newly marks is cited too.
+    Text none of them support is sent with no sources rather than with the draft's.
+    """
+    marked = {m.group(1) for m in CITATION.finditer(text)}
+    claims = [
+        s for s in sentences(CITATION.sub("", text)) if len(content_words(s)) >= MIN_CONTENT_WORDS
+    ]
+    known = {c["source_id"]: c for c in citations}
+    for chunk in chunks:
+        if chunk["source_id"] in marked and chunk["source_id"] not in known:
+            known[chunk["source_id"]] = Citation(
+                source_id=chunk["source_id"],
+                title=chunk["title"],
+                article_id=chunk["article_id"],
+                url=chunk.get("url"),
+            )
+    kept = []
+    for source_id, citation in known.items():
+        if source_id in marked:
+            kept.append(citation)
+            continue
+        evidence = [c for c in chunks if c["source_id"] == source_id]
+        if claims and evidence:
+            unsupported = await unsupported_sentences(svc, text, evidence)
+            if len(unsupported) < len(claims):
+                kept.append(citation)
+    return kept

@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 
 from graph.context import Context
+from graph.nodes.guard_input import message_uuid
 from graph.policy import SMALLTALK, hard_blocked
 from graph.services import Services, conversation_id
 from graph.state import Reply, SupportState
@@ -62,6 +63,17 @@ def compose_reply(svc: Services, state: SupportState) -> Reply:
     )
 
 
+def question_id(conv: uuid.UUID, state: SupportState) -> uuid.UUID | None:
+    """The database id of the customer message this turn answers (the thread's last customer
+    message, stored by ``guard_input`` under this id), or None before the customer wrote."""
+    question = next(
+        (m for m in reversed(state.get("messages") or []) if isinstance(m, HumanMessage)), None
+    )
+    if question is None:
+        return None
+    return message_uuid(conv, question.id, int(state.get("turn", 0)))
+
+
 async def deliver(
     svc: Services, state: SupportState, runtime: Runtime[Context], reply: Reply
 ) -> dict[str, Any]:
@@ -74,6 +86,10 @@ async def deliver(
     conv = conversation_id()
     turn = int(state.get("turn", 0))
     message_id = uuid.uuid5(conv, f"reply:{turn}:{reply['sender']}")
+    # An answer may go out after later customer messages (a held draft approved once the
+    # customer wrote again): it names its question, so it never reads as answering those.
+    in_reply_to = question_id(conv, state)
+    reply = Reply(**{**reply, "in_reply_to": str(in_reply_to) if in_reply_to else None})
 
     # The agent who answered, so transcripts and events can name them.
     agent = state.get("agent_name") if reply["sender"] == "agent" else None
@@ -92,6 +108,7 @@ async def deliver(
         confidence=reply["confidence"],
         citations=[dict(c) for c in reply["citations"]],
         agent_name=agent,
+        in_reply_to=in_reply_to,
     )
     payload = {
         "message_id": str(message_id),
@@ -100,6 +117,7 @@ async def deliver(
         "citations": reply["citations"],
         "confidence": reply["confidence"],
         "declined": reply["declined"],
+        "in_reply_to": reply["in_reply_to"],
     }
     if agent:
         payload["agent"] = agent
