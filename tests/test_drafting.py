@@ -84,23 +84,30 @@ def _findings(text: str, kb: str) -> tuple[list[str], list[str]]:
     return policy_findings(draft, [_chunk(kb, "financing")], TenantPolicy(max_price_promise=500))
 
 
-def test_a_quoted_threshold_or_range_is_not_a_price_promise() -> None:
+def test_a_quoted_threshold_is_not_a_price_promise_but_a_price_range_is() -> None:
     kb = (
         "Through our partner you can spread the cost of any job of $1,000 or more. "
-        "Financing can't be used for jobs under $1,000. AC recharge: $250–$600. "
+        "Financing can't be used for jobs under $1,000. AC recharge: $250–$450. "
+        "Electric water heater, installed: $1,400–$2,100. "
         "Water heater replacement: $1,400."
     )
     cite = " [financing]"
     for quoted in (
         "You can spread the cost of any job of $1,000 or more.",
         "Financing can't be used for jobs under $1,000.",
-        "AC recharge: $250–$600.",
+        "AC recharge: $250–$450.",
     ):
         violations, review = _findings(quoted + cite, kb)
         assert violations == [] and review == [], quoted
     # a single price above the limit is still held, quoted from the KB or not
     _, review = _findings("Water heater replacement: $1,400." + cite, kb)
     assert review == ["price_above_limit: $1,400.00 > $500.00"]
+    # a price range quoted from the price list is what the job will cost: above the limit, held
+    _, review = _findings("Electric water heater, installed: $1,400–$2,100." + cite, kb)
+    assert review == [
+        "price_above_limit: $1,400.00 > $500.00",
+        "price_above_limit: $2,100.00 > $500.00",
+    ]
     # a bound the knowledge base does not state as a bound is not "quoted"
     _, review = _findings("Jobs of $1,400 or more are financed." + cite, kb)
     assert review == ["price_above_limit: $1,400.00 > $500.00"]

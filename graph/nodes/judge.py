@@ -6,11 +6,11 @@ Always (both tiers): tenant policy rules and sentence-level groundedness.
 - Money amounts and discount percentages must appear in the retrieved text; a grounded price
   above the tenant's ``max_price_promise`` is held for approval, and a discount above
   ``max_discount_percent`` that the knowledge base does not state is a violation.
-  A bound or a range quoted from the knowledge base is not a price promised to this customer
-  and is not held: an amount that both the draft and the retrieved text use as a threshold
-  ("jobs of $1,000 or more", "under $1,000", "at least", "up to", "minimum", "from") or as an
-  end of a range ("$250–$600", "$250 to $600"). A single price above the limit ("Water heater
-  replacement: $1,400") is still held, quoted or not: it reads as what this job will cost.
+  A threshold quoted from the knowledge base is not a price promised to this customer and is
+  not held: an amount that both the draft and the retrieved text use as a bound ("jobs of
+  $1,000 or more", "under $1,000", "at least", "up to", "minimum"). A price above the limit, a
+  single one or either end of a range ("installed: $1,400–$2,100", "from $1,400"), is still
+  held, quoted or not: it reads as what this job will cost the customer.
 - Each substantive sentence must be supported by a sentence of the chunks (cosine >=
   ``SUPPORT_SIMILARITY`` or most of its content words present).
 With the LLM tier, an LLM judge with structured output also rules on groundedness and policy.
@@ -45,12 +45,11 @@ _MONEY = re.compile(r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)")
 _AMOUNT = r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)"
 _BOUND = re.compile(
     r"(?:over|under|above|below|at least|up to|more than|less than|minimum(?: of)?|"
-    rf"maximum(?: of)?|from|starting at)\s+{_AMOUNT}"
+    rf"maximum(?: of)?)\s+{_AMOUNT}"
     rf"|{_AMOUNT}\s*(?:or (?:more|less|over|under|higher|lower|above|below)|and (?:up|over|above)"
     r"|minimum|maximum)",
     re.IGNORECASE,
 )
-_RANGE = re.compile(rf"{_AMOUNT}\s*(?:–|—|-|to)\s*{_AMOUNT}", re.IGNORECASE)
 _DISCOUNT = re.compile(
     r"(\d{1,3}(?:\.\d+)?)\s?%\s*(?:off|discount)|discount\s+of\s+(\d{1,3})\s?%", re.I
 )
@@ -74,9 +73,8 @@ def _amounts(text: str) -> list[float]:
 
 
 def _bounds(text: str) -> set[float]:
-    """Amounts the text uses as a threshold or as an end of a range, not as a price."""
+    """Amounts the text uses as a threshold, not as a price."""
     found = [g for m in _BOUND.finditer(text) for g in m.groups() if g]
-    found += [g for m in _RANGE.finditer(text) for g in m.groups() if g]
     return {float(g.replace(",", "")) for g in found}
 
 
