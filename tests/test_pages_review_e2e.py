@@ -72,7 +72,7 @@ async def test_a_question_asked_during_a_review_is_shown_truthfully_and_answered
         cid = (await session_of(customer, review_desk))["id"]
 
         # The queue card: the question under review, the new message, the reason in words.
-        await sign_in(agent, base_url, review_desk, "pages-e2e")
+        await sign_in(agent, base_url, review_desk, "Sam")
         card = agent.locator(f'#queue-list [data-conversation-id="{cid}"]')
         await expect(card.locator(".last")).to_have_text(f"\u201c{Q1}\u201d")
         await expect(card.locator(".newer")).to_contain_text("1 new message since this draft")
@@ -104,7 +104,7 @@ async def test_a_question_asked_during_a_review_is_shown_truthfully_and_answered
         await expect(customer.locator("li.msg.agent")).to_have_count(1)
         await agent.get_by_role("tab", name="Mine").click()
         mine = agent.locator(f'#conv-list [data-conversation-id="{cid}"]')
-        await expect(mine).to_contain_text("Owner: pages-e2e")
+        await expect(mine).to_contain_text("Owner: Sam")
         await agent.get_by_role("tab", name="Recent").click()
         recent = agent.locator(f'#conv-list [data-conversation-id="{cid}"]')
         await recent.click()
