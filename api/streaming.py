@@ -23,8 +23,9 @@ from langgraph.types import Command
 
 from graph.context import Context
 from graph.nodes.guard_input import message_uuid
+from graph.safety import detect_hazard, safety_reply
 from graph.services import Services
-from helpdesk import conversations
+from helpdesk import conversations, tickets
 from helpdesk.tenants import Tenant
 from helpdesk.text_policy import check_text
 
@@ -90,6 +91,62 @@ async def store_while_waiting(
         dedupe_key=f"customer:{msg_id}",
     )
     return "message.created", data
+
+
+async def danger_while_waiting(
+    services: Services, tenant: Tenant, conversation_id: uuid.UUID, stored: Event
+) -> Event | None:
+    """A customer in danger gets the safety steps at once, even while a person owns the
+    conversation or a draft waits for review: nobody may have to wait on a reviewer or an
+    agent's next look to read "leave the house, call the gas company". The steps are the same
+    fixed, never-paraphrased reply the ``safety`` node sends (:func:`graph.safety.safety_reply`),
+    and the conversation's open ticket becomes urgent, so it tops the queue. Keyed by the
+    customer's message, so a retried store sends nothing twice. None when no hazard is named.
+    """
+    data = stored[1]
+    alert = detect_hazard(data["text"])
+    if alert is None:
+        return None
+    reply = await safety_reply(services, tenant, alert)
+    question = uuid.UUID(data["message_id"])
+    reply_id = uuid.uuid5(conversation_id, f"safety:{question}")
+    await conversations.add_message(
+        services.pool,
+        tenant.id,
+        conversation_id,
+        message_id=reply_id,
+        sender="ai",
+        text=reply["text"],
+        intent="emergency",
+        citations=[dict(c) for c in reply["citations"]],
+        in_reply_to=question,
+    )
+    payload = {
+        "message_id": str(reply_id),
+        "sender": "ai",
+        "text": reply["text"],
+        "citations": reply["citations"],
+        "confidence": None,
+        "declined": False,
+        "in_reply_to": str(question),
+    }
+    await conversations.append_event(
+        services.pool,
+        tenant.id,
+        conversation_id,
+        "message.completed",
+        payload,
+        dedupe_key=f"reply:{reply_id}",
+    )
+    ticket = await tickets.open_ticket(services.pool, tenant.id, conversation_id)
+    if ticket is not None and ticket["priority"] != "urgent":
+        await tickets.set_ticket_status(
+            services.pool, tenant.id, ticket["id"], ticket["status"], priority="urgent"
+        )
+    log.warning(
+        "conversation %s: %s reported while waiting on a person", conversation_id, alert["hazard"]
+    )
+    return "message.completed", payload
 
 
 def waiting_status(stored: Event) -> Event:
@@ -231,6 +288,8 @@ async def run_turn(
             services, tenant, conversation_id, text, message_id=message_id
         )
         yield stored
+        if danger := await danger_while_waiting(services, tenant, conversation_id, stored):
+            yield danger
         yield waiting_status(stored)
         yield "done", {}
         return

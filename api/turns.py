@@ -39,7 +39,14 @@ from typing import Any
 
 from api.after_review import answer_pending, review_ended
 from api.errors import ApiError
-from api.streaming import Event, Graph, run_turn, store_while_waiting, waiting_status
+from api.streaming import (
+    Event,
+    Graph,
+    danger_while_waiting,
+    run_turn,
+    store_while_waiting,
+    waiting_status,
+)
 from graph.services import Services
 from helpdesk import idempotency, leases
 from helpdesk.db import DictPool
@@ -221,6 +228,10 @@ class TurnRunner:
                     self.services, req.tenant, req.conversation_id, req.text, message_id=message_id
                 )
                 emit(stored)
+                if danger := await danger_while_waiting(
+                    self.services, req.tenant, req.conversation_id, stored
+                ):
+                    emit(danger)
                 emit(waiting_status(stored))
                 if stored[1]["after_review"]:
                     await self._answer_if_review_ended(req, emit)
