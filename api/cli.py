@@ -187,6 +187,7 @@ async def _chat(slug: str, channel: str, agent: str | None) -> None:
     from graph.runtime import open_checkpointer, open_services
     from helpdesk import conversations
     from helpdesk.tenants import get_tenant
+    from helpdesk.text_policy import InvalidText
 
     async with open_services() as services:
         graph = build_graph(services, await open_checkpointer(services))
@@ -216,7 +217,10 @@ async def _chat(slug: str, channel: str, agent: str | None) -> None:
                 else:
                     console.print(parsed, markup=False, highlight=False)
                 continue
-            await _print_turn(run_turn(graph, services, tenant, cid, text, channel=channel))
+            try:
+                await _print_turn(run_turn(graph, services, tenant, cid, text, channel=channel))
+            except InvalidText as exc:  # refused before anything was stored or run
+                console.print(f"[red]error>[/] {escape(str(exc))}; nothing was sent")
 
 
 async def _print_turn(events: Any, speaker: str = "assistant") -> None:
@@ -230,6 +234,9 @@ async def _print_turn(events: Any, speaker: str = "assistant") -> None:
         elif name == "message.completed":
             if started:
                 console.print()
+            else:  # sent whole, not streamed (the safety steps while a person owns the chat)
+                console.print(f"[bold green]{escape(speaker)}>[/] ", end="")
+                console.print(data["text"], markup=False, highlight=False)
             for c in data["citations"]:
                 link = f" {escape(c['url'])}" if c.get("url") else ""
                 source = escape(f"{c['title']} [{c['source_id']}]{link}")

@@ -92,10 +92,12 @@ def test_chat_drives_review_and_handoff_with_commands(
 ) -> None:
     lines = [
         "/help",
+        "hello\x00world",  # refused text: said plainly, nothing sent, the chat goes on
         "How much is your call-out fee?",  # held for review (review_all)
         "/reply not now",
         "/edit Our call-out fee is $89, waived if you book the repair.",
         "I want to talk to a person",  # hand-off
+        "I smell gas in my kitchen",  # while a person owns it: the steps are printed at once
         "/approve",
         "/reply",
         "/reply Hi, this is Sam from the office.",
@@ -115,6 +117,10 @@ def test_chat_drives_review_and_handoff_with_commands(
     assert "/reply works once the conversation is handed to a person" in out
     assert "agent (Sam)> Our call-out fee is $89, waived if you book the repair." in out
     assert "handoff>" in out
+    assert "contains a NUL character" in out and "nothing was sent" in out
+    assert "Traceback" not in out
+    after_handoff = out.split("handoff>", 1)[1]
+    assert "assistant> This sounds like an emergency." in after_handoff and "911" in after_handoff
     assert "/approve works while a draft waits for review; here use /reply" in out
     assert "/reply needs its text: /reply TEXT" in out
     assert "agent (Sam)> Hi, this is Sam from the office." in out
