@@ -16,20 +16,20 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from api.app import create_app
 from helpdesk import db, keys
 from helpdesk.tenants import create_tenant
 from tests.api_support import bearer, serve_app, start_conversation
-from tests.browser import CHROMIUM_ARGS, chromium_path
+from tests.test_pages_e2e import browser, customer  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -142,23 +142,10 @@ def test_requests_after_a_postgres_restart_do_not_fail(desk: Desk, postgres: Res
         assert _listening(client), "the event listener did not reconnect"
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def customer(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context()
-    yield await context.new_page()
-    await context.close()
-
-
 async def test_the_widget_gets_an_agent_reply_sent_after_a_postgres_restart(
-    customer: Page, desk: Desk, postgres: Restartable
+    customer: Page,  # noqa: F811 (the fixture)
+    desk: Desk,
+    postgres: Restartable,
 ) -> None:
     await customer.goto(f"{desk.url}/demo?key={desk.widget_key}")
     await customer.get_by_role("button", name=re.compile("Open chat")).click()
