@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -16,6 +17,8 @@ _ABBREVIATION = re.compile(
     re.IGNORECASE,
 )
 _EMPHASIS = re.compile(r"\*\*|__|`")
+_BOLD_LINE = re.compile(r"^(?:\*\*|__)([^*_]+)(?:\*\*|__):?$")
+_LIST_ITEM = re.compile(r"^([-*+]|\d+[.)])\s+")
 _WORD = re.compile(r"[a-z0-9$%]+(?:['.][a-z0-9]+)*")
 STOPWORDS = frozenset(
     [
@@ -103,17 +106,52 @@ STOPWORDS = frozenset(
 )
 
 
-def sentences(text: str) -> list[str]:
-    """Split text into sentences; list items and lines are sentences of their own."""
-    out: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
+@dataclass(frozen=True)
+class Unit:
+    """A sentence of a text, with the list it belongs to (if any)."""
+
+    text: str
+    group: int | None = None
+    """Items of one list share a number (``None``: not a list item)."""
+    lead: str = ""
+    """What introduces the item's list: the line before it ending in ":" or a bold-only line
+    ("**Saturday**"). "Monday to Friday: 7:30 am - 6:00 pm" means nothing without "Our office
+    answers ... during these hours:"."""
+
+
+def units(text: str) -> list[Unit]:
+    """Split text into sentences; list items and lines are sentences of their own.
+
+    A bold-only line ("**Monday to Friday**") is a heading, not a sentence: it becomes the lead
+    of the list under it, as does a line ending in ":" (which stays a sentence too). Blank lines
+    do not end a list; the next line of plain text does.
+    """
+    out: list[Unit] = []
+    lead, group, groups = "", None, 0
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
-        line = _EMPHASIS.sub("", line)
-        out.extend(s.strip() for s in _split_line(line) if s.strip())
+        if bold := _BOLD_LINE.match(line):
+            lead, group = bold.group(1).strip().rstrip(":") + ":", None
+            continue
+        item = _LIST_ITEM.match(line)
+        line = _EMPHASIS.sub("", _LIST_ITEM.sub("", line))
+        parts = [s.strip() for s in _split_line(line) if s.strip()]
+        if item:
+            if group is None:
+                groups += 1
+                group = groups
+            out.extend(Unit(s, group, lead) for s in parts)
+            continue
+        out.extend(Unit(s) for s in parts)
+        lead, group = (parts[-1] if parts and parts[-1].endswith(":") else ""), None
     return out
+
+
+def sentences(text: str) -> list[str]:
+    """Split text into sentences (:func:`units` without their lists)."""
+    return [u.text for u in units(text)]
 
 
 def _split_line(line: str) -> list[str]:

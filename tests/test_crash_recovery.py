@@ -200,7 +200,10 @@ def _transcript(client: httpx.Client, conv: dict[str, Any]) -> list[tuple[str, s
 def test_turns_cut_off_by_kill_9_are_finished_by_the_next_request(servers, widget_key):
     a, b = servers
     retried_q = "How much is the call-out fee? (stall in judge)"
-    first_q = "What are your opening hours? (stall in judge)"
+    # Questions the demo KB answers well above the auto-send bar: one near it could be held for
+    # review on another machine's floating point, and a held turn completes no message.
+    first_q = "How much is the call-out fee after hours? (stall in judge)"
+    follow_q = "How do I reschedule my appointment?"
     answered_q = "How much is the call-out fee? (stall after answering)"
     with httpx.Client(base_url=a.url, timeout=60) as on_a:
         retried, followed, answered = (start_conversation(on_a, widget_key) for _ in range(3))
@@ -230,12 +233,12 @@ def test_turns_cut_off_by_kill_9_are_finished_by_the_next_request(servers, widge
         assert dict(again)["message.completed"] == dict(events)["message.completed"]
 
         # A new message: the cut-off question is answered first, then the new one.
-        events = _until_accepted(on_b, followed, "And on Saturdays?")
+        events = _until_accepted(on_b, followed, follow_q)
         completed = [d for n, d in events if n == "message.completed"]
         assert len(completed) == 2, events
         transcript = _transcript(on_b, followed)
         assert [s for s, _ in transcript] == ["customer", "ai", "customer", "ai"], transcript
-        assert [t for _, t in transcript[::2]] == [first_q, "And on Saturdays?"]
+        assert [t for _, t in transcript[::2]] == [first_q, follow_q]
         assert [t for _, t in transcript[1::2]] == [d["text"] for d in completed]
 
         # Answered before the kill, key never marked done: the same answer, not a second one

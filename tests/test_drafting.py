@@ -8,6 +8,7 @@ from graph import yes_no
 from graph.nodes.draft import _extractive_draft, _Sentence, extractive_answer
 from graph.nodes.judge import policy_findings
 from graph.state import Draft, Retrieved
+from graph.text import Unit, sentences, units
 from helpdesk.policy import TenantPolicy
 
 TOWNS = (
@@ -111,3 +112,46 @@ def test_a_quoted_threshold_is_not_a_price_promise_but_a_price_range_is() -> Non
     # a bound the knowledge base does not state as a bound is not "quoted"
     _, review = _findings("Jobs of $1,400 or more are financed." + cite, kb)
     assert review == ["price_above_limit: $1,400.00 > $500.00"]
+
+
+HOURS = (
+    "Our office answers the phone during these hours:\n\n- Monday to Friday: 7:30 am – 6:00 pm\n"
+    "- Sunday: closed\n\nEmails are answered the next day.\n\n**Saturday**\n\n- 8:00 am – 2:00 pm\n"
+)
+
+
+def test_list_items_know_their_list_and_what_introduces_it() -> None:
+    lead = "Our office answers the phone during these hours:"
+    assert units(HOURS) == [
+        Unit(lead),
+        Unit("Monday to Friday: 7:30 am – 6:00 pm", 1, lead),
+        Unit("Sunday: closed", 1, lead),
+        Unit("Emails are answered the next day."),
+        # a bold-only line is a heading: the lead of the list under it, not a sentence
+        Unit("8:00 am – 2:00 pm", 2, "Saturday:"),
+    ]
+    assert "Saturday" not in sentences(HOURS)
+
+
+def _item(text: str, relevance: float, position: int, *, by_lead: bool) -> _Sentence:
+    lead = "Our office answers the phone during these hours:"
+    return _Sentence(text, 0, position, relevance, relevance, 1, lead, by_lead)
+
+
+def test_an_item_relevant_through_its_lead_brings_the_whole_list() -> None:
+    scored = [
+        _item("Sunday: closed", 0.7, 2, by_lead=True),
+        _item("Monday to Friday: 7:30 am – 6:00 pm", 0.68, 1, by_lead=True),
+        _s("Emails are answered the next day.", 0.3, 3),
+    ]
+    text, _ = extractive_answer([_chunk(HOURS, "opening-hours")], scored)
+    assert text == (
+        "Our office answers the phone during these hours:\n"
+        "- Monday to Friday: 7:30 am – 6:00 pm\n- Sunday: closed [opening-hours]"
+    )
+
+
+def test_an_item_relevant_on_its_own_is_said_alone() -> None:
+    scored = [_item("Sunday: closed", 0.7, 2, by_lead=False), _s("Emails are late.", 0.2, 3)]
+    text, _ = extractive_answer([_chunk(HOURS, "opening-hours")], scored)
+    assert text == "Sunday: closed. [opening-hours]"

@@ -301,3 +301,21 @@ async def test_rejected_draft_is_never_offered_again(graph, services, reviewed_t
     else:
         assert value["kind"] == "handoff" and value["reason"] == "draft_rejected"
     assert state.values["rejected"] == [payload["draft"]]
+
+
+async def test_a_question_about_a_list_gets_the_whole_list_under_its_lead(graph, services, demo):
+    # "Sunday: closed" alone says nothing about opening hours; read under "Our office ...
+    # answers ... during these hours:" it is the answer, with the other days (issue 19, item 7:
+    # the draft began with the pricing article's "The technician ... estimates the hours.").
+    cid = await new_conversation(services, demo)
+    events = await turn(graph, services, demo, cid, "What are your opening hours?")
+    interrupts = (await graph.aget_state(thread_config(cid))).interrupts
+    text = interrupts[0].value["draft"] if interrupts else events["message.completed"][0]["text"]
+    lines = text.splitlines()
+    assert lines[0].endswith("during these hours:"), text
+    assert lines[1:4] == [
+        "- Monday to Friday: 7:30 am – 6:00 pm",
+        "- Saturday: 8:00 am – 2:00 pm",
+        "- Sunday: closed",
+    ], text
+    assert "[opening-hours]" in text

@@ -46,9 +46,11 @@ from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
 from graph.state import Citation, Draft, Retrieved, SupportState
-from graph.text import content_words, sentences
+from graph.text import content_words, sentences, units
 
 MAX_SENTENCES = 3
+MAX_LIST_ITEMS = 8
+"""A chosen list item brings its whole list into the answer up to this length."""
 RUNNER_UP = 0.85
 OVERLAP_BONUS = 0.15
 """Weight of the share of the question's content words a sentence contains."""
@@ -66,6 +68,12 @@ class _Sentence:
     relevance: float
     """What the answer is chosen by: ``score``, but never more than the sentence's relevance
     to the question alone, so the context can rule a sentence out but never in."""
+    group: int | None = None
+    """The list the sentence is an item of, within its chunk (:class:`graph.text.Unit`)."""
+    lead: str = ""
+    by_lead: bool = False
+    """A list item that is relevant read with its list's lead, not on its own: the question
+    is about the list ("when are you open?"), so the answer gives the whole list."""
 
 
 async def score_sentences(
@@ -79,22 +87,40 @@ async def score_sentences(
         chunks: the retrieved chunks.
         previous: the customer's previous message ("" for none), mixed into the query vector.
     """
-    items = [
-        (s, ci, pi) for ci, c in enumerate(chunks) for pi, s in enumerate(sentences(c["text"]))
-    ]
+    items = [(u, ci, pi) for ci, c in enumerate(chunks) for pi, u in enumerate(units(c["text"]))]
     if not items or not question.strip():
         return []
-    vectors = await svc.sentence_cache.embed([s for s, _, _ in items])
-    in_context = vectors @ await query_vector(svc, question, previous)
-    alone = vectors @ await query_vector(svc, question, "") if previous else in_context
+    # A list item is also read with what introduces its list ("Sunday: closed" alone says
+    # nothing about opening hours). That reading helps choose what the answer says, never
+    # whether to answer: the score (the confidence) is the item's own, as calibrated.
+    plain = [u.text for u, _, _ in items]
+    led = [f"{u.lead} {u.text}" for u, _, _ in items if u.lead]
+    vectors = await svc.sentence_cache.embed(plain + led)
+    question_vec = await query_vector(svc, question, previous)
+    alone_vec = await query_vector(svc, question, "") if previous else question_vec
+    in_context, alone = vectors @ question_vec, vectors @ alone_vec
     # word overlap with the question itself: the previous message only sets the topic
     q_words = content_words(question)
-    scored = []
-    for (text, ci, pi), sim, own in zip(items, in_context, alone, strict=True):
+
+    def reading(row: int, text: str) -> tuple[float, float]:
         words = content_words(text)
         bonus = OVERLAP_BONUS * (len(q_words & words) / len(q_words) if q_words else 0.0)
-        score = float(sim) + bonus
-        scored.append(_Sentence(text, ci, pi, score, min(score, float(own) + bonus)))
+        score = float(in_context[row]) + bonus
+        return score, min(score, float(alone[row]) + bonus)
+
+    scored = []
+    led_row = len(plain)
+    for row, (unit, ci, pi) in enumerate(items):
+        score, relevance = reading(row, unit.text)
+        by_lead = False
+        if unit.lead:
+            _, led_relevance = reading(led_row, f"{unit.lead} {unit.text}")
+            led_row += 1
+            by_lead = led_relevance > relevance
+            relevance = max(relevance, led_relevance)
+        scored.append(
+            _Sentence(unit.text, ci, pi, score, relevance, unit.group, unit.lead, by_lead)
+        )
     scored.sort(key=lambda s: s.score, reverse=True)
     return scored
 
@@ -147,11 +173,12 @@ def extractive_answer(
     usable.sort(key=lambda s: s.relevance, reverse=True)
     best = usable[0].relevance
     chosen: list[_Sentence] = []
-    seen: set[str] = set()
-    # overlapping chunks repeat a sentence; an answer says each thing once
+    seen: set[str | tuple[int, int]] = set()
+    # overlapping chunks repeat a sentence; an answer says each thing once, and a list once
     for s in usable[: MAX_SENTENCES * 3]:
-        if s.relevance >= best * RUNNER_UP and sentence_key(s.text) not in seen:
-            seen.add(sentence_key(s.text))
+        key = (s.chunk, s.group) if s.by_lead and s.group is not None else sentence_key(s.text)
+        if s.relevance >= best * RUNNER_UP and key not in seen and sentence_key(s.text) not in seen:
+            seen.update({key, sentence_key(s.text)})
             chosen.append(s)
     chosen = chosen[:MAX_SENTENCES]
     # keep the answer's articles together and in reading order
@@ -161,14 +188,49 @@ def extractive_answer(
     cited: list[str] = []
     for chunk_index in dict.fromkeys(s.chunk for s in chosen):
         source = chunks[chunk_index]["source_id"]
-        text = " ".join(
-            s.text if s.text.endswith((".", "!", "?")) else s.text + "."
-            for s in chosen
-            if s.chunk == chunk_index
-        )
-        parts.append(f"{text} [{source}]")
+        said: list[str] = []
+        for s in chosen:
+            if s.chunk != chunk_index:
+                continue
+            if not s.by_lead:
+                said.append(s.text if s.text.endswith((".", "!", "?")) else s.text + ".")
+            else:
+                said.append(_whole_list(s, scored, exclude, said))
+        parts.append(f"{_join(said)} [{source}]")
         cited.append(source)
-    return " ".join(parts), cited
+    return _join(parts), cited
+
+
+def _join(pieces: list[str]) -> str:
+    """Sentences joined by a space; a list, and what follows one, start on a line of their own."""
+    out = ""
+    for prev, piece in zip(["", *pieces], pieces, strict=False):
+        if out:
+            listy = any(p.startswith("- ") or "\n- " in p for p in (prev, piece))
+            out += "\n" if listy else " "
+        out += piece
+    return out
+
+
+def _whole_list(
+    item: _Sentence, scored: list[_Sentence], exclude: frozenset[str], said: list[str]
+) -> str:
+    """A chosen list item as its whole list, under its lead: one item of "Monday to Friday:
+    7:30-6; Saturday: 8-2; Sunday: closed" answers "when are you open?" only in part. One item
+    per line, as written, so the judge finds each in the article; a long list keeps the item."""
+    items = sorted(
+        (s for s in scored if s.chunk == item.chunk and s.group == item.group),
+        key=lambda s: s.position,
+    )
+    items = [s for s in items if sentence_key(s.text) not in exclude] or [item]
+    if len(items) > MAX_LIST_ITEMS:
+        items = [item]
+    lead = item.lead
+    if lead and said and sentence_key(said[-1]) == sentence_key(lead):
+        lead = ""  # the lead sentence was chosen too: say it once
+    lines = [lead] if lead else []
+    lines += [f"- {s.text}" for s in items]
+    return "\n".join(lines)
 
 
 def make(svc: Services) -> Any:
