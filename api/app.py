@@ -13,7 +13,6 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors, logs, openapi
-from api.actions import AgentDesk
 from api.auth import Authenticator
 from api.dbfaults import DatabaseFaults
 from api.deps import accepted_parameters, run_in_background
@@ -21,7 +20,7 @@ from api.middleware import BodyLimit
 from api.ratelimit import RateLimits
 from api.routes import agent, conversations, kb, pages
 from api.schemas import Health
-from api.turns import ConversationGate, TurnRunner
+from desk.service import Desk
 from graph.graph import build_graph
 from graph.models import Models
 from graph.runtime import open_checkpointer, open_services
@@ -79,13 +78,12 @@ def create_app(
             graph = build_graph(services, checkpointer)
             hub = EventHub(url)
             await hub.start()
-            gate = ConversationGate(services.pool, lease_ttl_s=settings.turn_lease_s)
-            runner = TurnRunner(graph, services, gate)
+            desk = Desk.build(graph, services, lease_ttl_s=settings.turn_lease_s)
             app.state.services = services
             app.state.graph = graph
             app.state.hub = hub
-            app.state.runner = runner
-            app.state.desk = AgentDesk(graph, services, gate)
+            runner = app.state.runner = desk.turns
+            app.state.desk = desk.actions
             app.state.auth = Authenticator(
                 services.pool, await asyncio.to_thread(load_secret, settings)
             )

@@ -11,10 +11,10 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from langgraph.graph.state import CompiledStateGraph
 
-from api.actions import AgentDesk
 from api.errors import ApiError
 from api.ratelimit import RateLimits
-from api.turns import TurnRunner
+from desk.actions import AgentDesk
+from desk.runner import TurnRunner
 from graph.services import Services
 from helpdesk.config import Settings
 from helpdesk.notify import EventHub

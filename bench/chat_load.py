@@ -59,7 +59,7 @@ SERVER = textwrap.dedent(
     import asyncio, json, os, sys
     import uvicorn
     from api.app import create_app
-    from api.demo import ensure_demo, ensure_demo_keys
+    from cli.demo import ensure_demo, ensure_demo_keys
     from helpdesk.auth import load_secret
     from helpdesk.config import Settings
 

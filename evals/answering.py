@@ -15,7 +15,7 @@ retrieval query read it from there). The earlier turns are not re-run and not st
 of the conversation; the per-turn counters (low-confidence and no-progress streaks) start at
 zero, so a history alone never triggers a hand-off.
 
-Reading the outcome (from the graph's updates, not from the reply text):
+Reading the outcome (from the run's events and state, :mod:`desk.probe`, not the reply text):
 
 * ``handoff``: the run stopped at the hand-off interrupt (any trigger: an explicit request, an
   always-human intent, a keyword, a blocked input, the judge failing twice, low confidence
@@ -33,7 +33,6 @@ staging database, since a handed-off item opens a ticket like any other hand-off
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -42,9 +41,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 
-from graph.context import Context
+from desk.probe import probe
 from graph.services import Services
-from helpdesk import conversations
 from helpdesk.tenants import Tenant
 
 Item = str | Mapping[str, Any]
@@ -177,30 +175,14 @@ async def answer_one(
     question, history = parse_item(item)
     if isinstance(tenant, str):
         tenant = await services.tenant(tenant)
-    cid = await conversations.create_conversation(services.pool, tenant.id, channel="api")
-    config: Any = {"configurable": {"thread_id": str(cid)}}
-    context = Context(tenant=tenant.slug, channel="api")
     messages = [*history_messages(history), HumanMessage(content=question, id=str(uuid.uuid4()))]
-
-    seen: dict[str, Any] = {}
-    interrupts: list[Mapping[str, Any]] = []
-    started = time.perf_counter()
-    chunk: Any
-    async for chunk in graph.astream(
-        {"messages": messages}, config, context=context, stream_mode="updates"
-    ):
-        for node, update in chunk.items():
-            if node == "__interrupt__":
-                interrupts.extend(i.value for i in update)
-            elif isinstance(update, Mapping):
-                seen.update({k: v for k, v in update.items() if k != "messages"})
-    latency = time.perf_counter() - started
+    run = await probe(graph, services, tenant, messages)
+    seen, latency = run.values, run.latency_s
 
     draft: Mapping[str, Any] | None = seen.get("draft")
     reply: Mapping[str, Any] | None = seen.get("reply")
-    kinds = {i.get("kind") for i in interrupts}
-    handoff = "handoff" in kinds
-    held = "approval" in kinds and not handoff
+    handoff = run.has("handoff")
+    held = run.has("approval.pending") and not handoff
     confidence = float(draft["confidence"]) if draft else None
     if handoff:
         answer, citations, declined = services.prompts.reply("handoff"), [], False

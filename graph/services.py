@@ -6,13 +6,15 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langgraph.config import get_config
+from langgraph.runtime import Runtime
 
 from graph.classifier import IntentClassifier, read_examples
+from graph.context import Context
 from graph.models import Models
 from graph.text import EmbeddingCache
 from helpdesk.db import DictPool
@@ -82,6 +84,27 @@ class Services:
         self._tenants[slug] = (now, tenant)
         return tenant
 
+    async def scope(self, state: Mapping[str, Any], runtime: Runtime[Context]) -> RunScope:
+        """The run's tenant and conversation: from the context the desk filled, else (Studio)
+        the thread's bound tenant, or the context's slug, and the thread id."""
+        ctx = runtime.context or Context()
+        bound = state.get("tenant")
+        if ctx.resolved is not None:
+            if bound and bound != ctx.resolved.slug:
+                raise PermissionError(
+                    f"thread belongs to tenant {bound!r}, not {ctx.resolved.slug!r}"
+                )
+            tenant = ctx.resolved
+        else:
+            tenant = await self.tenant(bound or ctx.tenant)
+        conversation = ctx.conversation_id
+        if conversation is None:
+            thread = runtime.execution_info.thread_id if runtime.execution_info else None
+            if thread is None:
+                raise RuntimeError("a run needs a conversation: a thread id or the context's")
+            conversation = thread_conversation(thread)
+        return RunScope(tenant, conversation)
+
     def forget_tenant(self, slug: str) -> None:
         """Drop a cached tenant (after its policy changed)."""
         self._tenants.pop(slug, None)
@@ -103,13 +126,18 @@ def train_classifier(models: Models, prompts_dir: Path) -> IntentClassifier:
     return IntentClassifier(models.embeddings).fit(texts, labels)
 
 
-def conversation_id() -> uuid.UUID:
-    """The current thread id as a UUID (thread id = conversation id).
-
-    Threads started outside the API (Studio) may use any string; those map to a stable UUID.
-    """
-    raw = str(get_config()["configurable"]["thread_id"])
+def thread_conversation(thread_id: str) -> uuid.UUID:
+    """The conversation of a thread (thread id = conversation id). Threads started outside the
+    desk (Studio) may use any string; those map to a stable UUID."""
     try:
-        return uuid.UUID(raw)
+        return uuid.UUID(thread_id)
     except ValueError:
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"deskgraph-thread:{raw}")
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"deskgraph-thread:{thread_id}")
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """The tenant and the conversation a run acts for."""
+
+    tenant: Tenant
+    conversation_id: uuid.UUID

@@ -22,7 +22,7 @@ from httpx_sse import connect_sse
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.demo import ensure_demo_keys
+from cli.demo import ensure_demo_keys
 from graph.models import Models
 from helpdesk import keys
 from helpdesk.config import Settings

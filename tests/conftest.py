@@ -71,7 +71,7 @@ async def services(
 
 @pytest.fixture(scope="session")
 async def demo(services: Services) -> Tenant:
-    from api.demo import ensure_demo
+    from cli.demo import ensure_demo
 
     tenant, _ = await ensure_demo(services)
     return tenant

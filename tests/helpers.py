@@ -7,7 +7,8 @@ from typing import Any
 
 from langgraph.types import Command
 
-from api.streaming import run_turn, thread_config
+from desk.stream import thread_config
+from desk.turns import run_turn
 from graph.services import Services
 from helpdesk import conversations
 from helpdesk.tenants import Tenant

@@ -110,7 +110,7 @@ async def test_answer_many_keeps_order_and_refuses_a_bad_batch_up_front(graph, s
 def test_answer_command_gives_one_output_line_per_input_line(cli_database: str, demo: Any) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.main import app
 
     lines = [
         "How much is your call-out fee?",
@@ -133,7 +133,7 @@ def test_answer_command_gives_one_output_line_per_input_line(cli_database: str, 
 def test_answer_command_names_an_unknown_tenant(cli_database: str, demo: Any) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.main import app
 
     run = CliRunner().invoke(app, ["answer", "--tenant", "nope-nope", "--jsonl"], input="hi\n")
     assert run.exit_code == 2
@@ -178,7 +178,7 @@ def test_parse_item_names_what_is_wrong(item: Any, message: str) -> None:
 
 
 def test_probe_line_parsing() -> None:
-    from api.cli_probes import parse_line
+    from cli.probes import parse_line
 
     assert parse_line("  how much?  \n") == "how much?"
     assert parse_line('{"turns": []}') == {"turns": []}

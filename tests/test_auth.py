@@ -294,7 +294,7 @@ async def test_keys_cli_creates_a_working_key(live_api, services, database_url):
     env = {**os.environ, "DATABASE_URL": database_url}
 
     def keys_create(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "api.cli", "keys", "create", "--tenant", "demo", *args]
+        command = [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", "demo", *args]
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
 
     out = await asyncio.to_thread(keys_create, "--kind", "agent", "--name", "cli-agent")

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from api.chat_commands import COMMANDS, Resume, help_text, parse_command
+from cli.chat_commands import COMMANDS, Resume, help_text, parse_command
 from graph.services import Services
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant, create_tenant
@@ -129,6 +129,6 @@ def test_chat_drives_review_and_handoff_with_commands(
 
 
 def app_for_test():
-    from api.cli import app
+    from cli.main import app
 
     return app

@@ -332,7 +332,7 @@ def test_intents_suite_needs_test_rows() -> None:
 def test_classify_probe_reports_a_bad_examples_file(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.main import app
 
     bad = tmp_path / "bad.csv"
     bad.write_text("text,intent\nhello,\n", encoding="utf-8")
@@ -352,7 +352,7 @@ def test_classify_probe_answers_each_line_as_it_arrives(tmp_path: Path) -> None:
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "classify", "--examples", str(examples), "--jsonl"],
+        [sys.executable, "-m", "cli.main", "classify", "--examples", str(examples), "--jsonl"],
         cwd=ROOT,
         env=env,
         stdin=subprocess.PIPE,

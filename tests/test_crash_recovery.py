@@ -46,7 +46,7 @@ SERVER = textwrap.dedent(
     if os.environ.get("STALL_TURNS"):
         # Test-only: stop turns whose text asks for it, the way a process looks from outside
         # just before it is killed (lease held and renewed, nothing more happening).
-        import api.turns, graph.graph
+        import desk.runner, graph.graph
 
         make_judge = graph.graph.judge.make
 
@@ -59,7 +59,7 @@ SERVER = textwrap.dedent(
                 return await node(state, runtime)
             return judge
 
-        complete = api.turns.TurnRunner._complete
+        complete = desk.runner.TurnRunner._complete
 
         async def stalling_complete(self, req, collected):
             if "(stall after answering)" in req.text:
@@ -68,7 +68,7 @@ SERVER = textwrap.dedent(
             await complete(self, req, collected)
 
         graph.graph.judge.make = stalling_judge
-        api.turns.TurnRunner._complete = stalling_complete
+        desk.runner.TurnRunner._complete = stalling_complete
 
     url, port = sys.argv[1], int(sys.argv[2])
     settings = Settings(openai_api_key=None, openai_base_url=None)

@@ -630,7 +630,7 @@ async def test_edited_and_rejected_drafts_export_as_a_dataset(
 def test_cli_compare_reports_regressions_and_bad_refs(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.main import app
 
     a = record({"recall@4": 0.9}, [Example(id="q1", input="x", score=1.0, ok=True)])
     b = record({"recall@4": 0.7}, [Example(id="q1", input="x", score=0.0, ok=False)])
@@ -666,7 +666,7 @@ def test_judge_metrics_need_a_judge_model() -> None:
 def test_cli_refuses_bad_input_with_status_2(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.main import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["eval", "retrieval", "--kb", str(tmp_path / "nope")])
@@ -683,7 +683,7 @@ def test_cli_runs_a_suite_and_writes_its_reports(
 ) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.main import app
 
     args = ["eval", "retrieval", "--limit", "5", "--out", str(tmp_path)]
     res = CliRunner().invoke(app, [*args, "--database-url", database_url, "--json"])
@@ -785,7 +785,7 @@ def test_guardrail_results_flatten_into_comparable_metrics() -> None:
 def test_cli_intents_on_a_train_and_test_file(demo: Any, database_url: str, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.main import app
 
     train = tmp_path / "train.csv"
     train.write_text(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.streaming import thread_config
+from desk.stream import thread_config
 from helpdesk import conversations, tickets
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import create_tenant

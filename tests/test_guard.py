@@ -526,7 +526,7 @@ def test_suite_counts_blocks_handoffs_and_false_positives(guard):
 
 
 def test_guard_probe_writes_one_json_line_per_input(guard):
-    from api.cli import app
+    from cli.main import app
 
     lines = [
         "Where is my order?",
@@ -547,7 +547,7 @@ def test_guard_probe_writes_one_json_line_per_input(guard):
 
 
 def test_guard_probe_reads_the_policy_file(tmp_path, guard):
-    from api.cli import app
+    from cli.main import app
 
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"handoff_on_blocked_input": False}))

@@ -499,7 +499,7 @@ def test_cli_ingest_exit_codes(cli_database: str, tmp_path: Path) -> None:
     """0 when every file went in, 1 when some failed, 2 for bad usage."""
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.main import app
 
     runner = CliRunner()
     slug = f"cli-{uuid.uuid4().hex[:8]}"

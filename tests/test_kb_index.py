@@ -260,7 +260,7 @@ async def test_search_probe_writes_one_json_array_per_input_line(
     env = {**os.environ, "DATABASE_URL": database_url}
     proc = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "api.cli", "search", "--tenant", t.slug, "--k", "2", "--jsonl"],
+        [sys.executable, "-m", "cli.main", "search", "--tenant", t.slug, "--k", "2", "--jsonl"],
         input='my faucet drips\n{"query": "boiler flue test"}\n\noverride code\n',
         capture_output=True,
         text=True,

@@ -8,7 +8,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from api.streaming import thread_config
+from desk.stream import thread_config
 from graph.graph import build_graph
 from graph.models import Models
 from graph.runtime import open_checkpointer, open_services

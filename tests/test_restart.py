@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from api.streaming import thread_config
+from desk.stream import thread_config
 from tests.helpers import new_conversation, turn
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,8 @@ SECOND_PROCESS = textwrap.dedent(
     from graph.graph import build_graph
     from graph.runtime import open_checkpointer, open_services
     from helpdesk.tenants import get_tenant
-    from api.streaming import run_turn, thread_config
+    from desk.stream import thread_config
+    from desk.turns import run_turn
 
     async def main(url, cid):
         settings = Settings(openai_api_key=None, openai_base_url=None)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.streaming import thread_config
+from cli.main import app
+from desk.stream import thread_config
 from graph.services import Services
 from helpdesk import conversations
 from helpdesk.policy import TenantPolicy

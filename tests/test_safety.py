@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from api.streaming import thread_config
+from desk.stream import thread_config
 from evals.safety_benchmark import DATA, load, score
 from graph.safety import detect_hazard
 from graph.text import sentences

@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from api.demo import ensure_demo
+from cli.demo import ensure_demo
 from graph.services import Services
 from helpdesk.tenants import Tenant
 from kb_pipeline.loaders import Article
@@ -87,7 +87,7 @@ def test_stopping_the_server_stops_its_embedded_postgres(data_dir: Path, stop: i
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env |= {"DESKGRAPH_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -2,7 +2,7 @@
 live streams for the console.
 
 Actions (take over, reply, approve / edit / reject a held draft, release, close) are applied
-exactly once (:mod:`api.actions`): two agents acting on one interrupt get one success and one
+exactly once (:mod:`desk.actions`): two agents acting on one interrupt get one success and one
 ``409 interrupt_conflict``. Pass the ``interrupt_id`` you saw in the detail view to make sure
 you act on exactly that interrupt.
 """
@@ -19,12 +19,12 @@ from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api import schemas
-from api.actions import ActionName, ActionOutcome, ActionRequest, pending_view
 from api.auth import Principal, StaffCaller
 from api.deps import DeskDep, EventHubDep, GraphDep, ServicesDep, SettingsDep
 from api.errors import responses
 from api.routes.conversations import follow_events
-from api.streaming import thread_config
+from desk.actions import ActionName, ActionOutcome, ActionRequest, pending_view
+from desk.stream import thread_config
 from graph.reasons import handoff_reason_text, review_codes, review_reason_texts
 from helpdesk import conversations, tickets
 from helpdesk.notify import EventHub
@@ -282,7 +282,7 @@ async def _act(
     body: schemas._Action,
 ) -> schemas.ActionResult:
     """Apply one agent action: every action route goes through here, so they all answer the
-    same way (the 409 rules live in :meth:`api.actions.AgentDesk.act`). The body's own fields
+    same way (the 409 rules live in :meth:`desk.actions.AgentDesk.act`). The body's own fields
     (``text``, ``reason``, ``then``) go into the request as they are; the actor is the key's
     name, never a field of the request (until staff accounts exist)."""
     req = ActionRequest(

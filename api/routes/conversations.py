@@ -19,8 +19,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api import schemas
 from api.auth import CustomerCaller, CustomerWriter, Principal, WidgetCaller
 from api.deps import EventHubDep, LimitsDep, RunnerDep, ServicesDep, SettingsDep
-from api.errors import ApiError, responses
-from api.turns import TurnRequest, TurnStream
+from api.errors import responses
+from desk.runner import TurnStream
 from graph.services import Services
 from helpdesk import conversations, feedback
 from helpdesk.auth import issue_customer_token
@@ -168,18 +168,9 @@ async def post_message(
     Limited per client address (429 ``rate_limited``, see ``api/ratelimit.py``).
     """
     limits.check("message", caller, request)
-    conv = await _conversation(services, caller, conversation_id)
-    if conv["status"] == "closed":
-        raise ApiError(409, "conversation_closed", f"conversation {conversation_id} is closed")
-    stream = await runner.start(
-        TurnRequest(
-            tenant=caller.tenant,
-            conversation_id=conversation_id,
-            channel=conv["channel"],
-            text=body.text,
-            waiting_human=conv["status"] == "waiting_human",
-            idempotency_key=idempotency_key,
-        )
+    await _conversation(services, caller, conversation_id)
+    stream = await runner.say(
+        caller.tenant, conversation_id, body.text, idempotency_key=idempotency_key
     )
     headers = {"Idempotent-Replayed": "true"} if stream.replayed else {}
     if "text/event-stream" in accept:

@@ -13,12 +13,14 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from graph import events
 from graph.context import Context
 from graph.interrupts import ApprovalRequest, Approve, Edit, ask_human, parse_review
 from graph.nodes.judge import MAX_DRAFTS, citations_for
-from graph.services import Services, conversation_id
+from graph.services import Services
 from graph.state import Reply, SupportState
 from helpdesk import conversations
+from helpdesk.tenancy import tenant_scope
 
 
 def make(svc: Services) -> Any:
@@ -27,8 +29,8 @@ def make(svc: Services) -> Any:
     async def approve(
         state: SupportState, runtime: Runtime[Context]
     ) -> Command[Literal["respond", "draft", "handoff"]]:
-        tenant = await svc.tenant(state["tenant"])
-        conv = conversation_id()
+        scope = await svc.scope(state, runtime)
+        tenant, conv = scope.tenant, scope.conversation_id
         draft = state.get("draft")
         verdict = state.get("verdict")
         assert draft is not None and verdict is not None
@@ -40,19 +42,20 @@ def make(svc: Services) -> Any:
             confidence=draft["confidence"],
             review_reasons=verdict["review_reasons"],
         )
-        await conversations.set_status(
-            svc.pool, tenant.id, conv, "waiting_human", escalation={"kind": "approval"}
-        )
-        await conversations.append_event(
-            svc.pool,
-            tenant.id,
-            conv,
-            "approval.pending",
-            {"review_reasons": verdict["review_reasons"]},
-            dedupe_key=key,
-        )
+        async with tenant_scope(svc.pool, tenant.id) as db:
+            await conversations.set_status(
+                db, tenant.id, conv, "waiting_human", escalation={"kind": "approval"}
+            )
+            await conversations.append_event(
+                db,
+                tenant.id,
+                conv,
+                *events.approval_pending(verdict["review_reasons"]),
+                dedupe_key=key,
+            )
         decision = ask_human(request, parse_review)
-        await conversations.set_status(svc.pool, tenant.id, conv, "active")
+        async with tenant_scope(svc.pool, tenant.id) as db:
+            await conversations.set_status(db, tenant.id, conv, "active")
         if isinstance(decision, Approve):
             reply = Reply(
                 text=draft["text"],
@@ -63,19 +66,20 @@ def make(svc: Services) -> Any:
             )
             return Command(goto="respond", update={"reply": reply})
         if isinstance(decision, Edit):
-            await conversations.append_event(
-                svc.pool,
-                tenant.id,
-                conv,
-                "approval.edited",
-                {
-                    "question": state.get("question", ""),
-                    "draft": draft["text"],
-                    "edited": decision.text,
-                    "reviewer": decision.reviewer,
-                },
-                dedupe_key=f"{key}:edited",
-            )
+            async with tenant_scope(svc.pool, tenant.id) as db:
+                await conversations.append_event(
+                    db,
+                    tenant.id,
+                    conv,
+                    "approval.edited",
+                    {
+                        "question": state.get("question", ""),
+                        "draft": draft["text"],
+                        "edited": decision.text,
+                        "reviewer": decision.reviewer,
+                    },
+                    dedupe_key=f"{key}:edited",
+                )
             # The edit keeps only the sources it still uses (an hours answer edited from a
             # pricing draft must not cite "Pricing overview").
             cited = await citations_for(
@@ -89,20 +93,21 @@ def make(svc: Services) -> Any:
                 declined=False,
             )
             return Command(goto="respond", update={"reply": reply})
-        await conversations.append_event(
-            svc.pool,
-            tenant.id,
-            conv,
-            "approval.rejected",
-            {
-                "question": state.get("question", ""),
-                "draft": draft["text"],
-                "reason": decision.reason,
-                "then": decision.then,
-                "reviewer": decision.reviewer,
-            },
-            dedupe_key=f"{key}:rejected",
-        )
+        async with tenant_scope(svc.pool, tenant.id) as db:
+            await conversations.append_event(
+                db,
+                tenant.id,
+                conv,
+                "approval.rejected",
+                {
+                    "question": state.get("question", ""),
+                    "draft": draft["text"],
+                    "reason": decision.reason,
+                    "then": decision.then,
+                    "reviewer": decision.reviewer,
+                },
+                dedupe_key=f"{key}:rejected",
+            )
         if decision.then == "redraft" and int(state.get("attempts", 0)) < MAX_DRAFTS:
             # the redraft must use the reason and must not repeat the rejected text
             rejected = [*(state.get("rejected") or []), draft["text"]]

@@ -237,7 +237,7 @@ def make(svc: Services) -> Any:
     """Build the node."""
 
     async def draft(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
-        tenant = await svc.tenant(state["tenant"])
+        tenant = (await svc.scope(state, runtime)).tenant
         question = state.get("question", "")
         previous = previous_question(state.get("messages") or [])
         chunks = state.get("retrieved") or []

@@ -20,13 +20,15 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
+from graph import events
 from graph.context import Context
 from graph.guard import MAX_MESSAGE_CHARS, load_guard, screen_rules
 from graph.policy import kb_only_verdict
 from graph.safety import detect_hazard
-from graph.services import Services, conversation_id
+from graph.services import Services
 from graph.state import GuardVerdict, SupportState
 from helpdesk import conversations
+from helpdesk.tenancy import tenant_scope
 
 __all__ = ["MAX_MESSAGE_CHARS", "make", "message_uuid", "screen"]
 
@@ -65,23 +67,28 @@ def make(svc: Services) -> Any:
             raise PermissionError(
                 f"thread belongs to tenant {state['tenant']!r}, not {ctx.tenant!r}"
             )
-        tenant = await svc.tenant(ctx.tenant)
+        scope = await svc.scope(state, runtime)
+        tenant, conv = scope.tenant, scope.conversation_id
         verdict = kb_only_verdict(verdict, tenant.policy)
-        conv = conversation_id()
-        await conversations.ensure_conversation(svc.pool, tenant.id, conv, ctx.channel)
-        if last is not None and question:
-            msg_id = message_uuid(conv, last.id, turn)
-            await conversations.add_message(
-                svc.pool, tenant.id, conv, message_id=msg_id, sender="customer", text=question
-            )
-            await conversations.append_event(
-                svc.pool,
-                tenant.id,
-                conv,
-                "message.created",
-                {"message_id": str(msg_id), "sender": "customer", "text": question},
-                dedupe_key=f"customer:{msg_id}",
-            )
+        created = None
+        async with tenant_scope(svc.pool, tenant.id) as db:
+            await conversations.ensure_conversation(db, tenant.id, conv, ctx.channel)
+            if last is not None and question:
+                msg_id = str(message_uuid(conv, last.id, turn))
+                created = events.message_created(msg_id, question)
+                await conversations.add_message(
+                    db,
+                    tenant.id,
+                    conv,
+                    message_id=uuid.UUID(msg_id),
+                    sender="customer",
+                    text=question,
+                )
+                await conversations.append_event(
+                    db, tenant.id, conv, *created, dedupe_key=f"customer:{msg_id}"
+                )
+        if created is not None:
+            events.emit(runtime.stream_writer, created)
         return {
             "tenant": ctx.tenant,
             "channel": ctx.channel,

@@ -19,6 +19,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from graph import events
 from graph.context import Context
 from graph.interrupts import (
     AgentReply,
@@ -31,9 +32,10 @@ from graph.interrupts import (
     ask_human,
     parse_agent_action,
 )
-from graph.services import Services, conversation_id
+from graph.services import RunScope, Services
 from graph.state import Reply, SupportState
 from helpdesk import conversations, tickets
+from helpdesk.tenancy import tenant_scope
 from helpdesk.tenants import Tenant
 
 TRANSCRIPT_LINES = 30
@@ -81,20 +83,20 @@ async def _snippets(svc: Services, tenant: Tenant, state: SupportState) -> list[
 
 
 async def apply_agent_action(
-    svc: Services, tenant: Tenant, action: AgentReply | Release | Close
+    svc: Services, scope: RunScope, action: AgentReply | Release | Close
 ) -> dict[str, Any]:
     """Turn an agent's (validated) action into a state update."""
-    conv = conversation_id()
+    tenant, conv = scope.tenant, scope.conversation_id
     if isinstance(action, AgentReply):
-        await conversations.set_status(
-            svc.pool, tenant.id, conv, "active", owner_agent=action.agent
-        )
+        async with tenant_scope(svc.pool, tenant.id) as db:
+            await conversations.set_status(db, tenant.id, conv, "active", owner_agent=action.agent)
         reply = Reply(
             text=action.text, sender="agent", citations=[], confidence=None, declined=False
         )
         return {"owner": "human", "reply": reply, "agent_name": action.agent}
     if isinstance(action, Release):
-        await conversations.set_status(svc.pool, tenant.id, conv, "active", owner_agent=None)
+        async with tenant_scope(svc.pool, tenant.id) as db:
+            await conversations.set_status(db, tenant.id, conv, "active", owner_agent=None)
         text = action.text or svc.prompts.reply("released")
         return {
             "owner": "ai",
@@ -105,7 +107,8 @@ async def apply_agent_action(
             "no_progress_streak": 0,
         }
     assert isinstance(action, Close)
-    await conversations.set_status(svc.pool, tenant.id, conv, "closed", owner_agent=action.agent)
+    async with tenant_scope(svc.pool, tenant.id) as db:
+        await conversations.set_status(db, tenant.id, conv, "closed", owner_agent=action.agent)
     text = action.text or svc.prompts.reply("closed")
     return {
         "owner": "ai",
@@ -117,40 +120,44 @@ def make_handoff(svc: Services) -> Any:
     """Build the ``handoff`` node: prepare everything the agent needs, once."""
 
     async def handoff(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
-        tenant = await svc.tenant(state["tenant"])
-        conv = conversation_id()
+        scope = await svc.scope(state, runtime)
+        tenant, conv = scope.tenant, scope.conversation_id
         reason = state.get("handoff_reason") or "explicit_request"
         key = f"handoff:{state.get('turn', 0)}"
         summary = await _summary(svc, state, reason)
         intents = list(dict.fromkeys(state.get("intents_seen") or []))
-        ticket = await tickets.open_or_update_ticket(
-            svc.pool,
-            tenant.id,
-            conv,
-            handoff_key=key,
-            subject=(state.get("question") or "Conversation")[:120],
-            reason=reason,
-            summary=summary,
-            intents=intents,
-            priority=(
-                "urgent"
-                if state.get("safety")
-                else _PRIORITY.get(state.get("intent", ""), "normal")
-            ),
-        )
-        await conversations.set_status(
-            svc.pool,
-            tenant.id,
-            conv,
-            "waiting_human",
-            escalation={"kind": "handoff", "reason": reason, "ticket_id": str(ticket["id"])},
-        )
-        info = {
-            "reason": reason,
-            "ticket_id": str(ticket["id"]),
-            "ticket_number": int(ticket["number"]),
-        }
-        await conversations.append_event(svc.pool, tenant.id, conv, "handoff", info, dedupe_key=key)
+        async with tenant_scope(svc.pool, tenant.id) as db:
+            ticket = await tickets.open_or_update_ticket(
+                db,
+                tenant.id,
+                conv,
+                handoff_key=key,
+                subject=(state.get("question") or "Conversation")[:120],
+                reason=reason,
+                summary=summary,
+                intents=intents,
+                priority=(
+                    "urgent"
+                    if state.get("safety")
+                    else _PRIORITY.get(state.get("intent", ""), "normal")
+                ),
+            )
+            await conversations.set_status(
+                db,
+                tenant.id,
+                conv,
+                "waiting_human",
+                escalation={"kind": "handoff", "reason": reason, "ticket_id": str(ticket["id"])},
+            )
+            info = {
+                "reason": reason,
+                "ticket_id": str(ticket["id"]),
+                "ticket_number": int(ticket["number"]),
+            }
+            logged = events.handoff(
+                reason, str(ticket["id"]), int(ticket["number"]), svc.prompts.reply("handoff")
+            )
+            await conversations.append_event(db, tenant.id, conv, *logged, dedupe_key=key)
         request = HandoffRequest(
             reason=reason,
             summary=summary,
@@ -180,8 +187,8 @@ def make_await_agent(svc: Services) -> Any:
     ) -> Command[Literal["respond"]]:
         request = HandoffRequest.model_validate(state["handoff_request"])
         action = ask_human(request, parse_agent_action)
-        tenant = await svc.tenant(state["tenant"])
-        return Command(goto="respond", update=await apply_agent_action(svc, tenant, action))
+        scope = await svc.scope(state, runtime)
+        return Command(goto="respond", update=await apply_agent_action(svc, scope, action))
 
     return await_agent
 
@@ -192,19 +199,19 @@ def make_human_turn(svc: Services) -> Any:
     async def human_turn(
         state: SupportState, runtime: Runtime[Context]
     ) -> Command[Literal["respond"]]:
-        tenant = await svc.tenant(state["tenant"])
-        conv = conversation_id()
-        await conversations.set_status(
-            svc.pool,
-            tenant.id,
-            conv,
-            "waiting_human",
-            escalation={"kind": "human_turn"},
-            owner_agent=state.get("agent_name"),
-        )
+        scope = await svc.scope(state, runtime)
+        async with tenant_scope(svc.pool, scope.tenant.id) as db:
+            await conversations.set_status(
+                db,
+                scope.tenant.id,
+                scope.conversation_id,
+                "waiting_human",
+                escalation={"kind": "human_turn"},
+                owner_agent=state.get("agent_name"),
+            )
         request = HumanTurnRequest(message=state.get("question", ""), transcript=transcript(state))
         action = ask_human(request, parse_agent_action)
-        update = await apply_agent_action(svc, tenant, action)
+        update = await apply_agent_action(svc, scope, action)
         return Command(goto="respond", update=update)
 
     return human_turn

@@ -142,7 +142,7 @@ def make(svc: Services) -> Any:
     async def judge(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
         draft = state.get("draft")
         assert draft is not None, "judge runs after draft"
-        tenant = await svc.tenant(state["tenant"])
+        tenant = (await svc.scope(state, runtime)).tenant
         policy = tenant.policy
         if draft["declined"]:
             verdict = JudgeVerdict(

@@ -1,7 +1,7 @@
 """respond: send this turn's reply, stream it, store it, update the counters.
 
-The reply is streamed (``token`` custom events) only here, after the judge and any approval,
-so a customer never sees text that failed the guardrail or that a reviewer changed.
+The reply is streamed (``token`` events, :mod:`graph.events`) only here, after the judge and any
+approval, so a customer never sees text that failed the guardrail or that a reviewer changed.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 
+from graph import events
 from graph.context import Context
 from graph.nodes.guard_input import message_uuid
 from graph.policy import SMALLTALK, hard_blocked
-from graph.services import Services, conversation_id
+from graph.services import Services
 from graph.state import Reply, SupportState
 from helpdesk import conversations
+from helpdesk.tenancy import tenant_scope
 
 _PIECE = re.compile(r"\S+\s*")
 
@@ -82,8 +84,8 @@ async def deliver(
     ``respond`` sends every ordinary reply through it; the ``safety`` node sends its message
     the same way before the hand-off, so a customer in danger reads the steps at once.
     """
-    tenant = await svc.tenant(state["tenant"])
-    conv = conversation_id()
+    scope = await svc.scope(state, runtime)
+    tenant, conv = scope.tenant, scope.conversation_id
     turn = int(state.get("turn", 0))
     message_id = uuid.uuid5(conv, f"reply:{turn}:{reply['sender']}")
     # An answer may go out after later customer messages (a held draft approved once the
@@ -93,38 +95,28 @@ async def deliver(
 
     # The agent who answered, so transcripts and events can name them.
     agent = state.get("agent_name") if reply["sender"] == "agent" else None
-    writer = runtime.stream_writer
     for piece in _PIECE.findall(reply["text"]):
-        writer({"type": "token", "text": piece, "message_id": str(message_id)})
+        events.token(runtime.stream_writer, piece, str(message_id))
 
-    await conversations.add_message(
-        svc.pool,
-        tenant.id,
-        conv,
-        message_id=message_id,
-        sender=reply["sender"],
-        text=reply["text"],
-        intent=state.get("intent"),
-        confidence=reply["confidence"],
-        citations=[dict(c) for c in reply["citations"]],
-        agent_name=agent,
-        in_reply_to=in_reply_to,
-    )
-    payload = {
-        "message_id": str(message_id),
-        "sender": reply["sender"],
-        "text": reply["text"],
-        "citations": reply["citations"],
-        "confidence": reply["confidence"],
-        "declined": reply["declined"],
-        "in_reply_to": reply["in_reply_to"],
-    }
-    if agent:
-        payload["agent"] = agent
-    event = "agent.message" if reply["sender"] == "agent" else "message.completed"
-    await conversations.append_event(
-        svc.pool, tenant.id, conv, event, payload, dedupe_key=f"reply:{message_id}"
-    )
+    sent = events.reply_sent(str(message_id), reply, agent)
+    async with tenant_scope(svc.pool, tenant.id) as db:
+        await conversations.add_message(
+            db,
+            tenant.id,
+            conv,
+            message_id=message_id,
+            sender=reply["sender"],
+            text=reply["text"],
+            intent=state.get("intent"),
+            confidence=reply["confidence"],
+            citations=[dict(c) for c in reply["citations"]],
+            agent_name=agent,
+            in_reply_to=in_reply_to,
+        )
+        await conversations.append_event(
+            db, tenant.id, conv, *sent, dedupe_key=f"reply:{message_id}"
+        )
+    events.emit(runtime.stream_writer, sent)
 
     declined = reply["declined"] and reply["sender"] == "ai"
     counted = declined and state.get("intent") != "out_of_scope"

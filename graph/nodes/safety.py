@@ -29,7 +29,7 @@ def make(svc: Services) -> Any:
 
     async def safety(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
         alert = cast(SafetyAlert, state["safety"])
-        tenant = await svc.tenant(state["tenant"])
+        tenant = (await svc.scope(state, runtime)).tenant
         reply = await safety_reply(svc, tenant, alert)
         update = {
             "intent": INTENT,

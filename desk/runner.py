@@ -1,8 +1,7 @@
-"""Running customer turns: one at a time per conversation, detached from the HTTP request.
+"""Running customer turns: one at a time per conversation, detached from whoever asked.
 
-* **One run per thread.** :class:`ConversationGate` serialises graph runs of a conversation: an
-  ``asyncio.Lock`` per conversation inside the process (so concurrent callers queue instead of
-  polling the database) and the conversation lease (:mod:`helpdesk.leases`) across processes.
+* **One run per thread.** :class:`desk.gate.ConversationGate` serialises graph runs of a
+  conversation, in the process and across processes.
 * **Detached.** A turn runs in its own task and feeds the response through a queue. A client
   that disconnects mid-stream does not cancel the turn: the answer is still stored, logged
   (``GET .../events`` delivers it) and kept for an idempotent retry.
@@ -14,22 +13,17 @@
   conversation until it expires (``turn_lease_s``, 20 s by default), then the next request
   takes over. A retry with the same key takes over the dead claim and gets the answer of the
   turn resumed from its checkpoint; a new message first finishes the cut-off turn, so the
-  unanswered question is answered before the new one (:func:`api.streaming.run_turn`).
-  The lease's length is a trade-off: shorter frees a crashed conversation sooner, but a live
-  holder that cannot renew it in time (an event loop blocked for a third of it, a database
-  that stalls longer than that) loses it, and a second run could then interleave with its
-  checkpoints.
+  unanswered question is answered before the new one (:func:`desk.turns.run_turn`).
 * **Waiting on a person.** A message to a conversation that waits on a human needs no graph run:
   it is stored for the agent at once, without the lease, so an agent working on the
   conversation never makes the customer's message bounce. One stored during a draft review is
-  owed an AI turn after the review (:mod:`api.after_review`): a turn first answers the messages
+  owed an AI turn after the review (:mod:`desk.after_review`): a turn first answers the messages
   owed before it, and a message whose review ended while it was stored is answered at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -37,78 +31,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from api.after_review import answer_pending, review_ended
-from api.errors import ApiError
-from api.streaming import (
-    Event,
-    Graph,
-    danger_while_waiting,
-    run_turn,
-    store_while_waiting,
-    waiting_status,
-)
+from desk.after_review import answer_pending, review_ended
+from desk.errors import ConversationClosed, IdempotencyKeyInProgress, TurnInProgress
+from desk.gate import ConversationGate
+from desk.stream import Graph
+from desk.turns import run_turn
+from desk.waiting import danger_while_waiting, store_while_waiting, waiting_status
+from graph.events import Event
 from graph.services import Services
-from helpdesk import idempotency, leases
-from helpdesk.db import DictPool
+from helpdesk import conversations, idempotency
 from helpdesk.tenancy import tenant_scope
 from helpdesk.tenants import Tenant
+from helpdesk.text_policy import check_text
 
 log = logging.getLogger(__name__)
-
-
-class ConversationGate:
-    """One holder at a time per conversation: in this process, and across processes."""
-
-    def __init__(self, pool: DictPool, *, lease_ttl_s: float = 20.0) -> None:
-        self._pool = pool
-        self._lease_ttl_s = lease_ttl_s
-        self._locks: dict[uuid.UUID, tuple[asyncio.Lock, int]] = {}
-
-    def _ref(self, conversation_id: uuid.UUID) -> asyncio.Lock:
-        lock, refs = self._locks.get(conversation_id, (asyncio.Lock(), 0))
-        self._locks[conversation_id] = (lock, refs + 1)
-        return lock
-
-    def _unref(self, conversation_id: uuid.UUID) -> None:
-        lock, refs = self._locks[conversation_id]
-        if refs <= 1:
-            del self._locks[conversation_id]
-        else:
-            self._locks[conversation_id] = (lock, refs - 1)
-
-    @contextlib.asynccontextmanager
-    async def hold(
-        self, tenant_id: uuid.UUID, conversation_id: uuid.UUID, *, wait_s: float, busy: ApiError
-    ) -> AsyncIterator[None]:
-        """Hold the conversation while the block runs; raise ``busy`` after ``wait_s``."""
-        deadline = time.monotonic() + wait_s
-        lock = self._ref(conversation_id)
-        try:
-            try:
-                await asyncio.wait_for(lock.acquire(), timeout=wait_s)
-            except TimeoutError:
-                raise busy from None
-            try:
-                lease = await leases.acquire(
-                    self._pool,
-                    tenant_id,
-                    conversation_id,
-                    ttl_s=self._lease_ttl_s,
-                    wait_s=max(0.0, deadline - time.monotonic()),
-                )
-                if lease is None:
-                    raise busy
-                try:
-                    async with lease.keep_alive():
-                        yield
-                finally:
-                    # Shielded: a cancelled holder must still free the conversation promptly
-                    # rather than leave it blocked until the lease expires.
-                    await asyncio.shield(lease.release())
-            finally:
-                lock.release()
-        finally:
-            self._unref(conversation_id)
 
 
 @dataclass(frozen=True)
@@ -167,8 +103,36 @@ class TurnRunner:
         self.replay_wait_s = replay_wait_s
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def say(
+        self,
+        tenant: Tenant,
+        conversation_id: uuid.UUID,
+        text: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> TurnStream:
+        """A customer message to the conversation: start its turn (or keep it for the person
+        the conversation waits on). Raises ``not_found`` for another tenant's conversation and
+        ``conversation_closed`` for a closed one, besides what :meth:`start` raises."""
+        async with tenant_scope(self.services.pool, tenant.id) as conn:
+            conv = await conversations.get_conversation(conn, tenant.id, conversation_id)
+        if conv["status"] == "closed":
+            raise ConversationClosed(f"conversation {conversation_id} is closed")
+        return await self.start(
+            TurnRequest(
+                tenant=tenant,
+                conversation_id=conversation_id,
+                channel=conv["channel"],
+                text=text,
+                waiting_human=conv["status"] == "waiting_human",
+                idempotency_key=idempotency_key,
+            )
+        )
+
     async def start(self, req: TurnRequest) -> TurnStream:
-        """Start the turn (or find its replay); raise a 4xx :class:`ApiError` when refused."""
+        """Start the turn (or find its replay); raise a :class:`helpdesk.errors.DeskError`
+        (``turn_in_progress``, ``idempotency_key_in_progress``, ...) when refused."""
+        check_text(req.text, "text")  # refused before anything is claimed, stored or run
         pool = self.services.pool
         key = req.idempotency_key
         if key is not None:
@@ -200,10 +164,8 @@ class TurnRunner:
                     conn, req.tenant.id, req.conversation_id, key, body_hash
                 )
         if claim.state == "running":
-            raise ApiError(
-                409,
-                "idempotency_key_in_progress",
-                f"the first request with Idempotency-Key {key!r} is still running; retry later",
+            raise IdempotencyKeyInProgress(
+                f"the first request with Idempotency-Key {key!r} is still running; retry later"
             )
         return claim
 
@@ -238,10 +200,8 @@ class TurnRunner:
                 emit(("done", {}))
                 await self._complete(req, collected)
             else:
-                busy = ApiError(
-                    409,
-                    "turn_in_progress",
-                    "another message of this conversation is being answered; retry shortly",
+                busy = TurnInProgress(
+                    "another message of this conversation is being answered; retry shortly"
                 )
                 async with self.gate.hold(
                     req.tenant.id, req.conversation_id, wait_s=self.turn_wait_s, busy=busy
@@ -306,7 +266,7 @@ class TurnRunner:
         action had answered what was owed: then answer it here rather than leave it owed."""
         if not await review_ended(self.services, req.tenant, req.conversation_id):
             return  # the reviewer's action answers it
-        busy = ApiError(409, "turn_in_progress", "the conversation is busy")
+        busy = TurnInProgress("the conversation is busy")
         try:
             async with self.gate.hold(
                 req.tenant.id, req.conversation_id, wait_s=self.replay_wait_s, busy=busy
@@ -315,7 +275,7 @@ class TurnRunner:
                     self.graph, self.services, req.tenant, req.conversation_id, channel=req.channel
                 ):
                     emit(event)
-        except ApiError:
+        except TurnInProgress:
             # Whoever holds it that long is running a turn, which answers what is owed first.
             log.warning("owed turns of %s left to the next turn", req.conversation_id)
 

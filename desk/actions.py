@@ -1,9 +1,9 @@
 """Agent actions on a conversation, applied exactly once.
 
-Every action runs while holding the conversation (:class:`api.turns.ConversationGate`) and
+Every action runs while holding the conversation (:class:`desk.gate.ConversationGate`) and
 first re-reads what the thread waits on. So when several agents act on one interrupt, the first
 resumes it and every other one finds it gone (or, when it named the interrupt it saw, finds a
-different one) and gets ``409 interrupt_conflict``: nothing is applied twice.
+different one) and gets ``interrupt_conflict`` (HTTP 409): nothing is applied twice.
 
 | action | thread waits on a hand-off / human turn | waits on a draft review | waits on nothing |
 | --- | --- | --- | --- |
@@ -28,9 +28,7 @@ ticket follows after it.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,15 +36,26 @@ from langchain_core.messages import AIMessage
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from api.after_review import answer_pending
-from api.errors import ApiError
-from api.streaming import Event, Graph, resume_turn, thread_config
-from api.turns import ConversationGate
+from desk.after_review import answer_pending
+from desk.errors import (
+    ActionFailed,
+    ConversationBusy,
+    ConversationClosed,
+    ConversationOwned,
+    InterruptConflict,
+)
+from desk.gate import ConversationGate
+from desk.stream import Graph, thread_config
+from desk.turns import resume_turn
+from graph import events
+from graph.events import Event
 from graph.interrupts import AgentReply, Approve, Close, Edit, Reject, Release
 from graph.services import Services
 from helpdesk import conversations, tickets
+from helpdesk.tenancy import tenant_scope
 from helpdesk.tenants import Tenant
 from helpdesk.text_policy import check_text
+from helpdesk.tickets import TicketStatus
 
 ActionName = Literal["takeover", "reply", "approve", "edit", "reject", "release", "close"]
 _AGENT_WAITS = ("handoff", "human_turn")
@@ -83,8 +92,8 @@ class ActionOutcome:
     pending: dict[str, Any] | None
 
 
-def _conflict(message: str) -> ApiError:
-    return ApiError(409, "interrupt_conflict", message)
+def _conflict(message: str) -> InterruptConflict:
+    return InterruptConflict(message)
 
 
 def pending_view(interrupt: Any) -> dict[str, Any]:
@@ -107,10 +116,9 @@ class AgentDesk:
     async def act(
         self, tenant: Tenant, conversation_id: uuid.UUID, req: ActionRequest
     ) -> ActionOutcome:
-        """Apply ``req`` once, or raise a 4xx :class:`ApiError` saying why not."""
-        busy = ApiError(
-            409, "conversation_busy", "another action or turn on this conversation is running"
-        )
+        """Apply ``req`` once, or raise a :class:`helpdesk.errors.DeskError` saying why not
+        (:mod:`desk.errors`; a conversation of another tenant is ``not_found``)."""
+        busy = ConversationBusy("another action or turn on this conversation is running")
         # Not this tenant's conversation: 404 at once, before queueing for it.
         await conversations.get_conversation(self.services.pool, tenant.id, conversation_id)
         async with self.gate.hold(tenant.id, conversation_id, wait_s=self.wait_s, busy=busy):
@@ -118,9 +126,7 @@ class AgentDesk:
                 self.services.pool, tenant.id, conversation_id
             )
             if conv["status"] == "closed":
-                raise ApiError(
-                    409, "conversation_closed", f"conversation {conversation_id} is closed"
-                )
+                raise ConversationClosed(f"conversation {conversation_id} is closed")
             snapshot = await self.graph.aget_state(thread_config(conversation_id))
             pending = snapshot.interrupts[0] if snapshot.interrupts else None
             if req.interrupt_id is not None and (pending is None or pending.id != req.interrupt_id):
@@ -130,8 +136,8 @@ class AgentDesk:
             kind = pending.value.get("kind") if pending is not None else None
             owner = conv["owner_agent"]
             if req.action in ("takeover", "reply") and owner and owner != req.agent:
-                raise ApiError(409, "conversation_owned", f"{owner} owns this conversation")
-            events = await self._apply(tenant, conv, req, kind, dict(snapshot.values))
+                raise ConversationOwned(f"{owner} owns this conversation")
+            produced = await self._apply(tenant, conv, req, kind, dict(snapshot.values))
             after = await conversations.get_conversation(
                 self.services.pool, tenant.id, conversation_id
             )
@@ -139,7 +145,7 @@ class AgentDesk:
             now_pending = snapshot.interrupts[0] if snapshot.interrupts else None
         return ActionOutcome(
             action=req.action,
-            events=events,
+            events=produced,
             conversation={
                 "id": after["id"],
                 "status": after["status"],
@@ -160,7 +166,7 @@ class AgentDesk:
         cid: uuid.UUID = conv["id"]
         pool = self.services.pool
         if req.action == "takeover":
-            async with self._writes() as conn:
+            async with tenant_scope(pool, tenant.id) as conn:
                 await conversations.set_status(
                     conn, tenant.id, cid, conv["status"], owner_agent=req.agent
                 )
@@ -183,15 +189,15 @@ class AgentDesk:
                 value = Reject(
                     action="reject", reason=req.reason or "", then=req.then, reviewer=req.agent
                 )
-            events = await self._resume(tenant, conv, value.model_dump())
+            produced = await self._resume(tenant, conv, value.model_dump())
             # The review is over: messages the customer sent meanwhile get their turns now.
-            events += [
+            produced += [
                 event
                 async for event in answer_pending(
                     self.graph, self.services, tenant, cid, channel=conv["channel"]
                 )
             ]
-            return events
+            return produced
 
         if kind == "approval":
             raise _conflict("a draft waits for review: approve, edit or reject it first")
@@ -199,13 +205,13 @@ class AgentDesk:
         if req.action == "reply":
             if kind in _AGENT_WAITS:
                 value = AgentReply(action="reply", text=req.text or "", agent=req.agent)
-                events = [
+                produced = [
                     (name, {**data, "agent": req.agent} if name == "agent.message" else data)
                     for name, data in await self._resume(tenant, conv, value.model_dump())
                 ]
-                await tickets.settle_open_ticket(pool, tenant.id, cid, "in_progress")
-                return events
-            async with self._writes() as conn:
+                await self._settle(tenant, cid, "in_progress")
+                return produced
+            async with tenant_scope(pool, tenant.id) as conn:
                 await conversations.set_status(
                     conn, tenant.id, cid, "active", owner_agent=req.agent
                 )
@@ -215,13 +221,13 @@ class AgentDesk:
         if req.action == "release":
             if kind in _AGENT_WAITS:
                 value = Release(action="release", text=req.text, agent=req.agent)
-                events = await self._resume(tenant, conv, value.model_dump())
-                await tickets.settle_open_ticket(pool, tenant.id, cid, "resolved")
-                return events
+                produced = await self._resume(tenant, conv, value.model_dump())
+                await self._settle(tenant, cid, "resolved")
+                return produced
             if not (state.get("owner") == "human" or conv["owner_agent"]):
                 raise _conflict("the AI already answers this conversation; nothing to release")
             text = req.text or self.services.prompts.reply("released")
-            async with self._writes() as conn:
+            async with tenant_scope(pool, tenant.id) as conn:
                 await conversations.set_status(conn, tenant.id, cid, "active", owner_agent=None)
                 await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")
                 streaks = {"low_confidence_streak": 0, "no_progress_streak": 0}
@@ -232,34 +238,33 @@ class AgentDesk:
         assert req.action == "close"
         if kind in _AGENT_WAITS:
             value = Close(action="close", text=req.text, agent=req.agent)
-            events = await self._resume(tenant, conv, value.model_dump())
-            await tickets.settle_open_ticket(pool, tenant.id, cid, "resolved")
-            return events
+            produced = await self._resume(tenant, conv, value.model_dump())
+            await self._settle(tenant, cid, "resolved")
+            return produced
         text = req.text or self.services.prompts.reply("closed")
-        async with self._writes() as conn:
+        async with tenant_scope(pool, tenant.id) as conn:
             await conversations.set_status(conn, tenant.id, cid, "closed", owner_agent=req.agent)
             await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")
             return [await self._say(conn, tenant, cid, text, "system", req.agent)]
 
-    @contextlib.asynccontextmanager
-    async def _writes(self) -> AsyncIterator[AsyncConnection[DictRow]]:
-        """One transaction for an action's writes: they commit together or not at all."""
-        async with self.services.pool.connection() as conn, conn.transaction():
-            yield conn
+    async def _settle(self, tenant: Tenant, cid: uuid.UUID, status: TicketStatus) -> None:
+        """The ticket follows an action that resumed the thread (after its graph run)."""
+        async with tenant_scope(self.services.pool, tenant.id) as conn:
+            await tickets.settle_open_ticket(conn, tenant.id, cid, status)
 
     async def _resume(
         self, tenant: Tenant, conv: dict[str, Any], value: dict[str, Any]
     ) -> list[Event]:
-        events = [
+        produced = [
             event
             async for event in resume_turn(
                 self.graph, self.services, tenant, conv["id"], value, channel=conv["channel"]
             )
         ]
-        failed = next((data for name, data in events if name == "error"), None)
+        failed = next((data for name, data in produced if name == "error"), None)
         if failed is not None:
-            raise ApiError(500, "internal", failed["message"])
-        return events
+            raise ActionFailed(failed["message"])
+        return produced
 
     async def _update_thread(
         self, tenant: Tenant, conversation_id: uuid.UUID, values: dict[str, Any]
@@ -296,19 +301,13 @@ class AgentDesk:
             text=text,
             agent_name=agent,
         )
-        payload: dict[str, Any] = {
-            "message_id": str(message_id),
-            "sender": sender,
-            "text": text,
-            "citations": [],
-            "confidence": None,
-            "declined": False,
-        }
-        if agent:
-            payload["agent"] = agent
-        name = "agent.message" if sender == "agent" else "message.completed"
+        sent = events.reply_sent(
+            str(message_id),
+            {"sender": sender, "text": text, "citations": [], "confidence": None},
+            agent,
+        )
         await conversations.append_event(
-            conn, tenant.id, conversation_id, name, payload, dedupe_key=f"reply:{message_id}"
+            conn, tenant.id, conversation_id, *sent, dedupe_key=f"reply:{message_id}"
         )
         await self._update_thread(
             tenant,
@@ -327,4 +326,4 @@ class AgentDesk:
                 **(extra or {}),
             },
         )
-        return name, payload
+        return sent

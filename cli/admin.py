@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from api.cli_pool import run_with_pool
+from cli.pool import run_with_pool
 
 console = Console()
 

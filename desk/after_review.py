@@ -3,7 +3,7 @@
 While the thread waits on a reviewer, a new customer message cannot start a graph run (the
 thread is interrupted), and it must not vanish either. What the desk does (issue 19, item 2):
 
-* **Stored and shown.** :func:`api.streaming.store_while_waiting` stores it at once, marks it as
+* **Stored and shown.** :func:`desk.waiting.store_while_waiting` stores it at once, marks it as
   owed a turn (``messages.pending_turn_key``) and tells the customer the truth ("a team member
   is checking an answer; your new message will be answered after it"). The reviewer sees it in
   the transcript, and the queue card counts it ("N new messages since this draft").
@@ -17,10 +17,10 @@ thread is interrupted), and it must not vanish either. What the desk does (issue
   in the transcript the agent answers from, and no longer owed an AI turn.
 
 :func:`answer_pending` runs wherever a review can end or a turn can start, always while the
-caller holds the conversation (:class:`api.turns.ConversationGate`): after an agent's review
-action (:class:`api.actions.AgentDesk`, ``deskgraph chat``'s ``/approve``), before a new
-customer turn, and after storing a message whose review ended while it was being stored (so a
-message that races the end of a review is still answered).
+caller holds the conversation (:class:`desk.gate.ConversationGate`): after an agent's review
+action (:class:`desk.actions.AgentDesk`, from the API or ``deskgraph chat``'s ``/approve``),
+before a new customer turn, and after storing a message whose review ended while it was being
+stored (so a message that races the end of a review is still answered).
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-from api.streaming import Event, Graph, run_turn
+from desk.stream import Graph
+from desk.turns import run_turn
+from graph.events import Event
 from graph.services import Services
 from helpdesk import conversations
 from helpdesk.tenants import Tenant

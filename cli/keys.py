@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli_pool import run_with_pool
+from cli.pool import run_with_pool
 
 keys_app = typer.Typer(help="API keys (widget, agent, admin).", no_args_is_help=True)
 console = Console()

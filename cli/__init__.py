@@ -1,0 +1,1 @@
+"""The ``deskgraph`` command: serve, chat, ingest, search, eval, keys, tenants (see ``main``)."""
