@@ -41,12 +41,12 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
-from graph import yes_no
 from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
 from graph.state import Citation, Draft, Retrieved, SupportState
-from graph.text import content_words, sentences
+from nlp import yes_no
+from nlp.text import content_words, sentences
 
 MAX_SENTENCES = 3
 RUNNER_UP = 0.85
