@@ -23,11 +23,12 @@ from langgraph.types import Command
 
 from graph.context import Context
 from graph.nodes.guard_input import message_uuid
-from graph.safety import detect_hazard, safety_reply
+from graph.safety import safety_reply
 from graph.services import Services
 from helpdesk import conversations, tickets
 from helpdesk.tenants import Tenant
 from helpdesk.text_policy import check_text
+from nlp.hazards import detect_hazard
 
 log = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]

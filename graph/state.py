@@ -13,7 +13,7 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-from nlp.verdicts import GuardVerdict
+from nlp.verdicts import GuardVerdict, SafetyAlert
 
 Owner = Literal["ai", "human"]
 
@@ -41,15 +41,6 @@ class Retrieved(TypedDict):
     score: float
     url: NotRequired[str | None]
     """The article's web page, when it has one (absent in turns checkpointed before urls)."""
-
-
-class SafetyAlert(TypedDict):
-    """A hazard recognised in the customer's message (:mod:`graph.safety`)."""
-
-    hazard: str
-    """gas, carbon_monoxide, flooding, electrical, fire or injury (``helpdesk.policy.Hazard``)."""
-    phrase: str
-    """The words that matched, for the agent and the logs."""
 
 
 class JudgeVerdict(TypedDict):

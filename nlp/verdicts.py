@@ -1,7 +1,7 @@
 """What the language pieces decide about a customer message, as the graph's state stores it.
 
-Plain typed dicts (a checkpoint holds them as JSON), defined here rather than in
-``graph.state`` so that the guard can return them without importing the graph.
+Plain typed dicts (a checkpoint stores them as plain data), defined here rather than in
+``graph.state`` so that the guard and the hazard rules return them without importing the graph.
 """
 
 from __future__ import annotations
@@ -21,3 +21,12 @@ class GuardVerdict(TypedDict):
     """Blocked in a category the tenant lets the knowledge base answer
     (``TenantPolicy.kb_only_guard_categories``): the turn goes on, but only a grounded,
     confident draft is sent; a declined one goes to a person."""
+
+
+class SafetyAlert(TypedDict):
+    """A hazard recognised in the customer's message (:mod:`nlp.hazards`)."""
+
+    hazard: str
+    """gas, carbon_monoxide, flooding, electrical, fire or injury (``helpdesk.policy.Hazard``)."""
+    phrase: str
+    """The words that matched, for the agent and the logs."""

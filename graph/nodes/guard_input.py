@@ -22,11 +22,11 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.policy import kb_only_verdict
-from graph.safety import detect_hazard
 from graph.services import Services, conversation_id
 from graph.state import SupportState
 from helpdesk import conversations
 from nlp.guard import MAX_MESSAGE_CHARS, load_guard, screen_rules
+from nlp.hazards import detect_hazard
 from nlp.verdicts import GuardVerdict
 
 __all__ = ["MAX_MESSAGE_CHARS", "make", "message_uuid", "screen"]
@@ -89,7 +89,7 @@ def make(svc: Services) -> Any:
             "audience": ctx.audience,
             "question": question,
             "guard": verdict,
-            # model-free, before anything else decides: see graph/safety.py
+            # model-free, before anything else decides: see nlp/hazards.py
             "safety": detect_hazard(question),
             "turn": turn,
             "retrieved": [],
