@@ -22,13 +22,13 @@ from api.routes import agent, conversations, kb, pages
 from api.schemas import Health
 from desk.service import Desk
 from graph.graph import build_graph
-from graph.models import Models
 from graph.runtime import open_checkpointer, open_services
 from helpdesk import db, retention
 from helpdesk.auth import load_secret
 from helpdesk.config import Settings, get_settings
 from helpdesk.notify import EventHub
 from kb_pipeline import jobs
+from nlp.models import Models
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,6 @@ from langchain_core.embeddings import Embeddings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graph.models import LOCAL_EMBEDDING_DIM, LOCAL_EMBEDDING_KEY, build_models  # noqa: E402
 from helpdesk import db  # noqa: E402
 from helpdesk.config import Settings  # noqa: E402
 from helpdesk.tenants import create_tenant  # noqa: E402
@@ -49,6 +48,7 @@ from kb_pipeline import index as kb_index  # noqa: E402
 from kb_pipeline.chunking import chunk_article  # noqa: E402
 from kb_pipeline.index import KnowledgeBase  # noqa: E402
 from kb_pipeline.loaders import Article  # noqa: E402
+from nlp.models import LOCAL_EMBEDDING_DIM, LOCAL_EMBEDDING_KEY, build_models  # noqa: E402
 
 
 class CachedEmbeddings(Embeddings):

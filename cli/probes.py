@@ -16,7 +16,7 @@ a valid input gives ``{"error": {"code": "invalid_item", "message": ...}}`` on i
 the rest still run, and the command exits with status 2. The conversations are real rows of the
 tenant (channel ``api``), so probe an evaluation tenant or a staging database.
 
-``deskgraph guard [--jsonl] [--policy FILE]`` runs only the input guard (``graph.guard``), no
+``deskgraph guard [--jsonl] [--policy FILE]`` runs only the input guard (``nlp.guard``), no
 database: a line is a plain message or ``{"text": ...}``; with ``--jsonl`` each gives one line::
 
     {"blocked": bool, "category": str, "reason": str, "layer": str,
@@ -29,7 +29,7 @@ still be handed off by the model-free triggers (an explicit request for a person
 keyword), else it ``continue``s to classification and drafting.
 
 ``deskgraph classify --examples FILE [--jsonl]`` trains the offline intent classifier
-(``graph.classifier``) on labelled examples, no database: CSV ``text,intent[,...]`` (Bitext,
+(``nlp.classifier``) on labelled examples, no database: CSV ``text,intent[,...]`` (Bitext,
 BANKING77) or JSON Lines ``{"text", "intent"}`` (CLINC150; ``oos`` / ``out_of_scope`` rows are
 the out-of-scope class). Then a line is a plain message or ``{"text": ...}`` (other fields are
 ignored, so a labelled JSONL file can be piped in as it is); with ``--jsonl`` each gives one
@@ -162,9 +162,9 @@ def guard(
     from pydantic import ValidationError
 
     from evals.guardrails import decide
-    from graph.guard import load_guard
     from helpdesk.config import get_settings
     from helpdesk.policy import TenantPolicy
+    from nlp.guard import load_guard
 
     try:
         tenant_policy = (
@@ -230,8 +230,8 @@ def classify(
     """Train the offline intent classifier, then classify stdin lines, one per line."""
     from rich.markup import escape
 
-    from graph.classifier import IntentClassifier, read_examples
-    from graph.models import local_embeddings
+    from nlp.classifier import IntentClassifier, read_examples
+    from nlp.models import local_embeddings
 
     # local_embeddings() runs on Settings.torch_threads (1 by default) even for the bulk
     # embedding of the examples: on the shared 2-core box two threads embedded 60 texts/s

@@ -13,12 +13,13 @@ import uuid
 from graph import events
 from graph.events import Event
 from graph.nodes.guard_input import message_uuid
-from graph.safety import detect_hazard, safety_reply
+from graph.safety import safety_reply
 from graph.services import Services
 from helpdesk import conversations, tickets
 from helpdesk.tenancy import tenant_scope
 from helpdesk.tenants import Tenant
 from helpdesk.text_policy import check_text
+from nlp.hazards import detect_hazard
 
 log = logging.getLogger(__name__)
 

@@ -42,8 +42,8 @@ from evals.runner import (
     guardrails_result,
     intents_cross_validation,
 )
-from graph.classifier import OUT_OF_SCOPE
 from helpdesk.policy import TenantPolicy
+from nlp.classifier import OUT_OF_SCOPE
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -192,7 +192,7 @@ def intents_gate(rows: Sequence[Any], embeddings: Embeddings, *, folds: int = 5)
 def guardrails_gate(
     guard: Any, attacks: Sequence[Any], benign: Sequence[Any], policy: TenantPolicy
 ) -> GateResult:
-    """The guardrails gate (``guard`` is a ``graph.guard.InputGuard`` or one like it)."""
+    """The guardrails gate (``guard`` is a ``nlp.guard.InputGuard`` or one like it)."""
     from evals.guardrails import run_guardrails_suite
 
     out = run_guardrails_suite(attacks, benign, guard=guard, policy=policy, latency_sample=0)
@@ -210,7 +210,7 @@ async def run_gate(services: Services, graph: Any, tenant_slug: str) -> list[Gat
         return await services.kb.search(tenant.id, question, k=k)
 
     answer = memoized(graph_answerer(graph, services, tenant_slug))
-    from graph.guard import load_guard
+    from nlp.guard import load_guard
 
     guard = await asyncio.to_thread(load_guard, services.prompts.root)
     attacks, benign = demo_guard_sets()

@@ -12,7 +12,7 @@ sets, read where they lie and never copied):
   loading the guard (training on the examples; their embeddings come from the disk cache after
   the first run);
 * ``--sweep``: the same rates at other detector thresholds (from the same scores), to see what
-  moving ``graph.guard.detector.DEFAULT_THRESHOLD`` would trade. Approximate in one way: a
+  moving ``nlp.guard.detector.DEFAULT_THRESHOLD`` would trade. Approximate in one way: a
   message the detector stops at the default threshold is counted as let through below it even
   if a hand-off keyword would then have caught it.
 
@@ -51,9 +51,9 @@ SWEEP = (-0.2, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2)
 
 def _breakdown(guard: Any, texts: list[str], n: int) -> dict[str, Any]:
     """Where one message's time goes: rules (with normalisation), embedding, detector."""
-    from graph.guard import screen_rules
-    from graph.guard.detector import windows
-    from graph.guard.normalize import normalize
+    from nlp.guard import screen_rules
+    from nlp.guard.detector import windows
+    from nlp.guard.normalize import normalize
 
     sample = random.Random(11).sample(texts, min(n, len(texts)))
     rules, embed, detect = [], [], []
@@ -149,9 +149,9 @@ def main() -> None:
     attacks = load_attacks(args.attacks or args.datasets / "guard" / "attacks_dev.jsonl")
     benign = _benign_sets(args.datasets, args.bitext)
 
-    from graph.guard import load_guard
-    from graph.models import local_embeddings
     from helpdesk.config import get_settings
+    from nlp.guard import load_guard
+    from nlp.models import local_embeddings
 
     settings = get_settings()
     start = time.perf_counter()

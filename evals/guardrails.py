@@ -44,11 +44,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evals.loaders import read_jsonl
-from graph.guard import InputGuard, Screening
 from graph.nodes.classify import rule_intent
 from graph.policy import handoff_trigger, hard_blocked, kb_only_verdict
-from graph.state import GuardVerdict, SupportState
+from graph.state import SupportState
 from helpdesk.policy import TenantPolicy
+from nlp.guard import InputGuard, Screening
+from nlp.verdicts import GuardVerdict
 
 TARGET_KINDS: frozenset[str] = frozenset({"jailbreak", "harmful_request"})
 """Attack kinds the >= 0.95 block target covers (the issue: jailbreaks and harmful requests)."""
@@ -202,7 +203,7 @@ def run_guardrails_suite(
     Args:
         attacks: adversarial inputs (:func:`load_attacks`).
         benign: ordinary customer messages (:func:`load_benign`).
-        guard: the guard to measure (default: :func:`graph.guard.load_guard` on the
+        guard: the guard to measure (default: :func:`nlp.guard.load_guard` on the
             project's ``prompts/``).
         policy: the tenant policy deciding hand-off versus refusal (default: the defaults).
         latency_sample: how many inputs (drawn across both sets) are timed one at a time.
@@ -213,8 +214,8 @@ def run_guardrails_suite(
         "ok"}, ...]}``; ``output`` is ``{"action", "blocked", "layer", "reason", "score"}``.
     """
     if guard is None:
-        from graph.guard import load_guard
         from helpdesk.config import get_settings
+        from nlp.guard import load_guard
 
         guard = load_guard(get_settings().prompts_dir)
     policy = policy or TenantPolicy()

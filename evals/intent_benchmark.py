@@ -212,8 +212,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             p.error(f"--test expects NAME=FILE with NAME one of {sorted(TARGETS)}, got {item!r}")
         tests[name] = Path(path)
 
-    from graph.models import local_embeddings
     from helpdesk.config import get_settings
+    from nlp.models import local_embeddings
 
     embeddings: Embeddings = local_embeddings()
     if args.cache:

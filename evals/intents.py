@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 from langchain_core.embeddings import Embeddings
 
-from graph.classifier import (
+from nlp.classifier import (
     OUT_OF_SCOPE,
     ClassifierConfig,
     IntentClassifier,
@@ -95,7 +95,7 @@ def run_intents_suite(
         return OUT_OF_SCOPE if label == custom_oos else label
 
     if embeddings is None:
-        from graph.models import local_embeddings
+        from nlp.models import local_embeddings
 
         embeddings = local_embeddings()
     classifier = IntentClassifier(embeddings, config=config)

@@ -5,7 +5,7 @@ the retrieved articles against the gold ids), ``NonLLMContextRecall`` (gold pass
 retrieved text, Levenshtein similarity > 0.5), ``NonLLMStringSimilarity`` and ``RougeScore``
 (rouge-L F1) of an answer against a reference answer.
 
-With a judge model (``graph/models.py`` builds it from ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` /
+With a judge model (``nlp/models.py`` builds it from ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` /
 ``DESKGRAPH_JUDGE_MODEL``): ``Faithfulness``, ``ResponseRelevancy``, ``FactualCorrectness`` and
 ``LLMContextPrecisionWithReference``. They take the LangChain chat model of the model factory
 through ragas' LangChain wrapper, so an OpenAI-compatible server works like OpenAI and tests
@@ -156,7 +156,7 @@ class LlmScorers:
 
         with warnings.catch_warnings():
             # The LangChain wrappers are marked deprecated in favour of ragas' own OpenAI
-            # client factory, which would bypass graph/models.py (and fake models in tests).
+            # client factory, which would bypass nlp/models.py (and fake models in tests).
             warnings.simplefilter("ignore", DeprecationWarning)
             llm = LangchainLLMWrapper(judge)
             emb = LangchainEmbeddingsWrapper(embeddings)

@@ -537,11 +537,11 @@ async def intents_run(
     * ``train`` and ``split=K``: hold out one of ``K`` stratified folds of ``train`` as the
       test set (BANKING77 publishes only a training file).
 
-    The classifier is the product's (``graph.classifier``) on the services' embeddings.
+    The classifier is the product's (``nlp.classifier``) on the services' embeddings.
     """
     from evals import intents
-    from graph.classifier import OUT_OF_SCOPE
     from helpdesk.config import get_settings
+    from nlp.classifier import OUT_OF_SCOPE
 
     clock = RunClock("intents")
     label = oos_label or OUT_OF_SCOPE
@@ -722,6 +722,6 @@ async def guardrails_run(
 
 
 def _load_guard(prompts_dir: Path) -> Any:
-    from graph.guard import load_guard
+    from nlp.guard import load_guard
 
     return load_guard(prompts_dir)

@@ -1,4 +1,4 @@
-"""Safety detector benchmark: precision and recall of :func:`graph.safety.detect_hazard`.
+"""Safety detector benchmark: precision and recall of :func:`nlp.hazards.detect_hazard`.
 
 Reads ``evals/datasets/safety_phrasings.jsonl`` (phrasings written for this project: reports
 of danger, and look-alike questions about services; ``hazard`` null for the latter) and prints
@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graph.safety import detect_hazard  # noqa: E402
+from nlp.hazards import detect_hazard  # noqa: E402
 
 DATA = ROOT / "evals" / "datasets" / "safety_phrasings.jsonl"
 

@@ -20,7 +20,6 @@ import psycopg
 
 from evals.core import slug
 from graph.graph import build_graph
-from graph.models import Models
 from graph.runtime import open_checkpointer, open_services
 from graph.services import Services
 from helpdesk import db
@@ -29,6 +28,7 @@ from helpdesk.errors import NotFound
 from helpdesk.tenants import Tenant, create_tenant, get_tenant
 from kb_pipeline.index import IngestStats
 from kb_pipeline.loaders import Article, demo_kb_path, load_directory
+from nlp.models import Models
 
 EVAL_DATABASE = "deskgraph_eval"
 DEMO_SLUG = "demo"

@@ -6,8 +6,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
-from graph.state import GuardVerdict, SupportState
+from graph.state import SupportState
 from helpdesk.policy import TenantPolicy
+from nlp.verdicts import GuardVerdict
 
 SMALLTALK = frozenset({"greeting", "thanks", "goodbye"})
 

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-from graph.models import Models, build_models
 from graph.services import Prompts, Services, train_classifier
-from graph.text import EmbeddingCache
 from helpdesk import db
 from helpdesk.config import Settings, get_settings
 from helpdesk.db import DictPool
 from kb_pipeline.index import KnowledgeBase
+from nlp.models import Models, build_models
+from nlp.text import EmbeddingCache
 
 
 @contextlib.asynccontextmanager

@@ -13,13 +13,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.classifier import IntentClassifier, read_examples
 from graph.context import Context
-from graph.models import Models
-from graph.text import EmbeddingCache
 from helpdesk.db import DictPool
 from helpdesk.tenants import Tenant, get_tenant
 from kb_pipeline.index import KnowledgeBase
+from nlp.classifier import IntentClassifier, read_examples
+from nlp.models import Models
+from nlp.text import EmbeddingCache
 
 log = logging.getLogger(__name__)
 

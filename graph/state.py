@@ -13,6 +13,8 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
+from nlp.verdicts import GuardVerdict, SafetyAlert
+
 Owner = Literal["ai", "human"]
 
 
@@ -39,27 +41,6 @@ class Retrieved(TypedDict):
     score: float
     url: NotRequired[str | None]
     """The article's web page, when it has one (absent in turns checkpointed before urls)."""
-
-
-class GuardVerdict(TypedDict):
-    """What the input guard decided about the customer's message."""
-
-    blocked: bool
-    category: str
-    reason: str
-    kb_only: NotRequired[bool]
-    """Blocked in a category the tenant lets the knowledge base answer
-    (``TenantPolicy.kb_only_guard_categories``): the turn goes on, but only a grounded,
-    confident draft is sent; a declined one goes to a person."""
-
-
-class SafetyAlert(TypedDict):
-    """A hazard recognised in the customer's message (:mod:`graph.safety`)."""
-
-    hazard: str
-    """gas, carbon_monoxide, flooding, electrical, fire or injury (``helpdesk.policy.Hazard``)."""
-    phrase: str
-    """The words that matched, for the agent and the logs."""
 
 
 class JudgeVerdict(TypedDict):

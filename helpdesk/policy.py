@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Channel = Literal["web", "email", "api"]
 Hazard = Literal["gas", "carbon_monoxide", "flooding", "electrical", "fire", "injury"]
-"""What :mod:`graph.safety` recognises as a customer in danger."""
+"""What :mod:`nlp.hazards` recognises as a customer in danger."""
 SafetyMode = Literal["article", "handoff"]
 
 

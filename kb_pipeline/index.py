@@ -129,7 +129,7 @@ def embedding_token_budget(embeddings: Embeddings) -> int | None:
     (measured on Rho-Bank), plus the section path in front of each chunk: 0.8 of the window.
     ``None`` when the model does not say (OpenAI models read 8,191 tokens).
     """
-    window = getattr(embeddings, "max_seq_length", None)  # graph.onnx_embeddings
+    window = getattr(embeddings, "max_seq_length", None)  # nlp.onnx_embeddings
     if window is None:  # sentence-transformers behind langchain-huggingface
         client = getattr(embeddings, "_client", None) or getattr(embeddings, "client", None)
         window = getattr(client, "max_seq_length", None)

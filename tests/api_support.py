@@ -23,11 +23,11 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from cli.demo import ensure_demo_keys
-from graph.models import Models
 from helpdesk import keys
 from helpdesk.config import Settings
 from helpdesk.errors import NotFound
 from helpdesk.tenants import create_tenant, get_tenant
+from nlp.models import Models
 
 TEST_SECRET = "test-secret-key-for-customer-tokens"
 OTHER_SLUG = "othertenant"

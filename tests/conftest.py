@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from graph.graph import build_graph
-from graph.models import Models, build_models
 from graph.runtime import open_checkpointer, open_services
 from graph.services import Services
 from helpdesk import db
 from helpdesk.config import Settings
 from helpdesk.tenants import Tenant
+from nlp.models import Models, build_models
 
 # No test reaches the network: the LLM tier is exercised only with fake chat models.
 for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):

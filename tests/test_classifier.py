@@ -22,7 +22,7 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from evals.intents import IntentRow, load_intent_rows, run_intents_suite, score_intents
-from graph.classifier import (
+from nlp.classifier import (
     OUT_OF_SCOPE,
     ClassifierConfig,
     IntentClassifier,

@@ -4,12 +4,12 @@ sentences left out, and a quoted threshold that is not a price promise (issue 19
 
 from __future__ import annotations
 
-from graph import yes_no
 from graph.nodes.draft import _extractive_draft, _Sentence, extractive_answer
 from graph.nodes.judge import policy_findings
 from graph.state import Draft, Retrieved
-from graph.text import Unit, sentences, units
 from helpdesk.policy import TenantPolicy
+from nlp import yes_no
+from nlp.text import Unit, sentences, units
 
 TOWNS = (
     "We serve homes in Millbrook and six neighboring towns. If your address is in one of "

@@ -102,7 +102,7 @@ async def test_demo_tenant_passes_the_gate(
 
 
 async def test_intents_and_guardrails_pass_the_gate(services: Any, demo: Any) -> None:
-    from graph.guard import load_guard
+    from nlp.guard import load_guard
 
     intents = intents_gate(demo_intent_rows(services.prompts.root), services.models.embeddings)
     assert intents.passed, intents.failures
@@ -128,7 +128,7 @@ def test_an_intent_classifier_trained_on_mislabelled_examples_fails_the_gate(
 def test_a_guard_that_lets_everything_through_or_blocks_everyone_fails_the_gate(
     demo: Any,
 ) -> None:
-    from graph.guard import Screening
+    from nlp.guard import Screening
 
     class Guard:
         def __init__(self, blocked: bool) -> None:

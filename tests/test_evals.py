@@ -356,7 +356,7 @@ async def test_ragas_llm_metric_uses_the_configured_judge(verdict: int, expected
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
     from evals.ragas_metrics import LlmScorers
-    from graph.models import local_embeddings
+    from nlp.models import local_embeddings
 
     claim = "The office opens at 8 am on Saturdays."
     judge = FakeListChatModel(

@@ -286,7 +286,7 @@ async def test_informational_question_the_kb_does_not_answer_goes_to_a_person(gr
 async def test_rejected_draft_is_never_offered_again(graph, services, reviewed_tenant):
     """Issue 19 item 8: the redraft leaves out what the reviewer rejected, or hands off."""
     from graph.nodes.draft import CITATION, sentence_key
-    from graph.text import sentences
+    from nlp.text import sentences
 
     def keys(text: str) -> set[str]:
         return {sentence_key(s) for s in sentences(CITATION.sub("", text))} - {""}

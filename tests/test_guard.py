@@ -22,17 +22,17 @@ from evals.guardrails import (
     load_benign,
     run_guardrails_suite,
 )
-from graph.guard import MAX_MESSAGE_CHARS, InputGuard, load_guard, screen_rules
-from graph.guard.detector import (
+from helpdesk.config import Settings
+from helpdesk.policy import TenantPolicy
+from nlp.guard import MAX_MESSAGE_CHARS, InputGuard, load_guard, screen_rules
+from nlp.guard.detector import (
     BENIGN,
     GuardDetector,
     expand,
     read_guard_examples,
     windows,
 )
-from graph.guard.normalize import normalize
-from helpdesk.config import Settings
-from helpdesk.policy import TenantPolicy
+from nlp.guard.normalize import normalize
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 
@@ -399,7 +399,7 @@ def test_a_damaged_guard_cache_is_trained_again(tmp_path, damage):
 
 
 def test_guard_cache_key_follows_the_training_code(tmp_path, monkeypatch):
-    import graph.guard as guard_module
+    import nlp.guard as guard_module
 
     prompts, cache = tmp_path / "prompts", tmp_path / "cache"
     _write_examples(prompts)
@@ -415,9 +415,9 @@ def test_guard_cache_key_follows_the_training_code(tmp_path, monkeypatch):
 def test_the_local_guard_is_cached_with_the_models(tmp_path, monkeypatch):
     """Shared by every data dir: a fresh ``.data`` (``make clean-data``, a test database) does
     not train the guard again."""
-    import graph.guard as guard_module
-    from graph.models import local_embeddings
+    import nlp.guard as guard_module
     from helpdesk.config import get_settings
+    from nlp.models import local_embeddings
 
     local_embeddings()  # loaded from the usual cache: this test is about where the guard goes
     prompts = tmp_path / "prompts"

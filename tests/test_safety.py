@@ -12,12 +12,12 @@ import pytest
 
 from desk.stream import thread_config
 from evals.safety_benchmark import DATA, load, score
-from graph.safety import detect_hazard
-from graph.text import sentences
 from helpdesk import conversations, tickets
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import create_tenant
 from kb_pipeline.loaders import demo_kb_path, load_directory
+from nlp.hazards import detect_hazard
+from nlp.text import sentences
 from tests.helpers import new_conversation, resume, turn
 
 GAS_STEPS = [

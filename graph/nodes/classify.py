@@ -16,12 +16,12 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from graph.classifier import OUT_OF_SCOPE
 from graph.context import Context
 from graph.policy import handoff_trigger, hard_blocked, informational_intent
 from graph.services import Services
 from graph.state import SupportState
-from graph.text import jaccard
+from nlp.classifier import OUT_OF_SCOPE
+from nlp.text import jaccard
 
 LLM_BELOW = 0.6
 REPEAT_SIMILARITY = 0.6

@@ -41,12 +41,12 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
-from graph import yes_no
 from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
 from graph.state import Citation, Draft, Retrieved, SupportState
-from graph.text import content_words, sentences, units
+from nlp import yes_no
+from nlp.text import content_words, sentences, units
 
 MAX_SENTENCES = 3
 MAX_LIST_ITEMS = 8
@@ -69,7 +69,7 @@ class _Sentence:
     """What the answer is chosen by: ``score``, but never more than the sentence's relevance
     to the question alone, so the context can rule a sentence out but never in."""
     group: int | None = None
-    """The list the sentence is an item of, within its chunk (:class:`graph.text.Unit`)."""
+    """The list the sentence is an item of, within its chunk (:class:`nlp.text.Unit`)."""
     lead: str = ""
     by_lead: bool = False
     """A list item that is relevant read with its list's lead, not on its own: the question

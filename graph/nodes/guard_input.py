@@ -1,6 +1,6 @@
 """guard_input: start a turn, store the customer's message, screen it.
 
-The screening is :mod:`graph.guard`: validity, normalisation and rule families, then an
+The screening is :mod:`nlp.guard`: validity, normalisation and rule families, then an
 embedding detector trained on ``prompts/guard_examples.csv``. What it blocks is never drafted
 for; by default the conversation goes to a person (``TenantPolicy.handoff_on_blocked_input``),
 otherwise the customer gets the ``blocked`` reply. The exception is the categories the tenant
@@ -22,13 +22,14 @@ from langgraph.runtime import Runtime
 
 from graph import events
 from graph.context import Context
-from graph.guard import MAX_MESSAGE_CHARS, load_guard, screen_rules
 from graph.policy import kb_only_verdict
-from graph.safety import detect_hazard
 from graph.services import Services
-from graph.state import GuardVerdict, SupportState
+from graph.state import SupportState
 from helpdesk import conversations
 from helpdesk.tenancy import tenant_scope
+from nlp.guard import MAX_MESSAGE_CHARS, load_guard, screen_rules
+from nlp.hazards import detect_hazard
+from nlp.verdicts import GuardVerdict
 
 __all__ = ["MAX_MESSAGE_CHARS", "make", "message_uuid", "screen"]
 
@@ -36,7 +37,7 @@ __all__ = ["MAX_MESSAGE_CHARS", "make", "message_uuid", "screen"]
 def screen(text: str) -> GuardVerdict:
     """The verdict of the model-free layers (validity and rules) on one customer message.
 
-    The node adds the embedding detector (:class:`graph.guard.InputGuard`); this is the part
+    The node adds the embedding detector (:class:`nlp.guard.InputGuard`); this is the part
     that needs no model, for callers that must stay cheap.
     """
     return screen_rules(text).verdict
@@ -95,7 +96,7 @@ def make(svc: Services) -> Any:
             "audience": ctx.audience,
             "question": question,
             "guard": verdict,
-            # model-free, before anything else decides: see graph/safety.py
+            # model-free, before anything else decides: see nlp/hazards.py
             "safety": detect_hazard(question),
             "turn": turn,
             "retrieved": [],

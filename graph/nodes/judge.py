@@ -33,8 +33,8 @@ from graph.nodes.draft import CITATION, context_block
 from graph.policy import decline_trigger
 from graph.services import Services
 from graph.state import Citation, Draft, JudgeVerdict, Retrieved, SupportState
-from graph.text import content_words, sentences
 from helpdesk.policy import TenantPolicy
+from nlp.text import content_words, sentences
 
 SUPPORT_SIMILARITY = 0.6
 MAX_DRAFTS = 2

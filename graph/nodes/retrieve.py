@@ -22,7 +22,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.services import Services
 from graph.state import Retrieved, SupportState
-from graph.text import content_words
+from nlp.text import content_words
 
 TOP_K = 4
 MAX_PER_ARTICLE = 2

@@ -1,6 +1,6 @@
 """safety: a customer in danger gets the safety steps at once, then a person, as urgent.
 
-Runs right after ``guard_input`` when :func:`graph.safety.detect_hazard` recognised a hazard,
+Runs right after ``guard_input`` when :func:`nlp.hazards.detect_hazard` recognised a hazard,
 on both tiers and whoever owns the conversation, before classification, retrieval or any model:
 the message is the tenant's safety article word for word or the fixed emergency message
 (:func:`graph.safety.safety_reply`), sent through ``respond``'s :func:`deliver` so it is streamed,
@@ -19,7 +19,8 @@ from graph.context import Context
 from graph.nodes.respond import deliver
 from graph.safety import safety_reply
 from graph.services import Services
-from graph.state import SafetyAlert, SupportState
+from graph.state import SupportState
+from nlp.verdicts import SafetyAlert
 
 INTENT = "emergency"
 

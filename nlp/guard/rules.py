@@ -5,9 +5,9 @@ obfuscation undone), so they are written in lower case. They are built for preci
 fires on how an attack is phrased (an instruction to the assistant about its own instructions,
 persona or replies; a request for the means of harm), not on a topic word alone, because
 ordinary customers write "ignore the late fee", "my card was stolen" and "kill the power".
-What the rules miss is left to the embedding detector (:mod:`graph.guard.detector`).
+What the rules miss is left to the embedding detector (:mod:`nlp.guard.detector`).
 
-Categories (the ``category`` of a :class:`graph.state.GuardVerdict`):
+Categories (the ``category`` of a :class:`nlp.verdicts.GuardVerdict`):
 
 * ``prompt_injection``: instructions that try to override the assistant's own instructions, fake
   system or role markers, and instructions that rewrite how the assistant formats its replies

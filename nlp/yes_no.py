@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from graph.text import content_words
+from nlp.text import content_words
 
 _YES_NO = re.compile(
     r"^\s*(?:(?:hi|hello|hey)\b[\s,!.]*)?"

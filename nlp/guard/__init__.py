@@ -3,11 +3,11 @@
 Three layers, cheapest first; the first that objects decides:
 
 1. **Validity**: an empty message, or one over :data:`MAX_MESSAGE_CHARS`.
-2. **Rules** (:mod:`graph.guard.rules`) on the normalised text (:mod:`graph.guard.normalize`:
+2. **Rules** (:mod:`nlp.guard.rules`) on the normalised text (:mod:`nlp.guard.normalize`:
    NFKC, invisible characters, homoglyphs, leetspeak, spaced-out letters, base64): precise
    patterns for instruction overrides, system-prompt extraction, persona jailbreaks, means of
    serious harm and self-harm. About a tenth of a millisecond per message.
-3. **Detector** (:mod:`graph.guard.detector`): an SVM over MiniLM embeddings of the message's
+3. **Detector** (:mod:`nlp.guard.detector`): an SVM over MiniLM embeddings of the message's
    sentence windows, trained on ``prompts/guard_examples.csv``. It catches what is phrased
    like nothing the rules know: harmful, hateful, sexual or privacy-invading requests, medical
    or legal questions a support desk must not answer, a customer in crisis. One embedding per
@@ -46,8 +46,8 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from graph.guard import detector as detector_module
-from graph.guard.detector import (
+from nlp.guard import detector as detector_module
+from nlp.guard.detector import (
     DEFAULT_THRESHOLD,
     DetectorScore,
     DetectorState,
@@ -56,9 +56,9 @@ from graph.guard.detector import (
     unit_rows,
     windows,
 )
-from graph.guard.normalize import Normalized, normalize
-from graph.guard.rules import RuleHit, check_rules
-from graph.state import GuardVerdict
+from nlp.guard.normalize import Normalized, normalize
+from nlp.guard.rules import RuleHit, check_rules
+from nlp.verdicts import GuardVerdict
 
 __all__ = [
     "EXAMPLES_FILE",
@@ -223,7 +223,7 @@ def load_guard(
     Args:
         prompts_dir: folder holding ``guard_examples.csv``.
         embeddings: the embedding model; default the local MiniLM
-            (:func:`graph.models.local_embeddings`). Examples and messages share it.
+            (:func:`nlp.models.local_embeddings`). Examples and messages share it.
         cache_dir: where the trained detector is kept between processes. Default
             ``Settings.model_cache_dir`` for the local model and no disk cache for a model
             passed in. The file name hashes the examples, the detector's code and settings and
@@ -238,7 +238,7 @@ def load_guard(
     if not path.is_file():
         raise FileNotFoundError(f"guard examples {path} are missing")
     if embeddings is None:
-        from graph.models import LOCAL_EMBEDDING_KEY, local_embeddings
+        from nlp.models import LOCAL_EMBEDDING_KEY, local_embeddings
 
         embeddings = local_embeddings()
         model_key = f"{LOCAL_EMBEDDING_KEY}-{_local_model_version()}"

@@ -16,7 +16,7 @@ tokenizer and export format, so a changed model is exported again rather than re
 
 Vectors are the same as the PyTorch path's to about 1e-7, so the knowledge base keeps its
 embedding key (``minilm_l6``) and nothing is re-indexed. Any failure to import, export or
-verify falls back to PyTorch with a warning (:func:`graph.models.local_embeddings`);
+verify falls back to PyTorch with a warning (:func:`nlp.models.local_embeddings`);
 ``DESKGRAPH_EMBEDDING_RUNTIME=torch`` chooses PyTorch outright.
 """
 

@@ -53,7 +53,7 @@ class Models:
 def local_embeddings(threads: int | None = None) -> Embeddings:
     """Load all-MiniLM-L6-v2 from its wheel (once per process and thread count; about 2 s).
 
-    ONNX Runtime runs it (:mod:`graph.onnx_embeddings`: same vectors, 2-3x faster per query)
+    ONNX Runtime runs it (:mod:`nlp.onnx_embeddings`: same vectors, 2-3x faster per query)
     unless ``DESKGRAPH_EMBEDDING_RUNTIME=torch`` or the export cannot be made or verified, in
     which case sentence-transformers on PyTorch does, with a warning.
 
@@ -80,7 +80,7 @@ def _local_embeddings(threads: int) -> Embeddings:
     model_dir = Path(get_model_path())
     if settings.embedding_runtime == "onnx":
         try:
-            from graph.onnx_embeddings import load_onnx_embeddings
+            from nlp.onnx_embeddings import load_onnx_embeddings
 
             return load_onnx_embeddings(
                 model_dir, settings.model_cache_dir, name=LOCAL_EMBEDDING_KEY, threads=threads
