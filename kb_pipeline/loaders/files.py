@@ -382,7 +382,7 @@ def load_directory(root: Path, *, visibility: Visibility | None = None) -> list[
 
 def demo_kb_path() -> Path:
     """The demo tenant's knowledge base shipped with the package."""
-    return Path(__file__).resolve().parent / "demo_kb"
+    return Path(__file__).resolve().parents[1] / "demo_kb"
 
 
 # ------------------------------------------------------------------------------ dispatch
