@@ -45,9 +45,9 @@ from graph.models import LOCAL_EMBEDDING_DIM, LOCAL_EMBEDDING_KEY, build_models 
 from helpdesk import db  # noqa: E402
 from helpdesk.config import Settings  # noqa: E402
 from helpdesk.tenants import create_tenant  # noqa: E402
-from kb_pipeline import index as kb_index  # noqa: E402
 from kb_pipeline.chunking import chunk_article  # noqa: E402
 from kb_pipeline.index import KnowledgeBase  # noqa: E402
+from kb_pipeline.index import knowledge_base as kb_index  # noqa: E402
 from kb_pipeline.loaders import Article  # noqa: E402
 
 

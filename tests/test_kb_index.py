@@ -17,9 +17,10 @@ import pytest
 
 from graph.services import Services
 from helpdesk.tenants import Tenant, create_tenant
-from kb_pipeline import index as kb_index
 from kb_pipeline.chunking import count_tokens
-from kb_pipeline.index import Hit, convex_fusion, fuse
+from kb_pipeline.index import Hit
+from kb_pipeline.index import knowledge_base as kb_index
+from kb_pipeline.index.knowledge_base import convex_fusion, fuse
 from kb_pipeline.loaders import Article
 
 pytestmark = pytest.mark.integration
