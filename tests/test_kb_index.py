@@ -18,9 +18,8 @@ import pytest
 from graph.services import Services
 from helpdesk.tenants import Tenant, create_tenant
 from kb_pipeline.chunking import count_tokens
-from kb_pipeline.index import Hit
-from kb_pipeline.index import knowledge_base as kb_index
-from kb_pipeline.index.knowledge_base import convex_fusion, fuse
+from kb_pipeline.index import Hit, dense
+from kb_pipeline.index.fusion import convex_fusion, fuse
 from kb_pipeline.loaders import Article
 
 pytestmark = pytest.mark.integration
@@ -129,7 +128,7 @@ async def test_the_hnsw_path_also_filters_by_tenant(
     a, b = await _tenant(services, "ann-a"), await _tenant(services, "ann-b")
     await services.kb.ingest(a.id, [PLUMBING, BOILER])
     await services.kb.ingest(b.id, [Article("b1", "Gutters", "We clean gutters in autumn.")])
-    monkeypatch.setattr(kb_index, "EXACT_SEARCH_MAX_CHUNKS", 0)
+    monkeypatch.setattr(dense, "EXACT_SEARCH_MAX_CHUNKS", 0)
     hits = await services.kb.search(b.id, "dripping faucet washer", k=5, mode="vector")
     assert [h.source_id for h in hits] == ["b1"]
     hits = await services.kb.search(a.id, "dripping faucet washer", k=5, mode="vector")
