@@ -474,7 +474,8 @@ async def test_job_that_cannot_run_is_failed_with_a_reason(
 def test_every_job_failure_code_is_documented() -> None:
     from kb_pipeline import jobs
 
-    source = Path(jobs.__file__).read_text(encoding="utf-8")
+    package = Path(jobs.__file__).parent
+    source = "\n".join(f.read_text(encoding="utf-8") for f in sorted(package.glob("*.py")))
     used = set(re.findall(r'_JobFailed\(\s*"([a-z_]+)"', source))
     used |= set(re.findall(r'job_id,\s*"([a-z_]+)",', source))  # _fail(pool, tenant, job, code
     used |= {"worker_lost"}
@@ -678,6 +679,6 @@ async def test_a_job_cancelled_while_it_waits_its_turn_is_failed_not_left_queued
 
 
 def jobs_lock() -> int:
-    from kb_pipeline.jobs import _JOB_LOCK
+    from kb_pipeline.jobs.running import _JOB_LOCK
 
     return _JOB_LOCK
