@@ -679,6 +679,6 @@ async def test_a_job_cancelled_while_it_waits_its_turn_is_failed_not_left_queued
 
 
 def jobs_lock() -> int:
-    from kb_pipeline.jobs.running import _JOB_LOCK
+    from kb_pipeline.jobs.locks import _JOB_LOCK
 
     return _JOB_LOCK
