@@ -202,7 +202,7 @@ async def galaxy(datasets: Path, embeddings: Embeddings) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 hits = await kb.search(tenant.id, q["question"], k=10, mode=mode)
                 lat.append(time.perf_counter() - t0)
-                ranked.append([h.source_id for h in hits])
+                ranked.append([h["source_id"] for h in hits])
             modes[mode] = {
                 **rank_metrics(ranked, gold),
                 "latency_ms_p50": pct(lat, 50),
@@ -275,7 +275,7 @@ async def scale(
             t0 = time.perf_counter()
             hits = await kb.search(tenant_id, q, k=10, audience="agent")
             lat.append(time.perf_counter() - t0)
-            ranked.append([h.source_id for h in hits])
+            ranked.append([h["source_id"] for h in hits])
         results["last"] = ranked
         return {
             **rank_metrics(ranked, gold),

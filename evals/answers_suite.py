@@ -37,8 +37,8 @@ from evals.loaders import Question
 from evals.ragas_metrics import OfflineScorers
 from graph.nodes.draft import CITATION
 from graph.nodes.judge import MIN_CONTENT_WORDS, unsupported_sentences
-from graph.state import Retrieved
 from graph.text import content_words, sentences
+from kb_pipeline.index import Retrieved
 
 if TYPE_CHECKING:
     from evals.answering import AnswerResult, Item

@@ -13,6 +13,8 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
+from kb_pipeline.index import Retrieved
+
 Owner = Literal["ai", "human"]
 
 
@@ -25,20 +27,6 @@ class Citation(TypedDict):
     url: NotRequired[str | None]
     """The article's web page (absolute http(s)) when its source names one, else None. Absent
     in citations made before articles had urls."""
-
-
-class Retrieved(TypedDict):
-    """A chunk retrieved for the current question."""
-
-    chunk_id: str
-    article_id: str
-    source_id: str
-    title: str
-    section: str
-    text: str
-    score: float
-    url: NotRequired[str | None]
-    """The article's web page, when it has one (absent in turns checkpointed before urls)."""
 
 
 class GuardVerdict(TypedDict):
@@ -138,7 +126,7 @@ class SupportState(TypedDict, total=False):
     intent_source: str
     """Which tier decided the intent: rules, classifier or llm."""
     retrieved: list[Retrieved]
-    """Chunks retrieved for this turn's question."""
+    """Chunks retrieved for this turn's question, as the knowledge base's search returned them."""
     draft: Draft | None
     """The current draft answer."""
     verdict: JudgeVerdict | None

@@ -7,8 +7,9 @@ from __future__ import annotations
 from graph import yes_no
 from graph.nodes.draft import _extractive_draft, _Sentence, extractive_answer
 from graph.nodes.judge import policy_findings
-from graph.state import Draft, Retrieved
+from graph.state import Draft
 from helpdesk.policy import TenantPolicy
+from kb_pipeline.index import Retrieved
 
 TOWNS = (
     "We serve homes in Millbrook and six neighboring towns. If your address is in one of "

@@ -45,8 +45,9 @@ from graph import yes_no
 from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
-from graph.state import Citation, Draft, Retrieved, SupportState
+from graph.state import Citation, Draft, SupportState
 from graph.text import content_words, sentences
+from kb_pipeline.index import Retrieved
 
 MAX_SENTENCES = 3
 RUNNER_UP = 0.85

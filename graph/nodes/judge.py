@@ -32,9 +32,10 @@ from graph.context import Context
 from graph.nodes.draft import CITATION, context_block
 from graph.policy import decline_trigger
 from graph.services import Services
-from graph.state import Citation, Draft, JudgeVerdict, Retrieved, SupportState
+from graph.state import Citation, Draft, JudgeVerdict, SupportState
 from graph.text import content_words, sentences
 from helpdesk.policy import TenantPolicy
+from kb_pipeline.index import Retrieved
 
 SUPPORT_SIMILARITY = 0.6
 MAX_DRAFTS = 2

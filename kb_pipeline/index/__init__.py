@@ -12,7 +12,7 @@ they tune.
 """
 
 from kb_pipeline.index.knowledge_base import KnowledgeBase
-from kb_pipeline.index.search import Audience, Hit, SearchMode
+from kb_pipeline.index.search import Audience, Retrieved, SearchMode
 from kb_pipeline.index.writing import IngestStats
 
-__all__ = ["Audience", "Hit", "IngestStats", "KnowledgeBase", "SearchMode"]
+__all__ = ["Audience", "IngestStats", "KnowledgeBase", "Retrieved", "SearchMode"]

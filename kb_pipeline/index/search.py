@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NotRequired
 
 from langchain_core.embeddings import Embeddings
+from typing_extensions import TypedDict
 
 from kb_pipeline.index.bm25 import bm25_scores
 from kb_pipeline.index.dense import TenantSizes, dense_scores
@@ -30,9 +30,13 @@ Audience = Literal["customer", "agent"]
 SearchMode = Literal["hybrid", "vector", "fulltext"]
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved chunk (the best one of its article)."""
+class Retrieved(TypedDict):
+    """A chunk retrieved for a query (the best of its article, or one of its best few).
+
+    A plain dict, so that the support graph keeps a turn's chunks in its checkpointed state
+    (``SupportState.retrieved``) as search returned them, and loads older checkpoints as they
+    are: the keys that came later are optional.
+    """
 
     chunk_id: str
     article_id: str
@@ -40,10 +44,14 @@ class Hit:
     title: str
     section: str
     text: str
-    visibility: str
+    """The chunk's text, without the section path it was embedded with."""
     score: float
-    url: str | None = None
-    """The article's web page (absolute http(s)), when its source names one."""
+    visibility: NotRequired[str]
+    """external or internal (search always sets it; absent in turns checkpointed before it
+    was kept, and in chunks the evals make up)."""
+    url: NotRequired[str | None]
+    """The article's web page (absolute http(s)) when its source names one, else None (absent
+    in turns checkpointed before urls)."""
 
 
 class ChunkSearch:
@@ -68,7 +76,7 @@ class ChunkSearch:
         query_vector: Sequence[float] | None = None,
         max_per_article: int = 1,
         only_visibility: Visibility | None = None,
-    ) -> list[Hit]:
+    ) -> list[Retrieved]:
         """Return the ``k`` best chunks for ``query``, at most ``max_per_article`` per article.
 
         With the default of one chunk per article the results are article-level (what a search
@@ -135,7 +143,7 @@ class ChunkSearch:
             ranked.append((scores[chunk_id], row))
             if len(ranked) == k:
                 break
-        return [self._hit(row, score) for score, row in ranked]
+        return [self._retrieved(row, score) for score, row in ranked]
 
     async def _rows(
         self, conn: Any, tenant_id: uuid.UUID, chunk_ids: list[str]
@@ -176,8 +184,8 @@ class ChunkSearch:
                 scores[chunk_id] *= 1 + weight * net.get(row["article_id"], 0.0)
 
     @staticmethod
-    def _hit(row: dict[str, Any], score: float) -> Hit:
-        return Hit(
+    def _retrieved(row: dict[str, Any], score: float) -> Retrieved:
+        return Retrieved(
             chunk_id=str(row["id"]),
             article_id=str(row["article_id"]),
             source_id=str(row["source_id"]),
