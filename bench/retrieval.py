@@ -44,9 +44,8 @@ sys.path.insert(0, str(ROOT))
 from helpdesk import db  # noqa: E402
 from helpdesk.config import Settings  # noqa: E402
 from helpdesk.tenants import create_tenant  # noqa: E402
-from kb_pipeline import index as kb_index  # noqa: E402
 from kb_pipeline.chunking import chunk_article  # noqa: E402
-from kb_pipeline.index import KnowledgeBase  # noqa: E402
+from kb_pipeline.index import KnowledgeBase, bm25, dense, fusion, schema  # noqa: E402
 from kb_pipeline.loaders import Article  # noqa: E402
 from nlp.models import LOCAL_EMBEDDING_DIM, LOCAL_EMBEDDING_KEY, build_models  # noqa: E402
 
@@ -135,7 +134,7 @@ async def library_hybrid(kb: KnowledgeBase, tenant_id: uuid.UUID, query: str, k:
 
     cfg = HybridSearchConfig(
         tsv_column="content_tsv",
-        tsv_lang=kb_index.TS_CONFIG,
+        tsv_lang=schema.TS_CONFIG,
         fusion_function=reciprocal_rank_fusion,
         fusion_function_parameters={"rrf_k": 60},
         primary_top_k=40,
@@ -203,7 +202,7 @@ async def galaxy(datasets: Path, embeddings: Embeddings) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 hits = await kb.search(tenant.id, q["question"], k=10, mode=mode)
                 lat.append(time.perf_counter() - t0)
-                ranked.append([h.source_id for h in hits])
+                ranked.append([h["source_id"] for h in hits])
             modes[mode] = {
                 **rank_metrics(ranked, gold),
                 "latency_ms_p50": pct(lat, 50),
@@ -276,7 +275,7 @@ async def scale(
             t0 = time.perf_counter()
             hits = await kb.search(tenant_id, q, k=10, audience="agent")
             lat.append(time.perf_counter() - t0)
-            ranked.append([h.source_id for h in hits])
+            ranked.append([h["source_id"] for h in hits])
         results["last"] = ranked
         return {
             **rank_metrics(ranked, gold),
@@ -325,12 +324,12 @@ async def scale(
             if phase == "among_tenants":
                 # The same queries forced through the HNSW path (what a tenant above
                 # EXACT_SEARCH_MAX_CHUNKS gets), to show what the ef_search widening keeps.
-                limit = kb_index.EXACT_SEARCH_MAX_CHUNKS
-                kb_index.EXACT_SEARCH_MAX_CHUNKS = 0
+                limit = dense.EXACT_SEARCH_MAX_CHUNKS
+                dense.EXACT_SEARCH_MAX_CHUNKS = 0
                 try:
                     out["forced_hnsw_path"] = await run_queries(kb, target)
                 finally:
-                    kb_index.EXACT_SEARCH_MAX_CHUNKS = limit
+                    dense.EXACT_SEARCH_MAX_CHUNKS = limit
             await kb.close()
         finally:
             await pool.close()
@@ -364,9 +363,9 @@ async def main() -> None:
         "torch_threads": settings.torch_threads,
         "fusion": {
             "kind": "convex min-max",
-            "alpha_dense": kb_index.HYBRID_ALPHA,
-            "depth": kb_index.FUSION_DEPTH,
-            "bm25": [kb_index.BM25_K1, kb_index.BM25_B],
+            "alpha_dense": fusion.HYBRID_ALPHA,
+            "depth": fusion.FUSION_DEPTH,
+            "bm25": [bm25.BM25_K1, bm25.BM25_B],
         },
     }
     if not args.skip_galaxy:

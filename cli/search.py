@@ -69,13 +69,13 @@ async def _run(
             rows: list[dict[str, object]] = []
             for h in hits:
                 row: dict[str, object] = {
-                    "source_id": h.source_id,
-                    "chunk_id": h.chunk_id,
-                    "title": h.title,
-                    "score": round(h.score, 6),
+                    "source_id": h["source_id"],
+                    "chunk_id": h["chunk_id"],
+                    "title": h["title"],
+                    "score": round(h["score"], 6),
                 }
-                if h.url:
-                    row["url"] = h.url
+                if url := h.get("url"):
+                    row["url"] = url
                 rows.append(row)
             if jsonl:
                 sys.stdout.write(json.dumps(rows) + "\n")

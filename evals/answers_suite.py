@@ -37,7 +37,7 @@ from evals.loaders import Question
 from evals.ragas_metrics import OfflineScorers
 from graph.nodes.draft import CITATION
 from graph.nodes.judge import MIN_CONTENT_WORDS, unsupported_sentences
-from graph.state import Retrieved
+from kb_pipeline.index import Retrieved
 from nlp.text import content_words, sentences
 
 if TYPE_CHECKING:

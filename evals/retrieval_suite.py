@@ -26,27 +26,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from evals.core import Example, SuiteResult, mean, percentile
 from evals.loaders import Question
 from evals.ragas_metrics import OfflineScorers
+from kb_pipeline.index import Retrieved
 
-
-class HitLike(Protocol):
-    """What the suite reads of a search hit (``kb_pipeline.index.Hit`` has it)."""
-
-    @property
-    def source_id(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-
-
-SearchFn = Callable[[str, int], Awaitable[Sequence[HitLike]]]
+SearchFn = Callable[[str, int], Awaitable[Sequence[Retrieved]]]
 """``search(question, k) -> hits``, best first."""
 
 
@@ -65,11 +52,11 @@ def reciprocal_rank(ranked_ids: Sequence[str], gold: set[str]) -> float:
     return next((1.0 / i for i, sid in enumerate(ranked_ids, 1) if sid in gold), 0.0)
 
 
-def per_article_text(hits: Sequence[HitLike]) -> dict[str, str]:
+def per_article_text(hits: Sequence[Retrieved]) -> dict[str, str]:
     """The retrieved text of each article: its chunks joined, in rank order."""
     texts: dict[str, list[str]] = {}
     for h in hits:
-        texts.setdefault(h.source_id, []).append(h.text)
+        texts.setdefault(h["source_id"], []).append(h["text"])
     return {sid: "\n".join(parts) for sid, parts in texts.items()}
 
 
@@ -111,8 +98,8 @@ async def run_retrieval(
         hits = list(await search(q.question, k))
         latencies.append((time.perf_counter() - started) * 1000)
         deep = list(await search(q.question, depth)) if depth > k else hits
-        ranked = [h.source_id for h in hits]
-        ranked_deep = [h.source_id for h in deep]
+        ranked = [h["source_id"] for h in hits]
+        ranked_deep = [h["source_id"] for h in deep]
         retrieved_articles = distinct(ranked)
         article_text = per_article_text(hits)
         golden = [gold_texts[g] for g in q.gold_ids if gold_texts and g in gold_texts]
@@ -138,11 +125,11 @@ async def run_retrieval(
                 metrics=values,
                 contexts=[
                     {
-                        "source_id": h.source_id,
-                        "title": h.title,
-                        "text": h.text,
-                        "score": round(float(h.score), 4),
-                        "gold": h.source_id in gold,
+                        "source_id": h["source_id"],
+                        "title": h["title"],
+                        "text": h["text"],
+                        "score": round(float(h["score"]), 4),
+                        "gold": h["source_id"] in gold,
                     }
                     for h in hits
                 ],

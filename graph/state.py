@@ -13,6 +13,7 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
+from kb_pipeline.index import Retrieved
 from nlp.verdicts import GuardVerdict, SafetyAlert
 
 Owner = Literal["ai", "human"]
@@ -29,18 +30,6 @@ class Citation(TypedDict):
     in citations made before articles had urls."""
 
 
-class Retrieved(TypedDict):
-    """A chunk retrieved for the current question."""
-
-    chunk_id: str
-    article_id: str
-    source_id: str
-    title: str
-    section: str
-    text: str
-    score: float
-    url: NotRequired[str | None]
-    """The article's web page, when it has one (absent in turns checkpointed before urls)."""
 
 
 class JudgeVerdict(TypedDict):
@@ -119,7 +108,7 @@ class SupportState(TypedDict, total=False):
     intent_source: str
     """Which tier decided the intent: rules, classifier or llm."""
     retrieved: list[Retrieved]
-    """Chunks retrieved for this turn's question."""
+    """Chunks retrieved for this turn's question, as the knowledge base's search returned them."""
     draft: Draft | None
     """The current draft answer."""
     verdict: JudgeVerdict | None

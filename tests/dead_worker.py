@@ -102,7 +102,7 @@ def kill(proc: subprocess.Popen[str], database_url: str, tenant_id: uuid.UUID) -
 
 def lock_holders(conn: psycopg.Connection[Any], tenant_id: uuid.UUID) -> list[int]:
     """Backend pids of the sessions holding the tenant's ingestion lock."""
-    from kb_pipeline.jobs import _JOB_LOCK
+    from kb_pipeline.jobs.locks import _JOB_LOCK
 
     rows = conn.execute(
         """SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from graph.nodes.draft import _extractive_draft, _Sentence, extractive_answer
 from graph.nodes.judge import policy_findings
-from graph.state import Draft, Retrieved
+from graph.state import Draft
 from helpdesk.policy import TenantPolicy
+from kb_pipeline.index import Retrieved
 from nlp import yes_no
 from nlp.text import Unit, sentences, units
 

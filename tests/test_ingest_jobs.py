@@ -171,7 +171,7 @@ async def test_mixed_files_index_the_good_ones_and_report_the_bad(
     # Indexed for real: each good format is found by a question about it.
     async def top(question: str, audience: Any = "customer") -> str:
         hits = await services.kb.search(tenant.id, question, k=1, audience=audience)
-        return hits[0].source_id if hits else ""
+        return hits[0]["source_id"] if hits else ""
 
     assert await top("how long is the warranty on a thermostat") == "warranty"
     assert await top("should I lock my dog away during the visit") == "pets"
@@ -200,7 +200,7 @@ async def test_changed_article_replaces_its_chunks(services: Services, tmp_path:
     assert (job["articles_written"], job["articles_unchanged"]) == (1, 0)
     assert await chunk_count(services, tenant, "fees") == 1
     [hit] = await services.kb.search(tenant.id, "call-out fee", k=1)
-    assert "99 dollars" in hit.text
+    assert "99 dollars" in hit["text"]
 
 
 async def test_a_fixed_link_is_written_without_rewriting_chunks(
@@ -262,7 +262,7 @@ async def test_cleanup_removes_articles_no_longer_in_the_source(
     assert set(await articles(services, tenant)) == {"keep"}
     assert await chunk_count(services, tenant, "gone") == 0
     hits = await services.kb.search(tenant.id, "zeppelins", k=3, audience="agent")
-    assert all(h.source_id != "gone" for h in hits)
+    assert all(h["source_id"] != "gone" for h in hits)
 
 
 async def test_cleanup_is_skipped_when_a_file_fails(services: Services, tmp_path: Path) -> None:
@@ -354,7 +354,7 @@ async def test_article_failing_mid_way_leaves_nothing_half_indexed(
     assert (await articles(services, tenant))["policy"] == before
     assert await chunk_count(services, tenant, "policy") == 2
     hits = await services.kb.search(tenant.id, "beta rules", k=1, audience="agent")
-    assert hits[0].source_id == "policy" and "Beta rules apply." in hits[0].text
+    assert hits[0]["source_id"] == "policy" and "Beta rules apply." in hits[0]["text"]
 
     # Once storage works again the next run redoes exactly the failed articles.
     await _drop_chunk_trigger(services, marker)
@@ -364,7 +364,7 @@ async def test_article_failing_mid_way_leaves_nothing_half_indexed(
     assert await chunk_count(services, tenant, "r2") == 2
     assert await chunk_count(services, tenant, "policy") == 2
     hits = await services.kb.search(tenant.id, "beta rules", k=1, audience="agent")
-    assert marker in hits[0].text
+    assert marker in hits[0]["text"]
 
 
 async def test_article_row_failing_after_its_chunks_is_rolled_back(
@@ -474,7 +474,8 @@ async def test_job_that_cannot_run_is_failed_with_a_reason(
 def test_every_job_failure_code_is_documented() -> None:
     from kb_pipeline import jobs
 
-    source = Path(jobs.__file__).read_text(encoding="utf-8")
+    package = Path(jobs.__file__).parent
+    source = "\n".join(f.read_text(encoding="utf-8") for f in sorted(package.glob("*.py")))
     used = set(re.findall(r'_JobFailed\(\s*"([a-z_]+)"', source))
     used |= set(re.findall(r'job_id,\s*"([a-z_]+)",', source))  # _fail(pool, tenant, job, code
     used |= {"worker_lost"}
@@ -678,6 +679,6 @@ async def test_a_job_cancelled_while_it_waits_its_turn_is_failed_not_left_queued
 
 
 def jobs_lock() -> int:
-    from kb_pipeline.jobs import _JOB_LOCK
+    from kb_pipeline.jobs.locks import _JOB_LOCK
 
     return _JOB_LOCK

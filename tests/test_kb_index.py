@@ -17,9 +17,9 @@ import pytest
 
 from graph.services import Services
 from helpdesk.tenants import Tenant, create_tenant
-from kb_pipeline import index as kb_index
 from kb_pipeline.chunking import count_tokens
-from kb_pipeline.index import Hit, convex_fusion, fuse
+from kb_pipeline.index import Retrieved, dense
+from kb_pipeline.index.fusion import convex_fusion, fuse
 from kb_pipeline.loaders import Article
 
 pytestmark = pytest.mark.integration
@@ -88,13 +88,13 @@ async def test_search_never_crosses_tenants_or_shows_internal_articles_to_custom
     )
     for mode in ("hybrid", "vector", "fulltext"):
         hits = await services.kb.search(b.id, "leaky faucet washer", k=10, mode=mode)
-        assert [h.title for h in hits] == ["Faucets"], mode
+        assert [h["title"] for h in hits] == ["Faucets"], mode
         hits = await services.kb.search(a.id, "override code to waive the call-out fee", k=10)
-        assert "refund-override" not in [h.source_id for h in hits]
+        assert "refund-override" not in [h["source_id"] for h in hits]
         hits = await services.kb.search(
             a.id, "override code to waive the call-out fee", k=10, audience="agent", mode=mode
         )
-        assert hits[0].source_id == "refund-override", mode
+        assert hits[0]["source_id"] == "refund-override", mode
 
 
 async def test_one_visibility_is_filtered_in_the_query_so_k_results_still_come_back(
@@ -107,7 +107,7 @@ async def test_one_visibility_is_filtered_in_the_query_so_k_results_still_come_b
     ]
     await services.kb.ingest(t.id, [*internal, BOILER])
 
-    async def agent_search(query: str, k: int, mode: Any, only: Any) -> list[Hit]:
+    async def agent_search(query: str, k: int, mode: Any, only: Any) -> list[Retrieved]:
         return await services.kb.search(
             t.id, query, k=k, audience="agent", mode=mode, only_visibility=only
         )
@@ -115,9 +115,9 @@ async def test_one_visibility_is_filtered_in_the_query_so_k_results_still_come_b
     for mode in ("hybrid", "vector", "fulltext"):
         # six internal articles match "fee code" as well as the one external article does
         hits = await agent_search("boiler fee code service", 2, mode, "external")
-        assert [h.source_id for h in hits] == ["boiler-service"], mode
+        assert [h["source_id"] for h in hits] == ["boiler-service"], mode
         hits = await agent_search("waive the fee code", 3, mode, "internal")
-        assert len(hits) == 3 and all(h.visibility == "internal" for h in hits), mode
+        assert len(hits) == 3 and all(h["visibility"] == "internal" for h in hits), mode
     # a customer never sees internal articles, asked for or not
     assert not await services.kb.search(t.id, "waive the fee code", k=3, only_visibility="internal")
 
@@ -128,11 +128,11 @@ async def test_the_hnsw_path_also_filters_by_tenant(
     a, b = await _tenant(services, "ann-a"), await _tenant(services, "ann-b")
     await services.kb.ingest(a.id, [PLUMBING, BOILER])
     await services.kb.ingest(b.id, [Article("b1", "Gutters", "We clean gutters in autumn.")])
-    monkeypatch.setattr(kb_index, "EXACT_SEARCH_MAX_CHUNKS", 0)
+    monkeypatch.setattr(dense, "EXACT_SEARCH_MAX_CHUNKS", 0)
     hits = await services.kb.search(b.id, "dripping faucet washer", k=5, mode="vector")
-    assert [h.source_id for h in hits] == ["b1"]
+    assert [h["source_id"] for h in hits] == ["b1"]
     hits = await services.kb.search(a.id, "dripping faucet washer", k=5, mode="vector")
-    assert hits[0].source_id == "leaky-faucet"
+    assert hits[0]["source_id"] == "leaky-faucet"
 
 
 async def test_results_are_article_level_unless_more_chunks_per_article_are_asked_for(
@@ -145,9 +145,9 @@ async def test_results_are_article_level_unless_more_chunks_per_article_are_aske
     )
     await services.kb.ingest(t.id, [Article("steps", "Faucet steps", long_body), PLUMBING])
     hits = await services.kb.search(t.id, "faucet washer valve", k=5)
-    assert len(hits) == 2 and len({h.article_id for h in hits}) == 2
+    assert len(hits) == 2 and len({h["article_id"] for h in hits}) == 2
     hits = await services.kb.search(t.id, "faucet washer valve", k=5, max_per_article=3)
-    by_article = [h.source_id for h in hits]
+    by_article = [h["source_id"] for h in hits]
     assert by_article.count("steps") == 3 and "leaky-faucet" in by_article
 
 
@@ -167,14 +167,14 @@ async def test_reingest_writes_nothing_and_a_change_replaces_every_chunk_and_pos
     assert stats.articles_written == 1
     # no posting of the old text survives: its words find nothing any more
     assert await services.kb.search(t.id, "cartridge washer", mode="fulltext") == []
-    assert (await services.kb.search(t.id, "tap drips", mode="fulltext"))[0].source_id == (
+    assert (await services.kb.search(t.id, "tap drips", mode="fulltext"))[0]["source_id"] == (
         "leaky-faucet"
     )
 
     stats = await services.kb.ingest(t.id, [BOILER], cleanup=True)
     assert stats.articles_deleted == 1
     assert await services.kb.search(t.id, "tap drips", mode="fulltext") == []
-    assert [h.source_id for h in await services.kb.search(t.id, "tap drips", k=5)] == [
+    assert [h["source_id"] for h in await services.kb.search(t.id, "tap drips", k=5)] == [
         "boiler-service"
     ]
     chunks, postings = await _chunk_rows(services, t)
@@ -194,7 +194,7 @@ async def test_bm25_ranks_the_article_with_the_rare_term_first(services: Service
     ] + [Article("rare", "Thermostat", "Our service team calibrates the thermostat.")]
     await services.kb.ingest(t.id, articles)
     hits = await services.kb.search(t.id, "service thermostat", k=3, mode="fulltext")
-    assert hits[0].source_id == "rare"
+    assert hits[0]["source_id"] == "rare"
 
 
 async def test_tag_and_updated_filters(services: Services) -> None:
@@ -208,11 +208,11 @@ async def test_tag_and_updated_filters(services: Services) -> None:
         ],
     )
     hits = await services.kb.search(t.id, "gas boiler", k=5, tags=["gas"])
-    assert [h.source_id for h in hits] == ["a"]
+    assert [h["source_id"] for h in hits] == ["a"]
     hits = await services.kb.search(
         t.id, "gas boiler", k=5, updated_after=datetime.now(UTC) - timedelta(days=30)
     )
-    assert [h.source_id for h in hits] == ["b"]
+    assert [h["source_id"] for h in hits] == ["b"]
 
 
 async def test_votes_move_ranking_only_when_turned_on(services: Services) -> None:
@@ -231,11 +231,11 @@ async def test_votes_move_ranking_only_when_turned_on(services: Services) -> Non
             " AND source_id = 'disliked'",
             (t.id,),
         )
-    plain = {h.source_id: h.score for h in await services.kb.search(t.id, "chimney sweep")}
+    plain = {h["source_id"]: h["score"] for h in await services.kb.search(t.id, "chimney sweep")}
     assert plain["liked"] == pytest.approx(plain["disliked"])
     voted = await services.kb.search(t.id, "chimney sweep", vote_weight=0.5)
-    assert [h.source_id for h in voted] == ["liked", "disliked"]
-    assert voted[0].score > voted[1].score
+    assert [h["source_id"] for h in voted] == ["liked", "disliked"]
+    assert voted[0]["score"] > voted[1]["score"]
 
 
 async def test_chunks_fit_the_embedding_window(services: Services) -> None:
@@ -304,7 +304,7 @@ async def test_url_is_stored_searched_and_a_url_only_change_rewrites_no_chunk(
     linked = Article(PLUMBING.source_id, PLUMBING.title, PLUMBING.body, url="https://x.test/tap")
     first = await services.kb.ingest(t.id, [linked, BOILER])
     assert first.articles_written == 2
-    hits = {h.source_id: h.url for h in await services.kb.search(t.id, "faucet boiler", k=5)}
+    hits = {h["source_id"]: h["url"] for h in await services.kb.search(t.id, "faucet boiler", k=5)}
     assert hits == {"leaky-faucet": "https://x.test/tap", "boiler-service": None}
 
     # unchanged: not a single row written, article or chunk
@@ -322,19 +322,19 @@ async def test_url_is_stored_searched_and_a_url_only_change_rewrites_no_chunk(
     assert articles_after["boiler-service"] == before[0]["boiler-service"]
     assert articles_after["leaky-faucet"] != before[0]["leaky-faucet"]
     [hit] = await services.kb.search(t.id, "dripping faucet washer", k=1)
-    assert (hit.source_id, hit.url) == ("leaky-faucet", "https://x.test/taps#drip")
+    assert (hit["source_id"], hit["url"]) == ("leaky-faucet", "https://x.test/taps#drip")
 
     # a url that goes away goes away
     await services.kb.ingest(t.id, [PLUMBING, BOILER])
     [hit] = await services.kb.search(t.id, "dripping faucet washer", k=1)
-    assert hit.url is None
+    assert hit["url"] is None
 
     # a content change and a url change together: chunks rewritten, url stored
     both = Article(linked.source_id, linked.title, "Tap drips need a washer.", url=linked.url)
     stats = await services.kb.ingest(t.id, [both, BOILER])
     assert stats.articles_written == 1 and stats.chunks_written >= 1
     [hit] = await services.kb.search(t.id, "tap drips washer", k=1)
-    assert (hit.source_id, hit.url) == ("leaky-faucet", "https://x.test/tap")
+    assert (hit["source_id"], hit["url"]) == ("leaky-faucet", "https://x.test/tap")
 
 
 async def test_the_database_refuses_a_url_that_is_not_http(services: Services) -> None:

@@ -99,7 +99,7 @@ async def test_a_database_from_before_urls_and_job_codes_migrates_and_works(
         stats = await kb.ingest(tenant_id, [linked])
         assert (stats.articles_written, stats.chunks_written) == (1, 0)
         [hit] = await kb.search(tenant_id, "call-out fee", k=1)
-        assert hit.url == "https://x.test/fee"
+        assert hit["url"] == "https://x.test/fee"
     finally:
         await kb.close()
         await pool.close()

@@ -35,7 +35,7 @@ async def test_demo_loader_keeps_articles_an_admin_added(services: Services, dem
         _, stats = await ensure_demo(services)  # what every `serve --demo` start runs
         assert stats.articles_deleted == 0
         hits = await services.kb.search(demo.id, "gutters every autumn", mode="fulltext")
-        assert hits[0].source_id == "admin-added-gutters"
+        assert hits[0]["source_id"] == "admin-added-gutters"
     finally:
         async with services.pool.connection() as conn:
             cur = await conn.execute(

@@ -257,21 +257,21 @@ async def search(
             cur = await conn.execute(
                 "SELECT source_id, tags, updated_at FROM kb_articles"
                 " WHERE tenant_id = %s AND source_id = ANY(%s)",
-                (caller.tenant.id, [h.source_id for h in hits]),
+                (caller.tenant.id, [h["source_id"] for h in hits]),
             )
             meta = {r["source_id"]: dict(r) for r in await cur.fetchall()}
     return schemas.SearchResults(
         results=[
             schemas.SearchResult(
-                source_id=h.source_id,
-                title=h.title,
-                section=h.section,
-                snippet=_snippet(h.text),
-                score=round(float(h.score), 4),
-                visibility="internal" if h.visibility == "internal" else "external",
-                tags=list(meta.get(h.source_id, {}).get("tags") or []),
-                updated_at=meta.get(h.source_id, {}).get("updated_at"),
-                url=h.url,
+                source_id=h["source_id"],
+                title=h["title"],
+                section=h["section"],
+                snippet=_snippet(h["text"]),
+                score=round(float(h["score"]), 4),
+                visibility="internal" if h.get("visibility") == "internal" else "external",
+                tags=list(meta.get(h["source_id"], {}).get("tags") or []),
+                updated_at=meta.get(h["source_id"], {}).get("updated_at"),
+                url=h.get("url"),
             )
             for h in hits
         ]

@@ -44,7 +44,8 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
-from graph.state import Citation, Draft, Retrieved, SupportState
+from graph.state import Citation, Draft, SupportState
+from kb_pipeline.index import Retrieved
 from nlp import yes_no
 from nlp.text import content_words, sentences, units
 

@@ -79,7 +79,9 @@ async def _snippets(svc: Services, tenant: Tenant, state: SupportState) -> list[
     hits = await svc.kb.search(
         tenant.id, state.get("question", "") or "help", k=3, audience="agent"
     )
-    return [KbSnippet(source_id=h.source_id, title=h.title, text=h.text[:600]) for h in hits]
+    return [
+        KbSnippet(source_id=h["source_id"], title=h["title"], text=h["text"][:600]) for h in hits
+    ]
 
 
 async def apply_agent_action(

@@ -32,8 +32,9 @@ from graph.context import Context
 from graph.nodes.draft import CITATION, context_block
 from graph.policy import decline_trigger
 from graph.services import Services
-from graph.state import Citation, Draft, JudgeVerdict, Retrieved, SupportState
+from graph.state import Citation, Draft, JudgeVerdict, SupportState
 from helpdesk.policy import TenantPolicy
+from kb_pipeline.index import Retrieved
 from nlp.text import content_words, sentences
 
 SUPPORT_SIMILARITY = 0.6

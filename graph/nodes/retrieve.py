@@ -21,7 +21,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.services import Services
-from graph.state import Retrieved, SupportState
+from graph.state import SupportState
 from nlp.text import content_words
 
 TOP_K = 4
@@ -72,20 +72,6 @@ def make(svc: Services) -> Any:
                 (await query_vector(svc, question, previous)).tolist() if question.strip() else None
             ),
         )
-        return {
-            "retrieved": [
-                Retrieved(
-                    chunk_id=h.chunk_id,
-                    article_id=h.article_id,
-                    source_id=h.source_id,
-                    title=h.title,
-                    section=h.section,
-                    text=h.text,
-                    score=h.score,
-                    url=h.url,
-                )
-                for h in hits
-            ]
-        }
+        return {"retrieved": hits}
 
     return retrieve
