@@ -34,7 +34,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from evals.core import RunRecord
-    from evals.runner import Saved
+    from evals.store import Saved
     from graph.services import Services
 
 eval_app = typer.Typer(
@@ -119,7 +119,7 @@ def _run_suite(
     database_url: str | None,
     as_json: bool,
 ) -> None:
-    from evals.runner import save
+    from evals.store import save
     from evals.workspace import eval_services
 
     async def go() -> Saved:
@@ -292,7 +292,7 @@ def compare(
 ) -> None:
     """Compare two runs of a suite: what improved and what regressed."""
     from evals.compare import compare_runs
-    from evals.core import load_run
+    from evals.store import load_run
 
     try:
         comp = compare_runs(load_run(run_a, reports), load_run(run_b, reports), tolerance=tolerance)
@@ -410,7 +410,8 @@ def run_all(
 
     Prints one JSON line per run and a final line with the total time.
     """
-    from evals.runner import plan_all, save
+    from evals.runner import plan_all
+    from evals.store import save
     from evals.workspace import eval_services
 
     async def go() -> float:

@@ -1,8 +1,8 @@
 """Run a suite end to end: set up its tenant, run it, record it, write and upload the report.
 
 The command line (``deskgraph eval ...``) and ``make eval`` call these; each returns the
-:class:`RunRecord`, and :func:`save` writes it (JSON + HTML) and uploads it to LangSmith when
-``LANGSMITH_API_KEY`` is set.
+:class:`RunRecord`, and :func:`evals.store.save` writes it (JSON + HTML) and uploads it to
+LangSmith when ``LANGSMITH_API_KEY`` is set.
 
 Datasets (formats in ``evals/datasets/README.md``):
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.embeddings import Embeddings
 
 from evals.answers_suite import AnswerCase, graph_answerer, run_answers
-from evals.core import Example, RunClock, RunFiles, RunRecord, SuiteResult, finite, mean, write_run
+from evals.core import Example, RunClock, RunRecord, SuiteResult, finite, mean
 from evals.loaders import DEMO_QUESTIONS, Question, check_gold_ids, load_kb, load_questions
 from evals.ragas_metrics import LlmScorers, OfflineScorers
 from evals.retrieval_suite import run_retrieval
@@ -48,30 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SearchMode = Literal["hybrid", "vector", "fulltext"]
-
-
-@dataclass(frozen=True)
-class Saved:
-    """Where a run went."""
-
-    record: RunRecord
-    files: RunFiles
-    langsmith: str
-
-
-def save(record: RunRecord, out_dir: Path, *, upload: bool = True) -> Saved:
-    """Write the run's JSON and HTML; upload it when ``LANGSMITH_API_KEY`` is set."""
-    from evals.langsmith_upload import SKIPPED, upload_run
-
-    files = write_run(record, out_dir)
-    status = SKIPPED
-    if upload:
-        try:
-            status = upload_run(record)
-        except Exception as exc:  # the local report is the product; an upload is a copy
-            log.warning("LangSmith upload of %s failed: %s", record.run_id, exc)
-            status = f"failed: {type(exc).__name__}: {exc}"
-    return Saved(record=record, files=files, langsmith=status)
 
 
 def model_info(services: Services) -> dict[str, Any]:

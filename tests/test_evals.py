@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from evals.compare import compare_runs
-from evals.core import Example, RunClock, RunRecord, SuiteResult, load_run, write_run
+from evals.core import Example, RunClock, RunRecord, SuiteResult
 from evals.loaders import (
     DEMO_QUESTIONS,
     check_gold_ids,
@@ -22,6 +22,7 @@ from evals.loaders import (
     load_questions,
 )
 from evals.report import confusion_heatmap
+from evals.store import load_run, write_run
 
 # ------------------------------------------------------------------ helpers
 
