@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from api.streaming import thread_config
-from evals.safety_benchmark import DATA, load, score
+from evals.benchmarks.safety import DATA, load, score
 from graph.safety import detect_hazard
 from graph.text import sentences
 from helpdesk import conversations, tickets
