@@ -629,11 +629,16 @@ async def test_edited_and_rejected_drafts_export_as_a_dataset(
 
 
 def test_every_suite_in_the_registry_has_its_command() -> None:
-    from api.cli_eval import eval_app
+    import inspect
+
+    from api import cli_eval
     from evals.registry import SUITES
 
-    commands = {c.name for c in eval_app.registered_commands}
+    commands = {c.name for c in cli_eval.eval_app.registered_commands}
     assert commands - {"compare", "export-feedback", "all"} == set(SUITES)
+    for name, suite in SUITES.items():
+        options = getattr(cli_eval, name)()  # the command's defaults, as its run gets them
+        assert set(options) <= set(inspect.signature(suite.run).parameters) - {"services"}, name
 
 
 async def test_eval_all_runs_each_suite_on_the_demo_then_on_the_shared_datasets(
