@@ -24,18 +24,16 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from evals.core import RunRecord
-    from evals.runner import Saved
-    from graph.services import Services
+    from evals.store import Saved
 
 eval_app = typer.Typer(
     help="Evaluation suites, reports, run comparison and feedback export.",
@@ -64,7 +62,7 @@ Mtrag = Annotated[
 Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Conversations at once.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 DEFAULT_OUT = Path("evals/reports")
-SuiteJob = Callable[["Services"], Awaitable["RunRecord"]]
+SuiteOptions = dict[str, Any]
 # The options every suite command ends with, after its own (see ``_suite``).
 _SUITE_OPTIONS = (
     inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_OUT, annotation=Out),
@@ -113,14 +111,18 @@ def summary(saved: Saved) -> dict[str, Any]:
 
 
 def _run_suite(
-    job: SuiteJob,
+    name: str,
+    options: SuiteOptions,
     *,
     out: Path,
     database_url: str | None,
     as_json: bool,
 ) -> None:
-    from evals.runner import save
+    from evals.registry import SUITES
+    from evals.store import save
     from evals.workspace import eval_services
+
+    job = SUITES[name].job(options)
 
     async def go() -> Saved:
         async with eval_services(database_url=database_url) as services:
@@ -134,17 +136,19 @@ def _run_suite(
     _print_run(saved, as_json)
 
 
-def _suite(name: str) -> Callable[[Callable[..., SuiteJob]], Callable[..., SuiteJob]]:
-    """Register ``deskgraph eval <name>``: the decorated function takes the suite's own options
-    and returns its job; the command adds the options every suite shares (``--out``,
-    ``--database-url``, ``--json``) after them and runs the job with :func:`_run_suite` (eval
-    database, saved report, printed summary, bad input exits 2)."""
+def _suite(name: str) -> Callable[[Callable[..., SuiteOptions]], Callable[..., SuiteOptions]]:
+    """Register ``deskgraph eval <name>`` for the suite of that name in ``evals.registry``: the
+    decorated function takes the suite's own command line options and returns the options of
+    its ``run``; the command adds the options every suite shares (``--out``, ``--database-url``,
+    ``--json``) after them and runs the suite with :func:`_run_suite` (eval database, saved
+    report, printed summary, bad input exits 2)."""
 
-    def register(build: Callable[..., SuiteJob]) -> Callable[..., SuiteJob]:
+    def register(build: Callable[..., SuiteOptions]) -> Callable[..., SuiteOptions]:
         own = inspect.signature(build, eval_str=True)
 
         def command(*, out: Path, database_url: str | None, as_json: bool, **options: Any) -> None:
-            _run_suite(build(**options), out=out, database_url=database_url, as_json=as_json)
+            run_options = build(**options)
+            _run_suite(name, run_options, out=out, database_url=database_url, as_json=as_json)
 
         # typer reads the options from the signature: the suite's own, then the shared ones.
         signature = own.replace(
@@ -168,16 +172,11 @@ def retrieval(
     depth: Annotated[int, typer.Option("--depth", min=1, help="Chunks for MRR.")] = 10,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, vector or fulltext.")] = "hybrid",
     limit: Limit = None,
-) -> SuiteJob:
+) -> SuiteOptions:
     """Retrieval: recall@k, MRR and ragas id-based / non-LLM context metrics."""
-    from evals.runner import SearchMode, retrieval_run
-
     if mode not in ("hybrid", "vector", "fulltext"):
         raise _fail(ValueError(f"--mode must be hybrid, vector or fulltext, got {mode!r}"))
-    search_mode = cast(SearchMode, mode)
-    return lambda s: retrieval_run(
-        s, kb=kb, questions=questions, k=k, depth=depth, mode=search_mode, limit=limit
-    )
+    return {"kb": kb, "questions": questions, "k": k, "depth": depth, "mode": mode, "limit": limit}
 
 
 @_suite("answers")
@@ -194,19 +193,16 @@ def answers(
     ] = None,
     limit: Limit = None,
     concurrency: Concurrency = 1,
-) -> SuiteJob:
+) -> SuiteOptions:
     """Answers: run the whole graph per question; string / rouge / groundedness (+ LLM)."""
-    from evals.runner import answers_run
-
-    return lambda s: answers_run(
-        s,
-        kb=kb,
-        questions=questions,
-        mtrag_path=mtrag,
-        judge=judge,
-        limit=limit,
-        concurrency=concurrency,
-    )
+    return {
+        "kb": kb,
+        "questions": questions,
+        "mtrag_path": mtrag,
+        "judge": judge,
+        "limit": limit,
+        "concurrency": concurrency,
+    }
 
 
 @_suite("intents")
@@ -228,13 +224,16 @@ def intents(
     ] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Demo cross-validation.")] = 5,
     limit: Limit = None,
-) -> SuiteJob:
+) -> SuiteOptions:
     """Intents: accuracy, macro-F1, per-intent scores, confusion, out-of-scope recall."""
-    from evals.runner import intents_run
-
-    return lambda s: intents_run(
-        s, train=train, test=test, split=split, oos_label=oos_label, folds=folds, limit=limit
-    )
+    return {
+        "train": train,
+        "test": test,
+        "split": split,
+        "oos_label": oos_label,
+        "folds": folds,
+        "limit": limit,
+    }
 
 
 @_suite("guardrails")
@@ -250,11 +249,9 @@ def guardrails(
         ),
     ] = None,
     limit: Limit = None,
-) -> SuiteJob:
+) -> SuiteOptions:
     """Guardrails: attacks blocked or handed off, ordinary messages wrongly blocked."""
-    from evals.runner import guardrails_run
-
-    return lambda s: guardrails_run(s, attacks=attacks or (), benign=benign or (), limit=limit)
+    return {"attacks": attacks or (), "benign": benign or (), "limit": limit}
 
 
 @_suite("escalation")
@@ -264,13 +261,15 @@ def escalation(
     mtrag: Mtrag = None,
     limit: Limit = None,
     concurrency: Concurrency = 1,
-) -> SuiteJob:
+) -> SuiteOptions:
     """Escalation: answers the answerable, declines or hands off the unanswerable?"""
-    from evals.runner import escalation_run
-
-    return lambda s: escalation_run(
-        s, kb=kb, questions=questions, mtrag_path=mtrag, limit=limit, concurrency=concurrency
-    )
+    return {
+        "kb": kb,
+        "questions": questions,
+        "mtrag_path": mtrag,
+        "limit": limit,
+        "concurrency": concurrency,
+    }
 
 
 @eval_app.command("compare")
@@ -292,7 +291,7 @@ def compare(
 ) -> None:
     """Compare two runs of a suite: what improved and what regressed."""
     from evals.compare import compare_runs
-    from evals.core import load_run
+    from evals.store import load_run
 
     try:
         comp = compare_runs(load_run(run_a, reports), load_run(run_b, reports), tolerance=tolerance)
@@ -410,7 +409,8 @@ def run_all(
 
     Prints one JSON line per run and a final line with the total time.
     """
-    from evals.runner import plan_all, save
+    from evals.registry import plan_all
+    from evals.store import save
     from evals.workspace import eval_services
 
     async def go() -> float:

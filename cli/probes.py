@@ -161,7 +161,7 @@ def guard(
     """Screen messages with the input guard; inputs are read from stdin, one per line."""
     from pydantic import ValidationError
 
-    from evals.guardrails import decide
+    from evals.suites.guardrails import decide
     from helpdesk.config import get_settings
     from helpdesk.policy import TenantPolicy
     from nlp.guard import load_guard

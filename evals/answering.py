@@ -1,7 +1,7 @@
 """Run the whole support graph on questions and read back what the customer would get.
 
 The runner behind ``deskgraph answer``, the ``answers`` and ``escalation`` eval suites and
-``evals/escalation_benchmark.py``. Each item runs as a fresh conversation (channel ``api``) of the
+``evals/benchmarks/escalation.py``. Each item runs as a fresh conversation (channel ``api``) of the
 tenant through the real graph: guard, classify, retrieve, draft, judge and the routing between
 them, with the tenant's own policy.
 

@@ -5,9 +5,7 @@ compare it later: the suite, a run id, timestamps, the git commit (and whether t
 dirty), the configuration (dataset paths, k, tenant...), the model tier, the aggregate metrics,
 one row per example and any extra tables (per-intent scores, a confusion matrix...).
 
-``write_run`` stores it as ``<out>/<run id>.json`` plus a self-contained ``<run id>.html``
-report (:mod:`evals.report`); ``load_run`` reads one back by path or run id, for
-:mod:`evals.compare`.
+:mod:`evals.store` writes records and reads them back; :mod:`evals.report` renders them.
 
 Example rows share one shape (``Example``) so that reports and comparisons work the same for
 every suite:
@@ -26,9 +24,7 @@ NaN, so the JSON stays standard.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
 import secrets
 import subprocess
@@ -41,8 +37,6 @@ from typing import Any, Literal
 
 Direction = Literal["higher", "lower"]
 SCHEMA_VERSION = 1
-DEFAULT_REPORTS_DIR = Path("evals/reports")
-_RUN_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,120}$")
 _LOWER_SUFFIXES = ("_ms", "_s", "_seconds")
 
 
@@ -250,72 +244,3 @@ def clean_json(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return clean_json(value.item())
     return value
-
-
-@dataclass(frozen=True)
-class RunFiles:
-    """Where a run was written."""
-
-    json: Path
-    html: Path
-
-
-def write_run(record: RunRecord, out_dir: Path = DEFAULT_REPORTS_DIR) -> RunFiles:
-    """Write ``<run id>.json`` and ``<run id>.html`` under ``out_dir`` (created if needed)."""
-    from evals.report import render_run
-
-    if not _RUN_ID.match(record.run_id):
-        raise ValueError(
-            f"run id must be lower-case letters, digits, '.', '_', '-': {record.run_id}"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = RunFiles(json=out_dir / f"{record.run_id}.json", html=out_dir / f"{record.run_id}.html")
-    payload = json.dumps(record.as_dict(), indent=1, ensure_ascii=False, allow_nan=False)
-    # Written to a temporary name first: an interrupted run never leaves half a JSON behind.
-    tmp = files.json.with_suffix(".json.tmp")
-    tmp.write_text(payload + "\n", encoding="utf-8")
-    os.replace(tmp, files.json)
-    files.html.write_text(render_run(record), encoding="utf-8")
-    return files
-
-
-def resolve_run(ref: str, reports_dir: Path = DEFAULT_REPORTS_DIR) -> Path:
-    """Find a run's JSON from a path, a run id, or a unique prefix of a run id.
-
-    Raises:
-        FileNotFoundError: nothing matches (the message says where it looked).
-        ValueError: a prefix matches several runs.
-    """
-    path = Path(ref)
-    if path.is_file():
-        return path
-    if path.is_dir() and (path / "run.json").is_file():
-        return path / "run.json"
-    exact = reports_dir / f"{ref}.json"
-    if exact.is_file():
-        return exact
-    matches = sorted(p for p in reports_dir.glob(f"{ref}*.json") if p.is_file())
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        names = ", ".join(p.stem for p in matches[:5])
-        raise ValueError(f"{ref!r} matches {len(matches)} runs in {reports_dir} ({names}...)")
-    raise FileNotFoundError(f"no run {ref!r}: not a file, and no {reports_dir}/{ref}*.json")
-
-
-def load_run(ref: str | Path, reports_dir: Path = DEFAULT_REPORTS_DIR) -> RunRecord:
-    """Load a run record by path or run id (see :func:`resolve_run`).
-
-    Raises:
-        FileNotFoundError: no such run.
-        ValueError: the file is not JSON or not a run record.
-    """
-    path = resolve_run(str(ref), reports_dir)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from exc
-    try:
-        return RunRecord.from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from exc

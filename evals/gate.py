@@ -30,18 +30,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evals.answers_suite import AnswerCase, AnswerFn, cases_from_questions, run_answers
 from evals.core import SuiteResult
-from evals.escalation_suite import cases_from_questions as escalation_cases
-from evals.escalation_suite import run_escalation
 from evals.loaders import DEMO_QUESTIONS, Question, load_questions
-from evals.retrieval_suite import SearchFn, run_retrieval
-from evals.runner import (
-    demo_guard_sets,
-    demo_intent_rows,
-    guardrails_result,
-    intents_cross_validation,
-)
+from evals.suites.answers import cases_from_questions, run_answers
+from evals.suites.escalation import cases_from_questions as escalation_cases
+from evals.suites.escalation import run_escalation
+from evals.suites.graph_cases import AnswerCase, AnswerFn, graph_answerer
+from evals.suites.guardrails import demo_guard_sets, guardrails_result, run_guardrails_suite
+from evals.suites.intents import demo_intent_rows, intents_cross_validation
+from evals.suites.retrieval import SearchFn, run_retrieval
 from helpdesk.policy import TenantPolicy
 from nlp.classifier import OUT_OF_SCOPE
 
@@ -193,16 +190,12 @@ def guardrails_gate(
     guard: Any, attacks: Sequence[Any], benign: Sequence[Any], policy: TenantPolicy
 ) -> GateResult:
     """The guardrails gate (``guard`` is a ``nlp.guard.InputGuard`` or one like it)."""
-    from evals.guardrails import run_guardrails_suite
-
     out = run_guardrails_suite(attacks, benign, guard=guard, policy=policy, latency_sample=0)
     return judge("guardrails", guardrails_result(out))
 
 
 async def run_gate(services: Services, graph: Any, tenant_slug: str) -> list[GateResult]:
     """Every gate on a tenant loaded with the demo KB (``graph`` has a checkpointer)."""
-    from evals.answers_suite import graph_answerer
-
     tenant = await services.tenant(tenant_slug)
     slices = demo_slices()
 

@@ -30,8 +30,6 @@ class Citation(TypedDict):
     in citations made before articles had urls."""
 
 
-
-
 class JudgeVerdict(TypedDict):
     """What the guardrail judge decided about a draft."""
 

@@ -8,7 +8,7 @@ done).
 
 A ``running`` claim whose process died mid-request is taken over by the next retry, which
 runs the request again (the turn resumes from its checkpoint, see
-:func:`api.streaming.run_turn`). Its liveness is the conversation lease
+:func:`desk.turns.run_turn`). Its liveness is the conversation lease
 (:mod:`helpdesk.leases`), which a live request holds and renews while its turn runs: a claim
 is dead once it is older than ``grace_s`` and nobody holds the lease. ``grace_s`` covers the
 moments a live request runs without the lease: waiting for it (a few seconds) and storing a

@@ -1,6 +1,6 @@
 """The offline intent classifier: sentence embeddings + word n-grams, with out-of-scope detection.
 
-Method, and why (figures from ``evals/intent_benchmark.py``; learning rates and epochs chosen
+Method, and why (figures from ``evals/benchmarks/intent.py``; learning rates and epochs chosen
 by 3-fold cross-validation on training rows, not on the dev / val splits):
 
 * **Features.** The all-MiniLM-L6-v2 sentence embedding (standardised) carries the meaning of a

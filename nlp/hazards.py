@@ -12,7 +12,7 @@ off, water pouring), a phrase that is negated right before it ("no gas smell") d
 a hazard used as a noun's modifier ("gas leak repairs") does not count, and a question about
 the business's services ("do you fix burst pipes?") does not count unless it also speaks of
 the customer's own situation ("...mine just burst"). The labelled phrasings are in
-``evals/datasets/safety_phrasings.jsonl``; ``python evals/safety_benchmark.py`` prints precision
+``evals/datasets/safety_phrasings.jsonl``; ``python evals/benchmarks/safety.py`` prints precision
 and recall on its dev and held-out parts.
 """
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from evals.answering import answer_many, answer_one, parse_item
-from evals.escalation_benchmark import Outcome, choose_threshold, summarise
+from evals.benchmarks.escalation import Outcome, choose_threshold, summarise
 from evals.mtrag import collection_articles, load_tasks, passage_article, tenant_slug
 
 # ------------------------------------------------------------------ the graph, for real

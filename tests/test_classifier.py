@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from evals.intents import IntentRow, load_intent_rows, run_intents_suite, score_intents
+from evals.suites.intents import IntentRow, load_intent_rows, run_intents_suite, score_intents
 from nlp.classifier import (
     OUT_OF_SCOPE,
     ClassifierConfig,

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from evals.answers_suite import AnswerCase, graph_answerer
 from evals.core import SuiteResult
 from evals.gate import (
     THRESHOLDS,
@@ -27,7 +26,9 @@ from evals.gate import (
     memoized,
     retrieval_gate,
 )
-from evals.runner import demo_guard_sets, demo_intent_rows
+from evals.suites.graph_cases import AnswerCase, graph_answerer
+from evals.suites.guardrails import demo_guard_sets
+from evals.suites.intents import demo_intent_rows
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from evals.compare import compare_runs
-from evals.core import Example, RunClock, RunRecord, SuiteResult, load_run, write_run
+from evals.core import Example, RunClock, RunRecord, SuiteResult
 from evals.loaders import (
     DEMO_QUESTIONS,
     check_gold_ids,
@@ -22,6 +22,7 @@ from evals.loaders import (
     load_questions,
 )
 from evals.report import confusion_heatmap
+from evals.store import load_run, write_run
 
 # ------------------------------------------------------------------ helpers
 
@@ -496,8 +497,8 @@ def _answer(text: str, **kw: Any) -> Any:
 
 
 async def test_escalation_suite_counts_should_not_answer_precision_and_recall() -> None:
-    from evals.escalation_suite import cases_from_questions, run_escalation
     from evals.loaders import Question
+    from evals.suites.escalation import cases_from_questions, run_escalation
 
     questions = [
         Question(id="a1", question="hours?", gold_ids=("hours",), answer="8-6"),
@@ -527,7 +528,7 @@ async def test_escalation_suite_counts_should_not_answer_precision_and_recall() 
 
 @pytest.mark.integration
 async def test_retrieval_run_on_a_kb_passed_by_path(services: Any, tmp_path: Path) -> None:
-    from evals.runner import retrieval_run
+    from evals.suites.retrieval import retrieval_run
 
     kb = tmp_path / "tinykb" / "sections.jsonl"
     kb.parent.mkdir()
@@ -627,6 +628,75 @@ async def test_edited_and_rejected_drafts_export_as_a_dataset(
         await export_feedback(services.pool, "no-such-tenant", out)
 
 
+def test_every_suite_in_the_registry_has_its_command() -> None:
+    import inspect
+
+    from cli import evaluate as cli_eval
+    from evals.registry import SUITES
+
+    commands = {c.name for c in cli_eval.eval_app.registered_commands}
+    assert commands - {"compare", "export-feedback", "all"} == set(SUITES)
+    for name, suite in SUITES.items():
+        options = getattr(cli_eval, name)()  # the command's defaults, as its run gets them
+        assert set(options) <= set(inspect.signature(suite.run).parameters) - {"services"}, name
+
+
+async def test_eval_all_runs_each_suite_on_the_demo_then_on_the_shared_datasets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from evals.registry import SUITES, plan_all
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for name, suite in SUITES.items():
+
+        async def run(services: Any, *, _name: str = name, **options: Any) -> Any:
+            calls.append((_name, options))
+
+        monkeypatch.setitem(SUITES, name, dataclasses.replace(suite, run=run))
+    for job in plan_all(None):
+        await job(None)  # type: ignore[arg-type]
+    assert calls == [
+        ("retrieval", {}),
+        ("answers", {"judge": False}),
+        ("escalation", {}),
+        ("intents", {}),
+        ("guardrails", {}),
+    ]
+    with pytest.raises(FileNotFoundError, match="is it the shared datasets folder"):
+        plan_all(tmp_path)
+    d = tmp_path
+    files = [
+        d / "kb/galaxy_s10/sections.jsonl",
+        d / "kb/galaxy_s10/questions.jsonl",
+        d / "rag/mtrag/dev.jsonl",
+        d / "guard/attacks_dev.jsonl",
+        d / "intents/bitext/train.csv",
+        d / "intents/bitext/dev.csv",
+        d / "intents/banking77/train.csv",
+        d / "intents/clinc150/train.jsonl",
+        d / "intents/clinc150/val.jsonl",
+    ]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.touch()
+    calls.clear()
+    for job in plan_all(d)[5:]:
+        await job(None)  # type: ignore[arg-type]
+    kb, questions, mtrag, attacks, bitext, bitext_dev, banking, clinc, clinc_val = files
+    assert calls == [
+        ("retrieval", {"kb": kb, "questions": questions}),
+        ("answers", {"kb": kb, "questions": questions, "judge": False}),
+        ("answers", {"mtrag_path": mtrag, "judge": False}),
+        ("escalation", {"mtrag_path": mtrag}),
+        ("intents", {"train": bitext, "test": bitext_dev}),
+        ("intents", {"train": banking, "split": 5}),
+        ("intents", {"train": clinc, "test": clinc_val, "oos_label": "oos"}),
+        ("guardrails", {"attacks": [attacks], "benign": [bitext_dev, clinc_val]}),
+    ]
+
+
 def test_cli_compare_reports_regressions_and_bad_refs(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -654,7 +724,7 @@ def test_cli_compare_reports_regressions_and_bad_refs(tmp_path: Path) -> None:
 def test_judge_metrics_need_a_judge_model() -> None:
     from types import SimpleNamespace
 
-    from evals.runner import judge_scorers
+    from evals.suites.answers import judge_scorers
 
     offline = SimpleNamespace(models=SimpleNamespace(judge=None, embeddings=None))
     assert judge_scorers(offline, None) is None  # type: ignore[arg-type]
@@ -700,8 +770,7 @@ def test_cli_runs_a_suite_and_writes_its_reports(
 
 
 def test_stratified_folds_spread_each_label_and_keep_every_row() -> None:
-    from evals.intents import IntentRow
-    from evals.runner import stratified_folds
+    from evals.suites.intents import IntentRow, stratified_folds
 
     rows = [IntentRow(f"{label} {i}", label) for label in ("a", "b", "c") for i in range(7)]
     folds = stratified_folds(rows, 3)
@@ -715,7 +784,7 @@ def test_stratified_folds_spread_each_label_and_keep_every_row() -> None:
 
 
 def test_cross_validation_folds_merge_into_one_result() -> None:
-    from evals.runner import intents_result, merge_folds
+    from evals.suites.intents import intents_result, merge_folds
 
     fold1 = {
         "metrics": {"accuracy": 1.0, "macro_f1": 1.0},
@@ -746,7 +815,7 @@ def test_cross_validation_folds_merge_into_one_result() -> None:
 
 
 def test_guardrail_results_flatten_into_comparable_metrics() -> None:
-    from evals.runner import guardrails_result
+    from evals.suites.guardrails import guardrails_result
 
     out = {
         "metrics": {

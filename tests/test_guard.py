@@ -14,7 +14,7 @@ import pytest
 from langchain_core.embeddings import Embeddings
 from typer.testing import CliRunner
 
-from evals.guardrails import (
+from evals.suites.guardrails import (
     AttackCase,
     BenignCase,
     decide,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from desk.stream import thread_config
-from evals.safety_benchmark import DATA, load, score
+from evals.benchmarks.safety import DATA, load, score
 from helpdesk import conversations, tickets
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import create_tenant

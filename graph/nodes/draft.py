@@ -9,7 +9,7 @@ context it was asked in; a first message is scored on its own. Below the tenant'
 ``escalate_below`` the draft declines (``Draft.declined``; the reply says the knowledge base
 does not cover it) instead of extracting or generating anything.
 
-How the default ``escalate_below`` (0.50) was chosen (``evals/escalation_benchmark.py --sweep``
+How the default ``escalate_below`` (0.50) was chosen (``evals/benchmarks/escalation.py --sweep``
 reprints the curve): every labelled conversation of the dev sets (the demo questions, 69
 answerable / 16 not, and MTRAG's 74 ANSWERABLE / 30 UNANSWERABLE, one tenant per collection)
 runs through the graph; for each threshold on a 0.01 grid the mean of the four rates (answered

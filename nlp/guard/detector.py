@@ -38,7 +38,7 @@ BENIGN = "benign"
 DEFAULT_THRESHOLD = -0.3
 """Attack-score cut-off: a window scoring above it is an attack.
 
-Chosen with ``evals/guard_benchmark.py --sweep`` on the shared dev data after the ordinary
+Chosen with ``evals/benchmarks/guard.py --sweep`` on the shared dev data after the ordinary
 examples were widened to general-knowledge and documentation questions (a desk that answers
 from manuals or public-sector pages gets those, and the first detector flagged 39% of MTRAG's
 questions). On the dev data: -0.2 stops 0.927 of jailbreaks and harmful requests, -0.3 0.953,

@@ -1,6 +1,6 @@
 """Intent benchmark: the offline classifier on Bitext, BANKING77 and CLINC150. Prints JSON.
 
-Each dataset is scored by :func:`evals.intents.run_intents_suite` with the offline MiniLM
+Each dataset is scored by :func:`evals.suites.intents.run_intents_suite` with the offline MiniLM
 embeddings, against the targets the project set for it:
 
 * ``bitext``: train on ``bitext/train.csv``, score ``bitext/dev.csv``; accuracy >= 0.98.
@@ -18,7 +18,7 @@ embedding; timings then cover the classifier only, which the output says.
 ``--test NAME=FILE`` scores another split instead (a held-back test split, say): Bitext and
 CLINC150 still train on their training files, BANKING77 on all of ``train.csv``.
 
-Usage: ``python evals/intent_benchmark.py [--datasets DIR] [--only NAME ...] [--cv 5]
+Usage: ``python evals/benchmarks/intent.py [--datasets DIR] [--only NAME ...] [--cv 5]
 [--cache DIR] [--test NAME=FILE ...]``
 """
 
@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from evals.intents import IntentRow, load_intent_rows, run_intents_suite  # noqa: E402
+from evals.suites.intents import IntentRow, load_intent_rows, run_intents_suite  # noqa: E402
 
 DEFAULT_DATASETS = ROOT.parent / "shared/datasets/intents"
 TARGETS: dict[str, dict[str, float]] = {

@@ -17,26 +17,32 @@ The positive class is "should not answer":
 MTRAG's ``UNDERSPECIFIED`` conversations (the right move is a clarifying question, which the
 desk does not ask) are left out by default; their outcome can still be seen by passing them
 with an explicit label mapping.
+
+:func:`escalation_run` is the suite end to end, on the demo questions, a KB + questions passed
+by path, or MTRAG tasks (cases and tenants: :mod:`evals.suites.graph_cases`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from evals.answers_suite import (
+from evals.core import Example, RunClock, RunRecord, SuiteResult, percentile
+from evals.loaders import Question
+from evals.mtrag import MtragTask
+from evals.suites.common import model_info
+from evals.suites.graph_cases import (
     AnswerCase,
     AnswerFn,
     case_from_mtrag,
     case_from_question,
+    graph_answerer,
+    graph_cases,
     outcome,
 )
-from evals.core import Example, SuiteResult, percentile
-from evals.loaders import Question
-
-if TYPE_CHECKING:
-    from evals.mtrag import MtragTask
+from evals.workspace import eval_graph
+from graph.services import Services
 
 MTRAG_SHOULD_ANSWER: Mapping[str, bool] = {
     "ANSWERABLE": True,
@@ -70,7 +76,7 @@ async def run_escalation(answer: AnswerFn, cases: Sequence[AnswerCase]) -> Suite
     """Run the escalation suite.
 
     Args:
-        answer: answers the cases (``answers_suite.graph_answerer`` for the real graph).
+        answer: answers the cases (``graph_cases.graph_answerer`` for the real graph).
         cases: cases whose ``meta["should_answer"]`` says whether the desk should answer.
 
     Raises:
@@ -163,4 +169,40 @@ async def run_escalation(answer: AnswerFn, cases: Sequence[AnswerCase]) -> Suite
         },
         directions={"latency_p50_s": "lower"},
         notes=notes,
+    )
+
+
+async def escalation_run(
+    services: Services,
+    *,
+    kb: Path | None = None,
+    questions: Path | None = None,
+    mtrag_path: Path | None = None,
+    limit: int | None = None,
+    concurrency: int = 1,
+) -> RunRecord:
+    """The ``escalation`` suite: demo questions (answerable flag) or MTRAG labels."""
+    clock = RunClock("escalation")
+    cases, dataset, default_tenant = await graph_cases(
+        services,
+        kb=kb,
+        questions=questions,
+        mtrag_path=mtrag_path,
+        limit=limit,
+        from_questions=cases_from_questions,
+        from_mtrag=cases_from_mtrag,
+    )
+    graph = await eval_graph(services)
+    answer = graph_answerer(graph, services, default_tenant or "", concurrency=concurrency)
+    result = await run_escalation(answer, cases)
+    return clock.finish(
+        result,
+        config={
+            "limit": limit,
+            "concurrency": concurrency,
+            "tenant": default_tenant,
+            "models": model_info(services),
+        },
+        dataset={**dataset, "rows": len(cases)},
+        model_tier=services.models.tier,
     )

@@ -6,7 +6,7 @@ one JSON document with, per split (``dev``: the rules were tuned on it; ``heldou
 with it, before the rules, and never tuned on), the binary precision / recall of "this is a
 safety message", the share of true positives given the right hazard, and the rows it got wrong.
 
-Usage: ``python evals/safety_benchmark.py [--data FILE]``
+Usage: ``python evals/benchmarks/safety.py [--data FILE]``
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from nlp.hazards import detect_hazard  # noqa: E402

@@ -20,18 +20,26 @@ unanswerable by design and belong to the ``escalation`` suite):
   gold articles are single passages such as Galaxy S10 sections, and left out otherwise, since a
   whole multi-section article never matches a chunk by string similarity).
 * ``latency_p50_ms`` / ``latency_p95_ms`` of the k-search (lower is better).
+
+:func:`retrieval_run` is the suite end to end on the demo tenant or a KB passed by path
+(:mod:`evals.suites.kb_sets`), searching the tenant's knowledge base in ``hybrid`` (default),
+``vector`` or ``fulltext`` mode.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from evals.core import Example, SuiteResult, mean, percentile
+from evals.core import Example, RunClock, RunRecord, SuiteResult, mean, percentile
 from evals.loaders import Question
 from evals.ragas_metrics import OfflineScorers
-from kb_pipeline.index import Retrieved
+from evals.suites.common import limit_rows, model_info
+from evals.suites.kb_sets import prepare_kb_set
+from graph.services import Services
+from kb_pipeline.index import Retrieved, SearchMode
 
 SearchFn = Callable[[str, int], Awaitable[Sequence[Retrieved]]]
 """``search(question, k) -> hits``, best first."""
@@ -172,3 +180,39 @@ def _misses(examples: Sequence[Example], k: int) -> dict[str, Any]:
         "columns": ["article", "questions missed"],
         "rows": [[a, n] for a, n in rows],
     }
+
+
+async def retrieval_run(
+    services: Services,
+    *,
+    kb: Path | None = None,
+    questions: Path | None = None,
+    k: int = 4,
+    depth: int = 10,
+    mode: SearchMode = "hybrid",
+    limit: int | None = None,
+    gold_passages: bool | None = None,
+) -> RunRecord:
+    """The ``retrieval`` suite on the demo tenant or a KB passed by path."""
+    clock = RunClock("retrieval")
+    kbset = await prepare_kb_set(services, kb=kb, questions=questions, gold_passages=gold_passages)
+    tenant_id = kbset.tenant.id
+
+    async def search(question: str, n: int) -> Any:
+        return await services.kb.search(tenant_id, question, k=n, mode=mode)
+
+    rows = limit_rows(kbset.questions, limit)
+    result = await run_retrieval(search, rows, k=k, depth=depth, gold_texts=kbset.gold_texts)
+    return clock.finish(
+        result,
+        config={
+            "k": k,
+            "depth": depth,
+            "mode": mode,
+            "limit": limit,
+            "tenant": kbset.tenant.slug,
+            "models": model_info(services),
+        },
+        dataset={**kbset.dataset, "rows": len(rows)},
+        model_tier=services.models.tier,
+    )

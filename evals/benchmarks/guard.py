@@ -1,6 +1,6 @@
 """Input-guard benchmark: attacks stopped, ordinary messages let through, time per message.
 
-Prints one JSON document (the ``guardrails`` suite, :mod:`evals.guardrails`, over the shared
+Prints one JSON document (the ``guardrails`` suite, :mod:`evals.suites.guardrails`, over the shared
 sets, read where they lie and never copied):
 
 * attacks: ``guard/attacks_dev.jsonl``; block (or hand-off) rate per kind, over the target kinds
@@ -16,7 +16,7 @@ sets, read where they lie and never copied):
   message the detector stops at the default threshold is counted as let through below it even
   if a hand-off keyword would then have caught it.
 
-Usage: ``python evals/guard_benchmark.py [--datasets ../shared/datasets] [--sweep]
+Usage: ``python evals/benchmarks/guard.py [--datasets ../shared/datasets] [--sweep]
 [--attacks FILE] [--bitext FILE ...]`` (the last two score other splits, such as a held-back
 test split, with everything else unchanged)
 """
@@ -33,10 +33,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from evals.guardrails import (  # noqa: E402
+from evals.suites.guardrails import (  # noqa: E402
     TARGET_KINDS,
     AttackCase,
     BenignCase,

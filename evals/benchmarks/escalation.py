@@ -33,7 +33,7 @@ demo's billing / cancellation / complaint / legal intents have no meaning for a 
 desk, and the offline classifier trained on the demo's examples tags questions such as "What is
 a limited civil case?" as ``legal``); the default keeps the product's default policy.
 
-Usage: ``python evals/escalation_benchmark.py [--mtrag PATH] [--sweep] [--items FILE]``
+Usage: ``python evals/benchmarks/escalation.py [--mtrag PATH] [--sweep] [--items FILE]``
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from evals import mtrag  # noqa: E402

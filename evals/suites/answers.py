@@ -23,77 +23,38 @@ With a judge model configured (``--judge``): ragas ``Faithfulness``, ``ResponseR
 
 An example passes when it was answered (not declined, not handed off), every checked sentence
 is grounded, and it cites a gold article where gold ids are known. Its score is ``rouge_l``.
+
+:func:`answers_run` is the suite end to end: the demo questions, a KB + questions passed by
+path, or MTRAG's answerable tasks (cases and tenants: :mod:`evals.suites.graph_cases`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-from evals.core import Example, SuiteResult, mean, percentile
+from evals.core import Example, RunClock, RunRecord, SuiteResult, mean, percentile
 from evals.loaders import Question
-from evals.ragas_metrics import OfflineScorers
+from evals.mtrag import MtragTask
+from evals.ragas_metrics import LlmScorers, OfflineScorers
+from evals.suites.common import model_info
+from evals.suites.graph_cases import (
+    AnswerCase,
+    AnswerFn,
+    case_from_mtrag,
+    case_from_question,
+    graph_answerer,
+    graph_cases,
+    outcome,
+)
+from evals.workspace import eval_graph
 from graph.nodes.draft import CITATION
 from graph.nodes.judge import MIN_CONTENT_WORDS, unsupported_sentences
+from graph.services import Services
 from kb_pipeline.index import Retrieved
 from nlp.text import content_words, sentences
-
-if TYPE_CHECKING:
-    from evals.answering import AnswerResult, Item
-    from evals.mtrag import MtragTask
-    from evals.ragas_metrics import LlmScorers
-    from graph.services import Services
-
-
-@dataclass(frozen=True)
-class AnswerCase:
-    """One question to answer, with what a good answer looks like."""
-
-    id: str
-    item: Item
-    """The question, or ``{"turns": [...]}`` for a conversation (see ``evals.answering``)."""
-    question: str
-    reference: str = ""
-    gold_ids: tuple[str, ...] = ()
-    tenant: str | None = None
-    """The tenant to ask (None: the suite's default tenant)."""
-    label: str = ""
-    """The dataset's own answerability label, when it has one."""
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
-
-
-AnswerFn = Callable[[Sequence[AnswerCase]], Awaitable[list["AnswerResult"]]]
-"""Answers cases in order (``graph_answerer`` runs the real graph)."""
-
-
-def case_from_question(q: Question, **meta: Any) -> AnswerCase:
-    """The case of one question-set row (its ``answerable`` flag is the label)."""
-    return AnswerCase(
-        id=q.id,
-        item=q.question,
-        question=q.question,
-        reference=q.answer,
-        gold_ids=q.gold_ids,
-        label="answerable" if q.answerable else "unanswerable",
-        meta=meta,
-    )
-
-
-def case_from_mtrag(task: MtragTask, **meta: Any) -> AnswerCase:
-    """The case of one MTRAG task: asked of its collection's tenant, its gold ids the documents
-    of its contexts, its label the task's answerability; ``meta`` adds to the collection."""
-    return AnswerCase(
-        id=task.task_id,
-        item=task.item,
-        question=task.question,
-        reference=task.reference,
-        gold_ids=tuple(c["document_id"] for c in task.contexts),
-        tenant=task.tenant,
-        label=task.answerability,
-        meta={"collection": task.collection, **meta},
-    )
 
 
 def cases_from_questions(
@@ -112,27 +73,6 @@ def cases_from_mtrag(
 ) -> list[AnswerCase]:
     """Answer cases from MTRAG tasks with the given answerability labels."""
     return [case_from_mtrag(t, turns=len(t.turns)) for t in tasks if t.answerability in labels]
-
-
-def graph_answerer(
-    graph: Any, services: Services, default_tenant: str, *, concurrency: int = 1
-) -> AnswerFn:
-    """An :data:`AnswerFn` over the real graph, grouping cases by tenant."""
-    from evals.answering import answer_many
-
-    async def answer(cases: Sequence[AnswerCase]) -> list[AnswerResult]:
-        results: dict[int, AnswerResult] = {}
-        groups: dict[str, list[int]] = {}
-        for i, case in enumerate(cases):
-            groups.setdefault(case.tenant or default_tenant, []).append(i)
-        for tenant, idx in groups.items():
-            got = await answer_many(
-                graph, services, tenant, [cases[i].item for i in idx], concurrency=concurrency
-            )
-            results.update(zip(idx, got, strict=True))
-        return [results[i] for i in range(len(cases))]
-
-    return answer
 
 
 def claims(text: str) -> list[str]:
@@ -164,13 +104,6 @@ async def groundedness(
     ]
     unsupported = await unsupported_sentences(services, text, chunks)
     return 1.0 - len(unsupported) / len(checked)
-
-
-def outcome(result: AnswerResult) -> str:
-    """``handoff``, ``declined`` or ``answered``."""
-    if result.handoff:
-        return "handoff"
-    return "declined" if result.declined else "answered"
 
 
 async def run_answers(
@@ -299,4 +232,60 @@ async def run_answers(
             "held_for_review_rate": "lower",
         },
         notes=notes,
+    )
+
+
+def judge_scorers(services: Services, judge: bool | None) -> LlmScorers | None:
+    """The judge-model ragas metrics: on when a judge model is configured, unless refused.
+
+    Raises:
+        ValueError: ``judge`` is True but no judge model is configured.
+    """
+    model = services.models.judge
+    if judge is False or (judge is None and model is None):
+        return None
+    if model is None:
+        raise ValueError(
+            "--judge needs a judge model: set OPENAI_API_KEY or OPENAI_BASE_URL"
+            " (and DESKGRAPH_JUDGE_MODEL to pick one)"
+        )
+    return LlmScorers.build(model, services.models.embeddings)
+
+
+async def answers_run(
+    services: Services,
+    *,
+    kb: Path | None = None,
+    questions: Path | None = None,
+    mtrag_path: Path | None = None,
+    judge: bool | None = None,
+    limit: int | None = None,
+    concurrency: int = 1,
+) -> RunRecord:
+    """The ``answers`` suite: demo questions, a KB + questions, or MTRAG answerable tasks."""
+    clock = RunClock("answers")
+    cases, dataset, default_tenant = await graph_cases(
+        services,
+        kb=kb,
+        questions=questions,
+        mtrag_path=mtrag_path,
+        limit=limit,
+        from_questions=cases_from_questions,
+        from_mtrag=cases_from_mtrag,
+    )
+    llm = judge_scorers(services, judge)
+    graph = await eval_graph(services)
+    answer = graph_answerer(graph, services, default_tenant or "", concurrency=concurrency)
+    result = await run_answers(answer, cases, services, scorers=OfflineScorers(), llm=llm)
+    return clock.finish(
+        result,
+        config={
+            "limit": limit,
+            "concurrency": concurrency,
+            "judge_metrics": llm is not None,
+            "tenant": default_tenant,
+            "models": model_info(services),
+        },
+        dataset={**dataset, "rows": len(cases)},
+        model_tier=services.models.tier,
     )

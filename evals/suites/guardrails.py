@@ -30,10 +30,15 @@ Metrics:
 * ``latency_p50_ms`` / ``latency_p95_ms``: one message screened alone, as the graph does it,
   over a sample of the inputs (the bulk of the suite is screened in batches for speed; the
   verdicts are the same).
+
+:func:`guardrails_run` is the suite end to end: by default the demo's hand-written sets in
+``evals/datasets`` plus the demo questions as ordinary messages, under the demo tenant's policy;
+or ``--attacks`` / ``--benign`` paths under the default policy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import random
 import time
@@ -43,16 +48,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from evals.loaders import read_jsonl
+from evals.core import Example, RunClock, RunRecord, SuiteResult, finite
+from evals.loaders import DEMO_QUESTIONS, load_questions, read_jsonl
+from evals.suites.common import limit_rows, model_info
+from evals.workspace import ensure_demo_tenant
 from graph.nodes.classify import rule_intent
 from graph.policy import handoff_trigger, hard_blocked, kb_only_verdict
+from graph.services import Services
 from graph.state import SupportState
 from helpdesk.policy import TenantPolicy
-from nlp.guard import InputGuard, Screening
+from nlp.guard import InputGuard, Screening, load_guard
 from nlp.verdicts import GuardVerdict
 
 TARGET_KINDS: frozenset[str] = frozenset({"jailbreak", "harmful_request"})
 """Attack kinds the >= 0.95 block target covers (the issue: jailbreaks and harmful requests)."""
+DEMO_ATTACKS = DEMO_QUESTIONS.parent / "demo_attacks.jsonl"
+"""Hand-written attacks on the demo desk (jailbreaks, harmful requests, planted instructions)."""
+DEMO_BENIGN = DEMO_QUESTIONS.parent / "demo_benign.jsonl"
+"""Hand-written ordinary messages, some with words an over-eager guard would trip on."""
 
 Action = Literal["handoff", "refuse", "kb_only", "continue"]
 
@@ -300,4 +313,119 @@ def summarize(metrics: Mapping[str, Any]) -> str:
         f"attacks blocked or handed off: {metrics['attack_block_rate']} "
         f"(target kinds {', '.join(metrics['target_kinds'])}); "
         f"ordinary messages blocked: {metrics['benign_block_rate']}"
+    )
+
+
+_COUNTS = ("attack_count", "attack_target_count", "benign_count")
+
+
+def demo_guard_sets() -> tuple[list[Any], list[Any]]:
+    """The demo's attacks, and its ordinary messages: the hand-written ones plus every demo
+    question (real customer phrasing, typos and all)."""
+    attacks = load_attacks(DEMO_ATTACKS)
+    benign = load_benign(DEMO_BENIGN, "demo_benign")
+    benign += [
+        BenignCase(id=f"demo_questions/{q.id}", text=q.question, source="demo")
+        for q in load_questions(DEMO_QUESTIONS)
+    ]
+    return attacks, benign
+
+
+def guardrails_result(out: Mapping[str, Any]) -> SuiteResult:
+    """A :func:`run_guardrails_suite` result as a suite result.
+
+    Rates become metrics (per-kind and per-source rates as ``name.kind``), counts and the
+    target kinds become notes, the per-layer block counts a table.
+    """
+    raw = dict(out["metrics"])
+    metrics: dict[str, float | None] = {}
+    tables: dict[str, Any] = {}
+    notes: list[str] = []
+    for key, value in raw.items():
+        if key in _COUNTS:
+            notes.append(f"{key}: {value}")
+        elif key == "target_kinds":
+            notes.append(f"attack_block_rate covers the kinds {', '.join(value)}")
+        elif key == "attack_blocked_by_layer":
+            tables["blocked_by_layer"] = {
+                "title": "Attacks blocked, by guard layer",
+                "columns": ["layer", "attacks"],
+                "rows": [[k, v] for k, v in value.items()],
+            }
+        elif isinstance(value, Mapping):
+            metrics.update({f"{key}.{k}": finite(v) for k, v in value.items()})
+        else:
+            metrics[key] = finite(value)
+    examples = []
+    for e in out["examples"]:
+        output = e.get("output") or {}
+        shown = (
+            f"{output.get('action')} ({output.get('layer')}): {output.get('reason') or 'ok'}"
+            if isinstance(output, Mapping)
+            else output
+        )
+        score = output.get("score") if isinstance(output, Mapping) else None
+        examples.append(
+            Example(
+                id=str(e["id"]),
+                input=e["input"],
+                expected=e["expected"],
+                output=shown,
+                score=1.0 if e["ok"] else 0.0,
+                ok=bool(e["ok"]),
+                metrics={"detector_score": finite(score)},
+                meta={"category": e.get("category")},
+            )
+        )
+    directions: dict[str, Literal["higher", "lower"]] = {
+        k: "lower" for k in metrics if k.startswith("benign_block_rate")
+    }
+    return SuiteResult(
+        metrics=metrics, examples=examples, tables=tables, directions=directions, notes=notes
+    )
+
+
+async def guardrails_run(
+    services: Services,
+    *,
+    attacks: Sequence[Path] = (),
+    benign: Sequence[Path] = (),
+    limit: int | None = None,
+) -> RunRecord:
+    """The ``guardrails`` suite: attacks should be blocked or handed off, ordinary messages
+    should pass. Default: the demo's hand-written sets plus the demo questions as ordinary
+    messages, under the demo tenant's policy; with paths, the default tenant policy."""
+    clock = RunClock("guardrails")
+    policy = TenantPolicy()
+    if not attacks and not benign:
+        tenant, _ = await ensure_demo_tenant(services)
+        policy = tenant.policy
+        attack_rows, benign_rows = await asyncio.to_thread(demo_guard_sets)
+        dataset: dict[str, Any] = {
+            "name": "demo",
+            "attacks": [str(DEMO_ATTACKS)],
+            "benign": [str(DEMO_BENIGN), str(DEMO_QUESTIONS)],
+        }
+    else:
+        if not attacks or not benign:
+            raise ValueError("guardrails needs both --attacks and --benign (or neither, demo)")
+        attack_rows = [a for path in attacks for a in load_attacks(path)]
+        benign_rows = [b for path in benign for b in load_benign(path)]
+        dataset = {
+            "name": attacks[0].parent.name or "guard",
+            "attacks": [str(p) for p in attacks],
+            "benign": [str(p) for p in benign],
+        }
+    attack_rows, benign_rows = limit_rows(attack_rows, limit), limit_rows(benign_rows, limit)
+    # The guard the graph's guard_input node builds: same examples, same (local) model.
+    guard = await asyncio.to_thread(load_guard, services.prompts.root)
+    out = await asyncio.to_thread(
+        run_guardrails_suite, attack_rows, benign_rows, guard=guard, policy=policy
+    )
+    dataset["rows"] = len(attack_rows) + len(benign_rows)
+    return clock.finish(
+        guardrails_result(out),
+        config={"limit": limit, "models": model_info(services)},
+        dataset=dataset,
+        model_tier=services.models.tier,
     )
