@@ -63,9 +63,9 @@ class TenantPolicy(BaseModel):
     max_discount_percent: float = Field(
         default=0.0, ge=0, le=100, description="Discounts above this may not be promised by the AI."
     )
-    # Confidence is the drafter's answerability score; graph/nodes/draft.py says how 0.50 was
-    # chosen on the labelled dev sets (demo questions + MTRAG). No unanswerable demo question
-    # scores 0.60 or more, so the band between the two is what a person reviews.
+    # Confidence is the drafter's answerability score; docs/decisions/escalate-below-threshold.md
+    # says how 0.50 was chosen on the labelled dev sets (demo questions + MTRAG). No unanswerable
+    # demo question scores 0.60 or more, so the band between the two is what a person reviews.
     escalate_below: float = Field(
         default=0.50, ge=0, le=1, description="Below this confidence the AI does not answer."
     )

@@ -9,19 +9,7 @@ context it was asked in; a first message is scored on its own. Below the tenant'
 ``escalate_below`` the draft declines (``Draft.declined``; the reply says the knowledge base
 does not cover it) instead of extracting or generating anything.
 
-How the default ``escalate_below`` (0.50) was chosen (``evals/benchmarks/escalation.py --sweep``
-reprints the curve): every labelled conversation of the dev sets (the demo questions, 69
-answerable / 16 not, and MTRAG's 74 ANSWERABLE / 30 UNANSWERABLE, one tenant per collection)
-runs through the graph; for each threshold on a 0.01 grid the mean of the four rates (answered
-when answerable, declined or handed off when not, on each set) is computed. Its maximum is at
-0.51, and a split-half check (choose on the demo set plus a random half of the MTRAG
-conversations, measure on the other half, 200 times) also picks 0.51 (median) and measures 0.80
-answered / 0.81 not answered on the held-out halves. 0.50 is the highest value at which the demo
-set declines at most 8 of its 69 answerable questions (the figure recorded with the old score;
-4 with today's retrieval), since answering what the demo KB covers must not get worse. At 0.50:
-MTRAG ANSWERABLE answered 59/74 (8 declined, 7 handed off by intent), UNANSWERABLE declined or
-handed off 24/30 (17/30 before); demo unanswerable declined 14/16 (11/16 before), answerable
-declined 7/69.
+How the threshold was chosen: docs/decisions/escalate-below-threshold.md.
 
 Offline: extractive. The best sentence and the close runners-up from the best articles form
 the answer, in article order, each article cited as ``[source-id]``.
