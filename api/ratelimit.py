@@ -1,29 +1,12 @@
 """Rate limits on the public endpoints: what a widget key or a customer token can do per minute.
 
-Why: the widget key sits in the business's web page, so anyone can start conversations, send
-messages and search the knowledge base. Every message costs an embedding, a retrieval and a
-judge (and paid tokens on the LLM tier), so a script looping on the widget could starve the
-real customers and run up the business's bill. Staff keys (agents, admins) are never limited.
+Token buckets keyed by tenant and client address, per process: new conversations, messages and
+widget searches each have their own (``Settings``; ``0`` turns one off). A refused request gets
+429 ``rate_limited`` with ``Retry-After`` and consumes nothing. Staff keys are never limited.
+Behind a reverse proxy run uvicorn with ``--forwarded-allow-ips`` naming the proxy, or every
+customer shares the proxy's bucket.
 
-Decisions:
-
-* **Keyed by tenant and client address.** A real customer starts one conversation and types a
-  message every few seconds; a script is many conversations or many messages from one address.
-  Keying on the conversation instead would let a script dodge the limit by starting new ones.
-  Behind a reverse proxy the address must be the customer's: run uvicorn with
-  ``--forwarded-allow-ips`` naming the proxy (it trusts ``X-Forwarded-For`` from 127.0.0.1 by
-  default), or every customer shares the proxy's bucket.
-* **Token buckets.** A client may burst up to a minute's allowance at once (a widget page that
-  reloads and resends), then gets ``rate`` per minute; a refused request gets 429
-  ``rate_limited`` with ``Retry-After`` (whole seconds), and consumes nothing.
-* **Defaults** (``Settings``): 10 new conversations and 30 messages per minute per address,
-  and 30 widget searches (a separate bucket). That is several times what a person does, and
-  shared addresses (an office behind one NAT) leave room for a few customers at once.
-  ``0`` turns a limit off (the load benchmark does, since all its clients share one address).
-* **Per process.** With several API processes a client can get up to that many times the
-  limit; counting in Postgres would cost a write on every request to stop the rarer case of a
-  script spread across processes by the load balancer. Memory is bounded (``max_keys``
-  buckets, least recently used dropped first; a bucket idle for a minute is full anyway).
+Why these keys, defaults and per-process counting: docs/decisions/rate-limits.md.
 """
 
 from __future__ import annotations

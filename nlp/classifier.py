@@ -1,40 +1,15 @@
 """The offline intent classifier: sentence embeddings + word n-grams, with out-of-scope detection.
 
-Method, and why (figures from ``evals/benchmarks/intent.py``; learning rates and epochs chosen
-by 3-fold cross-validation on training rows, not on the dev / val splits):
+MiniLM embeddings (meaning) and TF-IDF word uni- and bi-grams (the exact words that separate
+near-synonym intents) feed one softmax layer trained by mini-batch Adam in numpy
+(:class:`_Linear`); its confidence is temperature-scaled on out-of-fold predictions. Out of scope
+combines the ``out_of_scope`` class, the top probability and the similarity of the nearest
+examples, with a threshold that declines at most ``false_decline_budget`` of the in-scope
+messages answered correctly; a message unlike every example (``min_similarity``) is out of scope
+whatever the training data. Deterministic for a given training set.
 
-* **Features.** The all-MiniLM-L6-v2 sentence embedding (standardised) carries the meaning of a
-  message; TF-IDF over word uni- and bi-grams carries the exact words that separate near-synonym
-  intents ("card not arrived" / "card not working", "top-up failed" / "top-up reverted"), which
-  a frozen 384-d embedding blurs. On BANKING77 (stratified 80/20) the embedding alone reaches
-  about 0.91-0.92, TF-IDF alone about 0.88-0.90, the two together 0.925. Character n-grams, a
-  hidden layer, richer pooling of MiniLM's layers, kNN voting and bagging added at most 0.003
-  (within seed noise) for 2-8x the training time, so none is used. Fine-tuning MiniLM itself
-  on the rows (cosine-softmax head, 3-4 epochs) reached 0.926-0.931 alone and 0.930-0.934 with
-  this classifier, for about 10 minutes of CPU (README, "Evaluation"): not used either.
-* **Model.** One softmax-linear layer over both feature sets, trained by mini-batch Adam written
-  out in numpy (:class:`_Linear`): a step updates only the TF-IDF rows its batch uses, so it
-  costs what the batch holds. scikit-learn's full-batch solvers (lbfgs, liblinear) reach the same
-  accuracy 3-10x slower on 10-15k rows and 77-150 intents; a linear SVM on the same features was
-  0.3-0.5 point more accurate but 5x slower and gives no probabilities.
-* **Confidence.** The softmax is temperature-scaled on out-of-fold predictions (3-fold), so a
-  ``confidence`` of 0.8 is right about 80 % of the time on text the classifier has not seen.
-* **Out of scope.** Three signals, each weak alone: the ``out_of_scope`` class (rows labelled
-  ``out_of_scope`` / ``oos``, e.g. ``prompts/out_of_scope.csv``), the top in-scope probability,
-  and the mean cosine of the 5 nearest in-scope examples. When the training rows include enough
-  out-of-scope examples, a small logistic regression combines the three on the out-of-fold
-  predictions (on CLINC150 val: ROC AUC 0.990 against 0.979 for the best single signal). Its
-  threshold is the lowest that declines at most ``false_decline_budget`` (0.5 %) of the in-scope
-  messages the classifier answers correctly out of fold, and never below 2:1 odds for out of
-  scope. Both are product decisions: a real request declined as off-topic is never escalated,
-  so it is the costlier mistake. Expect the live rate to be higher than the budget when live
-  traffic is harder than the examples (1-1.5 % on CLINC150 val). Whatever the training data, a
-  message whose nearest example is below ``min_similarity`` cosine is out of scope: nothing like
-  it was ever seen.
-
-Deterministic for a given training set (fixed seeds, no global random state). Training on 15k
-examples and 150 intents costs 10-20 s of CPU beyond embedding them (the final fit plus three
-cross-validation fits); one prediction costs about a millisecond beyond its embedding.
+Why this method, the figures and what was tried and dropped (fine-tuning MiniLM, SVMs,
+character n-grams): docs/decisions/intent-classifier.md.
 """
 
 from __future__ import annotations

@@ -1,23 +1,14 @@
 """all-MiniLM-L6-v2 run by ONNX Runtime: the same vectors as sentence-transformers, 2-3x sooner.
 
-Why: a query's embedding was most of a retrieval's latency (10-15 ms of a 20-22 ms hybrid
-search on this 2-core box, one thread) and it sits in front of every turn (guard, classifier and
-retrieval share it). ONNX Runtime runs the same weights in 4-6 ms on one thread, because the
-exported graph fuses what eager PyTorch runs op by op (figures: README, "Retrieval").
+The first process that needs the model exports the bundled checkpoint once into the model cache
+(``Settings.model_cache_dir``), checks it against sentence-transformers, and only then publishes
+it (temporary name, then rename); the file name carries a hash of the weights, tokenizer and
+export format. Vectors match the PyTorch path's to about 1e-7, so the knowledge base keeps its
+embedding key. Any failure falls back to PyTorch with a warning
+(:func:`nlp.models.local_embeddings`); ``DESKGRAPH_EMBEDDING_RUNTIME=torch`` chooses PyTorch.
 
-How: the first process that needs the model exports the bundled checkpoint once (transformer +
-mean pooling + L2 normalisation in one graph, attention and GELU fused; ~5 s) into the model cache
-(``Settings.model_cache_dir``), checks the exported graph against sentence-transformers on
-sentences of different lengths padded into one batch, and only then publishes it (written to a
-temporary name, then renamed: concurrent processes never read half a file). Later processes
-just load it (a cache that cannot be written moves the export to the temp folder; a cached
-file that does not load is exported again). The file name carries a hash of the weights,
-tokenizer and export format, so a changed model is exported again rather than reused.
-
-Vectors are the same as the PyTorch path's to about 1e-7, so the knowledge base keeps its
-embedding key (``minilm_l6``) and nothing is re-indexed. Any failure to import, export or
-verify falls back to PyTorch with a warning (:func:`nlp.models.local_embeddings`);
-``DESKGRAPH_EMBEDDING_RUNTIME=torch`` chooses PyTorch outright.
+Why, the latency figures and what was dropped (int8, two threads):
+docs/decisions/onnx-embeddings.md.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class ChunkSearch:
         The tenant filter is always applied. Customers see external articles only; agents see
         internal ones too. ``tags`` keeps articles with any of the tags; ``updated_after`` keeps
         articles updated since. ``vote_weight`` > 0 moves articles with helpful votes up and
-        not-helpful ones down (off by default: see README, "Retrieval"). ``query_vector`` lets a
+        not-helpful ones down (off by default: see docs/retrieval.md). ``query_vector`` lets a
         caller that already embedded the query skip a second embedding. ``only_visibility``
         narrows what the audience may see to one visibility (in the query, so ``k`` results
         still come back when there are that many).

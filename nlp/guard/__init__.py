@@ -21,11 +21,7 @@ content, the detector's code and settings and the embedding model; only the firs
 a change of one of them pays for embedding the ~7,500 example sentences and training (25-90 s
 on two cores; milliseconds after that). A cache file that does not load is trained again.
 
-The guard is ready before the server is: it is built with the graph, in the start-up that
-``/healthz`` waits for, and there is no path that screens without it. Training it in the
-background while the server already took messages would mean holding or refusing every message
-until it is done (or letting them through unscreened, which the guard exists to prevent), for a
-cost paid once per machine; so it is not done, and the start says what it is waiting for.
+The guard is ready before the server is (docs/decisions/guard-ready-before-serving.md).
 
 What a block leads to is the tenant's policy, not the guard's: by default
 (``handoff_on_blocked_input``) the conversation goes to a person, otherwise the customer gets a

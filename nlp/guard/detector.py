@@ -1,22 +1,13 @@
 """The learned layer of the input guard: a classifier over MiniLM sentence embeddings.
 
 Trained on hand-written examples (``prompts/guard_examples.csv``: ``text,label``, label
-``benign`` or an attack category), never on evaluation data. Two models share the embeddings:
+``benign`` or an attack category), never on evaluation data. The attack score is an RBF-kernel
+SVM's decision value plus the similarity margin of the :data:`PROTOTYPE_NEIGHBOURS` nearest attack
+examples over the nearest ordinary ones; the nearest attack examples name the category. Long
+messages are cut into windows of whole sentences, and the highest-scoring window decides.
 
-* an RBF-kernel SVM, benign versus attack, whose decision value is the attack score. Logistic
-  regression on the same embeddings was measured too: at the same share of ordinary Bitext
-  messages blocked (1%) it stopped about eight points fewer harmful requests, because "help me
-  get money from a friend" and "help me get money out of my elderly aunt's account" sit close
-  together in embedding space and only a local boundary separates them.
-* the examples themselves, as prototypes: the attack score adds the mean cosine similarity
-  of the :data:`PROTOTYPE_NEIGHBOURS` nearest attack examples minus that of the nearest
-  ordinary ones (at 1.1% of Bitext blocked, 0.968 of the target attacks stopped instead of
-  0.948 with the SVM alone), and the nearest attack examples name the category of a flagged
-  message (``harmful``, ``privacy``, ``jailbreak``...).
-
-Long messages (jailbreak prompts run to thousands of characters, MiniLM reads 256 tokens) are cut
-into windows of whole sentences, each embedded, and the highest-scoring window decides: one
-paragraph that sets up an unfiltered persona is enough, however much filler surrounds it.
+Why an SVM and prototypes, and the figures: docs/decisions/guard-detector.md; the threshold:
+docs/decisions/guard-threshold.md.
 """
 
 from __future__ import annotations
