@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from langgraph.graph.state import CompiledStateGraph
 
 from api.errors import ApiError
 from api.ratelimit import RateLimits
@@ -25,12 +24,6 @@ def get_services(request: Request) -> Services:
     """The process's services (pool, KB, models)."""
     services: Services = request.app.state.services
     return services
-
-
-def get_graph(request: Request) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """The compiled, checkpointed support graph."""
-    graph: CompiledStateGraph[Any, Any, Any, Any] = request.app.state.graph
-    return graph
 
 
 def get_settings(request: Request) -> Settings:
@@ -72,7 +65,6 @@ def get_limits(request: Request) -> RateLimits:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-GraphDep = Annotated[CompiledStateGraph[Any, Any, Any, Any], Depends(get_graph)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
 DeskDep = Annotated[AgentDesk, Depends(get_desk)]

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
+from graph.graph import ENTRY
 from helpdesk.text_policy import find_bad_text, text_problem
 from helpdesk.tickets import TicketStatus
 
@@ -194,7 +195,7 @@ class TurnResult(BaseModel):
                         "declined": False,
                     },
                     "events": [
-                        {"event": "status", "data": {"node": "guard_input"}},
+                        {"event": "status", "data": {"node": ENTRY}},
                         {"event": "done", "data": {}},
                     ],
                 }

@@ -48,23 +48,7 @@ from kb_pipeline.chunking import chunk_article  # noqa: E402
 from kb_pipeline.index import KnowledgeBase, bm25, dense, fusion, schema  # noqa: E402
 from kb_pipeline.loaders import Article  # noqa: E402
 from nlp.models import LOCAL_EMBEDDING_DIM, LOCAL_EMBEDDING_KEY, build_models  # noqa: E402
-
-
-class CachedEmbeddings(Embeddings):
-    """Embeds each distinct document text once (the scale run's copies); queries uncached."""
-
-    def __init__(self, inner: Embeddings) -> None:
-        self.inner = inner
-        self.cache: dict[str, list[float]] = {}
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        if missing:
-            self.cache.update(zip(missing, self.inner.embed_documents(missing), strict=True))
-        return [self.cache[t] for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.inner.embed_query(text)
+from nlp.text import EmbeddingCache  # noqa: E402
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -263,7 +247,7 @@ async def scale(
     sample = rng.sample(docs, min(200, len(docs)))
     queries = [(d["title"].removeprefix("Internal:").strip(), d["id"]) for d in sample]
     gold = [{doc_id} for _, doc_id in queries]
-    cached = CachedEmbeddings(embeddings)
+    cached = EmbeddingCache(embeddings, max_items=None, cache_queries=False)
     out: dict[str, Any] = {"queries": len(queries)}
     results: dict[str, list[list[str]]] = {}
 

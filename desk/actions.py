@@ -113,6 +113,20 @@ class AgentDesk:
         self.gate = gate
         self.wait_s = wait_s
 
+    async def waiting(
+        self, conversation_id: uuid.UUID
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """What the thread waits on (:func:`pending_view`, or None) and the last hand-off's
+        payload for the agent. The caller has checked the conversation is its tenant's."""
+        snapshot = await self.graph.aget_state(thread_config(conversation_id))
+        pending = pending_view(snapshot.interrupts[0]) if snapshot.interrupts else None
+        handoff = (
+            pending["payload"]
+            if pending is not None and pending["kind"] == "handoff"
+            else (snapshot.values or {}).get("handoff_request")
+        )
+        return pending, handoff
+
     async def act(
         self, tenant: Tenant, conversation_id: uuid.UUID, req: ActionRequest
     ) -> ActionOutcome:

@@ -46,6 +46,9 @@ from graph.routing import (
 from graph.services import Services
 from graph.state import InputState, OutputState, SupportState
 
+ENTRY = "guard_input"
+"""The first node of every run: its ``status`` opens a turn's stream."""
+
 
 def build_graph(
     services: Services, checkpointer: BaseCheckpointSaver[Any] | None = None
@@ -54,7 +57,7 @@ def build_graph(
     g = StateGraph(
         SupportState, context_schema=Context, input_schema=InputState, output_schema=OutputState
     )
-    g.add_node("guard_input", guard_input.make(services))
+    g.add_node(ENTRY, guard_input.make(services))
     g.add_node("safety", safety.make(services))
     g.add_node("classify", classify.make(services))
     g.add_node("retrieve", retrieve.make(services))
@@ -66,8 +69,8 @@ def build_graph(
     g.add_node("human_turn", handoff.make_human_turn(services))
     g.add_node("respond", respond.make(services))
 
-    g.add_edge(START, "guard_input")
-    g.add_conditional_edges("guard_input", route_after_guard)
+    g.add_edge(START, ENTRY)
+    g.add_conditional_edges(ENTRY, route_after_guard)
     g.add_conditional_edges("safety", route_after_safety)
     g.add_conditional_edges("classify", route_after_classify)
     g.add_edge("retrieve", "draft")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -187,25 +189,92 @@ def jaccard(a: str, b: str) -> float:
     return len(wa & wb) / len(wa | wb)
 
 
-class EmbeddingCache:
-    """Embeds texts once: knowledge-base sentences recur across turns and conversations."""
+class EmbeddingCache(Embeddings):
+    """Embeds each distinct text once: the one embedding cache of the project.
 
-    def __init__(self, embeddings: Embeddings, max_items: int = 20_000) -> None:
+    The graph keeps one per process for knowledge-base sentences, which recur across turns and
+    conversations (:meth:`embed`: unit rows as an array, LRU-bounded by ``max_items``). It is
+    also an ``Embeddings`` itself, for whatever embeds the same texts again and again:
+    cross-validation trains on the same rows k - 1 times, a benchmark re-reads 15k rows on every
+    run (``folder`` keeps them on disk between runs), the retrieval benchmark ingests the same
+    chunks for 34 tenants (``cache_queries=False`` leaves queries to the model, whose time is
+    what a search costs). Vectors are stored unit-length; every model here already returns
+    unit vectors, and cosine similarity does not change.
+    """
+
+    def __init__(
+        self,
+        embeddings: Embeddings,
+        max_items: int | None = 20_000,
+        *,
+        folder: Path | None = None,
+        cache_queries: bool = True,
+    ) -> None:
         self._embeddings = embeddings
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._max = max_items
+        self._folder = folder
+        self._cache_queries = cache_queries
+        if folder is not None:
+            self._load(folder)
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return unit-normalised embeddings, one row per text."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        missing = self._missing(texts)
         if missing:
-            vectors = await self._embeddings.aembed_documents(missing)
-            for text, vec in zip(missing, vectors, strict=True):
-                arr = np.asarray(vec, dtype=np.float32)
-                norm = float(np.linalg.norm(arr)) or 1.0
-                self._cache[text] = arr / norm
-            while len(self._cache) > self._max:
-                self._cache.popitem(last=False)
+            self._store(missing, await self._embeddings.aembed_documents(missing))
+        return self._rows(texts)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """``Embeddings``: the texts not seen before in one batch, then all from the cache."""
+        missing = self._missing(texts)
+        if missing:
+            self._store(missing, self._embeddings.embed_documents(missing))
+        return self._rows(texts).tolist() if texts else []
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """``Embeddings``, async."""
+        return (await self.embed(texts)).tolist() if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        """``Embeddings``: one text, cached like the documents unless ``cache_queries`` is off."""
+        if not self._cache_queries:
+            return self._embeddings.embed_query(text)
+        return self.embed_documents([text])[0]
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """``Embeddings``, async."""
+        if not self._cache_queries:
+            return await self._embeddings.aembed_query(text)
+        return (await self.aembed_documents([text]))[0]
+
+    def _missing(self, texts: Sequence[str]) -> list[str]:
+        return list(dict.fromkeys(t for t in texts if t not in self._cache))
+
+    def _store(self, texts: list[str], vectors: Sequence[Sequence[float]]) -> None:
+        for text, vec in zip(texts, vectors, strict=True):
+            arr = np.asarray(vec, dtype=np.float32)
+            norm = float(np.linalg.norm(arr)) or 1.0
+            self._cache[text] = arr / norm
+        if self._folder is not None:
+            self._save(self._folder)
+
+    def _rows(self, texts: Sequence[str]) -> np.ndarray:
         for t in texts:
             self._cache.move_to_end(t)
-        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 1))
+        rows = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 1))
+        # Only now, so that a call never loses a text it asked for to its own new ones.
+        while self._max is not None and len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return rows
+
+    def _load(self, folder: Path) -> None:
+        texts_file, vectors_file = folder / "texts.json", folder / "vectors.npy"
+        if texts_file.is_file() and vectors_file.is_file():
+            texts = json.loads(texts_file.read_text(encoding="utf-8"))
+            self._cache.update(zip(texts, np.load(vectors_file), strict=True))
+
+    def _save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "vectors.npy", np.stack(list(self._cache.values())))
+        (folder / "texts.json").write_text(json.dumps(list(self._cache)), encoding="utf-8")

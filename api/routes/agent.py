@@ -20,11 +20,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api import schemas
 from api.auth import Principal, StaffCaller
-from api.deps import DeskDep, EventHubDep, GraphDep, ServicesDep, SettingsDep
+from api.deps import DeskDep, EventHubDep, ServicesDep, SettingsDep
 from api.errors import responses
 from api.routes.conversations import follow_events
-from desk.actions import ActionName, ActionOutcome, ActionRequest, pending_view
-from desk.stream import thread_config
+from desk.actions import ActionName, ActionOutcome, ActionRequest
 from graph.reasons import handoff_reason_text, review_codes, review_reason_texts
 from helpdesk import conversations, tickets
 from helpdesk.notify import EventHub
@@ -170,7 +169,7 @@ async def list_conversations(
     responses=responses("invalid_request", *_AUTH, "not_found"),
 )
 async def conversation_detail(
-    conversation_id: uuid.UUID, caller: StaffCaller, services: ServicesDep, graph: GraphDep
+    conversation_id: uuid.UUID, caller: StaffCaller, services: ServicesDep, desk: DeskDep
 ) -> schemas.ConversationDetail:
     """The transcript (including messages queued while waiting), what the thread waits on (with
     its ``interrupt_id``), the last hand-off's payload and the open ticket."""
@@ -179,13 +178,7 @@ async def conversation_detail(
         rows = await conversations.list_messages(conn, caller.tenant.id, conversation_id)
         ticket_rows = await tickets.list_tickets(conn, caller.tenant.id, conversation_id)
     # The thread is read only after the conversation proved to be this tenant's.
-    snapshot = await graph.aget_state(thread_config(conversation_id))
-    pending = pending_view(snapshot.interrupts[0]) if snapshot.interrupts else None
-    handoff = (
-        pending["payload"]
-        if pending is not None and pending["kind"] == "handoff"
-        else (snapshot.values or {}).get("handoff_request")
-    )
+    pending, handoff = await desk.waiting(conversation_id)
     open_tickets = [t for t in ticket_rows if t["status"] not in ("resolved", "closed")]
     latest = open_tickets or ticket_rows
     ticket = latest[-1] if latest else None

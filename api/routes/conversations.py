@@ -21,6 +21,7 @@ from api.auth import CustomerCaller, CustomerWriter, Principal, WidgetCaller
 from api.deps import EventHubDep, LimitsDep, RunnerDep, ServicesDep, SettingsDep
 from api.errors import responses
 from desk.runner import TurnStream
+from graph.graph import ENTRY
 from graph.services import Services
 from helpdesk import conversations, feedback
 from helpdesk.auth import issue_customer_token
@@ -45,7 +46,7 @@ _EVENTS_PAGE = 200
 _SAFETY_REREAD_S = 30.0  # re-read now and then even without a notification
 _AUTH_ERRORS = ("unauthenticated", "invalid_token", "token_expired", "forbidden")
 _SSE_EXAMPLE = (
-    'event: status\ndata: {"node": "guard_input"}\n\n'
+    f'event: status\ndata: {{"node": "{ENTRY}"}}\n\n'
     'event: message.created\ndata: {"message_id": "...", "sender": "customer", "text": "..."}\n\n'
     'event: token\ndata: {"text": "On ", "message_id": "..."}\n\n'
     'event: message.completed\ndata: {"message_id": "...", "sender": "ai", "text": "...",'

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from evals.suites.intents import IntentRow, load_intent_rows, run_intents_suite  # noqa: E402
+from nlp.text import EmbeddingCache  # noqa: E402
 
 DEFAULT_DATASETS = ROOT.parent / "shared/datasets/intents"
 TARGETS: dict[str, dict[str, float]] = {
@@ -46,37 +47,6 @@ TARGETS: dict[str, dict[str, float]] = {
     "banking77": {"accuracy": 0.94},
     "clinc150": {"in_scope_accuracy": 0.95, "oos_recall": 0.85},
 }
-
-
-class CachedEmbeddings(Embeddings):
-    """Embeddings remembered per text in a folder (``texts.json`` + ``vectors.npy``)."""
-
-    def __init__(self, inner: Embeddings, folder: Path) -> None:
-        self.inner = inner
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self._index: dict[str, int] = {}
-        self._vectors = np.zeros((0, 0), np.float32)
-        if (folder / "texts.json").is_file() and (folder / "vectors.npy").is_file():
-            texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
-            self._vectors = np.load(folder / "vectors.npy")
-            self._index = {t: i for i, t in enumerate(texts)}
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed the texts not seen before, then answer from the cache."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._index))
-        if missing:
-            fresh = np.asarray(self.inner.embed_documents(missing), np.float32)
-            base = len(self._index)
-            self._vectors = fresh if not base else np.vstack([self._vectors, fresh])
-            self._index.update({t: base + i for i, t in enumerate(missing)})
-            np.save(self.folder / "vectors.npy", self._vectors)
-            (self.folder / "texts.json").write_text(json.dumps(list(self._index)), "utf-8")
-        return self._vectors[[self._index[t] for t in texts]].tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        """One text, through the cache."""
-        return self.embed_documents([text])[0]
 
 
 def _stratified_split(
@@ -217,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     embeddings: Embeddings = local_embeddings()
     if args.cache:
-        embeddings = CachedEmbeddings(embeddings, args.cache)
+        embeddings = EmbeddingCache(embeddings, max_items=None, folder=args.cache)
     started = time.perf_counter()
     report = run(args.datasets, args.only, args.cv, embeddings, tests)
     report["_meta"] = {

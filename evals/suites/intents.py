@@ -47,6 +47,7 @@ from nlp.classifier import (
     normalise_intent,
     read_examples,
 )
+from nlp.text import EmbeddingCache
 
 
 class IntentRow(NamedTuple):
@@ -266,25 +267,6 @@ def merge_folds(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-class CachedEmbeddings(Embeddings):
-    """Embeds each distinct text once: cross-validation trains on the same texts k - 1 times."""
-
-    def __init__(self, inner: Embeddings) -> None:
-        self.inner = inner
-        self._cache: dict[str, list[float]] = {}
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed the texts not seen before, in one batch; return all in order."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            self._cache.update(zip(missing, self.inner.embed_documents(missing), strict=True))
-        return [self._cache[t] for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        """Embed one text (cached like the documents)."""
-        return self.embed_documents([text])[0]
-
-
 def intents_cross_validation(
     rows: Sequence[Any], *, folds: int, oos_label: str, embeddings: Embeddings
 ) -> dict[str, Any]:
@@ -293,7 +275,8 @@ def intents_cross_validation(
     Metrics and per-intent scores are the mean over the folds; the confusion matrix and the
     examples pool every fold.
     """
-    cached = CachedEmbeddings(embeddings)
+    # cross-validation trains on the same rows k - 1 times: embed each once
+    cached = EmbeddingCache(embeddings, max_items=None)
     parts = []
     split_rows = stratified_folds(rows, folds)
     for i, held_out in enumerate(split_rows):
