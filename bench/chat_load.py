@@ -433,7 +433,7 @@ async def approve_race(
         path = f"/v1/agent/conversations/{conv.id}/approve"
         started = time.perf_counter()
         responses = await asyncio.gather(
-            *(client.post(path, json={"agent": f"agent{i}"}, headers=agent) for i in range(n))
+            *(client.post(path, json={}, headers=agent) for _ in range(n))
         )
         elapsed = time.perf_counter() - started
         detail = (await client.get(f"/v1/agent/conversations/{conv.id}", headers=agent)).json()

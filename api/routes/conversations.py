@@ -143,7 +143,6 @@ async def post_message(
     conversation_id: uuid.UUID,
     body: schemas.NewMessage,
     caller: CustomerWriter,
-    services: ServicesDep,
     runner: RunnerDep,
     settings: SettingsDep,
     limits: LimitsDep,
@@ -169,7 +168,7 @@ async def post_message(
     Limited per client address (429 ``rate_limited``, see ``api/ratelimit.py``).
     """
     limits.check("message", caller, request)
-    await _conversation(services, caller, conversation_id)
+    # ``say`` reads the conversation as the caller's tenant: another tenant's is not_found.
     stream = await runner.say(
         caller.tenant, conversation_id, body.text, idempotency_key=idempotency_key
     )
