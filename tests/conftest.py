@@ -85,6 +85,6 @@ async def graph(services: Services, demo: Tenant) -> Any:
 @pytest.fixture(scope="session")
 def live_api(settings: Settings, offline_models: Models, database_url: str, demo: Tenant) -> Any:
     """The HTTP API on a real socket (uvicorn in a thread), with keys for two tenants."""
-    from tests.api_support import serve
+    from tests.support.live_api import serve
 
     yield from serve(settings, offline_models, database_url)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.api_support import bearer, json_turn, sse_turn, start_conversation
+from tests.support.live_api import bearer, json_turn, sse_turn, start_conversation
 
 pytestmark = pytest.mark.integration
 

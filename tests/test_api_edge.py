@@ -14,7 +14,7 @@ from httpx_sse import connect_sse
 
 from api.logs import ACCESS_LOGGER, RedactCredentials, redact
 from helpdesk.text_policy import InvalidText, check_text, find_bad_text, text_problem
-from tests.api_support import bearer, json_turn, sse_turn, start_conversation
+from tests.support.live_api import bearer, json_turn, sse_turn, start_conversation
 
 NUL = "hello\x00world"
 SURROGATE = "hello\ud800world"

@@ -14,7 +14,7 @@ from httpx_sse import connect_sse
 
 from helpdesk import conversations, leases
 from helpdesk.auth import issue_customer_token
-from tests.api_support import (
+from tests.support.live_api import (
     TEST_SECRET,
     bearer,
     json_turn,

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from kb_pipeline import jobs
-from tests.api_support import bearer
-from tests.dead_worker import kill, start_dead_worker
+from tests.support.dead_worker import kill, start_dead_worker
+from tests.support.live_api import bearer
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api_support import bearer, sse_turn, start_conversation
+from tests.support.live_api import bearer, sse_turn, start_conversation
 from tests.test_api_agent import _queue_item
 from tests.test_safety import GAS_STEPS
 

@@ -24,7 +24,7 @@ from helpdesk.config import Settings
 from helpdesk.errors import InvalidInput
 from helpdesk.tenancy import tenant_scope
 from helpdesk.tenants import create_tenant
-from tests.api_support import bearer, sse_turn, start_conversation
+from tests.support.live_api import bearer, sse_turn, start_conversation
 
 SECRET = b"unit-test-secret-0123456789"
 

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from helpdesk import keys
-from tests.api_support import bearer, free_port, sse_turn, start_conversation
+from tests.support.live_api import bearer, free_port, sse_turn, start_conversation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -580,7 +580,7 @@ async def test_edited_and_rejected_drafts_export_as_a_dataset(
 ) -> None:
     from evals.feedback import export_feedback
     from helpdesk.errors import NotFound
-    from tests.helpers import new_conversation, resume, turn
+    from tests.support.turns import new_conversation, resume, turn
 
     # Email answers are held for review by the demo tenant's default policy.
     question = "What time do you open on Saturdays?"

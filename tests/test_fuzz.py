@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from api.app import create_app
-from tests.api_support import bearer, start_conversation
+from tests.support.live_api import bearer, start_conversation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from desk.stream import thread_config
 from helpdesk import conversations, tickets
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import create_tenant
-from tests.helpers import new_conversation, resume, turn
+from tests.support.turns import new_conversation, resume, turn
 
 pytestmark = pytest.mark.integration
 

@@ -34,14 +34,14 @@ from kb_pipeline.jobs import (
     reap_dead_jobs,
     run_job,
 )
-from tests.dead_worker import (
+from tests.support.dead_worker import (
     kill,
     lock_holders,
     start_dead_worker,
     start_queueing_process,
     wait_lock_released,
 )
-from tests.kb_files import make_pdf, write
+from tests.support.kb_files import make_pdf, write
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from graph.graph import build_graph
 from graph.runtime import open_checkpointer, open_services
 from helpdesk import conversations
 from nlp.models import Models
-from tests.helpers import new_conversation, resume, turn
+from tests.support.turns import new_conversation, resume, turn
 
 pytestmark = pytest.mark.integration
 

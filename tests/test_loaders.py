@@ -20,7 +20,7 @@ from kb_pipeline.loaders import (
     load_markdown,
     load_path,
 )
-from tests.kb_files import make_pdf, write
+from tests.support.kb_files import make_pdf, write
 
 
 def only(result_path: Path, **kwargs: object) -> Article:

@@ -2,7 +2,7 @@
 
 One browser context is the customer on ``/demo`` (the widget), another the agent on
 ``/console``. The server is the real app (offline models, a fresh database with the demo
-tenant); the browser reaches it through :class:`tests.browser.DroppingProxy`, so a test can
+tenant); the browser reaches it through :class:`tests.support.browser.DroppingProxy`, so a test can
 drop the network under the widget. Every wait is on a selector or a text, never a sleep.
 """
 
@@ -26,14 +26,14 @@ from helpdesk import keys
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant, create_tenant
 from kb_pipeline.loaders import demo_kb_path, load_directory
-from tests.api_support import serve_app
-from tests.browser import (
+from tests.support.browser import (
     CHROMIUM_ARGS,
     DroppingProxy,
     chromium_path,
     header,
     serve_page,
 )
+from tests.support.live_api import serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -28,7 +28,7 @@ from playwright.async_api import Page, expect
 from api.app import create_app
 from helpdesk import db, keys
 from helpdesk.tenants import create_tenant
-from tests.api_support import bearer, serve_app, start_conversation
+from tests.support.live_api import bearer, serve_app, start_conversation
 from tests.test_pages_e2e import browser, customer  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

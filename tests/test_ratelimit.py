@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from api.ratelimit import TokenBucket
-from tests.api_support import LiveApi, bearer, json_turn, serve, start_conversation
+from tests.support.live_api import LiveApi, bearer, json_turn, serve, start_conversation
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from desk.stream import thread_config
-from tests.helpers import new_conversation, turn
+from tests.support.turns import new_conversation, turn
 
 pytestmark = pytest.mark.integration
 

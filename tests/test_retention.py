@@ -20,7 +20,7 @@ from helpdesk import conversations
 from helpdesk.policy import TenantPolicy
 from helpdesk.retention import purge_all, purge_conversations
 from helpdesk.tenants import Tenant, create_tenant, get_tenant, set_policy
-from tests.helpers import new_conversation, turn
+from tests.support.turns import new_conversation, turn
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from helpdesk.tenants import create_tenant
 from kb_pipeline.loaders import demo_kb_path, load_directory
 from nlp.hazards import detect_hazard
 from nlp.text import sentences
-from tests.helpers import new_conversation, resume, turn
+from tests.support.turns import new_conversation, resume, turn
 
 GAS_STEPS = [
     "1. Get everyone out of the house, including pets. Leave the door open behind you.",

@@ -17,7 +17,7 @@ from graph.services import Services
 from helpdesk import conversations
 from helpdesk.errors import NotFound
 from helpdesk.tenants import Tenant, create_tenant
-from tests.helpers import turn
+from tests.support.turns import turn
 
 pytestmark = pytest.mark.integration
 

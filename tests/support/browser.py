@@ -1,6 +1,6 @@
 """Helpers of the browser tests: Debian's Chromium, a loopback stand-in for a customer's site,
 and a TCP proxy that can drop every connection between the browser and the server (which runs
-in a thread: ``tests.api_support.serve_app``).
+in a thread: ``tests.support.live_api.serve_app``).
 
 ``context.set_offline(True)`` in Playwright only fails *new* requests; an SSE stream that is
 already open keeps flowing. To test what a customer sees when the network really drops, the

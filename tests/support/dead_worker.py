@@ -1,5 +1,6 @@
-"""An ingestion worker to kill: ``python -m tests.dead_worker DATABASE_URL TENANT_ID JOB_ID PATH``,
-or a process that only queues a job: ``python -m tests.dead_worker queue DATABASE_URL TENANT_ID``.
+"""An ingestion worker to kill:
+``python -m tests.support.dead_worker DATABASE_URL TENANT_ID JOB_ID PATH``, or a process that
+only queues a job: ``python -m tests.support.dead_worker queue DATABASE_URL TENANT_ID``.
 
 Runs the queued job with the real :func:`kb_pipeline.jobs.run_job` (tenant lock, claim, progress
 rows) and, once the job is on its first file, prints ``running`` and freezes with the lock held,
@@ -27,7 +28,8 @@ from typing import Any
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 _READY = "running"
 STARTUP_LIMIT_S = 180
 """A bound on the worker's start (imports on a loaded machine), not a timing expectation."""
@@ -40,7 +42,7 @@ def start_dead_worker(
     """Start the worker and return once its job is running (with the tenant's lock held)."""
     args = [database_url, str(tenant_id), str(job_id), str(path)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.dead_worker", *args],
+        [sys.executable, "-m", "tests.support.dead_worker", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
@@ -62,7 +64,7 @@ def start_queueing_process(
     running it (as a process whose job waits for the tenant's lock looks from outside); return
     the process and the job's id."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.dead_worker", "queue", database_url, str(tenant_id)],
+        [sys.executable, "-m", "tests.support.dead_worker", "queue", database_url, str(tenant_id)],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
