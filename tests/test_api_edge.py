@@ -15,14 +15,10 @@ from httpx_sse import connect_sse
 from api.logs import ACCESS_LOGGER, RedactCredentials, redact
 from helpdesk.text_policy import InvalidText, check_text, find_bad_text, text_problem
 from tests.support.live_api import bearer, json_turn, sse_turn, start_conversation
+from tests.support.texts import ACCEPTED
 
 NUL = "hello\x00world"
 SURROGATE = "hello\ud800world"
-ACCEPTED = [
-    "مرحبا، هل أنتم مفتوحون يوم السبت؟",  # Arabic
-    "שלום \u200f(RTL mark)\u200e \u202eevil\u202c \u2067isolate\u2069",  # Hebrew and bidi marks
-    "tab\tnew\nline\r\nzero\u200dwidth 👩‍🔧 café",
-]
 
 
 # ------------------------------------------------------------------------------ the rule

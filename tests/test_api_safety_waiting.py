@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from tests.support.live_api import bearer, sse_turn, start_conversation
+from tests.support.safety import GAS_STEPS
 from tests.test_api_agent import _queue_item
-from tests.test_safety import GAS_STEPS
 
 pytestmark = pytest.mark.integration
 

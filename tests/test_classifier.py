@@ -32,8 +32,8 @@ from nlp.classifier import (
     _oos_signals,
     read_examples,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.intent_rows import synthetic_rows
+from tests.support.paths import ROOT
 
 
 class HashEmbeddings(Embeddings):
@@ -54,46 +54,6 @@ class HashEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self._one(text)
-
-
-_INTENTS = {
-    "billing": ("charge", "invoice", "bill", "payment", "refund", "card"),
-    "booking": ("appointment", "visit", "schedule", "book", "technician", "slot"),
-    "hours": ("open", "hours", "close", "weekend", "sunday", "holiday"),
-}
-_FRAMES = (
-    "question about my {a} and {b}",
-    "help with the {a} {b} please",
-    "i need the {a} for the {b}",
-    "can you check {a} {b}",
-    "{a} {b} problem today",
-)
-_OFF_TOPIC = (
-    "who won the football game",
-    "give me a pasta recipe",
-    "what is the weather tomorrow",
-    "tell me a funny joke",
-    "write a poem about cats",
-    "best movie this year",
-    "how tall is the mountain",
-    "translate hello into french",
-    "stock market prediction now",
-    "homework about planets",
-    "recommend a novel to read",
-    "song lyrics for karaoke",
-)
-
-
-def synthetic_rows(with_oos: bool = True) -> list[tuple[str, str]]:
-    rows = []
-    for intent, words in _INTENTS.items():
-        for i, frame in enumerate(_FRAMES):
-            for j in range(len(words)):
-                a, b = words[j], words[(j + i + 1) % len(words)]
-                rows.append((frame.format(a=a, b=b), intent))
-    if with_oos:
-        rows += [(t, "oos") for t in _OFF_TOPIC]
-    return rows
 
 
 @pytest.fixture(scope="module")

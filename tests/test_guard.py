@@ -33,8 +33,9 @@ from nlp.guard.detector import (
     windows,
 )
 from nlp.guard.normalize import normalize
+from tests.support.paths import ROOT
 
-PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
+PROMPTS = ROOT / "prompts"
 
 
 # --- normalisation -------------------------------------------------------------------------

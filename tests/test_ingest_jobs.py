@@ -42,6 +42,7 @@ from tests.support.dead_worker import (
     wait_lock_released,
 )
 from tests.support.kb_files import make_pdf, write
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -480,7 +481,7 @@ def test_every_job_failure_code_is_documented() -> None:
     used |= set(re.findall(r'job_id,\s*"([a-z_]+)",', source))  # _fail(pool, tenant, job, code
     used |= {"worker_lost"}
     assert used <= set(jobs.JOB_FAILURE_CODES), used - set(jobs.JOB_FAILURE_CODES)
-    doc = Path(__file__).resolve().parents[1] / "docs" / "ingestion.md"
+    doc = ROOT / "docs" / "ingestion.md"
     documented = doc.read_text(encoding="utf-8")
     assert all(f"`{code}`" in documented for code in jobs.JOB_FAILURE_CODES)
 

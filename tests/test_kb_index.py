@@ -10,7 +10,6 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +20,9 @@ from kb_pipeline.chunking import count_tokens
 from kb_pipeline.index import Retrieved, dense
 from kb_pipeline.index.fusion import convex_fusion, fuse
 from kb_pipeline.loaders import Article
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_fusion_is_a_convex_combination_of_normalised_scores() -> None:

@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,12 +28,12 @@ from api.app import create_app
 from helpdesk import db, keys
 from helpdesk.tenants import create_tenant
 from tests.support.live_api import bearer, serve_app, start_conversation
+from tests.support.paths import ROOT
 from tests.test_pages_e2e import browser, customer  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 expect.set_options(timeout=30_000)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -22,10 +22,9 @@ from cli.demo import ensure_demo
 from graph.services import Services
 from helpdesk.tenants import Tenant
 from kb_pipeline.loaders import Article
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 async def test_demo_loader_keeps_articles_an_admin_added(services: Services, demo: Tenant) -> None:

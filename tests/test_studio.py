@@ -15,9 +15,9 @@ import pytest
 from langgraph_sdk import get_client
 
 from tests.support.live_api import free_port
+from tests.support.paths import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
