@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.test_pages_e2e import (  # noqa: F401 (fixtures)
+from tests.integration.test_pages_e2e import (  # noqa: F401 (fixtures)
     Desk,
     agent,
     ai_answers,

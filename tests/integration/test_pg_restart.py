@@ -27,9 +27,9 @@ from playwright.async_api import Page, expect
 from api.app import create_app
 from helpdesk import db, keys
 from helpdesk.tenants import create_tenant
+from tests.integration.test_pages_e2e import browser, customer  # noqa: F401 (fixtures)
 from tests.support.live_api import bearer, serve_app, start_conversation
 from tests.support.paths import ROOT
-from tests.test_pages_e2e import browser, customer  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.integration.test_api_agent import _act, _detail, _queue_item, _Subscription
 from tests.support.live_api import bearer, sse_turn, start_conversation
-from tests.test_api_agent import _act, _detail, _queue_item, _Subscription
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.integration.test_api_agent import _queue_item
 from tests.support.live_api import bearer, sse_turn, start_conversation
 from tests.support.safety import GAS_STEPS
-from tests.test_api_agent import _queue_item
 
 pytestmark = pytest.mark.integration
 
