@@ -1,9 +1,10 @@
-"""Shared fixtures: one fresh database per test session on the embedded Postgres (or on the
-server of ``DATABASE_URL``), the demo tenant loaded, offline models. No mocked database."""
+"""The integration tests' fixtures: one fresh database per test session on the embedded
+Postgres (or on the server of ``DATABASE_URL``), the demo tenant loaded, offline models, and the
+API on a real socket. No mocked database. (The environment every test runs under is set in
+``tests/conftest.py``.)"""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,15 +18,6 @@ from helpdesk import db
 from helpdesk.config import Settings
 from helpdesk.tenants import Tenant
 from nlp.models import Models, build_models
-
-# No test reaches the network: the LLM tier is exercised only with fake chat models.
-for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
-    os.environ.pop(var, None)
-os.environ["LANGSMITH_TRACING"] = "false"
-# Every test client shares 127.0.0.1, so the per-address rate limits are off here (also in the
-# API processes tests start); tests/test_ratelimit.py checks them on apps of its own.
-for var in ("CONVERSATIONS", "MESSAGES", "SEARCHES"):
-    os.environ[f"DESKGRAPH_RATE_{var}_PER_MINUTE"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -18,25 +18,10 @@ from graph.services import Services
 from helpdesk.tenants import Tenant, create_tenant
 from kb_pipeline.chunking import count_tokens
 from kb_pipeline.index import Retrieved, dense
-from kb_pipeline.index.fusion import convex_fusion, fuse
 from kb_pipeline.loaders import Article
 from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.integration
-
-
-def test_fusion_is_a_convex_combination_of_normalised_scores() -> None:
-    fused = fuse({"a": 0.9, "b": 0.5}, {"b": 12.0, "c": 4.0}, alpha=0.5)
-    assert fused == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.0})
-    assert fuse({"a": 0.9, "b": 0.5}, {}, alpha=0.5)["a"] == pytest.approx(0.5)
-    # the HybridSearchConfig form: cosine distances on the dense side
-    rows = convex_fusion(
-        [{"id": "a", "distance": 0.1}, {"id": "b", "distance": 0.5}],
-        [{"id": "b", "distance": 3.0}],
-        alpha=0.4,
-        fetch_top_k=2,
-    )
-    assert [r["id"] for r in rows] == ["b", "a"]
 
 
 async def _tenant(services: Services, prefix: str) -> Tenant:

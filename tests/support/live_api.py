@@ -1,7 +1,7 @@
 """A live API for tests: uvicorn serving the app on a real socket, with keys for two tenants.
 
-Used by the ``live_api`` session fixture (``tests/conftest.py``), so every HTTP test module
-shares one server (the models are loaded once).
+Used by the ``live_api`` session fixture (``tests/integration/conftest.py``), so every HTTP test
+module shares one server (the models are loaded once).
 """
 
 from __future__ import annotations

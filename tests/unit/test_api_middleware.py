@@ -1,4 +1,5 @@
-"""Unit tests of the API's building blocks that need no server or database."""
+"""The API's request-body limit (``api/middleware.py``) on a bare ASGI app, and the OpenAPI
+responses its error codes document (``api/errors.py``): no server, no database."""
 
 from __future__ import annotations
 

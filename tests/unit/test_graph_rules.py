@@ -1,4 +1,6 @@
-"""Unit tests: pure functions, nothing started."""
+"""The support graph's rules as pure functions: routing after classify and judge, the hand-off,
+informational and KB-only policy, the tenant policy's validation, the input screen, rule
+intents, and the resume values an agent or a reviewer may send."""
 
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ from graph.policy import (
 )
 from graph.routing import route_after_classify, route_after_judge
 from helpdesk.policy import TenantPolicy
-from kb_pipeline.chunking import chunk_article, count_tokens
 
 
 @pytest.mark.parametrize(
@@ -241,18 +242,3 @@ def test_resume_values_are_validated():
             parse_agent_action(bad)
     with pytest.raises(ValidationError):
         parse_review({"action": "edit"})
-
-
-def test_chunking_keeps_sections_and_bounds():
-    body = (
-        "# Title\n\nIntro paragraph.\n\n## Prices\n\n"
-        + " ".join(f"Sentence number {i} about prices." for i in range(200))
-        + "\n\n## Hours\n\nWe open at 8."
-    )
-    chunks = chunk_article("Title", body, max_tokens=64, overlap=8)
-    assert all(count_tokens(c.text) <= 64 for c in chunks)
-    assert chunks[0].section == "Title"
-    assert {c.section for c in chunks} == {"Title", "Title > Prices", "Title > Hours"}
-    assert chunks[-1].text == "We open at 8."
-    with pytest.raises(ValueError):
-        chunk_article("t", "b", max_tokens=10, overlap=20)
