@@ -4,8 +4,8 @@ It runs the suites on small, fixed slices of the demo data with offline models a
 metric crosses its threshold. The thresholds sit a margin below (or above, for rates that
 should stay low) the values measured on the demo tenant when they were set, so ordinary noise
 passes and a real regression (a retriever returning the wrong articles, a drafter that stops
-answering, a guard that blocks customers) fails. ``tests/test_eval_gate.py`` runs it on the
-test database and also feeds it deliberately broken components to prove it can fail.
+answering, a guard that blocks customers) fails. ``tests/integration/test_eval_gate.py`` runs it
+on the test database and also feeds it deliberately broken components to prove it can fail.
 
 Re-measure after a deliberate change (new KB articles, a retrieval rework) with
 ``python -m evals.gate`` (prints the gate's metrics and verdicts as JSON, on the eval
