@@ -26,7 +26,6 @@ from graph.context import Context
 from graph.events import Event
 from graph.services import Services
 from helpdesk import conversations
-from helpdesk.tenancy import tenant_scope
 from helpdesk.tenants import Tenant
 from helpdesk.text_policy import check_text
 
@@ -35,9 +34,9 @@ log = logging.getLogger(__name__)
 
 async def _owned(services: Services, tenant: Tenant, conversation_id: uuid.UUID) -> None:
     """Raise ``not_found`` unless the conversation is the tenant's, before its thread (which
-    has no tenant column of its own) is read or run."""
-    async with tenant_scope(services.pool, tenant.id) as conn:
-        await conversations.get_conversation(conn, tenant.id, conversation_id)
+    has no tenant column of its own) is read or run. One filtered read, not a row-level
+    security transaction: the filter by tenant is the check, and a turn pays for it every time."""
+    await conversations.get_conversation(services.pool, tenant.id, conversation_id)
 
 
 def _failed(conversation_id: uuid.UUID, what: str, *, saved: bool = True) -> Event:
