@@ -4,79 +4,24 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from tests.support.agent_api import (
+    Subscription,
+    act,
+    agent_headers,
+    conversation_detail,
+    queue_item,
+)
 from tests.support.live_api import bearer, json_turn, sse_turn, start_conversation
 
 pytestmark = pytest.mark.integration
 
 ANSWERABLE = "How much is the call-out fee?"
-
-
-def _agent(live_api) -> dict[str, str]:
-    return bearer(live_api.demo.agent_key)
-
-
-def _detail(client: httpx.Client, live_api, cid: str) -> dict:
-    r = client.get(f"/v1/agent/conversations/{cid}", headers=_agent(live_api))
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _act(client, live_api, cid, action, body=None, key=None) -> httpx.Response:
-    return client.post(
-        f"/v1/agent/conversations/{cid}/{action}",
-        json=body or {},
-        headers=bearer(key or live_api.demo.agent_key),
-    )
-
-
-def _queue_item(client, live_api, cid) -> dict | None:
-    r = client.get("/v1/agent/queue", headers=_agent(live_api))
-    assert r.status_code == 200
-    return next((i for i in r.json()["items"] if i["conversation_id"] == cid), None)
-
-
-class _Subscription:
-    """A customer's /events subscription read in a background thread."""
-
-    def __init__(self, live_api, conv):
-        self.events: list[tuple[int, str, dict]] = []
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(live_api, conv), daemon=True)
-        self._thread.start()
-        assert self._ready.wait(30)
-
-    def _run(self, live_api, conv):
-        with live_api.client(timeout=httpx.Timeout(60, read=2)) as client:
-            path = f"/v1/conversations/{conv['id']}/events"
-            with connect_sse(client, "GET", path, headers=bearer(conv["customer_token"])) as src:
-                self._ready.set()
-                try:
-                    for e in src.iter_sse():
-                        self.events.append((int(e.id), e.event, json.loads(e.data)))
-                        if self._stop.is_set():
-                            return
-                except httpx.ReadTimeout:
-                    if not self._stop.is_set():
-                        self._run(live_api, conv)
-
-    def wait_for(self, predicate, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self.events):
-                return self.events
-            time.sleep(0.05)
-        raise AssertionError(f"not seen in time: {self.events}")
-
-    def close(self):
-        self._stop.set()
 
 
 def test_handoff_queue_reply_human_turn_and_release(live_api):
@@ -86,7 +31,7 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
         events = dict(sse_turn(client, conv, "I want to talk to a person about my bill"))
         assert "handoff" in events
 
-        item = _queue_item(client, live_api, cid)
+        item = queue_item(client, live_api, cid)
         assert item is not None and item["kind"] == "handoff"
         assert item["reason"] and item["summary"] and item["ticket_number"] >= 1
         assert item["waiting_since"]
@@ -96,7 +41,7 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
         assert waiting["message.created"]["queued_for_agent"] is True
         assert "message.completed" not in waiting and "token" not in waiting
 
-        detail = _detail(client, live_api, cid)
+        detail = conversation_detail(client, live_api, cid)
         assert detail["pending"]["kind"] == "handoff"
         assert detail["conversation"]["waiting_on"] == "handoff"
         own_view = client.get(
@@ -111,9 +56,9 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
         ]
 
         alex = live_api.demo.agent_named("alex")
-        sub = _Subscription(live_api, conv)
+        sub = Subscription(live_api, conv)
         try:
-            r = _act(
+            r = act(
                 client,
                 live_api,
                 cid,
@@ -136,15 +81,17 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
             assert any(t == "status" and d["owner_agent"] == "alex" for _, t, d in seen)
         finally:
             sub.close()
-        assert _queue_item(client, live_api, cid) is None
+        assert queue_item(client, live_api, cid) is None
 
         # The agent owns the conversation: the AI never answers the customer now.
         turn = dict(sse_turn(client, conv, ANSWERABLE))
         assert "message.completed" not in turn and "token" not in turn
-        item = _queue_item(client, live_api, cid)
+        item = queue_item(client, live_api, cid)
         assert item["kind"] == "human_turn" and item["owner"] == "alex"
-        assert _detail(client, live_api, cid)["conversation"]["waiting_on"] == "human_turn"
-        r = _act(client, live_api, cid, "reply", {"text": "It is $89."}, key=alex)
+        assert (
+            conversation_detail(client, live_api, cid)["conversation"]["waiting_on"] == "human_turn"
+        )
+        r = act(client, live_api, cid, "reply", {"text": "It is $89."}, key=alex)
         assert r.status_code == 200
         transcript = client.get(
             f"/v1/conversations/{cid}/messages", headers=bearer(conv["customer_token"])
@@ -152,21 +99,21 @@ def test_handoff_queue_reply_human_turn_and_release(live_api):
         assert [m["agent"] for m in transcript if m["sender"] == "agent"] == ["alex", "alex"]
 
         # Another agent cannot take it from alex.
-        r = _act(client, live_api, cid, "takeover", key=live_api.demo.agent_named("sam"))
+        r = act(client, live_api, cid, "takeover", key=live_api.demo.agent_named("sam"))
         assert r.status_code == 409 and r.json()["code"] == "conversation_owned"
 
-        r = _act(client, live_api, cid, "release", key=alex)
+        r = act(client, live_api, cid, "release", key=alex)
         assert r.status_code == 200, r.text
         assert r.json()["conversation"]["owner_agent"] is None
         assert r.json()["events"][-1]["data"]["sender"] == "system"
-        ticket = _detail(client, live_api, cid)["ticket"]
+        ticket = conversation_detail(client, live_api, cid)["ticket"]
         assert ticket["status"] == "resolved"
 
         # Released: the AI answers again.
         back = dict(sse_turn(client, conv, ANSWERABLE))
         assert "message.completed" in back or "approval.pending" in back
         # Nothing to release twice.
-        r = _act(client, live_api, cid, "release")
+        r = act(client, live_api, cid, "release")
         assert r.status_code == 409 and r.json()["code"] == "interrupt_conflict"
 
 
@@ -176,23 +123,23 @@ def test_take_over_an_active_conversation_then_close_it(live_api):
         cid = conv["id"]
         json_turn(client, conv, "hi")
         kim = live_api.demo.agent_named("kim")
-        r = _act(client, live_api, cid, "takeover", key=kim)
+        r = act(client, live_api, cid, "takeover", key=kim)
         assert r.status_code == 200, r.text
         assert r.json()["conversation"]["owner_agent"] == "kim"
         assert r.json()["pending"] is None
         # Taking over again is harmless for the owner.
-        assert _act(client, live_api, cid, "takeover", key=kim).status_code == 200
+        assert act(client, live_api, cid, "takeover", key=kim).status_code == 200
 
         body = json_turn(client, conv, ANSWERABLE).json()
         assert body["reply"] is None, "the AI must not answer a conversation an agent owns"
-        assert _detail(client, live_api, cid)["pending"]["kind"] == "human_turn"
+        assert conversation_detail(client, live_api, cid)["pending"]["kind"] == "human_turn"
 
-        r = _act(client, live_api, cid, "close", {"text": "Bye!"}, key=kim)
+        r = act(client, live_api, cid, "close", {"text": "Bye!"}, key=kim)
         assert r.status_code == 200, r.text
         assert r.json()["conversation"]["status"] == "closed"
         r = json_turn(client, conv, "one more thing")
         assert r.status_code == 409 and r.json()["code"] == "conversation_closed"
-        r = _act(client, live_api, cid, "reply", {"text": "hello?"})
+        r = act(client, live_api, cid, "reply", {"text": "hello?"})
         assert r.status_code == 409 and r.json()["code"] == "conversation_closed"
 
 
@@ -202,7 +149,7 @@ def _held_draft(client, live_api) -> tuple[dict, dict]:
     events = dict(sse_turn(client, conv, ANSWERABLE))
     assert "approval.pending" in events, events
     assert "message.completed" not in events and "token" not in events
-    detail = _detail(client, live_api, conv["id"])
+    detail = conversation_detail(client, live_api, conv["id"])
     assert detail["pending"]["kind"] == "approval"
     assert detail["conversation"]["waiting_on"] == "approval"
     return conv, detail
@@ -212,13 +159,13 @@ def test_fifty_concurrent_approves_apply_exactly_once(live_api):
     with live_api.client() as client:
         conv, detail = _held_draft(client, live_api)
         cid = conv["id"]
-        item = _queue_item(client, live_api, cid)
+        item = queue_item(client, live_api, cid)
         assert item["kind"] == "approval" and item["reason"]
         draft = detail["pending"]["payload"]["draft"]
 
     def approve(i: int) -> httpx.Response:
         with live_api.client() as c:
-            return _act(c, live_api, cid, "approve")
+            return act(c, live_api, cid, "approve")
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         responses = list(pool.map(approve, range(50)))
@@ -232,36 +179,36 @@ def test_fifty_concurrent_approves_apply_exactly_once(live_api):
     assert len(sent) == 1 and sent[0]["data"]["text"] == draft
 
     with live_api.client() as client:
-        messages = _detail(client, live_api, cid)["messages"]
+        messages = conversation_detail(client, live_api, cid)["messages"]
         assert [m["sender"] for m in messages] == ["customer", "ai"]
         assert messages[1]["text"] == draft
-        assert _queue_item(client, live_api, cid) is None
+        assert queue_item(client, live_api, cid) is None
 
 
 def test_edit_sends_the_edit_and_reject_can_hand_off(live_api):
     with live_api.client() as client:
         conv, detail = _held_draft(client, live_api)
         stale = detail["pending"]["interrupt_id"]
-        r = _act(
+        r = act(
             client, live_api, conv["id"], "edit", {"text": "It is $89, waived if we do the job."}
         )
         assert r.status_code == 200, r.text
         sent = [e for e in r.json()["events"] if e["event"] == "message.completed"]
         assert sent[0]["data"]["text"] == "It is $89, waived if we do the job."
         # Acting on the interrupt that was just resolved is a conflict, not a second send.
-        r = _act(client, live_api, conv["id"], "approve", {"interrupt_id": stale})
+        r = act(client, live_api, conv["id"], "approve", {"interrupt_id": stale})
         assert r.status_code == 409 and r.json()["code"] == "interrupt_conflict"
 
         conv, _ = _held_draft(client, live_api)
-        r = _act(client, live_api, conv["id"], "reply", {"text": "not how drafts work"})
+        r = act(client, live_api, conv["id"], "reply", {"text": "not how drafts work"})
         assert r.status_code == 409 and r.json()["code"] == "interrupt_conflict"
-        r = _act(
+        r = act(
             client, live_api, conv["id"], "reject", {"reason": "needs a person", "then": "handoff"}
         )
         assert r.status_code == 200, r.text
         assert r.json()["pending"]["kind"] == "handoff"
         assert "handoff" in [e["event"] for e in r.json()["events"]]
-        assert _queue_item(client, live_api, conv["id"])["kind"] == "handoff"
+        assert queue_item(client, live_api, conv["id"])["kind"] == "handoff"
 
 
 def test_agent_action_bodies_are_validated(live_api):
@@ -278,12 +225,13 @@ def test_agent_action_bodies_are_validated(live_api):
             ("approve", {"reviewer": "ceo@company"}),
             ("approve", {"unknown": 1}),
         ]:
-            r = _act(client, live_api, cid, action, body)
+            r = act(client, live_api, cid, action, body)
             assert r.status_code == 422 and r.json()["code"] == "invalid_request", (action, body)
-        r = _act(client, live_api, cid, "approve")
+        r = act(client, live_api, cid, "approve")
         assert r.status_code == 409 and r.json()["code"] == "interrupt_conflict"
         r = client.get(
-            "/v1/agent/conversations/00000000-0000-0000-0000-000000000000", headers=_agent(live_api)
+            "/v1/agent/conversations/00000000-0000-0000-0000-000000000000",
+            headers=agent_headers(live_api),
         )
         assert r.status_code == 404
 
@@ -292,21 +240,27 @@ def test_tickets_list_get_and_update(live_api):
     with live_api.client() as client:
         conv = start_conversation(client, live_api.demo.widget_key)
         sse_turn(client, conv, "I want to speak to a manager")
-        ticket = _detail(client, live_api, conv["id"])["ticket"]
+        ticket = conversation_detail(client, live_api, conv["id"])["ticket"]
         r = client.get(
-            "/v1/agent/tickets", params={"status": ticket["status"]}, headers=_agent(live_api)
+            "/v1/agent/tickets",
+            params={"status": ticket["status"]},
+            headers=agent_headers(live_api),
         )
         assert ticket["id"] in [t["id"] for t in r.json()["items"]]
         r = client.patch(
             f"/v1/agent/tickets/{ticket['id']}",
             json={"status": "waiting_internal", "priority": "high"},
-            headers=_agent(live_api),
+            headers=agent_headers(live_api),
         )
         assert r.status_code == 200 and r.json()["status"] == "waiting_internal"
-        got = client.get(f"/v1/agent/tickets/{ticket['id']}", headers=_agent(live_api)).json()
+        got = client.get(
+            f"/v1/agent/tickets/{ticket['id']}", headers=agent_headers(live_api)
+        ).json()
         assert (got["status"], got["priority"]) == ("waiting_internal", "high")
         r = client.patch(
-            f"/v1/agent/tickets/{ticket['id']}", json={"status": "lost"}, headers=_agent(live_api)
+            f"/v1/agent/tickets/{ticket['id']}",
+            json={"status": "lost"},
+            headers=agent_headers(live_api),
         )
         assert r.status_code == 422
 
@@ -318,7 +272,7 @@ def test_console_stream_announces_queue_changes(live_api):
     def listen():
         with (
             live_api.client(timeout=httpx.Timeout(60, read=30)) as c,
-            connect_sse(c, "GET", "/v1/agent/events", headers=_agent(live_api)) as src,
+            connect_sse(c, "GET", "/v1/agent/events", headers=agent_headers(live_api)) as src,
         ):
             for e in src.iter_sse():
                 seen.append((e.event, json.loads(e.data)))
@@ -345,14 +299,14 @@ def test_take_over_before_the_customer_wrote(live_api):
     with live_api.client() as client:
         conv = start_conversation(client, live_api.demo.widget_key)
         lee = live_api.demo.agent_named("lee")
-        r = _act(client, live_api, conv["id"], "takeover", key=lee)
+        r = act(client, live_api, conv["id"], "takeover", key=lee)
         assert r.status_code == 200, r.text
         body = json_turn(client, conv, ANSWERABLE).json()
         assert body["reply"] is None, "the agent owns it from the start"
-        detail = _detail(client, live_api, conv["id"])
+        detail = conversation_detail(client, live_api, conv["id"])
         assert detail["pending"]["kind"] == "human_turn"
         assert detail["pending"]["payload"]["message"] == ANSWERABLE
-        r = _act(client, live_api, conv["id"], "reply", {"text": "Lee here: $89."}, key=lee)
+        r = act(client, live_api, conv["id"], "reply", {"text": "Lee here: $89."}, key=lee)
         assert r.status_code == 200
         assert [
             e["data"]["agent"] for e in r.json()["events"] if e["event"] == "agent.message"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.test_api_agent import _act, _detail, _queue_item, _Subscription
+from tests.support.agent_api import Subscription, act, conversation_detail, queue_item
 from tests.support.live_api import bearer, sse_turn, start_conversation
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def test_questions_sent_during_a_review_are_answered_after_the_held_answer(live_
         cid = conv["id"]
 
         # The queue lists it, about the question under review, with the two new messages.
-        item = _queue_item(client, live_api, cid)
+        item = queue_item(client, live_api, cid)
         assert item is not None and item["kind"] == "approval"
         assert item["question"] == HELD and HELD in item["summary"]
         assert item["new_messages"] == 2 and "2 new messages since this draft" in item["summary"]
@@ -52,13 +52,13 @@ def test_questions_sent_during_a_review_are_answered_after_the_held_answer(live_
         assert item["reason"] == "price_above_limit"
         assert item["reason_text"].count("above the $500.00 limit") == 1
         assert "price_above_limit" not in item["reason_text"]
-        detail = _detail(client, live_api, cid)
+        detail = conversation_detail(client, live_api, cid)
         assert [m["after_review"] for m in detail["messages"]] == [False, True, True]
         assert len(detail["held_because"]) == 1 and "$1,400.00" in detail["held_because"][0]
 
-        sub = _Subscription(live_api, conv)
+        sub = Subscription(live_api, conv)
         try:
-            r = _act(client, live_api, cid, "approve")
+            r = act(client, live_api, cid, "approve")
             assert r.status_code == 200, r.text
             sent = [e["data"] for e in r.json()["events"] if e["event"] == "message.completed"]
             # The held answer first, then one answer per later question, in order.
@@ -77,19 +77,19 @@ def test_questions_sent_during_a_review_are_answered_after_the_held_answer(live_
         ]
         assert "$1,400" in answers[0]["text"] and "$89" in answers[1]["text"]
         assert not any(m["after_review"] for m in messages)
-        assert _queue_item(client, live_api, cid) is None
-        assert _detail(client, live_api, cid)["conversation"]["status"] == "active"
+        assert queue_item(client, live_api, cid) is None
+        assert conversation_detail(client, live_api, cid)["conversation"]["status"] == "active"
 
 
 def test_questions_sent_during_a_review_stay_with_the_person_after_a_handoff(live_api):
     with live_api.client() as client:
         conv = _held_with_two_more(client, live_api)
-        r = _act(client, live_api, conv["id"], "reject", {"reason": "call them", "then": "handoff"})
+        r = act(client, live_api, conv["id"], "reject", {"reason": "call them", "then": "handoff"})
         assert r.status_code == 200, r.text
         assert "message.completed" not in [e["event"] for e in r.json()["events"]]
-        item = _queue_item(client, live_api, conv["id"])
+        item = queue_item(client, live_api, conv["id"])
         assert item["kind"] == "handoff"
-        detail = _detail(client, live_api, conv["id"])
+        detail = conversation_detail(client, live_api, conv["id"])
         customer = [m for m in detail["messages"] if m["sender"] == "customer"]
         # In the transcript the agent answers from; no longer owed an AI turn.
         assert [m["text"] for m in customer] == [HELD, *LATER]
@@ -100,10 +100,10 @@ def test_an_edited_answer_keeps_only_the_sources_it_still_uses(live_api):
     with live_api.client() as client:
         conv = start_conversation(client, live_api.demo.widget_key)
         sse_turn(client, conv, HELD)
-        payload = _detail(client, live_api, conv["id"])["pending"]["payload"]
+        payload = conversation_detail(client, live_api, conv["id"])["pending"]["payload"]
         assert "typical-job-prices" in [c["source_id"] for c in payload["citations"]]
         hours = "Our office is open Monday to Friday from 8am to 6pm."
-        r = _act(client, live_api, conv["id"], "edit", {"text": hours})
+        r = act(client, live_api, conv["id"], "edit", {"text": hours})
         assert r.status_code == 200, r.text
         sent = next(e["data"] for e in r.json()["events"] if e["event"] == "message.completed")
         assert sent["text"] == hours and sent["citations"] == []
@@ -111,7 +111,7 @@ def test_an_edited_answer_keeps_only_the_sources_it_still_uses(live_api):
         conv = start_conversation(client, live_api.demo.widget_key)
         sse_turn(client, conv, HELD)
         kept = "Installed, an electric tank water heater is $1,400. [typical-job-prices]"
-        r = _act(client, live_api, conv["id"], "edit", {"text": kept})
+        r = act(client, live_api, conv["id"], "edit", {"text": kept})
         sent = next(e["data"] for e in r.json()["events"] if e["event"] == "message.completed")
         assert [c["source_id"] for c in sent["citations"]] == ["typical-job-prices"]
         stored = _customer_view(client, conv)[-1]
@@ -122,9 +122,9 @@ def test_an_agents_conversations_can_be_found_after_they_leave_the_queue(live_ap
     with live_api.client() as client:
         conv = start_conversation(client, live_api.demo.widget_key)
         assert "handoff" in dict(sse_turn(client, conv, "I want to talk to a person"))
-        r = _act(client, live_api, conv["id"], "reply", {"text": "Hi, I can help."})
+        r = act(client, live_api, conv["id"], "reply", {"text": "Hi, I can help."})
         assert r.status_code == 200, r.text
-        assert _queue_item(client, live_api, conv["id"]) is None
+        assert queue_item(client, live_api, conv["id"]) is None
         agent = bearer(live_api.demo.agent_key)
         mine = client.get("/v1/agent/conversations?owner=me", headers=agent)
         assert mine.status_code == 200, mine.text

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.test_api_agent import _queue_item
+from tests.support.agent_api import queue_item
 from tests.support.live_api import bearer, sse_turn, start_conversation
 from tests.support.safety import GAS_STEPS
 
@@ -40,7 +40,7 @@ def test_a_customer_in_danger_waiting_for_a_person_gets_the_steps_and_an_urgent_
     with live_api.client() as client:
         conv = start_conversation(client, live_api.demo.widget_key)
         assert "handoff" in dict(sse_turn(client, conv, "I want to talk to a person"))
-        before = _queue_item(client, live_api, conv["id"])
+        before = queue_item(client, live_api, conv["id"])
         assert before is not None and before["priority"] != "urgent"
 
         sent = _gets_the_steps_at_once(sse_turn(client, conv, GAS, **{"Idempotency-Key": "g1"}))
@@ -51,7 +51,7 @@ def test_a_customer_in_danger_waiting_for_a_person_gets_the_steps_and_an_urgent_
         texts = [(m["sender"], m["text"]) for m in _transcript(client, conv)]
         assert texts.count(("customer", GAS)) == 1
         assert sum(sender == "ai" and GAS_STEPS[0] in text for sender, text in texts) == 1
-        item = _queue_item(client, live_api, conv["id"])
+        item = queue_item(client, live_api, conv["id"])
         assert item is not None and item["priority"] == "urgent"
 
 
@@ -61,7 +61,7 @@ def test_a_customer_in_danger_during_a_review_gets_the_steps_without_waiting_for
         held = "How much does an electric water heater installation cost?"
         assert "approval.pending" in dict(sse_turn(client, conv, held))
         _gets_the_steps_at_once(sse_turn(client, conv, GAS))
-        assert _queue_item(client, live_api, conv["id"]) is not None
+        assert queue_item(client, live_api, conv["id"]) is not None
 
 
 def test_an_ordinary_message_while_waiting_gets_no_reply(live_api):

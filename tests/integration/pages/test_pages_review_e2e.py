@@ -8,19 +8,12 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.integration.test_pages_e2e import (  # noqa: F401 (fixtures)
+from tests.support.pages import (
     Desk,
-    agent,
     ai_answers,
-    api_app,
-    api_port,
     ask,
-    base_url,
-    browser,
     open_in_console,
     open_widget,
-    proxy,
-    review_desk,
     session_of,
     sign_in,
 )
@@ -43,10 +36,10 @@ async def _at_bottom(page: Page) -> bool:
 
 
 async def test_a_question_asked_during_a_review_is_shown_truthfully_and_answered_after_it(
-    browser: Browser,  # noqa: F811
-    agent: Page,  # noqa: F811
-    base_url: str,  # noqa: F811
-    review_desk: Desk,  # noqa: F811
+    browser: Browser,
+    agent: Page,
+    base_url: str,
+    review_desk: Desk,
 ) -> None:
     # A short window: a few messages fill the log, so a banner would hide the last one.
     context = await browser.new_context(viewport={"width": 900, "height": 430})

@@ -8,218 +8,38 @@ drop the network under the widget. Every wait is on a selector or a text, never 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from api.app import create_app
 from api.ratelimit import RateLimits
-from helpdesk import keys
-from helpdesk.policy import TenantPolicy
-from helpdesk.tenants import Tenant, create_tenant
-from kb_pipeline.loaders import demo_kb_path, load_directory
 from tests.support.browser import (
-    CHROMIUM_ARGS,
     DroppingProxy,
-    chromium_path,
     header,
     serve_page,
 )
-from tests.support.live_api import serve_app
+from tests.support.pages import (
+    PRICING_PAGE,
+    Desk,
+    ai_answers,
+    ask,
+    open_in_console,
+    open_widget,
+    rendered,
+    session_of,
+    sign_in,
+    stored_answers,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # The server answers on 2 shared CPUs in CI: be patient, but never sleep.
 expect.set_options(timeout=30_000)
-
-# Enough of the demo KB for the review tenant to answer these questions, a fraction of the
-# time a full ingest takes.
-REVIEW_ARTICLES = {"pricing-overview", "free-estimates", "opening-hours", "service-area"}
-
-
-@dataclass(frozen=True)
-class Desk:
-    """One tenant as the pages see it: its widget and agent keys."""
-
-    tenant: Tenant
-    widget_key: str
-    agent_key: str
-    agents: dict[str, str]
-    """Agent keys by name: an agent acts as its key's name."""
-
-
-@pytest.fixture(scope="module")
-def api_app(settings, offline_models, database_url, demo) -> Any:
-    return create_app(settings, models=offline_models, database_url=database_url)
-
-
-@pytest.fixture(scope="module")
-def api_port(api_app: Any) -> Iterator[int]:
-    with serve_app(api_app) as port:
-        yield port
-
-
-@pytest.fixture(scope="module")
-def proxy(api_port: int) -> Iterator[DroppingProxy]:
-    p = DroppingProxy(api_port)
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="module")
-def base_url(proxy: DroppingProxy) -> str:
-    """Where the browser goes: the proxy in front of the server."""
-    return f"http://127.0.0.1:{proxy.port}"
-
-
-@pytest.fixture(scope="module")
-def direct_url(api_port: int) -> str:
-    """The server itself, for actions a test makes outside the browser."""
-    return f"http://127.0.0.1:{api_port}"
-
-
-async def _desk(services: Any, tenant: Tenant) -> Desk:
-    widget, _ = await keys.create_key(services.pool, tenant.id, "widget", name="pages-e2e")
-    agent, _ = await keys.create_key(services.pool, tenant.id, "agent", name="pages-e2e")
-    agents = {
-        name: (await keys.create_key(services.pool, tenant.id, "agent", name=name))[0]
-        for name in ("Alex", "Sam", "Robin")
-    }
-    return Desk(tenant, widget, agent, agents)
-
-
-@pytest.fixture(scope="module")
-async def demo_desk(services, demo) -> Desk:
-    return await _desk(services, demo)
-
-
-@pytest.fixture(scope="module")
-async def review_desk(services) -> Desk:
-    """A tenant whose policy holds every AI draft for a person's approval."""
-    slug = f"review-{uuid.uuid4().hex[:8]}"
-    tenant = await create_tenant(
-        services.pool, slug, "Review Plumbing", TenantPolicy(review_all=True)
-    )
-    await services.kb.ingest(tenant.id, linked_articles())
-    return await _desk(services, tenant)
-
-
-PRICING_PAGE = "https://brightwater.example/help/pricing"
-
-
-def linked_articles() -> list[Any]:
-    """``REVIEW_ARTICLES``; the pricing article names its web page (the others name none)."""
-    articles = [
-        dataclasses.replace(a, url=PRICING_PAGE) if a.source_id == "pricing-overview" else a
-        for a in load_directory(demo_kb_path())
-        if a.source_id in REVIEW_ARTICLES
-    ]
-    assert len(articles) == len(REVIEW_ARTICLES)
-    return articles
-
-
-@pytest.fixture(scope="module")
-async def linked_desk(services) -> Desk:
-    """A tenant whose pricing article names its web page (the others name none)."""
-    slug = f"linked-{uuid.uuid4().hex[:8]}"
-    tenant = await create_tenant(services.pool, slug, "Linked Plumbing")
-    await services.kb.ingest(tenant.id, linked_articles())
-    return await _desk(services, tenant)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def customer(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context()
-    yield await context.new_page()
-    await context.close()
-
-
-@pytest.fixture
-async def agent(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context()
-    yield await context.new_page()
-    await context.close()
-
-
-# ------------------------------------------------------------------------------ page helpers
-
-
-async def open_widget(page: Page, base_url: str, desk: Desk) -> None:
-    await page.goto(f"{base_url}/demo?key={desk.widget_key}")
-    await page.get_by_role("button", name=re.compile("Open chat")).click()
-    await expect(page.get_by_label("Your message")).to_be_focused()
-
-
-async def ask(page: Page, text: str) -> None:
-    box = page.get_by_label("Your message")
-    await box.fill(text)
-    await box.press("Enter")
-
-
-async def session_of(page: Page, desk: Desk) -> dict[str, Any]:
-    """What the widget keeps in localStorage: conversation id, token, last event id."""
-    raw = await page.evaluate("k => localStorage.getItem('deskgraph:' + k)", desk.widget_key)
-    assert raw, "the widget stored no conversation"
-    return json.loads(raw)
-
-
-async def sign_in(page: Page, base_url: str, desk: Desk, name: str) -> None:
-    await page.goto(f"{base_url}/console")
-    await page.get_by_label("Agent key").fill(desk.agents[name])
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.locator("#whoami")).to_have_text(f"Signed in as {name}")
-
-
-async def open_in_console(page: Page, conversation_id: str) -> None:
-    item = page.locator(f'#queue-list [data-conversation-id="{conversation_id}"]')
-    await item.click()
-    await expect(item).to_have_attribute("aria-current", "true")
-    await expect(page.locator("#conv-body")).to_be_visible()
-
-
-def ai_answers(page: Page) -> Any:
-    return page.locator("li.msg.ai[data-message-id]")
-
-
-async def stored_answers(page: Page, base_url: str, desk: Desk) -> list[dict[str, Any]]:
-    """The AI answers the server stored for the widget's conversation, oldest first."""
-    session = await session_of(page, desk)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        r = await client.get(
-            f"/v1/conversations/{session['id']}/messages",
-            headers={"Authorization": f"Bearer {session['token']}"},
-        )
-    assert r.status_code == 200, r.text
-    return [m for m in r.json()["messages"] if m["sender"] == "ai"]
-
-
-def rendered(message: dict[str, Any]) -> str:
-    """An answer's text as the widget shows it: each cited ``[source-id]`` becomes ``[n]``."""
-    ids = [c["source_id"] for c in message["citations"]]
-
-    def ref(m: re.Match[str]) -> str:
-        if m.group(2) not in ids:
-            return m.group(0)
-        return (" " if m.group(1) else "") + f"[{ids.index(m.group(2)) + 1}]"
-
-    return re.sub(r"(\s*)\[([a-z0-9][a-z0-9._-]*)\]", ref, message["text"], flags=re.IGNORECASE)
-
 
 # ------------------------------------------------------------------------------ tests
 

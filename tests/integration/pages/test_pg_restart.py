@@ -27,7 +27,6 @@ from playwright.async_api import Page, expect
 from api.app import create_app
 from helpdesk import db, keys
 from helpdesk.tenants import create_tenant
-from tests.integration.test_pages_e2e import browser, customer  # noqa: F401 (fixtures)
 from tests.support.live_api import bearer, serve_app, start_conversation
 from tests.support.paths import ROOT
 
@@ -142,7 +141,7 @@ def test_requests_after_a_postgres_restart_do_not_fail(desk: Desk, postgres: Res
 
 
 async def test_the_widget_gets_an_agent_reply_sent_after_a_postgres_restart(
-    customer: Page,  # noqa: F811 (the fixture)
+    customer: Page,
     desk: Desk,
     postgres: Restartable,
 ) -> None:
