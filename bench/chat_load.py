@@ -24,7 +24,13 @@ once (``lost_messages``, ``duplicated_messages``), and every answer must have re
 conversation's subscription (``answers_missed_by_events_subscription``). ``approve_race``
 fires 50 concurrent approves at one held draft: exactly one must be applied.
 
-Usage: ``python bench/chat_load.py [--turns 1000] [--concurrency 20] [--profile out.txt]``
+``--mix PATH[:WEIGHT]`` (repeatable) draws each message from several sources instead, e.g. the
+demo questions and ordinary support messages they do not share (Bitext's ``dev.csv``), and
+``by_kind`` then reports TTFT and full-turn percentiles per outcome, first or later turn of a
+conversation, and source: where the time of a mix goes.
+
+Usage: ``python bench/chat_load.py [--turns 1000] [--concurrency 20] [--profile out.txt]
+[--mix evals/datasets/demo_questions.jsonl:1 --mix ../shared/datasets/intents/bitext/dev.csv:1]``
 """
 
 from __future__ import annotations
@@ -32,9 +38,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -112,6 +121,10 @@ class Turn:
     outcome: str = "unknown"
     error: str | None = None
     answer_id: str | None = None
+    source: str = ""
+    """Which question source of the mix the message came from."""
+    first: bool = False
+    """The first turn of its conversation (it pays for a new thread)."""
 
 
 @dataclass
@@ -293,7 +306,7 @@ async def _turn(client: httpx.AsyncClient, conv: Conversation, text: str) -> Tur
 async def run_load(
     base_url: str,
     widget_key: str,
-    questions: list[str],
+    questions: list[Source],
     *,
     turns: int,
     concurrency: int,
@@ -313,20 +326,24 @@ async def run_load(
         # Warm-up: first turns pay for lazy initialisation; they are not measured.
         for i in range(warmup):
             conv = await _start(client, widget_key)
-            await _turn(client, conv, questions[i % len(questions)])
+            source = questions[i % len(questions)]
+            await _turn(client, conv, source.texts[i % len(source.texts)])
 
         remaining = turns
         results: list[Turn] = []
         conversations: list[Conversation] = []
         lock = asyncio.Lock()
 
-        async def take() -> str | None:
+        weights = [q.weight for q in questions]
+
+        async def take() -> tuple[str, str] | None:
             nonlocal remaining
             async with lock:
                 if remaining <= 0:
                     return None
                 remaining -= 1
-                return rng.choice(questions)
+                source = rng.choices(questions, weights)[0]
+                return source.name, rng.choice(source.texts)
 
         async def leave(conv: Conversation | None) -> None:
             # The customer closes the chat: their subscription must have delivered every
@@ -348,10 +365,12 @@ async def run_load(
         async def customer() -> None:
             conv: Conversation | None = None
             while True:
-                text = await take()
-                if text is None:
+                taken = await take()
+                if taken is None:
                     await leave(conv)
                     return
+                source, text = taken
+                first = conv is None or len(conv.sent) >= per_conversation
                 if conv is None or len(conv.sent) >= per_conversation:
                     await leave(conv)
                     try:
@@ -367,6 +386,7 @@ async def run_load(
                     # The customer types the message (after reading the last answer).
                     await asyncio.sleep(rng.uniform(0.5 * think_s, 1.5 * think_s))
                 turn = await _turn(client, conv, text)
+                turn.source, turn.first = source, first
                 results.append(turn)
                 if turn.outcome in ("handoff", "held_for_review", "queued_for_agent"):
                     await leave(conv)  # a person takes it from here; this customer starts anew
@@ -407,6 +427,7 @@ async def run_load(
         "ttft_ms": _percentiles(streamed),
         "turn_ms": _percentiles([t.total_ms for t in results if t.total_ms and not t.error]),
         "outcomes": dict(Counter(t.outcome for t in results)),
+        "by_kind": _by_kind(results),
         "errors": len(errors),
         "error_samples": sorted({t.error or "" for t in errors})[:5],
         "lost_messages": lost,
@@ -414,6 +435,62 @@ async def run_load(
         "answers_missing_from_transcript": missing_answers,
         "answers_missed_by_events_subscription": missed_on_events,
     }
+
+
+def _by_kind(results: list[Turn]) -> dict[str, dict[str, Any]]:
+    """TTFT and full-turn percentiles per kind of turn: by outcome, first or later turn of a
+    conversation, and question source (where a mix's time goes)."""
+    kinds: dict[str, list[Turn]] = {}
+    for t in results:
+        if t.error:
+            continue
+        for kind in (f"outcome:{t.outcome}", "first_turn" if t.first else "later_turn"):
+            kinds.setdefault(kind, []).append(t)
+        if t.source:
+            kinds.setdefault(f"source:{t.source}", []).append(t)
+    return {
+        kind: {
+            "n": len(turns),
+            "ttft_ms": _percentiles([t.ttft_ms for t in turns if t.ttft_ms is not None]),
+            "turn_ms": _percentiles([t.total_ms for t in turns if t.total_ms]),
+        }
+        for kind, turns in sorted(kinds.items())
+    }
+
+
+@dataclass(frozen=True)
+class Source:
+    """Questions of one source of the mix, drawn with ``weight``."""
+
+    name: str
+    texts: list[str]
+    weight: float = 1.0
+
+
+def read_source(spec: str) -> Source:
+    """``PATH[:WEIGHT]``: a ``.jsonl`` file (each row's ``question`` or ``text``), a ``.csv``
+    with a ``text`` column (e.g. Bitext's ordinary support messages), or one message a line."""
+    path_text, weight = spec, 1.0
+    head, sep, tail = spec.rpartition(":")
+    if sep and re.fullmatch(r"\d+(\.\d+)?", tail):
+        path_text, weight = head, float(tail)
+    path = Path(path_text)
+    if not path.is_file():
+        raise SystemExit(f"--mix: no such file {path}")
+    raw = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        texts = [str(r.get("question") or r.get("text") or "") for r in rows]
+    elif path.suffix == ".csv":
+        texts = [row.get("text", "") for row in csv.DictReader(io.StringIO(raw))]
+    else:
+        texts = raw.splitlines()
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise SystemExit(f"--mix: {path} holds no messages")
+    # "bitext/dev.csv" is named "bitext": split names say little about the source
+    name = path.parent.name if path.stem in ("dev", "train", "test", "val") else path.stem
+    return Source(name, texts, weight)
 
 
 async def approve_race(
@@ -474,6 +551,13 @@ def main() -> None:
     parser.add_argument("--url", help="target a running server instead of starting one")
     parser.add_argument("--keys", type=Path, default=ROOT / ".data" / "demo.json")
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
+    parser.add_argument(
+        "--mix",
+        action="append",
+        metavar="PATH[:WEIGHT]",
+        help="draw messages from these sources instead of --questions (repeatable; .jsonl"
+        " question/text, .csv text column, or one message a line), each with its weight",
+    )
     parser.add_argument("--profile", help="write a pyinstrument profile of the server here")
     parser.add_argument("--skip-race", action="store_true")
     parser.add_argument(
@@ -483,11 +567,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    questions = [
-        json.loads(line)["question"]
-        for line in args.questions.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    questions = [read_source(spec) for spec in args.mix or [str(args.questions)]]
 
     async def go(base_url: str, keys: dict[str, str]) -> dict[str, Any]:
         load = await run_load(
@@ -530,9 +610,9 @@ def main() -> None:
             "seed": args.seed,
             "think_s": args.think_s,
             "events_subscriptions": not args.no_subscribe,
-            "questions": str(args.questions.relative_to(ROOT))
-            if args.questions.is_relative_to(ROOT)
-            else str(args.questions),
+            "questions": [
+                {"source": q.name, "messages": len(q.texts), "weight": q.weight} for q in questions
+            ],
         },
         **result,
         "targets": {
