@@ -143,10 +143,6 @@ class ClassifierConfig:
     """The out-of-scope detector's threshold never goes below this (2:1 odds)."""
     min_oos_examples: int = 6
     """Fewer out-of-scope rows than this train no detector (too few to set a threshold)."""
-    intent_distance: bool = True
-    """Give the detector the per-intent normalised similarity (see ``_IntentSpread``)."""
-    spread_prior: float = 5.0
-    """Pseudo-rows pulling an intent's similarity mean and spread towards all intents' own."""
     seed: int = 0
 
 
@@ -391,85 +387,13 @@ def _neighbour_similarity(
     return mean_k, top
 
 
-def _intent_similarity(
-    queries: np.ndarray,
-    reference: np.ndarray,
-    ref_class: np.ndarray,
-    target: np.ndarray,
-    k: int,
-) -> np.ndarray:
-    """Mean cosine of each query's ``k`` nearest reference rows of class ``target[i]``.
-
-    A query whose target class has no reference row gets -1 (as unlike as it can be).
-    """
-    out = np.full(len(queries), -1.0, np.float32)
-    for c in np.unique(target):
-        rows = np.flatnonzero(target == c)
-        cols = np.flatnonzero(ref_class == c)
-        if not len(cols):
-            continue
-        kc = min(k, len(cols))
-        ref = reference[cols]
-        for start in range(0, len(rows), 1024):
-            block = rows[start : start + 1024]
-            sims = queries[block] @ ref.T
-            out[block] = np.partition(sims, sims.shape[1] - kc, axis=1)[:, -kc:].mean(axis=1)
-    return out
-
-
-@dataclass
-class _IntentSpread:
-    """How close an intent's own messages come to its examples: the per-intent normaliser.
-
-    Some intents are tight ("what is my balance") and some loose ("tell me something fun"), so
-    one cosine cut declines the loose ones' real messages and lets near misses of the tight ones
-    through. Measured out of fold: for each intent the mean and spread of the similarity between
-    its held-out rows and its ``k`` nearest training examples, shrunk towards all intents'
-    figures by ``spread_prior`` pseudo-rows (a tenant's intents have ten examples, not 100). The
-    detector's signal is the z-score of a message's similarity to the intent it was given.
-    """
-
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, own_sim: np.ndarray, y: np.ndarray, n_classes: int, prior: float) -> _IntentSpread:
-        mu0, var0 = float(own_sim.mean()), float(own_sim.var()) + 1e-6
-        count = np.bincount(y, minlength=n_classes).astype(np.float64)
-        total = np.bincount(y, weights=own_sim, minlength=n_classes)
-        squares = np.bincount(y, weights=own_sim.astype(np.float64) ** 2, minlength=n_classes)
-        mean = (total + prior * mu0) / (count + prior)
-        own_var = np.where(
-            count > 0, squares / np.maximum(count, 1) - (total / np.maximum(count, 1)) ** 2, 0.0
-        )
-        var = (count * np.maximum(own_var, 0.0) + prior * var0) / (count + prior)
-        return cls(mean=mean, scale=np.sqrt(var + 1e-6))
-
-    def z(self, sim: np.ndarray, intent: np.ndarray) -> np.ndarray:
-        return np.asarray((sim - self.mean[intent]) / self.scale[intent])
-
-
-def _top_in_scope(probs: np.ndarray, oos_col: int | None) -> np.ndarray:
-    """Column of the most probable in-scope class of each row."""
-    if oos_col is None:
-        return np.asarray(probs.argmax(axis=1))
-    masked = probs.copy()
-    masked[:, oos_col] = -1.0
-    return np.asarray(masked.argmax(axis=1))
-
-
-def _oos_signals(
-    probs: np.ndarray, oos_col: int | None, mean_k: np.ndarray, z: np.ndarray | None = None
-) -> np.ndarray:
+def _oos_signals(probs: np.ndarray, oos_col: int | None, mean_k: np.ndarray) -> np.ndarray:
     """The out-of-scope detector's inputs: log-odds of the top in-scope probability, p(oos),
-    the mean cosine of the nearest in-scope examples and (``z``) the per-intent z-score."""
+    and the mean cosine of the nearest in-scope examples."""
     in_scope = probs if oos_col is None else np.delete(probs, oos_col, axis=1)
     top = np.clip(in_scope.max(axis=1), 1e-9, 1 - 1e-9)
     p_oos = probs[:, oos_col] if oos_col is not None else np.zeros(len(probs))
-    columns = [np.log(top / (1 - top)), p_oos, mean_k]
-    if z is not None:
-        columns.append(z)
-    return np.stack(columns, axis=1)
+    return np.stack([np.log(top / (1 - top)), p_oos, mean_k], axis=1)
 
 
 @dataclass
@@ -480,10 +404,6 @@ class _Fitted:
     temperature: float
     in_scope: np.ndarray
     """Unit embeddings of the in-scope training rows (nearest-neighbour similarity)."""
-    in_scope_class: np.ndarray
-    """The class column of each ``in_scope`` row."""
-    spread: _IntentSpread | None
-    """The per-intent normaliser, when the detector uses it."""
     detector: Any
     """Logistic regression on ``_oos_signals``, or None without enough out-of-scope rows."""
     threshold: float
@@ -497,17 +417,9 @@ class _Fitted:
         oos_col = _oos_column(self.classes)
         p_detect = None
         if self.detector is not None:
-            z = None
-            if self.spread is not None:
-                given = _top_in_scope(probs, oos_col)
-                with _one_blas_thread():
-                    sim = _intent_similarity(
-                        vectors, self.in_scope, self.in_scope_class, given, self.cfg.neighbours
-                    )
-                z = self.spread.z(sim, given)
             # predict_proba of a binary logistic regression, without scikit-learn's per-call
             # input validation (about a millisecond, as much as the rest of a prediction)
-            score = _oos_signals(probs, oos_col, mean_k, z) @ self.detector.coef_[0]
+            score = _oos_signals(probs, oos_col, mean_k) @ self.detector.coef_[0]
             p_detect = 1.0 / (1.0 + np.exp(-(score + self.detector.intercept_[0])))
         out = []
         for i in range(len(texts)):
@@ -546,8 +458,8 @@ def _out_of_fold(
     n_classes: int,
     oos: int | None,
     cfg: ClassifierConfig,
-) -> _Held | None:
-    """Held-out logits and neighbour similarities of every row (k-fold), or None if too few rows."""
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Held-out logits and neighbour similarity of every row (k-fold), or None if too few rows."""
     from sklearn.model_selection import StratifiedKFold
 
     counts = np.bincount(y, minlength=n_classes)
@@ -555,8 +467,6 @@ def _out_of_fold(
         return None
     logits = np.zeros((len(y), n_classes))
     mean_k = np.zeros(len(y), np.float32)
-    own_sim = np.zeros(len(y), np.float32)
-    given_sim = np.zeros(len(y), np.float32)
     folds = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     with warnings.catch_warnings():
         # An intent with fewer rows than folds is fine: it is missing from some training folds.
@@ -570,51 +480,19 @@ def _out_of_fold(
         logits[held_idx] = model.logits(
             features.dense(held_vectors), features.sparse([texts[i] for i in held_idx])
         )
-        in_scope = y[train_idx] != (-1 if oos is None else oos)
-        reference, ref_class = vectors[train_idx][in_scope], y[train_idx][in_scope]
-        with _one_blas_thread():
-            mean_k[held_idx] = _neighbour_similarity(held_vectors, reference, cfg.neighbours)[0]
-            if cfg.intent_distance:
-                k = cfg.neighbours
-                given = _top_in_scope(logits[held_idx], oos)
-                given_sim[held_idx] = _intent_similarity(
-                    held_vectors, reference, ref_class, given, k
-                )
-                own_sim[held_idx] = _intent_similarity(
-                    held_vectors, reference, ref_class, y[held_idx], k
-                )
-    return _Held(logits, mean_k, own_sim, given_sim)
-
-
-@dataclass
-class _Held:
-    """Out-of-fold figures of every training row."""
-
-    logits: np.ndarray
-    mean_k: np.ndarray
-    """Mean cosine of the nearest in-scope rows of the other folds."""
-    own_sim: np.ndarray
-    """Mean cosine of the nearest rows of the row's own intent (in-scope rows only)."""
-    given_sim: np.ndarray
-    """The same for the intent the out-of-fold model gave it."""
+        reference = vectors[train_idx][y[train_idx] != (-1 if oos is None else oos)]
+        mean_k[held_idx] = _neighbour_similarity(held_vectors, reference, cfg.neighbours)[0]
+    return logits, mean_k
 
 
 def _fit_detector(
-    probs: np.ndarray, y: np.ndarray, oos: int, held: _Held, cfg: ClassifierConfig
-) -> tuple[Any, float, _IntentSpread | None]:
-    """The out-of-scope detector, its threshold and its per-intent normaliser, from held-out
-    predictions."""
+    probs: np.ndarray, y: np.ndarray, oos: int, mean_k: np.ndarray, cfg: ClassifierConfig
+) -> tuple[Any, float]:
+    """The out-of-scope detector and its threshold, from held-out predictions."""
     from sklearn.linear_model import LogisticRegression
 
+    signals = _oos_signals(probs, oos, mean_k)
     is_oos = y == oos
-    spread, z = None, None
-    if cfg.intent_distance:
-        in_scope = ~is_oos
-        spread = _IntentSpread.fit(
-            held.own_sim[in_scope], y[in_scope], len(probs[0]), cfg.spread_prior
-        )
-        z = spread.z(held.given_sim, _top_in_scope(probs, oos))
-    signals = _oos_signals(probs, oos, held.mean_k, z)
     # Balanced weights: out-of-scope rows are typically a few percent of the training set.
     detector = LogisticRegression(class_weight="balanced", max_iter=1000).fit(signals, is_oos)
     p = detector.predict_proba(signals)[:, 1]
@@ -625,7 +503,7 @@ def _fit_detector(
     # Never below 2:1 odds for out of scope (at balanced priors): with a few hundred rows the
     # budget cannot be estimated finely, and declining a real request as off-topic (never
     # escalated) is the costlier mistake.
-    return detector, min(max(threshold, cfg.min_detector_probability), 1.0), spread
+    return detector, min(max(threshold, cfg.min_detector_probability), 1.0)
 
 
 def _train(
@@ -634,21 +512,20 @@ def _train(
     classes, y = np.unique(labels, return_inverse=True)
     oos = _oos_column(classes)
     features, model = _fit_linear(vectors, texts, y, len(classes), cfg)
-    temperature, detector, threshold, spread = 1.0, None, 1.0, None
+    temperature, detector, threshold = 1.0, None, 1.0
     held = _out_of_fold(vectors, texts, y, len(classes), oos, cfg)
     if held is not None:
-        temperature = _fit_temperature(held.logits, y)
+        logits, mean_k = held
+        temperature = _fit_temperature(logits, y)
         if oos is not None and int((y == oos).sum()) >= cfg.min_oos_examples:
-            probs = _softmax(held.logits, temperature)
-            detector, threshold, spread = _fit_detector(probs, y, oos, held, cfg)
+            probs = _softmax(logits, temperature)
+            detector, threshold = _fit_detector(probs, y, oos, mean_k, cfg)
     return _Fitted(
         features=features,
         model=model,
         classes=classes,
         temperature=temperature,
         in_scope=vectors[labels != OUT_OF_SCOPE],
-        in_scope_class=y[labels != OUT_OF_SCOPE],
-        spread=spread,
         detector=detector,
         threshold=threshold,
         cfg=cfg,

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from evals.suites.intents import IntentRow, load_intent_rows, run_intents_suite  # noqa: E402
+from nlp.classifier import OUT_OF_SCOPE  # noqa: E402
 from nlp.text import EmbeddingCache  # noqa: E402
 
 DEFAULT_DATASETS = ROOT.parent / "shared/datasets/intents"
@@ -167,13 +168,43 @@ def run(
     return report
 
 
-def _clinc_cv(rows: Sequence[IntentRow], k: int, embeddings: Embeddings) -> dict[str, Any]:
-    """CLINC150's held-out figure: K-fold over ``rows``, each fold's classifier fitted (its
-    thresholds included) on the other folds only."""
-    folds = [
-        run_intents_suite(tr, te, embeddings=embeddings)["metrics"] for tr, te in _kfold(rows, k, 0)
+def _topic_folds(
+    rows: Sequence[IntentRow], k: int, embeddings: Embeddings, seed: int
+) -> list[tuple[list[Any], list[Any]]]:
+    """K folds whose out-of-scope rows are grouped by topic (k-means of their embeddings), so
+    each fold is scored on off-topic subjects its training part never saw; in-scope rows are
+    stratified as usual."""
+    from sklearn.cluster import KMeans
+
+    oos = [r for r in rows if r.intent == OUT_OF_SCOPE]
+    vectors = np.asarray(embeddings.embed_documents([r.text for r in oos]), dtype=np.float32)
+    topic = KMeans(k, n_init=10, random_state=seed).fit_predict(vectors)
+    in_scope = _kfold([r for r in rows if r.intent != OUT_OF_SCOPE], k, seed)
+    return [
+        (
+            tr + [r for r, t in zip(oos, topic, strict=True) if t != i],
+            te + [r for r, t in zip(oos, topic, strict=True) if t == i],
+        )
+        for i, (tr, te) in enumerate(in_scope)
     ]
-    out: dict[str, Any] = {"split": f"train.jsonl + val.jsonl, stratified {k}-fold, seed 0"}
+
+
+def _clinc_cv(rows: Sequence[IntentRow], k: int, embeddings: Embeddings) -> dict[str, Any]:
+    """CLINC150's held-out figures: K-fold over ``rows``, each fold's classifier fitted (its
+    thresholds included) on the other folds only; once with every fold stratified, once with
+    the out-of-scope rows grouped by topic (``unseen_topics``)."""
+    out = _cv_figures(_kfold(rows, k, 0), embeddings)
+    out["split"] = f"train.jsonl + val.jsonl, stratified {k}-fold, seed 0"
+    out["unseen_topics"] = _cv_figures(_topic_folds(rows, k, embeddings, 0), embeddings)
+    out["unseen_topics"]["split"] = f"the same, out-of-scope rows in {k} k-means topics"
+    return out
+
+
+def _cv_figures(
+    splits: Sequence[tuple[Sequence[IntentRow], Sequence[IntentRow]]], embeddings: Embeddings
+) -> dict[str, Any]:
+    folds = [run_intents_suite(tr, te, embeddings=embeddings)["metrics"] for tr, te in splits]
+    out: dict[str, Any] = {}
     for name in ("in_scope_accuracy", "oos_recall", "oos_precision"):
         values = [f[name] for f in folds if f[name] is not None]
         out[f"{name}_mean"] = round(float(np.mean(values)), 4)
