@@ -8,10 +8,15 @@ embeddings, against the targets the project set for it:
   (seed 0) is scored; ``--cv K`` adds stratified K-fold cross-validation over the whole file.
   Accuracy >= 0.94.
 * ``clinc150``: train on ``clinc150/train.jsonl`` (its ``oos`` rows included), score
-  ``clinc150/val.jsonl``; in-scope accuracy >= 0.95 and out-of-scope recall >= 0.85.
+  ``clinc150/val.jsonl``; in-scope accuracy >= 0.95 and out-of-scope recall >= 0.85. That is
+  the split the classifier's design was chosen on (``chosen_on``); ``--cv K`` adds the held-out
+  figure: stratified K-fold cross-validation over train and val together, every threshold,
+  weight and normaliser re-fitted inside each fold from its training part alone (``held_out``).
 
-The classifier's settings are its defaults, chosen by cross-validation on training data, never on
-these test splits. ``--cache DIR`` keeps the embeddings of every text seen in ``DIR`` (outside
+The classifier's thresholds are fitted from its training rows (out of fold) whenever it trains,
+so no number is read off the rows it is scored on; the docs quote the cross-validated figures.
+
+``--cache DIR`` keeps the embeddings of every text seen in ``DIR`` (outside
 the repository, e.g. ``/tmp/deskgraph-emb``) so that a second run skips the ~1 minute of
 embedding; timings then cover the classifier only, which the output says.
 
@@ -39,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from evals.suites.intents import IntentRow, load_intent_rows, run_intents_suite  # noqa: E402
+from nlp.classifier import OUT_OF_SCOPE  # noqa: E402
 from nlp.text import EmbeddingCache  # noqa: E402
 
 DEFAULT_DATASETS = ROOT.parent / "shared/datasets/intents"
@@ -151,10 +157,62 @@ def run(
         test_path = tests.get("clinc150", datasets / "clinc150/val.jsonl")
         test = load_intent_rows(test_path)
         out = run_intents_suite(train, test, embeddings=embeddings)
-        report["clinc150"] = _summary(
+        entry = _summary(
             "clinc150", out, split=f"train.jsonl -> {test_path.name}", test_rows=len(test)
         )
+        entry["role"] = "chosen_on" if "clinc150" not in tests else "test"
+        if cv > 1:
+            union = train + load_intent_rows(datasets / "clinc150/val.jsonl")
+            entry["held_out"] = _clinc_cv(union, cv, embeddings)
+        report["clinc150"] = entry
     return report
+
+
+def _topic_folds(
+    rows: Sequence[IntentRow], k: int, embeddings: Embeddings, seed: int
+) -> list[tuple[list[Any], list[Any]]]:
+    """K folds whose out-of-scope rows are grouped by topic (k-means of their embeddings), so
+    each fold is scored on off-topic subjects its training part never saw; in-scope rows are
+    stratified as usual."""
+    from sklearn.cluster import KMeans
+
+    oos = [r for r in rows if r.intent == OUT_OF_SCOPE]
+    vectors = np.asarray(embeddings.embed_documents([r.text for r in oos]), dtype=np.float32)
+    topic = KMeans(k, n_init=10, random_state=seed).fit_predict(vectors)
+    in_scope = _kfold([r for r in rows if r.intent != OUT_OF_SCOPE], k, seed)
+    return [
+        (
+            tr + [r for r, t in zip(oos, topic, strict=True) if t != i],
+            te + [r for r, t in zip(oos, topic, strict=True) if t == i],
+        )
+        for i, (tr, te) in enumerate(in_scope)
+    ]
+
+
+def _clinc_cv(rows: Sequence[IntentRow], k: int, embeddings: Embeddings) -> dict[str, Any]:
+    """CLINC150's held-out figures: K-fold over ``rows``, each fold's classifier fitted (its
+    thresholds included) on the other folds only; once with every fold stratified, once with
+    the out-of-scope rows grouped by topic (``unseen_topics``)."""
+    out = _cv_figures(_kfold(rows, k, 0), embeddings)
+    out["split"] = f"train.jsonl + val.jsonl, stratified {k}-fold, seed 0"
+    out["unseen_topics"] = _cv_figures(_topic_folds(rows, k, embeddings, 0), embeddings)
+    out["unseen_topics"]["split"] = f"the same, out-of-scope rows in {k} k-means topics"
+    return out
+
+
+def _cv_figures(
+    splits: Sequence[tuple[Sequence[IntentRow], Sequence[IntentRow]]], embeddings: Embeddings
+) -> dict[str, Any]:
+    folds = [run_intents_suite(tr, te, embeddings=embeddings)["metrics"] for tr, te in splits]
+    out: dict[str, Any] = {}
+    for name in ("in_scope_accuracy", "oos_recall", "oos_precision"):
+        values = [f[name] for f in folds if f[name] is not None]
+        out[f"{name}_mean"] = round(float(np.mean(values)), 4)
+        out[f"{name}_std"] = round(float(np.std(values)), 4)
+        out[f"{name}_folds"] = [round(v, 4) for v in values]
+    targets = TARGETS["clinc150"]
+    out["targets_met"] = all(out[f"{name}_mean"] >= v for name, v in targets.items())
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -164,7 +222,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument(
         "--only", nargs="+", choices=sorted(TARGETS), default=sorted(TARGETS), help="datasets"
     )
-    p.add_argument("--cv", type=int, default=0, help="BANKING77 K-fold CV (0: skip)")
+    p.add_argument(
+        "--cv", type=int, default=0, help="K-fold CV of BANKING77 and CLINC150 (0: skip)"
+    )
     p.add_argument("--cache", type=Path, help="embedding cache folder (outside the repository)")
     p.add_argument(
         "--test",
