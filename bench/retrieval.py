@@ -8,6 +8,12 @@ of ``DATABASE_URL``), dropped at the end, with the offline MiniLM embeddings.
   ``PGVectorStore``'s own hybrid search with reciprocal-rank fusion, the library baseline). A hit
   is any chunk of a gold section; results are one chunk per article, so ranks are article ranks.
   Latency is per query and includes embedding the query.
+* ``quality``: recall@1/5/10 and MRR@10 of every mode on each set, split by the protocol of
+  issue 13: ``chosen_on`` (Galaxy S10 and the demo questions, on which the fusion's weights
+  were chosen) and ``held_out`` (Rho-Bank known-item: 200 document titles, agent audience, the
+  tenant alone; and, with ``--public-manual FILE``, a public manual no weight was chosen on:
+  a JSON file ``{"docs": [{"id","title","text"}], "questions": [{"question","gold"}]}`` read
+  at run time, never committed).
 * ``ingest``: chunks/s of the whole pipeline against the raw throughput of the same model on the
   same chunk texts; a re-ingest of the unchanged data: rows written (from
   ``pg_stat_user_tables``) and time relative to the first ingest.
@@ -221,6 +227,107 @@ async def galaxy(datasets: Path, embeddings: Embeddings) -> dict[str, Any]:
         db.drop_database(url)
 
 
+MODES = ("hybrid", "vector", "fulltext")
+
+
+async def quality_of(
+    name: str,
+    articles: Sequence[Article],
+    queries: Sequence[tuple[str, set[str]]],
+    embeddings: Embeddings,
+    audience: str = "customer",
+) -> dict[str, Any]:
+    """Every mode's rank metrics on one knowledge base and its queries (a fresh database)."""
+    url, pool = await open_db(f"quality_{name}")
+    try:
+        kb = await KnowledgeBase.open(
+            pool,
+            db.sqlalchemy_url(url),
+            embeddings,
+            model_key=LOCAL_EMBEDDING_KEY,
+            dim=LOCAL_EMBEDDING_DIM,
+        )
+        tenant = await create_tenant(pool, name.replace("_", "-"), name)
+        await kb.ingest(tenant.id, list(articles))
+        out: dict[str, Any] = {"articles": len(articles), "queries": len(queries)}
+        for mode in MODES:
+            ranked = []
+            for q, _ in queries:
+                hits = await kb.search(tenant.id, q, k=10, mode=mode, audience=audience)  # type: ignore[arg-type]
+                ranked.append([h["source_id"] for h in hits])
+            out[mode] = rank_metrics(ranked, [g for _, g in queries])
+        best = max(("vector", "fulltext"), key=lambda m: (out[m]["mrr@10"], out[m]["recall@5"]))
+        out["best_single_mode"] = best
+        out["hybrid_minus_best_single"] = {
+            m: round(out["hybrid"][m] - out[best][m], 3) for m in ("recall@5", "mrr@10")
+        }
+        await kb.close()
+        return out
+    finally:
+        await pool.close()
+        db.drop_database(url)
+
+
+async def quality(
+    datasets: Path, embeddings: Embeddings, public_manual: Path | None
+) -> dict[str, Any]:
+    """The protocol's two halves: the sets the fusion was chosen on, and held-out ones."""
+    from kb_pipeline.loaders import demo_kb_path, load_directory
+
+    sections = read_jsonl(datasets / "kb/galaxy_s10/sections.jsonl")
+    galaxy_q = read_jsonl(datasets / "kb/galaxy_s10/questions.jsonl")
+    demo_q = read_jsonl(ROOT / "evals/datasets/demo_questions.jsonl")
+    docs = read_jsonl(datasets / "kb/rho_bank/documents.jsonl")
+    rho = [
+        Article(
+            source_id=d["id"],
+            title=d["title"],
+            body=d["content"],
+            visibility="internal" if d["title"].startswith("Internal:") else "external",
+        )
+        for d in docs
+    ]
+    sample = random.Random(7).sample(docs, min(200, len(docs)))  # the scale run's queries
+    chosen = {
+        "galaxy_s10": await quality_of(
+            "galaxy_s10",
+            [Article(source_id=s["id"], title=s["title"], body=s["text"]) for s in sections],
+            [(q["question"], set(q["gold_section_ids"])) for q in galaxy_q],
+            embeddings,
+        ),
+        "demo": await quality_of(
+            "demo",
+            load_directory(demo_kb_path()),
+            [(q["question"], set(q["gold_article_ids"])) for q in demo_q if q["gold_article_ids"]],
+            embeddings,
+        ),
+    }
+    held: dict[str, Any] = {
+        "rho_bank_known_item": await quality_of(
+            "rho_bank",
+            rho,
+            [(d["title"].removeprefix("Internal:").strip(), {d["id"]}) for d in sample],
+            embeddings,
+            audience="agent",
+        )
+    }
+    if public_manual is not None:
+        manual = json.loads(await asyncio.to_thread(public_manual.read_text, encoding="utf-8"))
+        held["public_manual"] = {
+            "file": str(public_manual),
+            **await quality_of(
+                "public_manual",
+                [
+                    Article(source_id=d["id"], title=d["title"], body=d["text"])
+                    for d in manual["docs"]
+                ],
+                [(q["question"], set(q["gold"])) for q in manual["questions"]],
+                embeddings,
+            ),
+        }
+    return {"chosen_on": chosen, "held_out": held}
+
+
 async def _tenants_with_chunks(pool: db.DictPool, kb: KnowledgeBase) -> dict[str, int]:
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -327,12 +434,26 @@ async def scale(
     return out
 
 
+def cached_quality(embeddings: Embeddings) -> Embeddings:
+    """Chunk vectors kept on disk between quality runs (``DESKGRAPH_BENCH_CACHE``), if set."""
+    folder = os.environ.get("DESKGRAPH_BENCH_CACHE")
+    if not folder:
+        return embeddings
+    return EmbeddingCache(embeddings, max_items=None, folder=Path(folder), cache_queries=False)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--scale-chunks", type=int, default=100_000)
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-galaxy", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--public-manual",
+        type=Path,
+        help="a public manual with questions (JSON, see the docstring): a held-out set",
+    )
     parser.add_argument(
         "--keep-scale-db",
         action="store_true",
@@ -346,12 +467,18 @@ async def main() -> None:
         "embedding_model": LOCAL_EMBEDDING_KEY,
         "torch_threads": settings.torch_threads,
         "fusion": {
-            "kind": "convex min-max",
+            "kind": "convex min-max, completed, query-dependent dense weight",
             "alpha_dense": fusion.HYBRID_ALPHA,
+            "confidence_weight": fusion.CONFIDENCE_WEIGHT,
             "depth": fusion.FUSION_DEPTH,
+            "completion_depth": fusion.COMPLETION_DEPTH,
             "bm25": [bm25.BM25_K1, bm25.BM25_B],
         },
     }
+    if not args.skip_quality:
+        out["quality"] = await quality(
+            args.datasets, cached_quality(embeddings), args.public_manual
+        )
     if not args.skip_galaxy:
         out["galaxy_s10"] = await galaxy(args.datasets, embeddings)
     if not args.skip_scale:
