@@ -51,7 +51,7 @@ from helpdesk import db  # noqa: E402
 from helpdesk.config import Settings  # noqa: E402
 from helpdesk.tenants import create_tenant  # noqa: E402
 from kb_pipeline.chunking import chunk_article  # noqa: E402
-from kb_pipeline.index import KnowledgeBase, bm25, dense, fusion, schema  # noqa: E402
+from kb_pipeline.index import Audience, KnowledgeBase, SearchMode, bm25, dense, fusion, schema  # noqa: E402
 from kb_pipeline.loaders import Article  # noqa: E402
 from nlp.models import LOCAL_EMBEDDING_DIM, LOCAL_EMBEDDING_KEY, build_models  # noqa: E402
 from nlp.text import EmbeddingCache  # noqa: E402
@@ -227,7 +227,7 @@ async def galaxy(datasets: Path, embeddings: Embeddings) -> dict[str, Any]:
         db.drop_database(url)
 
 
-MODES = ("hybrid", "vector", "fulltext")
+MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "fulltext")
 
 
 async def quality_of(
@@ -235,7 +235,7 @@ async def quality_of(
     articles: Sequence[Article],
     queries: Sequence[tuple[str, set[str]]],
     embeddings: Embeddings,
-    audience: str = "customer",
+    audience: Audience = "customer",
 ) -> dict[str, Any]:
     """Every mode's rank metrics on one knowledge base and its queries (a fresh database)."""
     url, pool = await open_db(f"quality_{name}")
@@ -253,7 +253,7 @@ async def quality_of(
         for mode in MODES:
             ranked = []
             for q, _ in queries:
-                hits = await kb.search(tenant.id, q, k=10, mode=mode, audience=audience)  # type: ignore[arg-type]
+                hits = await kb.search(tenant.id, q, k=10, mode=mode, audience=audience)
                 ranked.append([h["source_id"] for h in hits])
             out[mode] = rank_metrics(ranked, [g for _, g in queries])
         best = max(("vector", "fulltext"), key=lambda m: (out[m]["mrr@10"], out[m]["recall@5"]))
