@@ -467,11 +467,9 @@ async def main() -> None:
         "embedding_model": LOCAL_EMBEDDING_KEY,
         "torch_threads": settings.torch_threads,
         "fusion": {
-            "kind": "convex min-max, completed, query-dependent dense weight",
+            "kind": "convex min-max",
             "alpha_dense": fusion.HYBRID_ALPHA,
-            "confidence_weight": fusion.CONFIDENCE_WEIGHT,
             "depth": fusion.FUSION_DEPTH,
-            "completion_depth": fusion.COMPLETION_DEPTH,
             "bm25": [bm25.BM25_K1, bm25.BM25_B],
         },
     }
