@@ -29,6 +29,7 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
+from graph import answerability
 from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
@@ -115,8 +116,32 @@ async def score_sentences(
 
 
 def confidence_of(scored: list[_Sentence]) -> float:
-    """Map the best sentence score to 0-1 (clipped)."""
+    """The best sentence score clipped to 0-1 (one signal of :mod:`graph.answerability`)."""
     return float(np.clip(scored[0].score, 0.0, 1.0)) if scored else 0.0
+
+
+async def heading_similarity(svc: Services, question: str, chunks: list[Retrieved]) -> list[float]:
+    """Per chunk, cosine of the question (alone) to its article title and section path."""
+    if not chunks or not question.strip():
+        return [0.0] * len(chunks)
+    vectors = await svc.sentence_cache.embed([f"{c['title']}. {c['section']}" for c in chunks])
+    return [float(v) for v in vectors @ await query_vector(svc, question, "")]
+
+
+async def assess(
+    svc: Services, question: str, chunks: list[Retrieved], previous: str, turns_before: int
+) -> tuple[list[_Sentence], dict[str, float], float]:
+    """The turn's scored sentences, answerability signals and confidence (a probability)."""
+    scored = await score_sentences(svc, question, chunks, previous)
+    features = answerability.signals(
+        question,
+        previous,
+        chunks,
+        scored,
+        await heading_similarity(svc, question, chunks),
+        turns_before,
+    )
+    return scored, features, answerability.model().probability(features)
 
 
 def citations_for(chunks: list[Retrieved], source_ids: list[str]) -> list[Citation]:
@@ -231,8 +256,9 @@ def make(svc: Services) -> Any:
         previous = previous_question(state.get("messages") or [])
         chunks = state.get("retrieved") or []
         rejected = list(state.get("rejected") or [])
-        scored = await score_sentences(svc, question, chunks, previous)
-        confidence = confidence_of(scored)
+        messages = state.get("messages") or []
+        turns_before = max(sum(isinstance(m, HumanMessage) for m in messages) - 1, 0)
+        scored, _, confidence = await assess(svc, question, chunks, previous, turns_before)
         attempts = int(state.get("attempts", 0)) + 1
         decline = Draft(
             text=svc.prompts.reply("decline"), citations=[], confidence=confidence, declined=True
