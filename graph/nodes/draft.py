@@ -36,7 +36,7 @@ from graph.services import Services
 from graph.state import Citation, Draft, SupportState
 from kb_pipeline.index import Retrieved
 from nlp import yes_no
-from nlp.text import content_words, sentences, units
+from nlp.text import Unit, content_words, sentences, units
 
 MAX_SENTENCES = 3
 MAX_LIST_ITEMS = 8
@@ -66,6 +66,24 @@ class _Sentence:
     is about the list ("when are you open?"), so the answer gives the whole list."""
 
 
+_VALUE_HEADING = re.compile(r"^[A-Za-z][\w /&'-]{0,30}:\s*\S")
+"""A heading that states a fact ("Phone: 555-0142", "Email: help@..."), not a topic."""
+
+
+def heading_fact(chunk: Retrieved) -> str | None:
+    """The chunk's own heading when it states a fact; it is part of what the article says
+    (the phone number of contact-us.md is only in its heading), so the drafter may quote it
+    and the judge counts it as evidence."""
+    last = chunk["section"].rsplit(" > ", 1)[-1].strip() if " > " in chunk["section"] else ""
+    return last if _VALUE_HEADING.match(last) else None
+
+
+def chunk_units(chunk: Retrieved) -> list[Unit]:
+    """The chunk's sentences, led by its heading when the heading states a fact."""
+    fact = heading_fact(chunk)
+    return ([Unit(fact)] if fact else []) + units(chunk["text"])
+
+
 async def score_sentences(
     svc: Services, question: str, chunks: list[Retrieved], previous: str = ""
 ) -> list[_Sentence]:
@@ -77,7 +95,9 @@ async def score_sentences(
         chunks: the retrieved chunks.
         previous: the customer's previous message ("" for none), mixed into the query vector.
     """
-    items = [(u, ci, pi) for ci, c in enumerate(chunks) for pi, u in enumerate(units(c["text"]))]
+    items = [
+        (u, ci, pi) for ci, c in enumerate(chunks) for pi, u in enumerate(chunk_units(c), -1)
+    ]
     if not items or not question.strip():
         return []
     # A list item is also read with what introduces its list ("Sunday: closed" alone says
