@@ -1,29 +1,26 @@
-"""Answerability: the probability that the retrieved knowledge answers this turn's question.
+"""Answerability signals: what beyond the best sentence's score says the knowledge base answers.
 
-The drafter's confidence (both tiers). The best retrieved sentence's score alone (cosine plus
-word overlap, :func:`graph.nodes.draft.score_sentences`) misses what a reader checks: does the
-text mention the question's own entities and numbers, does it offer the kind of answer asked
-for (a time for "when", an amount for "how much"), does one article stand out from the rest,
-do the meaning side and the word side of retrieval agree, is the article *about* the thing
-asked (its title and section), and how far into a conversation the question comes. These
-signals (:func:`signals`) are combined by a logistic regression fitted on labelled turns
-(MTRAG dev and the demo question set) by ``evals/benchmarks/answerability_fit.py``; its output is
-a probability, so the tenant's ``escalate_below`` / ``auto_send_above`` read as "decline when
-the answer is less likely than this". The coefficients live in ``answerability.json`` next to
-this module (small; refitted by the script, which also prints the held-out figures).
+The drafter's confidence is the best retrieved sentence's score (cosine plus word overlap,
+:func:`graph.nodes.draft.score_sentences`). A reader checks more: does the text mention the
+question's own entities and numbers, does it offer the kind of answer asked for (a time for
+"when", an amount for "how much"), does one article stand out from the rest, do the meaning side
+and the word side of retrieval agree, is the article *about* the thing asked (its title and
+section), and how far into a conversation the question comes. :func:`signals` measures these
+for one turn and :class:`Model` is a logistic regression over them, fitted and measured
+leave-one-collection-out by ``evals/benchmarks/answerability_fit.py`` on labelled turns (MTRAG
+dev and the demo question set).
 
-Method and held-out figures: docs/decisions/answerability-model.md.
+On those held-out collections no combination beat the best sentence's score alone, so the draft
+node does not use a model yet (``graph.nodes.draft.assess`` computes the signals for the
+benchmark only). Method, figures and what was tried: docs/decisions/answerability-model.md.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -31,10 +28,9 @@ import numpy as np
 from kb_pipeline.index import Retrieved
 from nlp.text import content_words
 
-MODEL_PATH = Path(__file__).with_name("answerability.json")
-
 FEATURES = (
     "best",
+    "best_headed",
     "article_margin",
     "best_alone",
     "coverage_best",
@@ -120,6 +116,7 @@ def signals(
     chunks: Sequence[Retrieved],
     scored: Sequence[Scored],
     heading_similarity: Sequence[float],
+    headed: float,
     turns_before: int,
 ) -> dict[str, float]:
     """The answerability signals of one turn (see the module docstring).
@@ -130,6 +127,7 @@ def signals(
         chunks: the retrieved chunks, in search order.
         scored: their sentences scored against the question, best first.
         heading_similarity: per chunk, cosine of the question to its title and section.
+        headed: the best sentence score with sentences read under their section path.
         turns_before: how many customer messages came before this one.
     """
     q = stems(question)
@@ -157,6 +155,7 @@ def signals(
     heading = list(heading_similarity) or [0.0] * len(chunks)
     return {
         "best": float(best.score),
+        "best_headed": float(headed),
         "article_margin": float(best.score - (max(other) if other else 0.0)),
         "best_alone": float(max(s.relevance for s in scored)),
         "coverage_best": overlap[best.chunk],
@@ -213,9 +212,3 @@ class Model:
             coef=np.array(doc["coef"], dtype=float),
             intercept=float(doc["intercept"]),  # type: ignore[arg-type]
         )
-
-
-@cache
-def model() -> Model:
-    """The shipped model (read once)."""
-    return Model.from_json(json.loads(MODEL_PATH.read_text(encoding="utf-8")))

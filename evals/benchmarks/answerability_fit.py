@@ -50,7 +50,7 @@ from evals.benchmarks.escalation import (  # noqa: E402
     choose_threshold,
     summarise,
 )
-from graph.answerability import FEATURES, MODEL_PATH, Model  # noqa: E402
+from graph.answerability import FEATURES, Model  # noqa: E402
 
 C = 1.0
 MAX_FEATURES = 6
@@ -98,7 +98,9 @@ def with_confidence(
     pairs: Sequence[tuple[Row, Outcome]], confidence: Callable[[Row], float]
 ) -> list[Outcome]:
     """The outcomes with the drafter's confidence replaced (hand-offs before drafting keep)."""
-    return [replace(o, confidence=confidence(r) if o.confidence is not None else None) for r, o in pairs]
+    return [
+        replace(o, confidence=confidence(r) if o.confidence is not None else None) for r, o in pairs
+    ]
 
 
 def rates(outcomes: Sequence[Outcome], threshold: float) -> dict[str, Any]:
@@ -254,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument(
         "--signals", help="comma-separated signals of the shipped model (default: selected)"
     )
-    p.add_argument("--write", action="store_true", help=f"write the model to {MODEL_PATH}")
+    p.add_argument("--write", type=Path, help="write the model fitted on everything here")
     args = p.parse_args(argv)
     pairs = load(args.features, args.items)
     rows = [r for r, _ in pairs]
@@ -269,13 +271,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "baseline": protocol(pairs, baseline_scorer),
         "shipped": {
             "features": list(features),
-            "coefficients": dict(zip(FEATURES, [round(float(c), 3) for c in shipped.coef], strict=True)),
+            "coefficients": dict(
+                zip(FEATURES, [round(float(c), 3) for c in shipped.coef], strict=True)
+            ),
             "chosen_on_threshold": choose_threshold(everything),
             "chosen_on_at_0.50": rates(everything, SHIPPED_THRESHOLD),
         },
     }
     if args.write:
-        MODEL_PATH.write_text(json.dumps(shipped.to_json(), indent=1) + "\n", encoding="utf-8")
+        args.write.write_text(json.dumps(shipped.to_json(), indent=1) + "\n", encoding="utf-8")
     print(json.dumps(doc, indent=2))
 
 

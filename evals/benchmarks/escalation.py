@@ -393,10 +393,8 @@ async def turn_signals(services: Any, tenant_id: Any, item: Any) -> dict[str, An
     previous = retrieve.previous_question(messages)
     chunks = await retrieve.search(services, tenant_id, question, previous)
     turns_before = sum(isinstance(m, HumanMessage) for m in messages) - 1
-    scored, features, probability = await draft.assess(
-        services, question, chunks, previous, turns_before
-    )
-    return {"signals": features, "probability": probability}
+    _, features, confidence = await draft.assess(services, question, chunks, previous, turns_before)
+    return {"signals": features, "confidence": confidence}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -95,9 +95,7 @@ async def score_sentences(
         chunks: the retrieved chunks.
         previous: the customer's previous message ("" for none), mixed into the query vector.
     """
-    items = [
-        (u, ci, pi) for ci, c in enumerate(chunks) for pi, u in enumerate(chunk_units(c), -1)
-    ]
+    items = [(u, ci, pi) for ci, c in enumerate(chunks) for pi, u in enumerate(chunk_units(c), -1)]
     if not items or not question.strip():
         return []
     # A list item is also read with what introduces its list ("Sunday: closed" alone says
@@ -148,10 +146,31 @@ async def heading_similarity(svc: Services, question: str, chunks: list[Retrieve
     return [float(v) for v in vectors @ await query_vector(svc, question, "")]
 
 
+async def best_headed(
+    svc: Services, question: str, chunks: list[Retrieved], previous: str
+) -> float:
+    """The best sentence score with each sentence read under its chunk's section path
+    ("Opening hours and holidays > Office hours: ..."), word overlap included."""
+    items = [(c["section"], u.text) for c in chunks for u in chunk_units(c)]
+    if not items or not question.strip():
+        return 0.0
+    texts = [f"{section}: {text}" for section, text in items]
+    cosines = await svc.sentence_cache.embed(texts) @ await query_vector(svc, question, previous)
+    q_words = content_words(question)
+    overlap = [len(q_words & content_words(t)) / len(q_words) if q_words else 0.0 for t in texts]
+    return float(max(c + OVERLAP_BONUS * o for c, o in zip(cosines, overlap, strict=True)))
+
+
 async def assess(
     svc: Services, question: str, chunks: list[Retrieved], previous: str, turns_before: int
 ) -> tuple[list[_Sentence], dict[str, float], float]:
-    """The turn's scored sentences, answerability signals and confidence (a probability)."""
+    """A turn's scored sentences, answerability signals and confidence, for measuring.
+
+    The draft node's confidence is still :func:`confidence_of` alone: no combination of these
+    signals beat it on held-out collections (docs/decisions/answerability-model.md), so the
+    node does not pay for computing them; ``escalation.py --features`` calls this to measure
+    the signals on exactly what the node sees.
+    """
     scored = await score_sentences(svc, question, chunks, previous)
     features = answerability.signals(
         question,
@@ -159,9 +178,10 @@ async def assess(
         chunks,
         scored,
         await heading_similarity(svc, question, chunks),
+        await best_headed(svc, question, chunks, previous),
         turns_before,
     )
-    return scored, features, answerability.model().probability(features)
+    return scored, features, confidence_of(scored)
 
 
 def citations_for(chunks: list[Retrieved], source_ids: list[str]) -> list[Citation]:
@@ -276,9 +296,8 @@ def make(svc: Services) -> Any:
         previous = previous_question(state.get("messages") or [])
         chunks = state.get("retrieved") or []
         rejected = list(state.get("rejected") or [])
-        messages = state.get("messages") or []
-        turns_before = max(sum(isinstance(m, HumanMessage) for m in messages) - 1, 0)
-        scored, _, confidence = await assess(svc, question, chunks, previous, turns_before)
+        scored = await score_sentences(svc, question, chunks, previous)
+        confidence = confidence_of(scored)
         attempts = int(state.get("attempts", 0)) + 1
         decline = Draft(
             text=svc.prompts.reply("decline"), citations=[], confidence=confidence, declined=True
