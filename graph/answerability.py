@@ -192,7 +192,7 @@ class Model:
         return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
     def to_json(self) -> dict[str, object]:
-        """The stored form (``answerability.json``)."""
+        """The stored form (what ``answerability_fit.py --write`` writes)."""
         return {
             "features": list(FEATURES),
             "mean": [round(float(v), 6) for v in self.mean],

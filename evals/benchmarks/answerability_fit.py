@@ -1,4 +1,4 @@
-"""Fit the answerability model (``graph/answerability.json``) and print its held-out figures.
+"""Fit the answerability model (:class:`graph.answerability.Model`) and print held-out figures.
 
 Input: the signals of every labelled turn (``escalation.py --features FILE``) and, from the same
 run, each turn's outcome (``escalation.py --items FILE``), which says which turns were handed
@@ -22,10 +22,15 @@ Protocol (every figure printed as chosen-on and held-out):
 * ``demo_heldout``: fitted and chosen on all of MTRAG, reported on the demo set.
 * ``baseline``: the same two protocols with the old confidence (the best sentence's score, the
   ``best`` signal) and only its threshold chosen.
-* ``shipped``: fitted on everything; written to ``graph/answerability.json`` with ``--write``.
-  Its figures on the data it was fitted on are printed as chosen-on only.
+* ``selected``: the signals chosen by forward selection inside each fold's training part
+  (:func:`select`), then fitted; ``fixed``: the signals of ``--signals`` (default: those
+  selection picks on everything), only the coefficients fitted per fold.
+* ``all``: fitted on everything (written to ``--write PATH`` as JSON); its figures on the data
+  it was fitted on are chosen-on only. The draft node does not load it: the decision record
+  (docs/decisions/answerability-model.md) says why.
 
-Usage: ``python evals/benchmarks/answerability_fit.py --features F --items I [--write]``
+Usage: ``python evals/benchmarks/answerability_fit.py --features F --items I [--signals a,b]
+[--write PATH]``
 """
 
 from __future__ import annotations
@@ -261,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     pairs = load(args.features, args.items)
     rows = [r for r, _ in pairs]
     features = tuple(args.signals.split(",")) if args.signals else select(rows)
-    shipped = fit(rows, features)
+    shipped = fit(rows, features)  # on everything
     everything = with_confidence(pairs, lambda r: shipped.probability(r["signals"]))
     doc = {
         "n": {d: sum(1 for r, _ in pairs if r["dataset"] == d) for d in ("mtrag", "demo")},
@@ -269,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "selected": protocol(pairs, model_scorer),
         "fixed": protocol(pairs, fixed_scorer(features)),
         "baseline": protocol(pairs, baseline_scorer),
-        "shipped": {
+        "all": {
             "features": list(features),
             "coefficients": dict(
                 zip(FEATURES, [round(float(c), 3) for c in shipped.coef], strict=True)
