@@ -33,7 +33,12 @@ demo's billing / cancellation / complaint / legal intents have no meaning for a 
 desk, and the offline classifier trained on the demo's examples tags questions such as "What is
 a limited civil case?" as ``legal``); the default keeps the product's default policy.
 
-Usage: ``python evals/benchmarks/escalation.py [--mtrag PATH] [--sweep] [--items FILE]``
+``--features FILE`` writes every case's answerability signals (``graph.answerability``, measured
+by ``graph.nodes.draft.assess`` on the chunks the retrieve node would fetch) for
+``answerability_fit.py``, which fits and measures a model over them leave-one-collection-out.
+
+Usage: ``python evals/benchmarks/escalation.py [--mtrag PATH] [--sweep] [--items FILE]
+[--features FILE]``
 """
 
 from __future__ import annotations

@@ -9,7 +9,11 @@ context it was asked in; a first message is scored on its own. Below the tenant'
 ``escalate_below`` the draft declines (``Draft.declined``; the reply says the knowledge base
 does not cover it) instead of extracting or generating anything.
 
-How the threshold was chosen: docs/decisions/escalate-below-threshold.md.
+How the threshold was chosen: docs/decisions/escalate-below-threshold.md; the richer
+answerability signals measured against it (not adopted): docs/decisions/answerability-model.md.
+
+A section heading that states a fact ("Phone: 555-0142") counts as a sentence of its chunk
+(:func:`heading_fact`): the drafter can quote it and the judge counts it as evidence.
 
 Offline: extractive. The best sentence and the close runners-up from the best articles form
 the answer, in article order, each article cited as ``[source-id]``.
