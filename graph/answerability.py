@@ -31,6 +31,7 @@ from nlp.text import content_words
 FEATURES = (
     "best",
     "best_headed",
+    "best_subheaded",
     "article_margin",
     "best_alone",
     "coverage_best",
@@ -117,6 +118,7 @@ def signals(
     scored: Sequence[Scored],
     heading_similarity: Sequence[float],
     headed: float,
+    subheaded: float,
     turns_before: int,
 ) -> dict[str, float]:
     """The answerability signals of one turn (see the module docstring).
@@ -128,6 +130,7 @@ def signals(
         scored: their sentences scored against the question, best first.
         heading_similarity: per chunk, cosine of the question to its title and section.
         headed: the best sentence score with sentences read under their section path.
+        subheaded: the same under the headings below the article's title only.
         turns_before: how many customer messages came before this one.
     """
     q = stems(question)
@@ -156,6 +159,7 @@ def signals(
     return {
         "best": float(best.score),
         "best_headed": float(headed),
+        "best_subheaded": float(subheaded),
         "article_margin": float(best.score - (max(other) if other else 0.0)),
         "best_alone": float(max(s.relevance for s in scored)),
         "coverage_best": overlap[best.chunk],

@@ -151,14 +151,19 @@ async def heading_similarity(svc: Services, question: str, chunks: list[Retrieve
 
 
 async def best_headed(
-    svc: Services, question: str, chunks: list[Retrieved], previous: str
+    svc: Services, question: str, chunks: list[Retrieved], previous: str, title: bool = True
 ) -> float:
     """The best sentence score with each sentence read under its chunk's section path
-    ("Opening hours and holidays > Office hours: ..."), word overlap included."""
-    items = [(c["section"], u.text) for c in chunks for u in chunk_units(c)]
+    ("Opening hours and holidays > Office hours: ..."), word overlap included; with ``title``
+    False under the headings below the title only (a sentence under no heading as itself)."""
+
+    def path(c: Retrieved) -> str:
+        return c["section"] if title else c["section"].partition(" > ")[2]
+
+    items = [(path(c), u.text) for c in chunks for u in chunk_units(c)]
     if not items or not question.strip():
         return 0.0
-    texts = [f"{section}: {text}" for section, text in items]
+    texts = [f"{section}: {text}" if section else text for section, text in items]
     cosines = await svc.sentence_cache.embed(texts) @ await query_vector(svc, question, previous)
     q_words = content_words(question)
     overlap = [len(q_words & content_words(t)) / len(q_words) if q_words else 0.0 for t in texts]
@@ -183,6 +188,7 @@ async def assess(
         scored,
         await heading_similarity(svc, question, chunks),
         await best_headed(svc, question, chunks, previous),
+        await best_headed(svc, question, chunks, previous, title=False),
         turns_before,
     )
     return scored, features, confidence_of(scored)

@@ -43,9 +43,9 @@ def test_signals_read_entities_types_margins_and_agreement():
         _chunk("prices", "A call-out costs $89.", "Prices", 0.4),
     ]
     scored = [_S("We open Monday to Friday at 7:30 am.", 0, 0.7, 0.7), _S("x", 1, 0.3, 0.3)]
-    s = signals("When do you open on Monday?", "", chunks, scored, [0.6, 0.1], 0.8, 2)
+    s = signals("When do you open on Monday?", "", chunks, scored, [0.6, 0.1], 0.8, 0.75, 2)
     assert set(s) == set(FEATURES)
-    assert s["best"] == 0.7 and s["best_headed"] == 0.8
+    assert s["best"] == 0.7 and s["best_headed"] == 0.8 and s["best_subheaded"] == 0.75
     assert s["article_margin"] == pytest.approx(0.4)
     assert s["has_entities"] == 1.0 and s["entity_coverage"] == 1.0  # "monday" is there
     assert s["type_missing"] == 0.0  # a "when" question, and the text has a time
@@ -53,13 +53,13 @@ def test_signals_read_entities_types_margins_and_agreement():
     assert s["fused_margin"] == pytest.approx(0.6)
     assert s["heading_match"] == 0.6 and s["has_previous"] == 0.0
     words = [_chunk("hours", "We are open on weekdays.")]
-    missing = signals("How much is Sunday service?", "", words, scored[:1], [0.2], 0.5, 0)
+    missing = signals("How much is Sunday service?", "", words, scored[:1], [0.2], 0.5, 0.5, 0)
     assert missing["type_missing"] == 1.0  # no amount in the text
     assert missing["entity_coverage"] == 0.0  # no "Sunday" either
 
 
 def test_signals_without_chunks_are_all_low():
-    s = signals("anything at all?", "before", [], [], [], 0.0, 1)
+    s = signals("anything at all?", "before", [], [], [], 0.0, 0.0, 1)
     assert s["best"] == 0.0 and s["type_missing"] == 1.0 and s["has_previous"] == 1.0
 
 
