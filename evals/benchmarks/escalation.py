@@ -33,7 +33,12 @@ demo's billing / cancellation / complaint / legal intents have no meaning for a 
 desk, and the offline classifier trained on the demo's examples tags questions such as "What is
 a limited civil case?" as ``legal``); the default keeps the product's default policy.
 
-Usage: ``python evals/benchmarks/escalation.py [--mtrag PATH] [--sweep] [--items FILE]``
+``--features FILE`` writes every case's answerability signals (``graph.answerability``, measured
+by ``graph.nodes.draft.assess`` on the chunks the retrieve node would fetch) for
+``answerability_fit.py``, which fits and measures a model over them leave-one-collection-out.
+
+Usage: ``python evals/benchmarks/escalation.py [--mtrag PATH] [--sweep] [--items FILE]
+[--features FILE]``
 """
 
 from __future__ import annotations
@@ -282,11 +287,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             graph = build_graph(services, await open_checkpointer(services))
             ingest_started = time.perf_counter()
             cases: dict[str, list[dict[str, Any]]] = {}
+            tenants: dict[str, Any] = {}
             for collection, articles in mtrag.collection_articles(tasks).items():
                 slug = mtrag.tenant_slug(collection)
                 tenant, stats = await ensure_kb_tenant(
                     services, slug, f"MTRAG {collection}", articles
                 )
+                tenants[slug] = tenant
                 policy = KB_ONLY_POLICY if args.mtrag_policy == "kb-only" else TenantPolicy()
                 await set_policy(services.pool, tenant.id, policy)
                 services.forget_tenant(slug)
@@ -304,6 +311,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             if questions:
                 demo, stats = await ensure_demo_tenant(services)
+                tenants[demo.slug] = demo
                 log.info("demo: %s", stats)
                 cases[demo.slug] = [
                     {
@@ -354,11 +362,44 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 with args.items.open("w", encoding="utf-8") as fh:
                     for o in outcomes:
                         fh.write(json.dumps({**o.__dict__, "kind": o.kind}) + "\n")
+            if args.features:
+                with args.features.open("w", encoding="utf-8") as fh:
+                    for slug, group in cases.items():
+                        for c in group:
+                            row = await turn_signals(services, tenants[slug].id, c["item"])
+                            fh.write(json.dumps({**_case_key(c), **row}) + "\n")
     finally:
         if throwaway:
             await asyncio.to_thread(db.drop_database, url)
     doc["elapsed_s"] = round(time.perf_counter() - started, 1)
     return doc
+
+
+def _case_key(case: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "dataset": case["dataset"],
+        "id": str(case["id"]),
+        "conversation": str(case.get("conversation", case["id"])),
+        "collection": str(case.get("collection", case["dataset"])),
+        "label": case["label"],
+    }
+
+
+async def turn_signals(services: Any, tenant_id: Any, item: Any) -> dict[str, Any]:
+    """The answerability signals of one case's last turn, as the draft node computes them
+    (retrieval as the retrieve node does it), for ``answerability_fit.py``."""
+    from langchain_core.messages import HumanMessage
+
+    from evals.answering import history_messages, parse_item
+    from graph.nodes import draft, retrieve
+
+    question, turns = parse_item(item)
+    messages = [*history_messages(turns), HumanMessage(content=question)]
+    previous = retrieve.previous_question(messages)
+    chunks = await retrieve.search(services, tenant_id, question, previous)
+    turns_before = sum(isinstance(m, HumanMessage) for m in messages) - 1
+    _, features, confidence = await draft.assess(services, question, chunks, previous, turns_before)
+    return {"signals": features, "confidence": confidence}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -373,6 +414,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--sweep", action="store_true", help="add the threshold curve")
     p.add_argument("--items", type=Path, help="write each conversation's outcome here (JSONL)")
+    p.add_argument(
+        "--features",
+        type=Path,
+        help="write each case's answerability signals here (JSONL, for answerability_fit.py)",
+    )
     p.add_argument(
         "--database-url",
         help="run in this existing database (kept) instead of a throwaway one",

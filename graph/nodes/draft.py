@@ -9,7 +9,11 @@ context it was asked in; a first message is scored on its own. Below the tenant'
 ``escalate_below`` the draft declines (``Draft.declined``; the reply says the knowledge base
 does not cover it) instead of extracting or generating anything.
 
-How the threshold was chosen: docs/decisions/escalate-below-threshold.md.
+How the threshold was chosen: docs/decisions/escalate-below-threshold.md; the richer
+answerability signals measured against it (not adopted): docs/decisions/answerability-model.md.
+
+A section heading that states a fact ("Phone: 555-0142") counts as a sentence of its chunk
+(:func:`heading_fact`): the drafter can quote it and the judge counts it as evidence.
 
 Offline: extractive. The best sentence and the close runners-up from the best articles form
 the answer, in article order, each article cited as ``[source-id]``.
@@ -29,13 +33,14 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
+from graph import answerability
 from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
 from graph.state import Citation, Draft, SupportState
 from kb_pipeline.index import Retrieved
 from nlp import yes_no
-from nlp.text import content_words, sentences, units
+from nlp.text import Unit, content_words, sentences, units
 
 MAX_SENTENCES = 3
 MAX_LIST_ITEMS = 8
@@ -65,6 +70,24 @@ class _Sentence:
     is about the list ("when are you open?"), so the answer gives the whole list."""
 
 
+_VALUE_HEADING = re.compile(r"^[A-Za-z][\w /&'-]{0,30}:\s*\S")
+"""A heading that states a fact ("Phone: 555-0142", "Email: help@..."), not a topic."""
+
+
+def heading_fact(chunk: Retrieved) -> str | None:
+    """The chunk's own heading when it states a fact; it is part of what the article says
+    (the phone number of contact-us.md is only in its heading), so the drafter may quote it
+    and the judge counts it as evidence."""
+    last = chunk["section"].rsplit(" > ", 1)[-1].strip() if " > " in chunk["section"] else ""
+    return last if _VALUE_HEADING.match(last) else None
+
+
+def chunk_units(chunk: Retrieved) -> list[Unit]:
+    """The chunk's sentences, led by its heading when the heading states a fact."""
+    fact = heading_fact(chunk)
+    return ([Unit(fact)] if fact else []) + units(chunk["text"])
+
+
 async def score_sentences(
     svc: Services, question: str, chunks: list[Retrieved], previous: str = ""
 ) -> list[_Sentence]:
@@ -76,7 +99,7 @@ async def score_sentences(
         chunks: the retrieved chunks.
         previous: the customer's previous message ("" for none), mixed into the query vector.
     """
-    items = [(u, ci, pi) for ci, c in enumerate(chunks) for pi, u in enumerate(units(c["text"]))]
+    items = [(u, ci, pi) for ci, c in enumerate(chunks) for pi, u in enumerate(chunk_units(c), -1)]
     if not items or not question.strip():
         return []
     # A list item is also read with what introduces its list ("Sunday: closed" alone says
@@ -115,8 +138,60 @@ async def score_sentences(
 
 
 def confidence_of(scored: list[_Sentence]) -> float:
-    """Map the best sentence score to 0-1 (clipped)."""
+    """The best sentence score clipped to 0-1 (one signal of :mod:`graph.answerability`)."""
     return float(np.clip(scored[0].score, 0.0, 1.0)) if scored else 0.0
+
+
+async def heading_similarity(svc: Services, question: str, chunks: list[Retrieved]) -> list[float]:
+    """Per chunk, cosine of the question (alone) to its article title and section path."""
+    if not chunks or not question.strip():
+        return [0.0] * len(chunks)
+    vectors = await svc.sentence_cache.embed([f"{c['title']}. {c['section']}" for c in chunks])
+    return [float(v) for v in vectors @ await query_vector(svc, question, "")]
+
+
+async def best_headed(
+    svc: Services, question: str, chunks: list[Retrieved], previous: str, title: bool = True
+) -> float:
+    """The best sentence score with each sentence read under its chunk's section path
+    ("Opening hours and holidays > Office hours: ..."), word overlap included; with ``title``
+    False under the headings below the title only (a sentence under no heading as itself)."""
+
+    def path(c: Retrieved) -> str:
+        return c["section"] if title else c["section"].partition(" > ")[2]
+
+    items = [(path(c), u.text) for c in chunks for u in chunk_units(c)]
+    if not items or not question.strip():
+        return 0.0
+    texts = [f"{section}: {text}" if section else text for section, text in items]
+    cosines = await svc.sentence_cache.embed(texts) @ await query_vector(svc, question, previous)
+    q_words = content_words(question)
+    overlap = [len(q_words & content_words(t)) / len(q_words) if q_words else 0.0 for t in texts]
+    return float(max(c + OVERLAP_BONUS * o for c, o in zip(cosines, overlap, strict=True)))
+
+
+async def assess(
+    svc: Services, question: str, chunks: list[Retrieved], previous: str, turns_before: int
+) -> tuple[list[_Sentence], dict[str, float], float]:
+    """A turn's scored sentences, answerability signals and confidence, for measuring.
+
+    The draft node's confidence is still :func:`confidence_of` alone: no combination of these
+    signals beat it on held-out collections (docs/decisions/answerability-model.md), so the
+    node does not pay for computing them; ``escalation.py --features`` calls this to measure
+    the signals on exactly what the node sees.
+    """
+    scored = await score_sentences(svc, question, chunks, previous)
+    features = answerability.signals(
+        question,
+        previous,
+        chunks,
+        scored,
+        await heading_similarity(svc, question, chunks),
+        await best_headed(svc, question, chunks, previous),
+        await best_headed(svc, question, chunks, previous, title=False),
+        turns_before,
+    )
+    return scored, features, confidence_of(scored)
 
 
 def citations_for(chunks: list[Retrieved], source_ids: list[str]) -> list[Citation]:

@@ -29,7 +29,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from graph.context import Context
-from graph.nodes.draft import CITATION, context_block
+from graph.nodes.draft import CITATION, context_block, heading_fact
 from graph.policy import decline_trigger
 from graph.services import Services
 from graph.state import Citation, Draft, JudgeVerdict, SupportState
@@ -121,6 +121,7 @@ async def unsupported_sentences(svc: Services, text: str, chunks: list[Retrieved
         s for s in sentences(CITATION.sub("", text)) if len(content_words(s)) >= MIN_CONTENT_WORDS
     ]
     evidence = [s for c in chunks for s in sentences(c["text"])]
+    evidence += [fact for c in chunks if (fact := heading_fact(c))]
     if not claims:
         return []
     if not evidence:

@@ -11,8 +11,9 @@ How the context weight was measured: docs/decisions/follow-up-context.md.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from langchain_core.messages import AnyMessage, HumanMessage
@@ -21,6 +22,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from graph.services import Services
 from graph.state import SupportState
+from kb_pipeline.index import Retrieved
 from nlp.text import content_words
 
 TOP_K = 4
@@ -52,6 +54,28 @@ async def query_vector(svc: Services, question: str, previous: str) -> np.ndarra
     return mixed / (float(np.linalg.norm(mixed)) or 1.0)
 
 
+async def search(
+    svc: Services,
+    tenant_id: uuid.UUID,
+    question: str,
+    previous: str,
+    audience: Literal["customer", "agent"] = "customer",
+) -> list[Retrieved]:
+    """The chunks this turn's draft reads (also what the answerability fit measures on)."""
+    return await svc.kb.search(
+        tenant_id,
+        f"{question} {previous}".strip(),
+        k=TOP_K,
+        audience=audience,
+        max_per_article=MAX_PER_ARTICLE,
+        # Through the turn's embedding cache: the guard and the classifier embedded this
+        # question already, and the drafter scores sentences against the same vector.
+        query_vector=(
+            (await query_vector(svc, question, previous)).tolist() if question.strip() else None
+        ),
+    )
+
+
 def make(svc: Services) -> Any:
     """Build the node."""
 
@@ -59,18 +83,7 @@ def make(svc: Services) -> Any:
         tenant = (await svc.scope(state, runtime)).tenant
         question = state.get("question", "")
         previous = previous_question(state.get("messages") or [])
-        hits = await svc.kb.search(
-            tenant.id,
-            f"{question} {previous}".strip(),
-            k=TOP_K,
-            audience=state.get("audience", "customer"),
-            max_per_article=MAX_PER_ARTICLE,
-            # Through the turn's embedding cache: the guard and the classifier embedded this
-            # question already, and the drafter scores sentences against the same vector.
-            query_vector=(
-                (await query_vector(svc, question, previous)).tolist() if question.strip() else None
-            ),
-        )
+        hits = await search(svc, tenant.id, question, previous, state.get("audience", "customer"))
         return {"retrieved": hits}
 
     return retrieve
