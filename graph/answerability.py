@@ -11,7 +11,7 @@ leave-one-collection-out by ``evals/benchmarks/answerability_fit.py`` on labelle
 dev and the demo question set).
 
 On those held-out collections no combination beat the best sentence's score alone, so the draft
-node does not use a model yet (``graph.nodes.draft.assess`` computes the signals for the
+node does not use a model yet (``assess`` below computes the signals for the
 benchmark only). Method, figures and what was tried: docs/decisions/answerability-model.md.
 """
 
@@ -25,6 +25,9 @@ from typing import Protocol
 
 import numpy as np
 
+from graph.nodes.draft import OVERLAP_BONUS, _Sentence, chunk_units, confidence_of, score_sentences
+from graph.nodes.retrieve import query_vector
+from graph.services import Services
 from kb_pipeline.index import Retrieved
 from nlp.text import content_words
 
@@ -216,3 +219,56 @@ class Model:
             coef=np.array(doc["coef"], dtype=float),
             intercept=float(doc["intercept"]),  # type: ignore[arg-type]
         )
+
+
+async def heading_similarity(svc: Services, question: str, chunks: list[Retrieved]) -> list[float]:
+    """Per chunk, cosine of the question (alone) to its article title and section path."""
+    if not chunks or not question.strip():
+        return [0.0] * len(chunks)
+    vectors = await svc.sentence_cache.embed([f"{c['title']}. {c['section']}" for c in chunks])
+    return [float(v) for v in vectors @ await query_vector(svc, question, "")]
+
+
+async def best_headed(
+    svc: Services, question: str, chunks: list[Retrieved], previous: str, title: bool = True
+) -> float:
+    """The best sentence score with each sentence read under its chunk's section path
+    ("Opening hours and holidays > Office hours: ..."), word overlap included; with ``title``
+    False under the headings below the title only (a sentence under no heading as itself)."""
+
+    def path(c: Retrieved) -> str:
+        return c["section"] if title else c["section"].partition(" > ")[2]
+
+    items = [(path(c), u.text) for c in chunks for u in chunk_units(c)]
+    if not items or not question.strip():
+        return 0.0
+    texts = [f"{section}: {text}" if section else text for section, text in items]
+    cosines = await svc.sentence_cache.embed(texts) @ await query_vector(svc, question, previous)
+    q_words = content_words(question)
+    overlap = [len(q_words & content_words(t)) / len(q_words) if q_words else 0.0 for t in texts]
+    return float(max(c + OVERLAP_BONUS * o for c, o in zip(cosines, overlap, strict=True)))
+
+
+async def assess(
+    svc: Services, question: str, chunks: list[Retrieved], previous: str, turns_before: int
+) -> tuple[list[_Sentence], dict[str, float], float]:
+    """A turn's scored sentences, answerability signals and confidence, for measuring.
+
+    The draft node's confidence is still :func:`graph.nodes.draft.confidence_of` alone: no
+    combination of these signals beat it on held-out collections
+    (docs/decisions/answerability-model.md), so the node does not pay for computing them;
+    ``escalation.py --features`` calls this to measure the signals on exactly what the node
+    sees.
+    """
+    scored = await score_sentences(svc, question, chunks, previous)
+    features = signals(
+        question,
+        previous,
+        chunks,
+        scored,
+        await heading_similarity(svc, question, chunks),
+        await best_headed(svc, question, chunks, previous),
+        await best_headed(svc, question, chunks, previous, title=False),
+        turns_before,
+    )
+    return scored, features, confidence_of(scored)

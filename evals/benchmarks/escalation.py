@@ -34,7 +34,7 @@ desk, and the offline classifier trained on the demo's examples tags questions s
 a limited civil case?" as ``legal``); the default keeps the product's default policy.
 
 ``--features FILE`` writes every case's answerability signals (``graph.answerability``, measured
-by ``graph.nodes.draft.assess`` on the chunks the retrieve node would fetch) for
+by ``graph.answerability.assess`` on the chunks the retrieve node would fetch) for
 ``answerability_fit.py``, which fits and measures a model over them leave-one-collection-out.
 
 Usage: ``python evals/benchmarks/escalation.py [--mtrag PATH] [--sweep] [--items FILE]
@@ -391,14 +391,17 @@ async def turn_signals(services: Any, tenant_id: Any, item: Any) -> dict[str, An
     from langchain_core.messages import HumanMessage
 
     from evals.answering import history_messages, parse_item
-    from graph.nodes import draft, retrieve
+    from graph import answerability
+    from graph.nodes import retrieve
 
     question, turns = parse_item(item)
     messages = [*history_messages(turns), HumanMessage(content=question)]
     previous = retrieve.previous_question(messages)
     chunks = await retrieve.search(services, tenant_id, question, previous)
     turns_before = sum(isinstance(m, HumanMessage) for m in messages) - 1
-    _, features, confidence = await draft.assess(services, question, chunks, previous, turns_before)
+    _, features, confidence = await answerability.assess(
+        services, question, chunks, previous, turns_before
+    )
     return {"signals": features, "confidence": confidence}
 
 

@@ -33,7 +33,6 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
-from graph import answerability
 from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
@@ -140,58 +139,6 @@ async def score_sentences(
 def confidence_of(scored: list[_Sentence]) -> float:
     """The best sentence score clipped to 0-1 (one signal of :mod:`graph.answerability`)."""
     return float(np.clip(scored[0].score, 0.0, 1.0)) if scored else 0.0
-
-
-async def heading_similarity(svc: Services, question: str, chunks: list[Retrieved]) -> list[float]:
-    """Per chunk, cosine of the question (alone) to its article title and section path."""
-    if not chunks or not question.strip():
-        return [0.0] * len(chunks)
-    vectors = await svc.sentence_cache.embed([f"{c['title']}. {c['section']}" for c in chunks])
-    return [float(v) for v in vectors @ await query_vector(svc, question, "")]
-
-
-async def best_headed(
-    svc: Services, question: str, chunks: list[Retrieved], previous: str, title: bool = True
-) -> float:
-    """The best sentence score with each sentence read under its chunk's section path
-    ("Opening hours and holidays > Office hours: ..."), word overlap included; with ``title``
-    False under the headings below the title only (a sentence under no heading as itself)."""
-
-    def path(c: Retrieved) -> str:
-        return c["section"] if title else c["section"].partition(" > ")[2]
-
-    items = [(path(c), u.text) for c in chunks for u in chunk_units(c)]
-    if not items or not question.strip():
-        return 0.0
-    texts = [f"{section}: {text}" if section else text for section, text in items]
-    cosines = await svc.sentence_cache.embed(texts) @ await query_vector(svc, question, previous)
-    q_words = content_words(question)
-    overlap = [len(q_words & content_words(t)) / len(q_words) if q_words else 0.0 for t in texts]
-    return float(max(c + OVERLAP_BONUS * o for c, o in zip(cosines, overlap, strict=True)))
-
-
-async def assess(
-    svc: Services, question: str, chunks: list[Retrieved], previous: str, turns_before: int
-) -> tuple[list[_Sentence], dict[str, float], float]:
-    """A turn's scored sentences, answerability signals and confidence, for measuring.
-
-    The draft node's confidence is still :func:`confidence_of` alone: no combination of these
-    signals beat it on held-out collections (docs/decisions/answerability-model.md), so the
-    node does not pay for computing them; ``escalation.py --features`` calls this to measure
-    the signals on exactly what the node sees.
-    """
-    scored = await score_sentences(svc, question, chunks, previous)
-    features = answerability.signals(
-        question,
-        previous,
-        chunks,
-        scored,
-        await heading_similarity(svc, question, chunks),
-        await best_headed(svc, question, chunks, previous),
-        await best_headed(svc, question, chunks, previous, title=False),
-        turns_before,
-    )
-    return scored, features, confidence_of(scored)
 
 
 def citations_for(chunks: list[Retrieved], source_ids: list[str]) -> list[Citation]:
