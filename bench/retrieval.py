@@ -277,17 +277,7 @@ async def quality(
     sections = read_jsonl(datasets / "kb/galaxy_s10/sections.jsonl")
     galaxy_q = read_jsonl(datasets / "kb/galaxy_s10/questions.jsonl")
     demo_q = read_jsonl(ROOT / "evals/datasets/demo_questions.jsonl")
-    docs = read_jsonl(datasets / "kb/rho_bank/documents.jsonl")
-    rho = [
-        Article(
-            source_id=d["id"],
-            title=d["title"],
-            body=d["content"],
-            visibility="internal" if d["title"].startswith("Internal:") else "external",
-        )
-        for d in docs
-    ]
-    sample = random.Random(7).sample(docs, min(200, len(docs)))  # the scale run's queries
+    rho, known_items = rho_bank(datasets)
     chosen = {
         "galaxy_s10": await quality_of(
             "galaxy_s10",
@@ -306,7 +296,7 @@ async def quality(
         "rho_bank_known_item": await quality_of(
             "rho_bank",
             rho,
-            [(d["title"].removeprefix("Internal:").strip(), {d["id"]}) for d in sample],
+            [(query, {gold}) for query, gold in known_items],
             embeddings,
             audience="agent",
         )
@@ -328,6 +318,24 @@ async def quality(
     return {"chosen_on": chosen, "held_out": held}
 
 
+def rho_bank(datasets: Path) -> tuple[list[Article], list[tuple[str, str]]]:
+    """Rho-Bank's articles (``Internal:`` titles agent-only) and its known-item queries: 200
+    titles (fixed seed), each with its own document as the gold, for the quality and scale runs
+    alike."""
+    docs = read_jsonl(datasets / "kb/rho_bank/documents.jsonl")
+    articles = [
+        Article(
+            source_id=d["id"],
+            title=d["title"],
+            body=d["content"],
+            visibility="internal" if d["title"].startswith("Internal:") else "external",
+        )
+        for d in docs
+    ]
+    sample = random.Random(7).sample(docs, min(200, len(docs)))
+    return articles, [(d["title"].removeprefix("Internal:").strip(), d["id"]) for d in sample]
+
+
 async def _tenants_with_chunks(pool: db.DictPool, kb: KnowledgeBase) -> dict[str, int]:
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -340,19 +348,7 @@ async def _tenants_with_chunks(pool: db.DictPool, kb: KnowledgeBase) -> dict[str
 async def scale(
     datasets: Path, embeddings: Embeddings, target_chunks: int, *, keep: bool
 ) -> dict[str, Any]:
-    docs = read_jsonl(datasets / "kb/rho_bank/documents.jsonl")
-    articles = [
-        Article(
-            source_id=d["id"],
-            title=d["title"],
-            body=d["content"],
-            visibility="internal" if d["title"].startswith("Internal:") else "external",
-        )
-        for d in docs
-    ]
-    rng = random.Random(7)
-    sample = rng.sample(docs, min(200, len(docs)))
-    queries = [(d["title"].removeprefix("Internal:").strip(), d["id"]) for d in sample]
+    articles, queries = rho_bank(datasets)
     gold = [{doc_id} for _, doc_id in queries]
     cached = EmbeddingCache(embeddings, max_items=None, cache_queries=False)
     out: dict[str, Any] = {"queries": len(queries)}

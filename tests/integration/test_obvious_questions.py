@@ -37,40 +37,34 @@ OBVIOUS = [
     ("Is there a warranty on your labor?", {"labor-warranty"}),
 ]
 
+_HELD = "best sentence scores 0.55-0.60: held"
+_DECLINED = "best sentence under 0.50: declined"
 NOT_YET: dict[str, pytest.MarkDecorator] = {
-    "What are your opening hours?": pytest.mark.xfail(
-        strict=True, reason="best sentence scores 0.55-0.60: held"
-    ),
-    "Can I send you an email?": pytest.mark.xfail(
-        strict=True, reason="best sentence scores 0.55-0.60: held"
-    ),
-    "What is your street address?": pytest.mark.xfail(
-        strict=True, reason="best sentence scores 0.55-0.60: held"
-    ),
-    "Do you accept American Express?": pytest.mark.xfail(
-        strict=True, reason="best sentence scores 0.55-0.60: held"
-    ),
-    "When are you open?": pytest.mark.xfail(
-        strict=True, reason="best sentence under 0.50: declined"
-    ),
-    "How can I reach you?": pytest.mark.xfail(
-        strict=True, reason="best sentence under 0.50: declined"
-    ),
-    "How do I get in touch with you?": pytest.mark.xfail(
-        strict=True, reason="best sentence under 0.50: declined"
-    ),
-    "What number should I call?": pytest.mark.xfail(
-        strict=True, reason="best sentence under 0.50: declined"
-    ),
-    "Where are you located?": pytest.mark.xfail(
-        strict=True, reason="best sentence under 0.50: declined"
-    ),
-    "Do you take personal checks?": pytest.mark.xfail(
-        strict=True, reason="best sentence under 0.50: declined"
-    ),
-    "Do you offer financing?": pytest.mark.xfail(
-        strict=True, reason="best sentence under 0.50: declined"
-    ),
+    question: pytest.mark.xfail(strict=True, reason=reason)
+    for reason, questions in (
+        (
+            _HELD,
+            [
+                "What are your opening hours?",
+                "Can I send you an email?",
+                "What is your street address?",
+                "Do you accept American Express?",
+            ],
+        ),
+        (
+            _DECLINED,
+            [
+                "When are you open?",
+                "How can I reach you?",
+                "How do I get in touch with you?",
+                "What number should I call?",
+                "Where are you located?",
+                "Do you take personal checks?",
+                "Do you offer financing?",
+            ],
+        ),
+    )
+    for question in questions
 }
 """Phrasings the offline tier does not answer at once yet: the confidence is still the best
 sentence's score, and no signal tried lifted these without costing held-out MTRAG turns
