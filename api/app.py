@@ -18,7 +18,7 @@ from api.dbfaults import DatabaseFaults
 from api.deps import accepted_parameters, run_in_background
 from api.middleware import BodyLimit
 from api.ratelimit import RateLimits
-from api.routes import agent, conversations, kb, pages
+from api.routes import agent, conversations, kb, pages, profile
 from api.schemas import Health
 from desk.service import Desk
 from graph.graph import build_graph
@@ -132,6 +132,7 @@ def create_app(
     app.include_router(conversations.router)
     app.include_router(agent.router)
     app.include_router(kb.router)
+    app.include_router(profile.router)
     app.include_router(pages.router)
 
     # Innermost: a read that lost the database is re-run once, anything else that did gets a 503.

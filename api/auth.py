@@ -92,6 +92,10 @@ class Authenticator:
         self._tenants[tenant_id] = (now, tenant)
         return tenant
 
+    def forget_tenant(self, tenant_id: uuid.UUID) -> None:
+        """Drop a cached tenant (after its profile or policy changed in this process)."""
+        self._tenants.pop(tenant_id, None)
+
     def forget(self) -> None:
         """Drop the caches (after keys were revoked in this process)."""
         self._keys.clear()

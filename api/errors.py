@@ -29,6 +29,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "Well-formed values that are not acceptable here (e.g. text with a NUL, a lone"
         " surrogate or a control character).",
     ),
+    "invalid_profile": (422, "A business profile value is not valid; the message names the field."),
     "idempotency_key_reused": (422, "The Idempotency-Key was used with another body."),
     "unauthenticated": (401, "No credential was sent."),
     "invalid_key": (401, "The API key is unknown or revoked."),
@@ -45,6 +46,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "interrupt_conflict": (409, "The action's interrupt is no longer pending."),
     "conversation_busy": (409, "Another action on this conversation is running."),
     "conversation_owned": (409, "Another agent owns the conversation."),
+    "version_conflict": (409, "The profile was saved by someone else since the version edited."),
     "body_too_large": (413, "The body is over the configured limit."),
     "unsupported_media_type": (415, "The body has an unsupported content type."),
     "rate_limited": (429, "Too many requests from this address; wait for Retry-After seconds."),

@@ -14,7 +14,7 @@ from cli.pool import run_with_pool
 console = Console()
 
 
-def _value(raw: str) -> Any:
+def option_value(raw: str) -> Any:
     """A ``--set`` value: JSON when it parses (numbers, true/false/null, lists), else text."""
     try:
         return json.loads(raw)
@@ -49,7 +49,7 @@ def tenant_policy(
         if not sep or not key.strip():
             console.print(f"[red]error:[/] --set expects KEY=VALUE, got {item!r}")
             raise typer.Exit(2)
-        changes[key.strip()] = _value(raw)
+        changes[key.strip()] = option_value(raw)
 
     async def body(pool: Any) -> None:
         tenant = await get_tenant(pool, slug)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from graph.services import Services
 from helpdesk import keys
+from helpdesk import profile as profiles
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant, create_tenant, get_tenant
@@ -18,6 +20,8 @@ from kb_pipeline.loaders import demo_kb_path, load_directory
 DEMO_SLUG = "demo"
 DEMO_NAME = "Brightwater Home Services"
 DEMO_FILE = "demo.json"
+DEMO_PROFILE = Path(__file__).with_name("demo_profile.json")
+"""Brightwater's business profile (hours, area, contact), written for the demo like its KB."""
 DEMO_POLICY = TenantPolicy(
     # The safety steps are the demo KB's own words (kb_pipeline/demo_kb/): see graph/safety.py.
     safety_mode="article",
@@ -53,6 +57,14 @@ async def ensure_demo(services: Services) -> tuple[Tenant, IngestStats]:
             tenant = await create_tenant(services.pool, DEMO_SLUG, DEMO_NAME, DEMO_POLICY)
         except Conflict:  # another process created it just now
             tenant = await get_tenant(services.pool, DEMO_SLUG)
+    if tenant.profile_version == 0:  # an admin's later edits are never overwritten
+        demo_profile = profiles.parse_profile(json.loads(DEMO_PROFILE.read_text("utf-8")))
+        with contextlib.suppress(Conflict):  # another process saved it just now
+            await profiles.save_profile(
+                services.pool, tenant.id, demo_profile, based_on=0, saved_by="demo set-up"
+            )
+        services.forget_tenant(tenant.slug)
+        tenant = await get_tenant(services.pool, DEMO_SLUG)
     stats = await services.kb.ingest(tenant.id, load_directory(demo_kb_path()))
     return tenant, stats
 

@@ -17,6 +17,7 @@ from cli.ingest import ingest
 from cli.keys import keys_app
 from cli.pool import run_with_pool
 from cli.probes import answer, classify, guard
+from cli.profile import tenant_profile
 from cli.search import search
 from cli.signals import exit_through_hooks_on_signals
 
@@ -80,6 +81,7 @@ app.command("search")(search)
 app.command("purge")(purge)
 app.command("chat")(chat)
 tenant_app.command("policy")(tenant_policy)
+tenant_app.command("profile")(tenant_profile)
 
 
 @app.command("serve")

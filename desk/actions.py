@@ -240,7 +240,7 @@ class AgentDesk:
                 return produced
             if not (state.get("owner") == "human" or conv["owner_agent"]):
                 raise _conflict("the AI already answers this conversation; nothing to release")
-            text = req.text or self.services.prompts.reply("released")
+            text = req.text or self.services.prompts.reply("released", tenant.business)
             async with tenant_scope(pool, tenant.id) as conn:
                 await conversations.set_status(conn, tenant.id, cid, "active", owner_agent=None)
                 await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")
@@ -255,7 +255,7 @@ class AgentDesk:
             produced = await self._resume(tenant, conv, value.model_dump())
             await self._settle(tenant, cid, "resolved")
             return produced
-        text = req.text or self.services.prompts.reply("closed")
+        text = req.text or self.services.prompts.reply("closed", tenant.business)
         async with tenant_scope(pool, tenant.id) as conn:
             await conversations.set_status(conn, tenant.id, cid, "closed", owner_agent=req.agent)
             await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")

@@ -56,7 +56,9 @@ def cut_off(snapshot: Any) -> bool:
 
 def interrupt_event(value: dict[str, Any], services: Services) -> Event:
     """The event of a pending interrupt (for a run that stopped at it, or a replay)."""
-    return events.from_interrupt(value, services.prompts.reply("handoff"))
+    # The hand-off node stores the message the customer was shown, in the tenant's words; a
+    # thread checkpointed before it did falls back to the shared text (it names no business).
+    return events.from_interrupt(value, value.get("message") or services.prompts.replies["handoff"])
 
 
 async def read_run(

@@ -185,7 +185,8 @@ async def answer_one(
     held = run.has("approval.pending") and not handoff
     confidence = float(draft["confidence"]) if draft else None
     if handoff:
-        answer, citations, declined = services.prompts.reply("handoff"), [], False
+        message = next((d.get("message") for n, d in run.events if n == "handoff"), None)
+        answer, citations, declined = message or "", [], False
     elif held and draft is not None:
         answer = draft["text"]
         citations = [c["source_id"] for c in draft["citations"]]

@@ -54,6 +54,9 @@ class HandoffRequest(_Request):
     transcript: list[TranscriptLine]
     ticket_id: str
     ticket_number: int
+    message: str = Field(
+        default="", description="What the customer was told (the tenant's hand-off text)."
+    )
 
 
 class HumanTurnRequest(_Request):

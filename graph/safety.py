@@ -88,9 +88,10 @@ async def safety_reply(svc: Services, tenant: Tenant, alert: SafetyAlert) -> Rep
     if found is not None:
         steps, citations = found
         text = svc.prompts.reply(
-            "safety_article", title=citations[0]["title"], steps=steps, line=line
+            "safety_article", tenant.business, title=citations[0]["title"], steps=steps, line=line
         )
     else:
-        advice = svc.prompts.reply(f"safety_{hazard}")
-        text, citations = svc.prompts.reply("safety_handoff", advice=advice, line=line), []
+        advice = svc.prompts.reply(f"safety_{hazard}", tenant.business)
+        text = svc.prompts.reply("safety_handoff", tenant.business, advice=advice, line=line)
+        citations = []
     return Reply(text=text, sender="ai", citations=citations, confidence=None, declined=False)

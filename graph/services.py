@@ -6,8 +6,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from helpdesk.db import DictPool
+from helpdesk.profile import BusinessProfile
 from helpdesk.tenants import Tenant, get_tenant
 from kb_pipeline.index import KnowledgeBase
 from nlp.classifier import IntentClassifier, read_examples
@@ -56,9 +58,20 @@ class Prompts:
             next_steps=json.loads(read("next_steps.json")),
         )
 
-    def reply(self, key: str, **values: Any) -> str:
-        """A canned reply, formatted with ``values``."""
-        return self.replies[key].format(**values)
+    @staticmethod
+    def business_values(business: BusinessProfile) -> dict[str, str]:
+        """What the system prompts name: the business, its trade and its topics."""
+        return {
+            **business.template_values(),
+            "industry": business.industry or "a small service business",
+        }
+
+    def reply(self, key: str, business: BusinessProfile, **values: Any) -> str:
+        """A canned reply in ``business``'s words: the tenant's own text for ``key`` if its
+        profile overrides it, else the shared template, filled from the profile (``{business}``,
+        ``{short_name}``, ``{topics}``, ``{phone}``, ``{email}``) and ``values``."""
+        template = business.replies.get(key) or self.replies[key]
+        return template.format(**{**business.template_values(), **values})
 
 
 @dataclass
@@ -72,6 +85,8 @@ class Services:
     classifier: IntentClassifier
     sentence_cache: EmbeddingCache
     tenant_ttl_s: float = 5.0
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """What "now" is for answers that depend on it (open now?); tests fix it."""
     _tenants: dict[str, tuple[float, Tenant]] = field(default_factory=dict)
 
     async def tenant(self, slug: str) -> Tenant:

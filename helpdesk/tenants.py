@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from helpdesk.db import DictPool
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.policy import TenantPolicy
+from helpdesk.profile import BusinessProfile
 from helpdesk.text_policy import check_text
 
 
@@ -23,16 +24,37 @@ class Tenant:
     slug: str
     name: str
     policy: TenantPolicy = field(default_factory=TenantPolicy)
+    profile: BusinessProfile | None = None
+    """The newest business profile (None: never described; :attr:`business` fills in)."""
+    profile_version: int = 0
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Tenant:
-        """Build a tenant from a ``tenants`` row."""
+        """Build a tenant from a ``tenants`` row, with ``profile``/``profile_version`` when the
+        query joined them (:data:`_SELECT`)."""
+        stored = row.get("profile")
         return cls(
             id=row["id"],
             slug=row["slug"],
             name=row["name"],
             policy=TenantPolicy.model_validate(row["policy"] or {}),
+            # Stored profiles were validated when saved; a field added later gets its default.
+            profile=BusinessProfile.model_validate(stored) if stored else None,
+            profile_version=int(row.get("profile_version") or 0),
         )
+
+    @property
+    def business(self) -> BusinessProfile:
+        """The profile the assistant speaks from: the stored one, else the tenant's name."""
+        return self.profile or BusinessProfile.default_for(self.name)
+
+
+# The tenant with its newest profile, if any.
+_SELECT = (
+    "SELECT t.*, p.profile, p.version AS profile_version FROM tenants t"
+    " LEFT JOIN LATERAL (SELECT profile, version FROM tenant_profiles"
+    " WHERE tenant_id = t.id ORDER BY version DESC LIMIT 1) p ON true"
+)
 
 
 async def create_tenant(
@@ -61,7 +83,7 @@ async def create_tenant(
 async def get_tenant(pool: DictPool, slug: str) -> Tenant:
     """Return the tenant with this slug; raise :class:`NotFound` if there is none."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT * FROM tenants WHERE slug = %s", (slug,))
+        cur = await conn.execute(f"{_SELECT} WHERE t.slug = %s", (slug,))
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no tenant with slug {slug!r}")
@@ -71,7 +93,7 @@ async def get_tenant(pool: DictPool, slug: str) -> Tenant:
 async def get_tenant_by_id(pool: DictPool, tenant_id: uuid.UUID) -> Tenant:
     """Return the tenant with this id; raise :class:`NotFound` if there is none."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT * FROM tenants WHERE id = %s", (tenant_id,))
+        cur = await conn.execute(f"{_SELECT} WHERE t.id = %s", (tenant_id,))
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no tenant {tenant_id}")

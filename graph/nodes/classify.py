@@ -20,6 +20,7 @@ from graph.context import Context
 from graph.policy import handoff_trigger, hard_blocked, informational_intent
 from graph.services import Services
 from graph.state import SupportState
+from helpdesk.profile import BusinessProfile
 from nlp.classifier import OUT_OF_SCOPE
 from nlp.text import jaccard
 
@@ -91,7 +92,8 @@ def make(svc: Services) -> Any:
         ]
         is_repeat = bool(previous) and jaccard(previous[-1], question) >= REPEAT_SIMILARITY
         update: dict[str, Any] = {"is_repeat": is_repeat, "kb_only_reason": None}
-        policy = (await svc.scope(state, runtime)).tenant.policy
+        tenant = (await svc.scope(state, runtime)).tenant
+        policy = tenant.policy
         guard: Mapping[str, Any] = state.get("guard") or {}
         if hard_blocked(guard):
             update |= {"intent": "blocked", "intent_confidence": 1.0, "intent_source": "guard"}
@@ -108,7 +110,7 @@ def make(svc: Services) -> Any:
             pred = await svc.classifier.apredict(question, vector)
             intent, confidence, source = pred.intent, pred.confidence, "classifier"
             if svc.models.chat is not None and confidence < LLM_BELOW:
-                llm = await _ask_llm(svc, question)
+                llm = await _ask_llm(svc, question, tenant.business)
                 if llm is not None:
                     intent, confidence, source = llm.intent, llm.confidence, "llm"
         seen = [*(state.get("intents_seen") or []), intent]
@@ -129,13 +131,17 @@ def make(svc: Services) -> Any:
     return classify
 
 
-async def _ask_llm(svc: Services, question: str) -> _LlmIntent | None:
+async def _ask_llm(svc: Services, question: str, business: BusinessProfile) -> _LlmIntent | None:
     assert svc.models.chat is not None
     labels = [*svc.classifier.labels, OUT_OF_SCOPE]
     model = svc.models.chat.with_structured_output(_LlmIntent)
     result = await model.ainvoke(
         [
-            SystemMessage(svc.prompts.classify_system.format(labels=", ".join(labels))),
+            SystemMessage(
+                svc.prompts.classify_system.format(
+                    labels=", ".join(labels), **svc.prompts.business_values(business)
+                )
+            ),
             HumanMessage(question),
         ]
     )

@@ -33,10 +33,12 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
+from graph import facts
 from graph.context import Context
 from graph.nodes.retrieve import previous_question, query_vector
 from graph.services import Services
 from graph.state import Citation, Draft, SupportState
+from helpdesk.profile import BusinessProfile
 from kb_pipeline.index import Retrieved
 from nlp import yes_no
 from nlp.text import Unit, content_words, sentences, units
@@ -257,13 +259,33 @@ def make(svc: Services) -> Any:
         confidence = confidence_of(scored)
         attempts = int(state.get("attempts", 0)) + 1
         decline = Draft(
-            text=svc.prompts.reply("decline"), citations=[], confidence=confidence, declined=True
+            text=svc.prompts.reply("decline", tenant.business),
+            citations=[],
+            confidence=confidence,
+            declined=True,
         )
-        if confidence < tenant.policy.escalate_below:
+        if chunks and facts.is_profile_fact(chunks[0]) and not rejected:
+            # A fact of the business's own profile (open now, hours, contact, area): both tiers
+            # send it as computed, since it depends on the clock an LLM does not know.
+            fact = chunks[0]
+            result = Draft(
+                text=f"{fact['text']} [{fact['source_id']}]",
+                citations=citations_for(chunks, [fact["source_id"]]),
+                confidence=1.0,
+                declined=False,
+            )
+        elif confidence < tenant.policy.escalate_below:
             result = decline
         elif svc.models.chat is not None:
             result = await _llm_draft(
-                svc, question, chunks, state.get("feedback", ""), confidence, previous, rejected
+                svc,
+                tenant.business,
+                question,
+                chunks,
+                state.get("feedback", ""),
+                confidence,
+                previous,
+                rejected,
             )
         else:
             result = (
@@ -328,6 +350,7 @@ def context_block(chunks: list[Retrieved]) -> str:
 
 async def _llm_draft(
     svc: Services,
+    business: BusinessProfile,
     question: str,
     chunks: list[Retrieved],
     feedback: str,
@@ -336,7 +359,9 @@ async def _llm_draft(
     rejected: list[str] | None = None,
 ) -> Draft:
     assert svc.models.chat is not None
-    system = svc.prompts.draft_system.format(context=context_block(chunks), no_answer=NO_ANSWER)
+    system = svc.prompts.draft_system.format(
+        context=context_block(chunks), no_answer=NO_ANSWER, **svc.prompts.business_values(business)
+    )
     text = ""
     messages = [
         SystemMessage(system),
@@ -347,7 +372,10 @@ async def _llm_draft(
     text = text.strip()
     if not text or NO_ANSWER in text:
         return Draft(
-            text=svc.prompts.reply("decline"), citations=[], confidence=confidence, declined=True
+            text=svc.prompts.reply("decline", business),
+            citations=[],
+            confidence=confidence,
+            declined=True,
         )
     cited = [m.group(1) for m in CITATION.finditer(text)]
     return Draft(

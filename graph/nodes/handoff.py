@@ -13,6 +13,8 @@ only idempotent work before it; side effects are also keyed by the turn (the tic
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -34,7 +36,8 @@ from graph.interrupts import (
 )
 from graph.services import RunScope, Services
 from graph.state import Reply, SupportState
-from helpdesk import conversations, tickets
+from helpdesk import conversations, hours, tickets
+from helpdesk.profile import BusinessProfile
 from helpdesk.tenancy import tenant_scope
 from helpdesk.tenants import Tenant
 
@@ -99,7 +102,7 @@ async def apply_agent_action(
     if isinstance(action, Release):
         async with tenant_scope(svc.pool, tenant.id) as db:
             await conversations.set_status(db, tenant.id, conv, "active", owner_agent=None)
-        text = action.text or svc.prompts.reply("released")
+        text = action.text or svc.prompts.reply("released", tenant.business)
         return {
             "owner": "ai",
             "reply": Reply(
@@ -111,11 +114,24 @@ async def apply_agent_action(
     assert isinstance(action, Close)
     async with tenant_scope(svc.pool, tenant.id) as db:
         await conversations.set_status(db, tenant.id, conv, "closed", owner_agent=action.agent)
-    text = action.text or svc.prompts.reply("closed")
+    text = action.text or svc.prompts.reply("closed", tenant.business)
     return {
         "owner": "ai",
         "reply": Reply(text=text, sender="system", citations=[], confidence=None, declined=False),
     }
+
+
+def handoff_message(svc: Services, business: BusinessProfile, now: datetime) -> str:
+    """What the customer is told on a hand-off: a person replies shortly, or, when the
+    profile's hours say the business is closed, when it opens again."""
+    if business.hours:
+        status = hours.status_at(business, now)
+        if not status.open and status.next_opens_at is not None:
+            opens = status.next_opens_at
+            when = f"{hours.day_label(opens.date(), status.local.date())} at "
+            when += f"{hours.clock_text(opens)} ({opens.tzname()})"
+            return svc.prompts.reply("handoff_after_hours", business, when=when)
+    return svc.prompts.reply("handoff", business)
 
 
 def make_handoff(svc: Services) -> Any:
@@ -156,9 +172,9 @@ def make_handoff(svc: Services) -> Any:
                 "ticket_id": str(ticket["id"]),
                 "ticket_number": int(ticket["number"]),
             }
-            logged = events.handoff(
-                reason, str(ticket["id"]), int(ticket["number"]), svc.prompts.reply("handoff")
-            )
+            # in a thread: the first use of a time zone reads the tz database from disk
+            message = await asyncio.to_thread(handoff_message, svc, tenant.business, svc.clock())
+            logged = events.handoff(reason, str(ticket["id"]), int(ticket["number"]), message)
             await conversations.append_event(db, tenant.id, conv, *logged, dedupe_key=key)
         request = HandoffRequest(
             reason=reason,
@@ -171,6 +187,7 @@ def make_handoff(svc: Services) -> Any:
             transcript=transcript(state),
             ticket_id=str(ticket["id"]),
             ticket_number=int(ticket["number"]),
+            message=message,
         )
         return {"handoff": info, "handoff_request": request.model_dump(mode="json")}
 

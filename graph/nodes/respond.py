@@ -21,19 +21,20 @@ from graph.policy import SMALLTALK, hard_blocked
 from graph.services import Services
 from graph.state import Reply, SupportState
 from helpdesk import conversations
+from helpdesk.profile import BusinessProfile
 from helpdesk.tenancy import tenant_scope
 
 _PIECE = re.compile(r"\S+\s*")
 
 
-def compose_reply(svc: Services, state: SupportState) -> Reply:
-    """The reply of a turn that no human wrote or approved."""
+def compose_reply(svc: Services, state: SupportState, business: BusinessProfile) -> Reply:
+    """The reply of a turn that no human wrote or approved, in ``business``'s words."""
     intent = state.get("intent", "")
     guard: Mapping[str, Any] = state.get("guard") or {}
     draft = state.get("draft")
     if hard_blocked(guard):
         return Reply(
-            text=svc.prompts.reply("blocked"),
+            text=svc.prompts.reply("blocked", business),
             sender="system",
             citations=[],
             confidence=None,
@@ -41,7 +42,7 @@ def compose_reply(svc: Services, state: SupportState) -> Reply:
         )
     if intent in SMALLTALK and draft is None:
         return Reply(
-            text=svc.prompts.reply(intent),
+            text=svc.prompts.reply(intent, business),
             sender="ai",
             citations=[],
             confidence=1.0,
@@ -50,7 +51,7 @@ def compose_reply(svc: Services, state: SupportState) -> Reply:
     assert draft is not None, "respond without a reply needs a draft"
     if draft["declined"] and intent == "out_of_scope":
         return Reply(
-            text=svc.prompts.reply("out_of_scope"),
+            text=svc.prompts.reply("out_of_scope", business),
             sender="ai",
             citations=[],
             confidence=draft["confidence"],
@@ -151,6 +152,10 @@ def make(svc: Services) -> Any:
     """Build the node."""
 
     async def respond(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
-        return await deliver(svc, state, runtime, state.get("reply") or compose_reply(svc, state))
+        reply = state.get("reply")
+        if reply is None:
+            business = (await svc.scope(state, runtime)).tenant.business
+            reply = compose_reply(svc, state, business)
+        return await deliver(svc, state, runtime, reply)
 
     return respond

@@ -11,6 +11,7 @@ How the context weight was measured: docs/decisions/follow-up-context.md.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -19,6 +20,7 @@ import numpy as np
 from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.runtime import Runtime
 
+from graph import facts
 from graph.context import Context
 from graph.services import Services
 from graph.state import SupportState
@@ -84,6 +86,15 @@ def make(svc: Services) -> Any:
         question = state.get("question", "")
         previous = previous_question(state.get("messages") or [])
         hits = await search(svc, tenant.id, question, previous, state.get("audience", "customer"))
+        asked = facts.recognise(question)
+        if asked is not None:
+            titles = {h["source_id"]: h["title"] for h in hits}
+            # in a thread: the first use of a time zone reads the tz database from disk
+            fact = await asyncio.to_thread(
+                facts.answer, asked, tenant.business, svc.clock(), titles
+            )
+            if fact is not None:  # the profile's answer first: the drafter sends it
+                hits = [fact, *hits]
         return {"retrieved": hits}
 
     return retrieve

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,6 +20,9 @@ from helpdesk import db
 from helpdesk.config import Settings
 from helpdesk.tenants import Tenant
 from nlp.models import Models, build_models
+
+OFFICE_HOURS = datetime(2026, 12, 2, 10, 0, tzinfo=ZoneInfo("America/Chicago"))
+"""A Wednesday, 10:00 in Millbrook: the demo business is open."""
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +63,10 @@ async def services(
     settings: Settings, offline_models: Models, database_url: str
 ) -> AsyncIterator[Services]:
     async with open_services(settings, offline_models, database_url=database_url) as svc:
+        # Answers that depend on the clock (open now? after-hours hand-off) see a fixed one: a
+        # Wednesday morning, inside the demo profile's office hours. Tests of those answers
+        # set their own.
+        svc.clock = lambda: OFFICE_HOURS
         yield svc
 
 
