@@ -14,6 +14,7 @@ from cli.admin import purge, tenant_policy
 from cli.chat import chat
 from cli.evaluate import eval_app
 from cli.ingest import ingest
+from cli.intents import tenant_intents
 from cli.keys import keys_app
 from cli.pool import run_with_pool
 from cli.probes import answer, classify, guard
@@ -82,6 +83,7 @@ app.command("purge")(purge)
 app.command("chat")(chat)
 tenant_app.command("policy")(tenant_policy)
 tenant_app.command("profile")(tenant_profile)
+tenant_app.command("intents")(tenant_intents)
 
 
 @app.command("serve")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -16,6 +17,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from helpdesk.db import DictPool
+from helpdesk.intents import TenantIntents, load_intents
 from helpdesk.profile import BusinessProfile
 from helpdesk.tenants import Tenant, get_tenant
 from kb_pipeline.index import KnowledgeBase
@@ -88,6 +90,37 @@ class Services:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     """What "now" is for answers that depend on it (open now?); tests fix it."""
     _tenants: dict[str, tuple[float, Tenant]] = field(default_factory=dict)
+    _classifiers: dict[uuid.UUID, tuple[datetime, IntentClassifier]] = field(default_factory=dict)
+    _fitting: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def classifier_for(self, tenant: Tenant) -> IntentClassifier:
+        """The intent classifier of ``tenant``: the shared one, or one trained on the tenant's
+        own examples (``helpdesk.intents``) the first time they are needed after a change.
+
+        One fit at a time per process (each takes a few seconds of CPU, in a thread); a set
+        that cannot be trained is logged and the shared classifier answers meanwhile.
+        """
+        if tenant.intents_saved_at is None:
+            return self.classifier
+        hit = self._classifiers.get(tenant.id)
+        if hit is not None and hit[0] == tenant.intents_saved_at:
+            return hit[1]
+        async with self._fitting:
+            hit = self._classifiers.get(tenant.id)
+            if hit is not None and hit[0] == tenant.intents_saved_at:
+                return hit[1]
+            own = await load_intents(self.pool, tenant.id)
+            if own is None:
+                return self.classifier
+            try:
+                fitted = await asyncio.to_thread(
+                    train_classifier, self.models, self.prompts.root, own
+                )
+            except ValueError:
+                log.exception("tenant %s: its intent examples cannot be trained", tenant.slug)
+                return self.classifier
+            self._classifiers[tenant.id] = (own.saved_at, fitted)
+            return fitted
 
     async def tenant(self, slug: str) -> Tenant:
         """The tenant (and its policy), cached for a few seconds."""
@@ -125,13 +158,21 @@ class Services:
         self._tenants.pop(slug, None)
 
 
-def train_classifier(models: Models, prompts_dir: Path) -> IntentClassifier:
-    """Fit the offline intent classifier on the examples kept in ``prompts/``.
+def train_classifier(
+    models: Models, prompts_dir: Path, own: TenantIntents | None = None
+) -> IntentClassifier:
+    """Fit the offline intent classifier on the examples kept in ``prompts/``, plus (or, when
+    its mode is ``replace``, instead of the shared intents) a tenant's ``own``.
 
     Trained at every start, not cached: it takes a few seconds (measured 2-3 s on two cores),
     and its fitted parts (a TF-IDF vocabulary, scikit-learn models) would need pickles.
     """
     texts, labels = read_examples(prompts_dir / "intents.csv")
+    if own is not None:
+        if own.mode == "replace":
+            texts, labels = [], []
+        texts += [text for text, _ in own.examples]
+        labels += [intent for _, intent in own.examples]
     oos = prompts_dir / "out_of_scope.csv"
     if oos.is_file():
         more_texts, more_labels = read_examples(oos)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -27,6 +28,8 @@ class Tenant:
     profile: BusinessProfile | None = None
     """The newest business profile (None: never described; :attr:`business` fills in)."""
     profile_version: int = 0
+    intents_saved_at: datetime | None = None
+    """When the tenant's own intent examples were last saved (None: the shared ones only)."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Tenant:
@@ -41,6 +44,7 @@ class Tenant:
             # Stored profiles were validated when saved; a field added later gets its default.
             profile=BusinessProfile.model_validate(stored) if stored else None,
             profile_version=int(row.get("profile_version") or 0),
+            intents_saved_at=row.get("intents_saved_at"),
         )
 
     @property
@@ -51,7 +55,9 @@ class Tenant:
 
 # The tenant with its newest profile, if any.
 _SELECT = (
-    "SELECT t.*, p.profile, p.version AS profile_version FROM tenants t"
+    "SELECT t.*, p.profile, p.version AS profile_version,"
+    " (SELECT saved_at FROM tenant_intents WHERE tenant_id = t.id) AS intents_saved_at"
+    " FROM tenants t"
     " LEFT JOIN LATERAL (SELECT profile, version FROM tenant_profiles"
     " WHERE tenant_id = t.id ORDER BY version DESC LIMIT 1) p ON true"
 )

@@ -107,10 +107,11 @@ def make(svc: Services) -> Any:
         else:
             # the embedding cache: the guard embedded this text already, retrieval reuses it
             vector = (await svc.sentence_cache.embed([question]))[0]
-            pred = await svc.classifier.apredict(question, vector)
+            classifier = await svc.classifier_for(tenant)
+            pred = await classifier.apredict(question, vector)
             intent, confidence, source = pred.intent, pred.confidence, "classifier"
             if svc.models.chat is not None and confidence < LLM_BELOW:
-                llm = await _ask_llm(svc, question, tenant.business)
+                llm = await _ask_llm(svc, question, tenant.business, classifier.labels)
                 if llm is not None:
                     intent, confidence, source = llm.intent, llm.confidence, "llm"
         seen = [*(state.get("intents_seen") or []), intent]
@@ -131,9 +132,11 @@ def make(svc: Services) -> Any:
     return classify
 
 
-async def _ask_llm(svc: Services, question: str, business: BusinessProfile) -> _LlmIntent | None:
+async def _ask_llm(
+    svc: Services, question: str, business: BusinessProfile, intents: list[str]
+) -> _LlmIntent | None:
     assert svc.models.chat is not None
-    labels = [*svc.classifier.labels, OUT_OF_SCOPE]
+    labels = [*intents, OUT_OF_SCOPE]
     model = svc.models.chat.with_structured_output(_LlmIntent)
     result = await model.ainvoke(
         [

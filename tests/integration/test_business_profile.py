@@ -12,6 +12,7 @@ from datetime import datetime
 import pytest
 
 from evals.answering import answer_one
+from helpdesk import intents
 from helpdesk import profile as profiles
 from helpdesk.tenants import Tenant, create_tenant, get_tenant
 
@@ -126,3 +127,40 @@ async def test_a_hand_off_after_hours_says_when_the_team_is_back(graph, services
     assert (await answer_one(graph, services, demo, "I want to talk to a person")).answer == (
         services.prompts.reply("handoff", demo.business)
     )
+
+
+GROOMER = [
+    ("how much is a full groom", "grooming_prices"),
+    ("what do you charge for a bath and nail trim", "grooming_prices"),
+    ("price for a puppy cut", "grooming_prices"),
+    ("can I book a groom for saturday", "book_groom"),
+    ("I want to schedule my dog for a haircut", "book_groom"),
+    ("do you have any openings next week for a bath", "book_groom"),
+    ("does my dog need to be vaccinated", "vaccination_policy"),
+    ("what shots do you require", "vaccination_policy"),
+    ("do you need proof of rabies vaccine", "vaccination_policy"),
+]
+
+
+async def test_a_tenant_classifies_with_its_own_intents(graph, services, demo, clock):
+    groomer = await _tenant_with_profile(
+        services, {"display_name": "Happy Paws Grooming", "topics": "grooming and bookings"}
+    )
+    await intents.save_intents(services.pool, groomer.id, GROOMER, "replace", saved_by="test")
+    groomer = await get_tenant(services.pool, groomer.slug)
+    asked = {
+        "What's the price of a groom for a small terrier?": "grooming_prices",
+        "Is a rabies certificate needed?": "vaccination_policy",
+        "Could I get my spaniel in for a cut on Friday?": "book_groom",
+    }
+    for text, intent in asked.items():
+        r = await answer_one(graph, services, groomer, text)
+        assert r.intent == intent, (text, r.intent)
+    # the demo tenant keeps the shared intents
+    shared = await answer_one(graph, services, demo, "How much is your call-out fee?")
+    assert shared.intent == "pricing"
+    # back to the shared set
+    assert await intents.clear_intents(services.pool, groomer.id)
+    groomer = await get_tenant(services.pool, groomer.slug)
+    r = await answer_one(graph, services, groomer, "What's the price of a groom?")
+    assert r.intent != "grooming_prices"
