@@ -22,6 +22,7 @@ HANDOFF_WORDS = {
     "no_progress": "No progress in the conversation",
     "judge_failed": "The answer failed its check twice",
     "draft_rejected": "A reviewer rejected the draft",
+    "quote_over_limit": "A quote above what the AI may give",
     "customer_replied": "The customer wrote again",
     "handoff": "Handed to a person",
 }

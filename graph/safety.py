@@ -80,7 +80,7 @@ async def safety_reply(svc: Services, tenant: Tenant, alert: SafetyAlert) -> Rep
     around the steps comes from ``prompts/replies.json`` (``safety_article``,
     ``safety_handoff`` and one ``safety_<hazard>`` first action each), never from a model.
     """
-    policy = tenant.policy
+    policy = tenant.rules
     hazard = cast(Hazard, alert["hazard"])
     line = emergency_line(policy, hazard)
     refs = policy.safety_articles.get(hazard) if policy.safety_mode == "article" else None

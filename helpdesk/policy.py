@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from helpdesk.profile import ChatConfig
+
 Channel = Literal["web", "email", "api"]
 Hazard = Literal["gas", "carbon_monoxide", "flooding", "electrical", "fire", "injury"]
 """What :mod:`nlp.hazards` recognises as a customer in danger."""
@@ -173,3 +175,26 @@ class TenantPolicy(BaseModel):
                 f"auto_send_above ({self.auto_send_above})"
             )
         return self
+
+
+CONSERVATIVE_AUTO_SEND = 0.75
+"""A conservative tenant's answers go out directly only at this confidence or more."""
+
+
+def with_chat_config(policy: TenantPolicy, chat: ChatConfig) -> TenantPolicy:
+    """``policy`` as the business profile's chat configuration adjusts it.
+
+    * ``allowed_discount_percent`` is the discount the AI may promise (``max_discount_percent``).
+    * ``guardrail_profile: conservative`` holds more for a person: answers below
+      :data:`CONSERVATIVE_AUTO_SEND` confidence, and every answer that quotes a price, wait for
+      approval. ``standard`` leaves the policy's thresholds as they are.
+
+    ``max_quote_without_handoff`` is read by the judge from the profile itself (a quote above it
+    hands off instead of being held). Not validated again: every value comes from a validated
+    model and the changes keep ``escalate_below <= auto_send_above``.
+    """
+    update: dict[str, object] = {"max_discount_percent": chat.allowed_discount_percent}
+    if chat.guardrail_profile == "conservative":
+        update["auto_send_above"] = max(policy.auto_send_above, CONSERVATIVE_AUTO_SEND)
+        update["max_price_promise"] = 0.0
+    return policy.model_copy(update=update)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from helpdesk.db import DictPool
 from helpdesk.errors import Conflict, NotFound
-from helpdesk.policy import TenantPolicy
+from helpdesk.policy import TenantPolicy, with_chat_config
 from helpdesk.profile import BusinessProfile
 from helpdesk.text_policy import check_text
 
@@ -46,6 +47,13 @@ class Tenant:
             profile_version=int(row.get("profile_version") or 0),
             intents_saved_at=row.get("intents_saved_at"),
         )
+
+    @functools.cached_property
+    def rules(self) -> TenantPolicy:
+        """The policy the assistant applies: the stored one with the profile's chat
+        configuration on top (:func:`helpdesk.policy.with_chat_config`). ``policy`` stays the
+        stored one, which is what ``deskgraph tenant policy`` edits."""
+        return with_chat_config(self.policy, self.profile.chat) if self.profile else self.policy
 
     @property
     def business(self) -> BusinessProfile:

@@ -330,6 +330,7 @@
     renderBadge();
     scrollDown();
     input.focus();
+    loadBusiness();
   }
 
   function closePanel() {
@@ -472,6 +473,7 @@
     if (key) systemKeys.add(key);
     var entry = addBubble("system");
     entry.textNode.textContent = text;
+    return entry;
   }
 
   function countUnread() {
@@ -853,6 +855,25 @@
     }
   }
 
+  // The business's own greeting (GET /v1/widget), unless the page set one: fetched when the
+  // chat is first opened, so a page view costs the API nothing. A failure keeps the generic
+  // line; the chat works without it. The title stays the page's (data-title) or "Support".
+  var greetingLine = null;
+  var businessLoaded = false;
+  function loadBusiness() {
+    if (businessLoaded || script.hasAttribute("data-greeting")) return;
+    businessLoaded = true;
+    api("GET", "/v1/widget", undefined, { "X-Widget-Key": KEY })
+      .then(function (cfg) {
+        if (!cfg.greeting) return;
+        GREETING = cfg.greeting;
+        if (greetingLine) greetingLine.textNode.textContent = GREETING;
+      })
+      .catch(function () {
+        businessLoaded = false; // try again on the next open
+      });
+  }
+
   function newConversation() {
     stopEvents();
     saveSession(null);
@@ -863,7 +884,7 @@
     agentName = null;
     mode = "ai";
     setMode("ai");
-    addSystem(null, GREETING);
+    greetingLine = addSystem(null, GREETING);
     input.focus();
   }
 
@@ -1030,7 +1051,7 @@
 
   function mount() {
     document.body.appendChild(host);
-    addSystem(null, GREETING);
+    greetingLine = addSystem(null, GREETING);
     if (sessionUsable(session)) resume();
     else if (session) {
       saveSession(null);

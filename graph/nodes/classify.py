@@ -93,7 +93,7 @@ def make(svc: Services) -> Any:
         is_repeat = bool(previous) and jaccard(previous[-1], question) >= REPEAT_SIMILARITY
         update: dict[str, Any] = {"is_repeat": is_repeat, "kb_only_reason": None}
         tenant = (await svc.scope(state, runtime)).tenant
-        policy = tenant.policy
+        policy = tenant.rules
         guard: Mapping[str, Any] = state.get("guard") or {}
         if hard_blocked(guard):
             update |= {"intent": "blocked", "intent_confidence": 1.0, "intent_source": "guard"}

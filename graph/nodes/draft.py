@@ -274,7 +274,7 @@ def make(svc: Services) -> Any:
                 confidence=1.0,
                 declined=False,
             )
-        elif confidence < tenant.policy.escalate_below:
+        elif confidence < tenant.rules.escalate_below:
             result = decline
         elif svc.models.chat is not None:
             result = await _llm_draft(
@@ -290,7 +290,7 @@ def make(svc: Services) -> Any:
         else:
             result = (
                 _extractive_draft(
-                    question, chunks, scored, confidence, rejected, tenant.policy.escalate_below
+                    question, chunks, scored, confidence, rejected, tenant.rules.escalate_below
                 )
                 or decline
             )

@@ -70,7 +70,7 @@ def make(svc: Services) -> Any:
             )
         scope = await svc.scope(state, runtime)
         tenant, conv = scope.tenant, scope.conversation_id
-        verdict = kb_only_verdict(verdict, tenant.policy)
+        verdict = kb_only_verdict(verdict, tenant.rules)
         created = None
         async with tenant_scope(svc.pool, tenant.id) as db:
             await conversations.ensure_conversation(db, tenant.id, conv, ctx.channel)

@@ -34,6 +34,7 @@ from graph.policy import decline_trigger
 from graph.services import Services
 from graph.state import Citation, Draft, JudgeVerdict, SupportState
 from helpdesk.policy import TenantPolicy
+from helpdesk.tenants import Tenant
 from kb_pipeline.index import Retrieved
 from nlp.text import content_words, sentences
 
@@ -115,6 +116,16 @@ def policy_findings(
     return violations, review
 
 
+def quote_over_limit(text: str, tenant: Tenant) -> float | None:
+    """The highest price the answer quotes above the profile's ``max_quote_without_handoff``
+    (a person gives such quotes: the conversation is handed off), or None."""
+    limit = tenant.business.chat.max_quote_without_handoff
+    if limit is None:
+        return None
+    over = [a for a in _amounts(text) if a > limit and a not in _bounds(text)]
+    return max(over) if over else None
+
+
 async def unsupported_sentences(svc: Services, text: str, chunks: list[Retrieved]) -> list[str]:
     """Sentences of ``text`` that no chunk sentence supports."""
     claims = [
@@ -145,7 +156,7 @@ def make(svc: Services) -> Any:
         draft = state.get("draft")
         assert draft is not None, "judge runs after draft"
         tenant = (await svc.scope(state, runtime)).tenant
-        policy = tenant.policy
+        policy = tenant.rules
         if draft["declined"]:
             verdict = JudgeVerdict(
                 passed=True, grounded=True, violations=[], review_reasons=[], feedback=""
@@ -177,6 +188,8 @@ def make(svc: Services) -> Any:
         handoff_reason = None
         if violations and int(state.get("attempts", 0)) >= MAX_DRAFTS:
             handoff_reason = "judge_failed"
+        elif not violations and (over := quote_over_limit(draft["text"], tenant)):
+            handoff_reason = f"quote_over_limit: ${over:,.2f}"
         return {
             "handoff_reason": handoff_reason,
             "verdict": JudgeVerdict(

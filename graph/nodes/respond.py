@@ -66,6 +66,22 @@ def compose_reply(svc: Services, state: SupportState, business: BusinessProfile)
     )
 
 
+_PRICE = re.compile(r"\$\s?\d")
+
+
+def with_disclaimer(reply: Reply, business: BusinessProfile) -> Reply:
+    """An AI answer that quotes a price ends with the business's estimate disclaimer, if it has
+    one ("Prices are estimates until a technician has seen the job."). Added here, after the
+    judge (the disclaimer is the business's own words, not a claim from an article) and after
+    any approval, so every AI answer with a price carries it, approved or not."""
+    disclaimer = business.chat.estimate_disclaimer
+    if not disclaimer or reply["sender"] != "ai" or not _PRICE.search(reply["text"]):
+        return reply
+    if disclaimer in reply["text"]:
+        return reply
+    return Reply(**{**reply, "text": f"{reply['text']}\n\n{disclaimer}"})
+
+
 def question_id(conv: uuid.UUID, state: SupportState) -> uuid.UUID | None:
     """The database id of the customer message this turn answers (the thread's last customer
     message, stored by ``guard_input`` under this id), or None before the customer wrote."""
@@ -93,6 +109,7 @@ async def deliver(
     # customer wrote again): it names its question, so it never reads as answering those.
     in_reply_to = question_id(conv, state)
     reply = Reply(**{**reply, "in_reply_to": str(in_reply_to) if in_reply_to else None})
+    reply = with_disclaimer(reply, tenant.business)
 
     # The agent who answered, so transcripts and events can name them.
     agent = state.get("agent_name") if reply["sender"] == "agent" else None

@@ -120,7 +120,9 @@ def _schema_of(spec: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, A
     return [s for option in schema.get("anyOf", []) for s in _schema_of(spec, option)]
 
 
-def _is_text(schema: dict[str, Any]) -> bool:
+def _is_text(schema: dict[str, Any] | bool) -> bool:
+    if not isinstance(schema, dict):  # `true`: any JSON (a free-form object's values)
+        return False
     options = schema.get("anyOf", [schema])
     return any(o.get("type") == "string" and "enum" not in o and "format" not in o for o in options)
 

@@ -90,3 +90,39 @@ def test_the_demo_profile_is_valid():
     demo = parse_profile(json.loads(DEMO_PROFILE.read_text("utf-8")))
     assert demo.display_name == "Brightwater Home Services"
     assert demo.hours_source == "opening-hours"
+
+
+def test_the_chat_configuration_adjusts_the_policy_the_assistant_applies():
+    from helpdesk.policy import CONSERVATIVE_AUTO_SEND, TenantPolicy, with_chat_config
+    from helpdesk.profile import ChatConfig
+
+    policy = TenantPolicy()
+    standard = with_chat_config(policy, ChatConfig(allowed_discount_percent=10))
+    assert standard.max_discount_percent == 10
+    assert standard.auto_send_above == policy.auto_send_above
+    assert standard.max_price_promise == policy.max_price_promise
+    careful = with_chat_config(policy, ChatConfig(guardrail_profile="conservative"))
+    assert careful.auto_send_above == CONSERVATIVE_AUTO_SEND
+    assert careful.max_price_promise == 0.0  # every quoted price waits for a person
+    assert careful.escalate_below <= careful.auto_send_above
+    assert policy.auto_send_above == 0.60  # the stored policy is untouched
+
+
+def test_an_answer_with_a_price_ends_with_the_estimate_disclaimer():
+    from graph.nodes.respond import with_disclaimer
+    from graph.state import Reply
+
+    business = BusinessProfile(
+        display_name="Acme", chat={"estimate_disclaimer": "Prices are estimates."}
+    )
+
+    def reply(text: str, sender: str = "ai") -> Reply:
+        return Reply(text=text, sender=sender, citations=[], confidence=1.0, declined=False)  # type: ignore[typeddict-item]
+
+    assert with_disclaimer(reply("The call-out fee is $89."), business)["text"] == (
+        "The call-out fee is $89.\n\nPrices are estimates."
+    )
+    assert with_disclaimer(reply("We open at 8."), business)["text"] == "We open at 8."
+    assert with_disclaimer(reply("It is $89.", "agent"), business)["text"] == "It is $89."
+    twice = with_disclaimer(with_disclaimer(reply("It is $89."), business), business)
+    assert twice["text"].count("Prices are estimates.") == 1

@@ -274,8 +274,13 @@ async def test_widget_is_keyboard_operable_isolated_and_quiet_until_used(
         "e => getComputedStyle(e).fontFamily"
     )
     assert "Georgia" not in font
-    # Nothing reaches the API before the customer writes: a page view costs no conversation.
-    assert len(proxy.requests_to("/v1/")) == api_calls
+    # Nothing but the business's greeting (GET /v1/widget, on opening) reaches the API before
+    # the customer writes: a page view costs no conversation.
+    calls = proxy.requests_to("/v1/")[api_calls:]
+    assert all(c.startswith("GET /v1/widget") for c in calls), calls
+    # the greeting is the business's own
+    await customer.keyboard.press("Enter")
+    await expect(customer.get_by_text("I'm Brightwater's virtual assistant")).to_be_visible()
 
 
 async def test_a_message_that_could_not_be_sent_says_so_and_is_sent_once_on_retry(
