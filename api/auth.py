@@ -217,8 +217,12 @@ def _check_cookie_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin is None:
         return
-    host = request.headers.get("host", "")
-    if origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
+    hosts = {
+        h.strip().lower()
+        for h in (request.headers.get("host", ""), request.headers.get("x-forwarded-host", ""))
+        if h.strip()
+    }
+    if origin.split("://", 1)[-1].rstrip("/").lower() not in hosts:
         raise ApiError(403, "forbidden", f"a session cookie is not accepted from origin {origin!r}")
 
 

@@ -328,3 +328,17 @@ async def password_hash_of(db: Db, tenant_id: uuid.UUID, user_id: uuid.UUID) -> 
         )
         row = await cur.fetchone()
     return row["password_hash"] if row else None
+
+
+async def password_matches(
+    db: Db,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    password: str,
+    hasher: PasswordHasher | None = None,
+) -> bool:
+    """Whether ``password`` is the account's (no sign-in is recorded)."""
+    stored = await password_hash_of(db, tenant_id, user_id)
+    if stored is None:
+        return False
+    return await asyncio.to_thread(_verify, hasher or _DEFAULT_HASHER, stored, password)

@@ -94,7 +94,8 @@ async def deliver(
     reply = Reply(**{**reply, "in_reply_to": str(in_reply_to) if in_reply_to else None})
 
     # The agent who answered, so transcripts and events can name them.
-    agent = state.get("agent_name") if reply["sender"] == "agent" else None
+    # A release or close names the agent who did it (``acted_by``), as the desk's own do.
+    agent = state.get("agent_name") if reply["sender"] == "agent" else reply.get("acted_by")
     for piece in _PIECE.findall(reply["text"]):
         events.token(runtime.stream_writer, piece, str(message_id))
 
