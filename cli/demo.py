@@ -105,9 +105,10 @@ async def ensure_demo_users(
     out: dict[str, dict[str, str]] = {}
     for role, (email, name) in DEMO_USERS.items():
         entry = known.get(role) if isinstance(known, dict) else None
-        password = entry.get("password") if isinstance(entry, dict) else None
-        if not isinstance(password, str) or entry.get("email") != email:
-            password = None
+        password: str | None = None
+        if isinstance(entry, dict) and entry.get("email") == email:
+            kept = entry.get("password")
+            password = kept if isinstance(kept, str) else None
         try:
             user = await users.get_user_by_email(services.pool, tenant.id, email)
         except NotFound:
