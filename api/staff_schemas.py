@@ -24,9 +24,7 @@ class SignIn(_In):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [
-                {"tenant": "demo", "email": "agent@brightwater.example", "password": "..."}
-            ]
+            "examples": [{"tenant": "demo", "email": "alex@brightwater.example", "password": "..."}]
         },
     )
     tenant: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
