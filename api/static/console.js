@@ -15,6 +15,9 @@
   var KEY_STORE = "deskgraph.console.agentKey";
   var NAME_STORE = "deskgraph.console.agentName";
   var TENANT_STORE = "deskgraph.console.tenant";
+  // Not a credential (the cookie is HttpOnly): only whether to ask the server for a session at
+  // start, so a first visit makes no request that must fail.
+  var SESSION_STORE = "deskgraph.console.signedIn";
   var POLL_MS = 5000;
   var RECONNECT_MAX_MS = 15000;
   var SILENCE_MS = 45000; // the server pings every 15 s
@@ -389,6 +392,7 @@
     state.selected = null;
     state.detail = null;
     writeStore(KEY_STORE, "");
+    writeStore(SESSION_STORE, "");
     setLive("");
     showSignin(message);
   }
@@ -445,6 +449,7 @@
       state.key = "";
       writeStore(KEY_STORE, "");
       writeStore(TENANT_STORE, tenant);
+      writeStore(SESSION_STORE, "1");
       $("password").value = "";
       await loadMe();
       showDesk();
@@ -953,6 +958,7 @@
   // A stored key is asked again who it acts as (its name may have changed); without one, the
   // session cookie (if any) is tried: a reload keeps the agent signed in.
   if (/^#reset=pr_/.test(location.hash)) showReset();
+  else if (!state.key && !readStore(SESSION_STORE)) showSignin("");
   else
     loadMe().then(
       function () {
