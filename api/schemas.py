@@ -393,6 +393,11 @@ class Queue(BaseModel):
         }
     )
     items: list[QueueItem]
+    people_online: int = Field(
+        default=0,
+        description="Staff online now (of the team, when filtered): whether a hand-off can"
+        " expect a person soon.",
+    )
 
 
 class PendingInterrupt(BaseModel):

@@ -32,7 +32,7 @@ from api.permissions import (
 from api.routes.conversations import follow_events
 from desk.actions import ActionName, ActionOutcome, ActionRequest
 from graph.reasons import handoff_reason_text, review_codes, review_reason_texts
-from helpdesk import audit, conversations, tickets
+from helpdesk import audit, conversations, teams, tickets
 from helpdesk.notify import EventHub
 from helpdesk.tenancy import tenant_scope
 
@@ -117,17 +117,42 @@ def _queue_item(row: dict[str, Any]) -> schemas.QueueItem:
     )
 
 
-@router.get("/queue", response_model=schemas.Queue, responses=responses("invalid_request", *_AUTH))
+@router.get(
+    "/queue",
+    response_model=schemas.Queue,
+    responses=responses("invalid_request", *_AUTH, "not_found"),
+)
 async def queue(
     caller: ConversationReader,
     services: ServicesDep,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    team: Annotated[
+        uuid.UUID | None,
+        Query(description="Only what nobody owns yet or a member of this team owns."),
+    ] = None,
 ) -> schemas.Queue:
     """Conversations waiting on a person, oldest wait first: hand-offs, held drafts, and
-    customers writing in conversations an agent owns."""
+    customers writing in conversations an agent owns; ``people_online`` says how many staff
+    (of ``team``) are online now.
+
+    Conversations are not assigned to teams yet (that waits for triage rules), so a team's
+    view is the unowned work plus what its members own."""
+    away, idle = settings.presence_away_after_s, settings.session_idle_s
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        rows = await conversations.waiting_queue(conn, caller.tenant.id, limit=limit)
-    return schemas.Queue(items=[_queue_item(r) for r in rows])
+        members: set[str] | None = None
+        if team is not None:
+            found = await teams.get_team(conn, caller.tenant.id, team)  # 404 if not ours
+            members = {f"user:{m}" for m in found.members}
+        rows = await conversations.waiting_queue(
+            conn, caller.tenant.id, limit=limit if members is None else 500
+        )
+        online = await teams.online_count(
+            conn, caller.tenant.id, away_after_s=away, idle_s=idle, team_id=team
+        )
+    if members is not None:
+        rows = [r for r in rows if not r["owner_agent"] or r.get("owner_id") in members][:limit]
+    return schemas.Queue(items=[_queue_item(r) for r in rows], people_online=online)
 
 
 @router.get(

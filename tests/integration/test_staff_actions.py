@@ -5,6 +5,8 @@ actor, a plain approve included."""
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
@@ -179,3 +181,47 @@ def test_a_ticket_update_is_audited_under_its_actor(live_api, desk_staff):
         # Agents do not read the audit log.
         r = client.get("/v1/admin/audit", headers=bearer(bob))
         assert r.status_code == 403
+
+
+def test_the_queue_filtered_by_team_and_who_is_online(live_api, desk_staff, services):
+    staff = desk_staff
+    with live_api.client() as client:
+        alice, bob = token_of(client, staff, "alice"), token_of(client, staff, "bob")
+        manager = bearer(token_of(client, staff, "manager"))
+        r = client.post(
+            "/v1/admin/teams",
+            json={
+                "name": f"Heating {staff.slug}-{staff.ids['alice'].hex[:4]}",
+                "members": [str(staff.ids["alice"])],
+            },
+            headers=manager,
+        )
+        assert r.status_code == 201, r.text
+        team = r.json()["id"]
+        convs = []
+        for owner in (alice, bob, None):
+            conv = start_conversation(client, live_api.demo.widget_key)
+            assert "handoff" in dict(sse_turn(client, conv, "I want to talk to a person"))
+            if owner:
+                assert act(client, live_api, conv["id"], "takeover", key=owner).status_code == 200
+            convs.append(conv["id"])
+        alices, bobs, nobodys = convs
+
+        r = client.get("/v1/agent/queue", params={"team": team}, headers=bearer(bob))
+        assert r.status_code == 200, r.text
+        listed = {i["conversation_id"] for i in r.json()["items"]}
+        assert alices in listed and nobodys in listed and bobs not in listed
+        everyone = client.get("/v1/agent/queue", headers=bearer(bob)).json()
+        assert set(convs) <= {i["conversation_id"] for i in everyone["items"]}
+
+        # Alice is signed in and online; set offline, her team has nobody online.
+        client.put("/v1/agent/me/presence", json={"status": "online"}, headers=bearer(alice))
+        assert r.json()["people_online"] == 1
+        client.put("/v1/agent/me/presence", json={"status": "offline"}, headers=bearer(alice))
+        r = client.get("/v1/agent/queue", params={"team": team}, headers=bearer(bob))
+        assert r.json()["people_online"] == 0
+        assert everyone["people_online"] >= 2  # bob and the manager at least
+        client.put("/v1/agent/me/presence", json={"status": "online"}, headers=bearer(alice))
+
+        r = client.get("/v1/agent/queue", params={"team": str(uuid.uuid4())}, headers=bearer(bob))
+        assert r.status_code == 404
