@@ -167,7 +167,7 @@ _token_query = APIKeyQuery(
     description="The customer token as a query parameter (EventSource cannot send headers).",
     auto_error=False,
 )
-_staff_bearer = HTTPBearer(
+staff_bearer = HTTPBearer(
     scheme_name="staffKey",
     bearerFormat="ak_... | sk_... | us_...",
     description="An agent key (`ak_...`), an admin key (`sk_...`) or a session (`us_...`).",
@@ -333,7 +333,7 @@ async def _customer(
 async def staff_principal(
     request: Request,
     auth: AuthDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_staff_bearer)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(staff_bearer)] = None,
 ) -> Principal:
     """A staff member of the tenant: a signed-in user, or an agent or admin key. What they may
     do is checked by the route (:mod:`api.permissions`)."""
@@ -343,7 +343,7 @@ async def staff_principal(
 async def reader_principal(
     request: Request,
     auth: AuthDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_staff_bearer)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(staff_bearer)] = None,
     header_key: Annotated[str | None, Security(_widget_header)] = None,
     query_key: Annotated[str | None, Security(_widget_query)] = None,
 ) -> Principal:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
 from api import staff_schemas as s
-from api.auth import SESSION_COOKIE, AuthDep, StaffCaller, _staff_bearer
+from api.auth import SESSION_COOKIE, AuthDep, StaffCaller, staff_bearer
 from api.deps import ServicesDep, SettingsDep
 from api.errors import ApiError, responses
 from api.permissions import (
@@ -154,7 +154,7 @@ async def sign_in(
 async def sign_out(
     request: Request,
     auth: AuthDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_staff_bearer)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(staff_bearer)] = None,
 ) -> Response:
     """End the session this request comes with (cookie or ``us_`` bearer) and clear the
     cookie. Signing out of a session that already ended is not an error."""
