@@ -18,7 +18,7 @@ from api.dbfaults import DatabaseFaults
 from api.deps import accepted_parameters, run_in_background
 from api.middleware import BodyLimit
 from api.ratelimit import RateLimits
-from api.routes import agent, conversations, kb, pages, profile
+from api.routes import agent, conversations, kb, pages, profile, staff
 from api.schemas import Health
 from desk.service import Desk
 from graph.graph import build_graph
@@ -27,6 +27,7 @@ from helpdesk import db, retention
 from helpdesk.auth import load_secret
 from helpdesk.config import Settings, get_settings
 from helpdesk.notify import EventHub
+from helpdesk.sessions import SessionPolicy
 from kb_pipeline import jobs
 from nlp.models import Models
 
@@ -41,6 +42,8 @@ inside the same checkpointed conversation.
 * **Agents** (agent or admin key) work the queue: take over, reply, approve / edit / reject held
   drafts, hand back to the AI, close.
 * **Admins** (admin key) ingest knowledge-base files.
+* **Staff** sign in (`POST /v1/auth/sign-in`) with a role (admin, manager, agent); what each
+  role may do is one table (`docs/roles.md`), checked on every staff route.
 
 Errors are JSON `{"code", "message"}` with stable codes. The full contract, with the SSE event
 vocabulary, is `docs/http-api.md`.
@@ -85,7 +88,9 @@ def create_app(
             runner = app.state.runner = desk.turns
             app.state.desk = desk.actions
             app.state.auth = Authenticator(
-                services.pool, await asyncio.to_thread(load_secret, settings)
+                services.pool,
+                await asyncio.to_thread(load_secret, settings),
+                sessions=SessionPolicy(settings.session_idle_s, settings.session_absolute_s),
             )
             app.state.background_tasks = set()
             # This process's claim on the ingestion jobs it queues (see jobs.JobOwner).
@@ -130,6 +135,7 @@ def create_app(
     openapi.install(app)
     logs.install()
     app.include_router(conversations.router)
+    app.include_router(staff.router)
     app.include_router(agent.router)
     app.include_router(kb.router)
     app.include_router(profile.router)
@@ -145,12 +151,13 @@ def create_app(
         ),
     )
     # Added last, so outermost: even a 413 carries CORS headers and the widget can read it.
-    # Any origin may call: credentials are bearer tokens and keys, never cookies, and widget
-    # keys check their own allowed origins.
+    # Any origin may call: credentials are bearer tokens and keys, and widget keys check their
+    # own allowed origins. The console's session cookie is SameSite=Strict and CORS never
+    # allows credentials, so another site's page can neither send it nor read an answer.
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
-        allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=[
             "Authorization",
             "Content-Type",

@@ -8,7 +8,15 @@
 A credential in the query string on a POST is refused (422): URLs end up in access logs, which
 redact ``token`` and ``key`` anyway (:mod:`api.logs`).
 * agent key ``ak_`` (``Authorization: Bearer``): the agent API of its tenant, the whole KB;
-* admin key ``sk_`` (``Authorization: Bearer``): all of the above plus KB ingestion.
+* admin key ``sk_`` (``Authorization: Bearer``): all of the above plus KB ingestion;
+* a staff user's session (:mod:`helpdesk.sessions`): the ``deskgraph_session`` cookie the
+  console gets at sign-in, or the same token as ``Authorization: Bearer us_...``.
+
+Staff callers carry a role (a user's own; an agent key acts as an ``agent``, an admin key as an
+``admin``) and every staff route checks it against the one role table (:mod:`helpdesk.roles`,
+through :mod:`api.permissions`). A cookie only rides on requests from the console's own origin
+(SameSite=Strict); a state-changing request that carries one and names another ``Origin`` is
+refused anyway.
 
 Every route resolves its caller to a :class:`Principal` bound to one tenant; nothing a route
 reads or writes is reached by an id alone. Key look-ups are cached for a few seconds per process
@@ -32,13 +40,19 @@ from fastapi.security import (
 
 from api.errors import ApiError
 from helpdesk import keys as keys_repo
+from helpdesk import sessions as sessions_repo
+from helpdesk.audit import Actor
 from helpdesk.auth import verify_customer_token
 from helpdesk.db import DictPool
 from helpdesk.errors import NotFound
 from helpdesk.keys import ApiKey
+from helpdesk.sessions import Session, SessionPolicy
 from helpdesk.tenants import Tenant, get_tenant_by_id
+from helpdesk.users import Role
 
-PrincipalKind = Literal["widget", "customer", "agent", "admin"]
+PrincipalKind = Literal["widget", "customer", "agent", "admin", "user"]
+SESSION_COOKIE = "deskgraph_session"
+_KEY_ROLES: dict[str, Role] = {"agent": "agent", "admin": "admin"}
 
 
 @dataclass(frozen=True)
@@ -48,24 +62,43 @@ class Principal:
     tenant: Tenant
     kind: PrincipalKind
     name: str
-    """The key's name (the actor of every agent action: no request field overrides it), or
-    ``customer``."""
+    """The key's name or the user's email (the actor of every agent action: no request field
+    overrides it), or ``customer``."""
     key_id: uuid.UUID | None = None
     conversation_id: uuid.UUID | None = None
     """The one conversation a customer token grants."""
+    user_id: uuid.UUID | None = None
+    """The signed-in user (a session), else None."""
+    role: Role | None = None
+    """What a staff caller may do (:mod:`helpdesk.roles`); None for widgets and customers."""
+    session: Session | None = None
+    """The session a user signed in with."""
 
     @property
     def is_staff(self) -> bool:
-        """Agent or admin."""
-        return self.kind in ("agent", "admin")
+        """An agent or admin key, or a signed-in user."""
+        return self.kind in ("agent", "admin", "user")
+
+    @property
+    def actor(self) -> Actor:
+        """Who this caller is in the audit log and in ownership checks."""
+        return Actor(self.name, user_id=self.user_id, key_id=self.key_id)
 
 
 class Authenticator:
     """Resolves credentials, with short per-process caches of keys and tenants."""
 
-    def __init__(self, pool: DictPool, secret: bytes, *, key_cache_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        pool: DictPool,
+        secret: bytes,
+        *,
+        key_cache_s: float = 10.0,
+        sessions: SessionPolicy | None = None,
+    ) -> None:
         self.pool = pool
         self.secret = secret
+        self.sessions = sessions or SessionPolicy()
         self._key_cache_s = key_cache_s
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
         self._tenants: dict[uuid.UUID, tuple[float, Tenant]] = {}
@@ -95,6 +128,10 @@ class Authenticator:
     def forget_tenant(self, tenant_id: uuid.UUID) -> None:
         """Drop a cached tenant (after its profile or policy changed in this process)."""
         self._tenants.pop(tenant_id, None)
+
+    async def session(self, token: str) -> Session | None:
+        """The live session with this token (never cached: sign-out must end it at once)."""
+        return await sessions_repo.lookup_session(self.pool, token, self.sessions)
 
     def forget(self) -> None:
         """Drop the caches (after keys were revoked in this process)."""
@@ -134,10 +171,10 @@ _token_query = APIKeyQuery(
     description="The customer token as a query parameter (EventSource cannot send headers).",
     auto_error=False,
 )
-_staff_bearer = HTTPBearer(
+staff_bearer = HTTPBearer(
     scheme_name="staffKey",
-    bearerFormat="ak_... | sk_...",
-    description="An agent key (`ak_...`) or an admin key (`sk_...`).",
+    bearerFormat="ak_... | sk_... | us_...",
+    description="An agent key (`ak_...`), an admin key (`sk_...`) or a session (`us_...`).",
     auto_error=False,
 )
 
@@ -155,7 +192,61 @@ async def _staff_key(auth: Authenticator, secret: str, kinds: tuple[str, ...]) -
             403, "forbidden", f"this needs an {' or '.join(kinds)} key, got a {key.kind} key"
         )
     tenant = await auth.tenant(key.tenant_id)
-    return Principal(tenant, key.kind, key.name or key.kind, key_id=key.id)
+    return Principal(
+        tenant, key.kind, key.name or key.kind, key_id=key.id, role=_KEY_ROLES[key.kind]
+    )
+
+
+async def _session_user(auth: Authenticator, token: str) -> Principal:
+    found = await auth.session(token)
+    if found is None:
+        raise ApiError(
+            401, "invalid_session", "the session is unknown, expired or signed out; sign in again"
+        )
+    tenant = await auth.tenant(found.user.tenant_id)
+    return Principal(
+        tenant,
+        "user",
+        found.user.email,
+        user_id=found.user.id,
+        role=found.user.role,
+        session=found,
+    )
+
+
+def _check_cookie_origin(request: Request) -> None:
+    """A state-changing request authenticated by the cookie must come from this origin."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    hosts = {
+        h.strip().lower()
+        for h in (request.headers.get("host", ""), request.headers.get("x-forwarded-host", ""))
+        if h.strip()
+    }
+    if origin.split("://", 1)[-1].rstrip("/").lower() not in hosts:
+        raise ApiError(403, "forbidden", f"a session cookie is not accepted from origin {origin!r}")
+
+
+async def _staff(
+    auth: Authenticator,
+    request: Request,
+    bearer: HTTPAuthorizationCredentials | None,
+    kinds: tuple[str, ...],
+) -> Principal:
+    """A staff caller by bearer (key or session) or by the console's session cookie."""
+    if bearer is not None and bearer.credentials:
+        secret = bearer.credentials
+        if secret.startswith(sessions_repo.TOKEN_PREFIX):
+            return await _session_user(auth, secret)
+        return await _staff_key(auth, secret, kinds)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        _check_cookie_origin(request)
+        return await _session_user(auth, cookie)
+    raise _unauthenticated("a session (sign in) or an agent or admin key (Bearer ak_...)")
 
 
 async def _widget_key(auth: Authenticator, request: Request, secret: str) -> Principal:
@@ -244,35 +335,27 @@ async def _customer(
 
 
 async def staff_principal(
+    request: Request,
     auth: AuthDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_staff_bearer)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(staff_bearer)] = None,
 ) -> Principal:
-    """An agent or an admin of the tenant."""
-    if bearer is None or not bearer.credentials:
-        raise _unauthenticated("an agent or admin key (Authorization: Bearer ak_...)")
-    return await _staff_key(auth, bearer.credentials, ("agent", "admin"))
-
-
-async def admin_principal(
-    auth: AuthDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_staff_bearer)] = None,
-) -> Principal:
-    """An admin of the tenant."""
-    if bearer is None or not bearer.credentials:
-        raise _unauthenticated("an admin key (Authorization: Bearer sk_...)")
-    return await _staff_key(auth, bearer.credentials, ("admin",))
+    """A staff member of the tenant: a signed-in user, or an agent or admin key. What they may
+    do is checked by the route (:mod:`api.permissions`)."""
+    return await _staff(auth, request, bearer, ("agent", "admin"))
 
 
 async def reader_principal(
     request: Request,
     auth: AuthDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_staff_bearer)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(staff_bearer)] = None,
     header_key: Annotated[str | None, Security(_widget_header)] = None,
     query_key: Annotated[str | None, Security(_widget_query)] = None,
 ) -> Principal:
     """A widget (customer portal) or staff caller: who may search the knowledge base."""
-    if bearer is not None and bearer.credentials:
-        return await _staff_key(auth, bearer.credentials, ("agent", "admin"))
+    if (bearer is not None and bearer.credentials) or (
+        request.cookies.get(SESSION_COOKIE) and not (header_key or query_key)
+    ):
+        return await _staff(auth, request, bearer, ("agent", "admin"))
     secret = header_key or query_key
     if not secret:
         raise _unauthenticated("a widget key (X-Widget-Key) or an agent key (Bearer)")
@@ -283,5 +366,4 @@ WidgetCaller = Annotated[Principal, Depends(widget_principal)]
 CustomerCaller = Annotated[Principal, Depends(customer_principal)]
 CustomerWriter = Annotated[Principal, Depends(customer_writer)]
 StaffCaller = Annotated[Principal, Depends(staff_principal)]
-AdminCaller = Annotated[Principal, Depends(admin_principal)]
 ReaderCaller = Annotated[Principal, Depends(reader_principal)]

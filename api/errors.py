@@ -35,7 +35,14 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_key": (401, "The API key is unknown or revoked."),
     "invalid_token": (401, "The customer token is malformed or badly signed."),
     "token_expired": (401, "The customer token has expired."),
-    "forbidden": (403, "The credential may not do this (wrong kind or conversation)."),
+    "invalid_session": (401, "The session is unknown, expired or signed out."),
+    "invalid_credentials": (401, "The tenant, email or password is wrong."),
+    "invalid_reset_token": (400, "The reset link is unknown, already used or expired."),
+    "forbidden": (
+        403,
+        "The credential may not do this (wrong kind or conversation, or a role the role table"
+        " does not allow).",
+    ),
     "origin_not_allowed": (403, "The widget key does not allow this Origin."),
     "not_found": (404, "No such thing for this tenant."),
     "method_not_allowed": (405, "The path does not take this method."),
@@ -50,6 +57,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "body_too_large": (413, "The body is over the configured limit."),
     "unsupported_media_type": (415, "The body has an unsupported content type."),
     "rate_limited": (429, "Too many requests from this address; wait for Retry-After seconds."),
+    "too_many_attempts": (
+        429,
+        "Too many failed sign-ins for this account or address; wait for Retry-After seconds.",
+    ),
     "database_unavailable": (503, "The database is unreachable for a moment; see Retry-After."),
     "internal": (500, "A bug: reported in the server log."),
 }

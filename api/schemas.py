@@ -337,17 +337,6 @@ class FeedbackOut(BaseModel):
 # ---------------------------------------------------------------------------- agent
 
 
-class Me(BaseModel):
-    """Who an agent or admin key acts as."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"name": "alex", "kind": "agent", "tenant": "demo"}]}
-    )
-    name: str = Field(description="The key's name: the actor of every action taken with it.")
-    kind: Literal["agent", "admin"]
-    tenant: str
-
-
 class QueueItem(BaseModel):
     """A conversation waiting on a person."""
 
@@ -404,6 +393,11 @@ class Queue(BaseModel):
         }
     )
     items: list[QueueItem]
+    people_online: int = Field(
+        default=0,
+        description="Staff online now (of the team, when filtered): whether a hand-off can"
+        " expect a person soon.",
+    )
 
 
 class PendingInterrupt(BaseModel):

@@ -1,4 +1,5 @@
-"""The demo tenant: Brightwater Home Services, its knowledge base and its API keys."""
+"""The demo tenant: Brightwater Home Services, its knowledge base, its API keys and its two
+staff accounts (an admin and an agent)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from graph.services import Services
-from helpdesk import keys
+from helpdesk import keys, users
 from helpdesk import profile as profiles
+from helpdesk.config import Settings
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant, create_tenant, get_tenant
@@ -22,6 +24,12 @@ DEMO_NAME = "Brightwater Home Services"
 DEMO_FILE = "demo.json"
 DEMO_PROFILE = Path(__file__).with_name("demo_profile.json")
 """Brightwater's business profile (hours, area, contact), written for the demo like its KB."""
+
+DEMO_USERS: dict[str, tuple[str, str]] = {
+    "admin": ("admin@brightwater.example", "Morgan Reyes"),
+    "agent": ("agent@brightwater.example", "Alex Kim"),
+}
+"""Role -> (email, name) of the demo's staff accounts."""
 DEMO_POLICY = TenantPolicy(
     # The safety steps are the demo KB's own words (kb_pipeline/demo_kb/): see graph/safety.py.
     safety_mode="article",
@@ -86,8 +94,60 @@ async def ensure_demo_keys(services: Services, tenant: Tenant, secret: bytes) ->
     return out
 
 
+def read_demo_file(data_dir: Path) -> dict[str, Any]:
+    """What ``<data_dir>/demo.json`` holds ({} when it is missing or unreadable)."""
+    try:
+        data = json.loads((data_dir / DEMO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+async def ensure_demo_users(
+    services: Services, tenant: Tenant, data_dir: Path, settings: Settings | None = None
+) -> dict[str, dict[str, str]]:
+    """The demo admin and agent, created if missing; returns ``{role: {"email", "name",
+    "password", "role"}}`` for ``demo.json``.
+
+    Passwords are stored hashed, so the ones handed out are kept in ``demo.json``: a second run
+    finds them there and keeps them (idempotent). An account whose password is not in the file
+    (the file was deleted, or someone changed the password) gets a fresh one, printed again.
+    """
+    hasher = users.hasher_for(settings) if settings is not None else None
+    known = read_demo_file(data_dir).get("users") or {}
+    out: dict[str, dict[str, str]] = {}
+    for role, (email, name) in DEMO_USERS.items():
+        entry = known.get(role) if isinstance(known, dict) else None
+        password: str | None = None
+        if isinstance(entry, dict) and entry.get("email") == email:
+            kept = entry.get("password")
+            password = kept if isinstance(kept, str) else None
+        try:
+            user = await users.get_user_by_email(services.pool, tenant.id, email)
+        except NotFound:
+            password = password or users.generate_password()
+            try:
+                await users.create_user(
+                    services.pool, tenant.id, email, name, role, password=password, hasher=hasher
+                )
+            except Conflict:  # another process created it just now: make the password ours
+                user = await users.get_user_by_email(services.pool, tenant.id, email)
+                await users.set_password(services.pool, tenant.id, user.id, password, hasher)
+        else:
+            good = password is not None and await users.password_matches(
+                services.pool, tenant.id, user.id, password, hasher
+            )
+            if not good:
+                password = users.generate_password()
+                await users.set_password(services.pool, tenant.id, user.id, password, hasher)
+        assert password is not None
+        out[role] = {"email": email, "name": name, "password": password, "role": role}
+    return out
+
+
 def write_demo_file(data_dir: Path, demo_keys: dict[str, Any]) -> Path:
-    """Write ``<data_dir>/demo.json`` (owner-only: it holds an admin key) and return its path."""
+    """Write ``<data_dir>/demo.json`` (owner-only: it holds an admin key and the demo users'
+    passwords) and return its path."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / DEMO_FILE
     tmp = path.with_suffix(".json.tmp")

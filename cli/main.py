@@ -21,6 +21,7 @@ from cli.probes import answer, classify, guard
 from cli.profile import tenant_profile
 from cli.search import search
 from cli.signals import exit_through_hooks_on_signals
+from cli.users import users_app
 
 app = typer.Typer(help="deskgraph: AI first-line customer support.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -31,6 +32,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(demo_app, name="demo")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 console = Console()
 log = logging.getLogger(__name__)
 
@@ -62,14 +64,22 @@ def tenant_create(
 
 @demo_app.command("load")
 def demo_load() -> None:
-    """Create the demo tenant and ingest its knowledge base (idempotent)."""
-    from cli.demo import ensure_demo
+    """Create the demo tenant, ingest its knowledge base, and create its keys and its demo
+    admin and agent, written to <data_dir>/demo.json (idempotent)."""
+    from cli.demo import ensure_demo, ensure_demo_keys, ensure_demo_users, write_demo_file
     from graph.runtime import open_services
+    from helpdesk.auth import load_secret
+    from helpdesk.config import get_settings
 
     async def go() -> None:
+        settings = get_settings()
         async with open_services() as services:
             tenant, stats = await ensure_demo(services)
             console.print(f"demo tenant [bold]{tenant.slug}[/]: {stats}")
+            demo_keys = await ensure_demo_keys(services, tenant, load_secret(settings))
+            staff = await ensure_demo_users(services, tenant, settings.data_dir, settings)
+            path = write_demo_file(settings.data_dir, {**demo_keys, "users": staff})
+            console.print(f"keys and the demo staff's sign-in written to {path}")
 
     asyncio.run(go())
 
@@ -108,7 +118,7 @@ def serve(
     base = f"http://{host}:{port}"
     on_ready = None
     if demo:
-        from cli.demo import ensure_demo, ensure_demo_keys, write_demo_file
+        from cli.demo import ensure_demo, ensure_demo_keys, ensure_demo_users, write_demo_file
         from helpdesk.auth import load_secret
         from helpdesk.config import get_settings
 
@@ -117,7 +127,8 @@ def serve(
             log.info("indexing the demo knowledge base (unchanged articles are skipped)…")
             tenant, stats = await ensure_demo(services)
             demo_keys = await ensure_demo_keys(services, tenant, load_secret(settings))
-            path = write_demo_file(settings.data_dir, demo_keys)
+            staff = await ensure_demo_users(services, tenant, settings.data_dir, settings)
+            path = write_demo_file(settings.data_dir, {**demo_keys, "users": staff})
             console.print(
                 f"demo tenant [bold]{tenant.slug}[/] ready ({stats.articles_written} articles"
                 f" indexed, {stats.articles_unchanged} unchanged); keys written to {path}:",
@@ -126,8 +137,10 @@ def serve(
             # Plain print: keys must be copyable without wrapping or markup.
             for name in ("widget_key", "agent_key", "admin_key"):
                 print(f"  {name:<11} {demo_keys[name]}")
+            for role, who in staff.items():
+                print(f"  {'demo ' + role:<11} {who['email']}  password {who['password']}")
             console.print(
-                f"  demo page   {base}/demo\n  console     {base}/console\n"
+                f"  demo page   {base}/demo\n  console     {base}/console?tenant={tenant.slug}\n"
                 f"  API docs    {base}/docs"
             )
 

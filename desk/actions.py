@@ -18,6 +18,15 @@ back) changes the thread's state with ``aupdate_state`` as if ``respond`` had ru
 graph's routing sees the new owner on the customer's next message: while a person owns the
 conversation the AI never answers.
 
+Who acts: the request's ``actor`` (from the credential, never from a request field). Ownership
+is compared by the credential's identity (``user:<id>`` or ``key:<id>``, kept in
+``conversations.owner_id`` beside the name shown), so two credentials that share a name are
+two agents: while one owns a conversation the other can neither take it over, reply, approve,
+release nor close it (409 ``conversation_owned``), unless the role table lets it reassign
+(``conversation.reassign``: managers and admins may take over, release or close it). Every
+applied action appends an audit entry (:mod:`helpdesk.audit`), in the action's transaction when
+it is one, right after the graph run when it resumes the thread.
+
 All or nothing: a request is validated whole before anything is written (its text by
 :mod:`helpdesk.text_policy`, when the :class:`ActionRequest` is built), and the writes of an
 action without an interrupt (message, event, status, owner, ticket) commit in one transaction,
@@ -51,8 +60,9 @@ from graph import events
 from graph.events import Event
 from graph.interrupts import AgentReply, Approve, Close, Edit, Reject, Release
 from graph.services import Services
-from helpdesk import conversations, tickets
-from helpdesk.tenancy import tenant_scope
+from helpdesk import audit, conversations, tickets
+from helpdesk.audit import Actor
+from helpdesk.tenancy import Db, tenant_scope
 from helpdesk.tenants import Tenant
 from helpdesk.text_policy import check_text
 from helpdesk.tickets import TicketStatus
@@ -71,6 +81,15 @@ class ActionRequest:
     text: str | None = None
     reason: str | None = None
     then: Literal["redraft", "handoff"] = "redraft"
+    actor: Actor | None = None
+    """The credential acting (its identity decides ownership); None: known by ``agent`` only."""
+    may_reassign: bool = False
+    """The actor may take over, release or close a conversation another owns."""
+
+    @property
+    def identity(self) -> str:
+        """Who owns what this actor takes (``user:<id>``, ``key:<id>``, ``name:<name>``)."""
+        return (self.actor or Actor(self.agent)).identity
 
     def __post_init__(self) -> None:
         # Before anything is written: text the desk refuses never half-applies an action,
@@ -90,6 +109,17 @@ class ActionOutcome:
     events: list[Event]
     conversation: dict[str, Any]
     pending: dict[str, Any] | None
+
+
+_REASSIGNING = ("takeover", "release", "close")
+
+
+def _owns(conv: dict[str, Any], req: ActionRequest) -> bool:
+    """Whether the request's actor is the conversation's owner: by identity when the owner's
+    is known, else (an owner the graph named) by name."""
+    if conv.get("owner_id"):
+        return bool(conv["owner_id"] == req.identity)
+    return bool(conv["owner_agent"] == req.agent)
 
 
 def _conflict(message: str) -> InterruptConflict:
@@ -149,9 +179,16 @@ class AgentDesk:
                 )
             kind = pending.value.get("kind") if pending is not None else None
             owner = conv["owner_agent"]
-            if req.action in ("takeover", "reply") and owner and owner != req.agent:
-                raise ConversationOwned(f"{owner} owns this conversation")
+            if owner and not _owns(conv, req):
+                reassigns = req.may_reassign and req.action in _REASSIGNING
+                if not reassigns:
+                    raise ConversationOwned(f"{owner} owns this conversation")
             produced = await self._apply(tenant, conv, req, kind, dict(snapshot.values))
+            if kind is not None or req.action in ("approve", "edit", "reject"):
+                # The graph run committed its own writes: the owner's identity and the audit
+                # entry follow right after it.
+                async with tenant_scope(self.services.pool, tenant.id) as conn:
+                    await self._record(conn, tenant, conv, req, kind)
             after = await conversations.get_conversation(
                 self.services.pool, tenant.id, conversation_id
             )
@@ -167,6 +204,37 @@ class AgentDesk:
                 "owner_agent": after["owner_agent"],
             },
             pending=pending_view(now_pending) if now_pending is not None else None,
+        )
+
+    async def _record(
+        self,
+        db: Db,
+        tenant: Tenant,
+        conv: dict[str, Any],
+        req: ActionRequest,
+        kind: str | None,
+    ) -> None:
+        """Who now owns the conversation (by identity) and the audit entry of the action."""
+        cid: uuid.UUID = conv["id"]
+        if req.action in ("takeover", "reply", "close"):
+            await conversations.set_owner_id(db, tenant.id, cid, req.identity)
+        elif req.action == "release":
+            await conversations.set_owner_id(db, tenant.id, cid, None)
+        detail: dict[str, Any] = {"waiting_on": kind, "interrupt_id": req.interrupt_id}
+        if conv["owner_agent"] and not _owns(conv, req):
+            detail["reassigned_from"] = conv["owner_agent"]
+        if req.action == "reject":
+            detail.update(reason=req.reason, then=req.then)
+        if req.text is not None:
+            detail["chars"] = len(req.text)
+        await audit.record(
+            db,
+            tenant.id,
+            req.actor or Actor(req.agent),
+            f"conversation.{req.action}",
+            "conversation",
+            cid,
+            detail,
         )
 
     async def _apply(
@@ -186,6 +254,7 @@ class AgentDesk:
                 )
                 await tickets.settle_open_ticket(conn, tenant.id, cid, "in_progress")
                 if kind is None:
+                    await self._record(conn, tenant, conv, req, kind)
                     await self._update_thread(
                         tenant, cid, {"owner": "human", "agent_name": req.agent}
                     )
@@ -230,6 +299,7 @@ class AgentDesk:
                     conn, tenant.id, cid, "active", owner_agent=req.agent
                 )
                 await tickets.settle_open_ticket(conn, tenant.id, cid, "in_progress")
+                await self._record(conn, tenant, conv, req, kind)
                 return [await self._say(conn, tenant, cid, req.text or "", "agent", req.agent)]
 
         if req.action == "release":
@@ -244,6 +314,7 @@ class AgentDesk:
             async with tenant_scope(pool, tenant.id) as conn:
                 await conversations.set_status(conn, tenant.id, cid, "active", owner_agent=None)
                 await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")
+                await self._record(conn, tenant, conv, req, kind)
                 streaks = {"low_confidence_streak": 0, "no_progress_streak": 0}
                 return [
                     await self._say(conn, tenant, cid, text, "system", req.agent, extra=streaks)
@@ -259,6 +330,7 @@ class AgentDesk:
         async with tenant_scope(pool, tenant.id) as conn:
             await conversations.set_status(conn, tenant.id, cid, "closed", owner_agent=req.agent)
             await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")
+            await self._record(conn, tenant, conv, req, kind)
             return [await self._say(conn, tenant, cid, text, "system", req.agent)]
 
     async def _settle(self, tenant: Tenant, cid: uuid.UUID, status: TicketStatus) -> None:

@@ -59,6 +59,8 @@ class Reply(TypedDict):
     declined: bool
     in_reply_to: NotRequired[str | None]
     """Database id of the customer message this reply answers (set by ``respond``)."""
+    acted_by: NotRequired[str | None]
+    """The agent whose action sent this system message (a release or a close)."""
 
 
 class InputState(TypedDict):

@@ -142,6 +142,68 @@ class Settings(BaseSettings):
         " tenant (0: no limit; staff keys are never limited).",
     )
 
+    session_idle_s: int = Field(
+        default=4 * 3600,
+        gt=0,
+        validation_alias="DESKGRAPH_SESSION_IDLE_S",
+        description="A console session with no request for this long ends (sign in again).",
+    )
+    session_absolute_s: int = Field(
+        default=24 * 3600,
+        gt=0,
+        validation_alias="DESKGRAPH_SESSION_ABSOLUTE_S",
+        description="A console session ends this long after sign-in, however busy.",
+    )
+    presence_away_after_s: int = Field(
+        default=5 * 60,
+        gt=0,
+        validation_alias="DESKGRAPH_PRESENCE_AWAY_AFTER_S",
+        description="An online agent whose sessions made no request for this long reads as away.",
+    )
+    sign_in_max_failures: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="DESKGRAPH_SIGN_IN_MAX_FAILURES",
+        description="Failed sign-ins for one (tenant, email) before it is locked for a while"
+        " (429 too_many_attempts); each failure after that doubles the lock.",
+    )
+    sign_in_address_max_failures: int = Field(
+        default=20,
+        ge=1,
+        validation_alias="DESKGRAPH_SIGN_IN_ADDRESS_MAX_FAILURES",
+        description="Failed sign-ins from one client address (per tenant) before it is locked.",
+    )
+    sign_in_lock_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="DESKGRAPH_SIGN_IN_LOCK_S",
+        description="The first lock after too many failed sign-ins; it doubles up to 15 minutes.",
+    )
+    password_reset_ttl_s: int = Field(
+        default=24 * 3600,
+        gt=0,
+        validation_alias="DESKGRAPH_PASSWORD_RESET_TTL_S",
+        description="How long a one-time password reset link stays valid.",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        validation_alias="DESKGRAPH_PUBLIC_URL",
+        description="Where people reach the console: the base of printed reset links.",
+    )
+    password_time_cost: int = Field(
+        default=3,
+        ge=1,
+        validation_alias="DESKGRAPH_PASSWORD_TIME_COST",
+        description="argon2id passes; a stored hash made with other parameters is redone at the"
+        " next sign-in.",
+    )
+    password_memory_kib: int = Field(
+        default=65536,
+        ge=8192,
+        validation_alias="DESKGRAPH_PASSWORD_MEMORY_KIB",
+        description="argon2id memory per hash (KiB).",
+    )
+
     @property
     def llm_enabled(self) -> bool:
         """True when an OpenAI key or an OpenAI-compatible base URL is configured."""

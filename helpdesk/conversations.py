@@ -131,6 +131,10 @@ async def set_status(
         cur = await conn.execute(
             "UPDATE conversations SET status = %(status)s,"
             " escalation = COALESCE(%(escalation)s, escalation), owner_agent = %(owner)s,"
+            # The credential behind the owner's name (desk.actions sets it) goes when the name
+            # changes: a name set by the graph alone is compared by name.
+            " owner_id = CASE WHEN owner_agent IS NOT DISTINCT FROM %(owner)s THEN owner_id"
+            "   ELSE NULL END,"
             " waiting_since = CASE WHEN %(status)s <> 'waiting_human' THEN NULL"
             "   WHEN status = 'waiting_human' THEN COALESCE(waiting_since, now()) ELSE now() END,"
             " updated_at = now()"
@@ -159,6 +163,19 @@ async def set_status(
                 None,
             )
     return changed
+
+
+async def set_owner_id(
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID, owner_id: str | None
+) -> None:
+    """Record which credential (``user:<id>``, ``key:<id>``) the current owner is, so that
+    ownership is compared by identity, not by a name two credentials may share."""
+    async with connect(db) as conn:
+        await conn.execute(
+            "UPDATE conversations SET owner_id = CASE WHEN owner_agent IS NULL THEN NULL"
+            " ELSE %s END WHERE id = %s AND tenant_id = %s",
+            (owner_id, conversation_id, tenant_id),
+        )
 
 
 async def add_message(

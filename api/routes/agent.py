@@ -1,5 +1,5 @@
-"""Agent routes (agent or admin key): the queue, conversation detail, actions, tickets, and
-live streams for the console.
+"""Agent routes (a signed-in user, or an agent or admin key; each route checks the role
+table): the queue, conversation detail, actions, tickets, and live streams for the console.
 
 Actions (take over, reply, approve / edit / reject a held draft, release, close) are applied
 exactly once (:mod:`desk.actions`): two agents acting on one interrupt get one success and one
@@ -19,20 +19,27 @@ from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api import schemas
-from api.auth import Principal, StaffCaller
+from api.auth import Principal
 from api.deps import DeskDep, EventHubDep, ServicesDep, SettingsDep
 from api.errors import responses
+from api.permissions import (
+    ConversationReader,
+    ConversationReplier,
+    ConversationReviewer,
+    TicketUpdater,
+    may,
+)
 from api.routes.conversations import follow_events
 from desk.actions import ActionName, ActionOutcome, ActionRequest
 from graph.reasons import handoff_reason_text, review_codes, review_reason_texts
-from helpdesk import conversations, tickets
+from helpdesk import audit, conversations, teams, tickets
 from helpdesk.notify import EventHub
 from helpdesk.tenancy import tenant_scope
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
-_AUTH = ("unauthenticated", "invalid_key", "forbidden")
+_AUTH = ("unauthenticated", "invalid_key", "invalid_session", "forbidden")
 _ACTION_ERRORS = responses(
     "invalid_json",
     "invalid_request",
@@ -110,25 +117,42 @@ def _queue_item(row: dict[str, Any]) -> schemas.QueueItem:
     )
 
 
-@router.get("/me", response_model=schemas.Me, responses=responses(*_AUTH))
-async def me(caller: StaffCaller) -> schemas.Me:
-    """Who this key acts as: its name is the agent every action records and the customer
-    sees (no request field can change it)."""
-    kind: Literal["agent", "admin"] = "admin" if caller.kind == "admin" else "agent"
-    return schemas.Me(name=caller.name, kind=kind, tenant=caller.tenant.slug)
-
-
-@router.get("/queue", response_model=schemas.Queue, responses=responses("invalid_request", *_AUTH))
+@router.get(
+    "/queue",
+    response_model=schemas.Queue,
+    responses=responses("invalid_request", *_AUTH, "not_found"),
+)
 async def queue(
-    caller: StaffCaller,
+    caller: ConversationReader,
     services: ServicesDep,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    team: Annotated[
+        uuid.UUID | None,
+        Query(description="Only what nobody owns yet or a member of this team owns."),
+    ] = None,
 ) -> schemas.Queue:
     """Conversations waiting on a person, oldest wait first: hand-offs, held drafts, and
-    customers writing in conversations an agent owns."""
+    customers writing in conversations an agent owns; ``people_online`` says how many staff
+    (of ``team``) are online now.
+
+    Conversations are not assigned to teams yet (that waits for triage rules), so a team's
+    view is the unowned work plus what its members own."""
+    away, idle = settings.presence_away_after_s, settings.session_idle_s
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        rows = await conversations.waiting_queue(conn, caller.tenant.id, limit=limit)
-    return schemas.Queue(items=[_queue_item(r) for r in rows])
+        members: set[str] | None = None
+        if team is not None:
+            found = await teams.get_team(conn, caller.tenant.id, team)  # 404 if not ours
+            members = {f"user:{m}" for m in found.members}
+        rows = await conversations.waiting_queue(
+            conn, caller.tenant.id, limit=limit if members is None else 500
+        )
+        online = await teams.online_count(
+            conn, caller.tenant.id, away_after_s=away, idle_s=idle, team_id=team
+        )
+    if members is not None:
+        rows = [r for r in rows if not r["owner_agent"] or r.get("owner_id") in members][:limit]
+    return schemas.Queue(items=[_queue_item(r) for r in rows], people_online=online)
 
 
 @router.get(
@@ -137,7 +161,7 @@ async def queue(
     responses=responses("invalid_request", *_AUTH),
 )
 async def list_conversations(
-    caller: StaffCaller,
+    caller: ConversationReader,
     services: ServicesDep,
     status: Literal["active", "waiting_human", "closed"] | None = None,
     owner: Annotated[
@@ -169,7 +193,7 @@ async def list_conversations(
     responses=responses("invalid_request", *_AUTH, "not_found"),
 )
 async def conversation_detail(
-    conversation_id: uuid.UUID, caller: StaffCaller, services: ServicesDep, desk: DeskDep
+    conversation_id: uuid.UUID, caller: ConversationReader, services: ServicesDep, desk: DeskDep
 ) -> schemas.ConversationDetail:
     """The transcript (including messages queued while waiting), what the thread waits on (with
     its ``interrupt_id``), the last hand-off's payload and the open ticket."""
@@ -201,7 +225,7 @@ async def conversation_detail(
 )
 async def conversation_events(
     conversation_id: uuid.UUID,
-    caller: StaffCaller,
+    caller: ConversationReader,
     services: ServicesDep,
     hub: EventHubDep,
     settings: SettingsDep,
@@ -223,7 +247,7 @@ async def conversation_events(
     responses={**_SSE_RESPONSE, **responses(*_AUTH)},
 )
 async def tenant_events(
-    caller: StaffCaller, hub: EventHubDep, settings: SettingsDep
+    caller: ConversationReader, hub: EventHubDep, settings: SettingsDep
 ) -> EventSourceResponse:
     """Live changes of the tenant for the console: ``conversation.event`` for every logged
     event (``{"conversation_id", "seq", "type"}``) and ``queue.changed`` when the queue may have
@@ -276,12 +300,14 @@ async def _act(
 ) -> schemas.ActionResult:
     """Apply one agent action: every action route goes through here, so they all answer the
     same way (the 409 rules live in :meth:`desk.actions.AgentDesk.act`). The body's own fields
-    (``text``, ``reason``, ``then``) go into the request as they are; the actor is the key's
-    name, never a field of the request (until staff accounts exist)."""
+    (``text``, ``reason``, ``then``) go into the request as they are; the actor is the
+    credential (a user's email, a key's name, and their ids), never a field of the request."""
     req = ActionRequest(
         action=action,
         agent=caller.name,
         interrupt_id=body.interrupt_id,
+        actor=caller.actor,
+        may_reassign=may(caller, "conversation.reassign"),
         **body.model_dump(exclude={"interrupt_id"}),
     )
     return _outcome(await desk.act(caller.tenant, conversation_id, req))
@@ -299,7 +325,10 @@ def _action_route(action: ActionName) -> Callable[[_Endpoint], _Endpoint]:
 
 @_action_route("takeover")
 async def takeover(
-    conversation_id: uuid.UUID, body: schemas.TakeoverBody, caller: StaffCaller, desk: DeskDep
+    conversation_id: uuid.UUID,
+    body: schemas.TakeoverBody,
+    caller: ConversationReplier,
+    desk: DeskDep,
 ) -> schemas.ActionResult:
     """Take the conversation over: the agent owns it and the AI stops answering."""
     return await _act(desk, caller, conversation_id, "takeover", body)
@@ -307,7 +336,7 @@ async def takeover(
 
 @_action_route("reply")
 async def reply(
-    conversation_id: uuid.UUID, body: schemas.ReplyBody, caller: StaffCaller, desk: DeskDep
+    conversation_id: uuid.UUID, body: schemas.ReplyBody, caller: ConversationReplier, desk: DeskDep
 ) -> schemas.ActionResult:
     """Answer the customer (answering a hand-off, or in a conversation the agent owns)."""
     return await _act(desk, caller, conversation_id, "reply", body)
@@ -315,7 +344,10 @@ async def reply(
 
 @_action_route("approve")
 async def approve(
-    conversation_id: uuid.UUID, body: schemas.ApproveBody, caller: StaffCaller, desk: DeskDep
+    conversation_id: uuid.UUID,
+    body: schemas.ApproveBody,
+    caller: ConversationReviewer,
+    desk: DeskDep,
 ) -> schemas.ActionResult:
     """Send the held draft as it is."""
     return await _act(desk, caller, conversation_id, "approve", body)
@@ -323,7 +355,7 @@ async def approve(
 
 @_action_route("edit")
 async def edit(
-    conversation_id: uuid.UUID, body: schemas.EditBody, caller: StaffCaller, desk: DeskDep
+    conversation_id: uuid.UUID, body: schemas.EditBody, caller: ConversationReviewer, desk: DeskDep
 ) -> schemas.ActionResult:
     """Send an edited text instead of the held draft (the pair is kept as labelled data)."""
     return await _act(desk, caller, conversation_id, "edit", body)
@@ -331,7 +363,10 @@ async def edit(
 
 @_action_route("reject")
 async def reject(
-    conversation_id: uuid.UUID, body: schemas.RejectBody, caller: StaffCaller, desk: DeskDep
+    conversation_id: uuid.UUID,
+    body: schemas.RejectBody,
+    caller: ConversationReviewer,
+    desk: DeskDep,
 ) -> schemas.ActionResult:
     """Reject the held draft: redraft once with the reason as feedback, or hand off."""
     return await _act(desk, caller, conversation_id, "reject", body)
@@ -339,7 +374,10 @@ async def reject(
 
 @_action_route("release")
 async def release(
-    conversation_id: uuid.UUID, body: schemas.ReleaseBody, caller: StaffCaller, desk: DeskDep
+    conversation_id: uuid.UUID,
+    body: schemas.ReleaseBody,
+    caller: ConversationReplier,
+    desk: DeskDep,
 ) -> schemas.ActionResult:
     """Hand the conversation back to the AI."""
     return await _act(desk, caller, conversation_id, "release", body)
@@ -347,7 +385,7 @@ async def release(
 
 @_action_route("close")
 async def close(
-    conversation_id: uuid.UUID, body: schemas.CloseBody, caller: StaffCaller, desk: DeskDep
+    conversation_id: uuid.UUID, body: schemas.CloseBody, caller: ConversationReplier, desk: DeskDep
 ) -> schemas.ActionResult:
     """Close the conversation; the customer can no longer write in it."""
     return await _act(desk, caller, conversation_id, "close", body)
@@ -357,7 +395,7 @@ async def close(
     "/tickets", response_model=schemas.TicketList, responses=responses("invalid_request", *_AUTH)
 )
 async def list_tickets(
-    caller: StaffCaller,
+    caller: ConversationReader,
     services: ServicesDep,
     status: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -374,7 +412,7 @@ async def list_tickets(
     responses=responses("invalid_request", *_AUTH, "not_found"),
 )
 async def get_ticket(
-    ticket_id: uuid.UUID, caller: StaffCaller, services: ServicesDep
+    ticket_id: uuid.UUID, caller: ConversationReader, services: ServicesDep
 ) -> schemas.Ticket:
     """One ticket."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
@@ -390,17 +428,31 @@ async def get_ticket(
     ),
 )
 async def update_ticket(
-    ticket_id: uuid.UUID, body: schemas.TicketUpdate, caller: StaffCaller, services: ServicesDep
+    ticket_id: uuid.UUID, body: schemas.TicketUpdate, caller: TicketUpdater, services: ServicesDep
 ) -> schemas.Ticket:
     """Change a ticket's status and/or priority."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         row = await tickets.get_ticket(conn, caller.tenant.id, ticket_id)
         if body.status is not None or body.priority is not None:
+            before = {"status": row["status"], "priority": row["priority"]}
             row = await tickets.set_ticket_status(
                 conn,
                 caller.tenant.id,
                 ticket_id,
                 body.status or row["status"],
                 priority=body.priority,
+            )
+            await audit.record(
+                conn,
+                caller.tenant.id,
+                caller.actor,
+                "ticket.update",
+                "ticket",
+                ticket_id,
+                {
+                    "before": before,
+                    "after": {"status": row["status"], "priority": row["priority"]},
+                    "conversation_id": str(row["conversation_id"]),
+                },
             )
     return schemas.Ticket.model_validate(row)

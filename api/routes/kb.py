@@ -27,9 +27,10 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api import schemas
-from api.auth import AdminCaller, ReaderCaller
+from api.auth import ReaderCaller
 from api.deps import LimitsDep, ServicesDep, run_in_background
 from api.errors import ApiError, responses
+from api.permissions import KbIngester
 from helpdesk.errors import NotFound
 from helpdesk.tenancy import tenant_scope
 from kb_pipeline import jobs
@@ -125,7 +126,7 @@ def _safe_filename(name: str, taken: set[str]) -> str:
 )
 async def ingest(
     request: Request,
-    caller: AdminCaller,
+    caller: KbIngester,
     services: ServicesDep,
     files: Annotated[
         list[UploadFile],
@@ -193,7 +194,7 @@ async def ingest(
     response_model=KbJob,
     responses=responses("invalid_request", *_AUTH, "not_found"),
 )
-async def get_job(job_id: uuid.UUID, caller: AdminCaller, services: ServicesDep) -> KbJob:
+async def get_job(job_id: uuid.UUID, caller: KbIngester, services: ServicesDep) -> KbJob:
     """An ingestion job's status, progress counts and per-file errors.
 
     A job whose worker died while it ran is shown ``failed`` with ``error_code``

@@ -20,9 +20,11 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.auth import AdminCaller, AuthDep, ReaderCaller
+from api.auth import AuthDep, ReaderCaller
 from api.deps import ServicesDep
 from api.errors import ApiError, responses
+from api.permissions import ProfileEditor
+from helpdesk import audit
 from helpdesk import profile as profiles
 from helpdesk.errors import Conflict, InvalidInput
 from helpdesk.tenancy import tenant_scope
@@ -72,7 +74,7 @@ class WidgetConfig(BaseModel):
 async def _save(
     services: ServicesDep,
     auth: AuthDep,
-    caller: AdminCaller,
+    caller: ProfileEditor,
     profile: profiles.BusinessProfile,
     based_on: int,
 ) -> ProfileOut:
@@ -81,6 +83,10 @@ async def _save(
         async with tenant_scope(services.pool, tenant.id) as conn:
             version = await profiles.save_profile(
                 conn, tenant.id, profile, based_on=based_on, saved_by=caller.name
+            )
+            await audit.record(
+                conn, tenant.id, caller.actor, "profile.save", "profile", version,
+                {"based_on": based_on},
             )
     except Conflict as exc:
         raise ApiError(409, "version_conflict", exc.message) from exc
@@ -98,7 +104,7 @@ def _parse(data: Any) -> profiles.BusinessProfile:
         raise ApiError(422, "invalid_profile", exc.message) from exc
 
 
-async def _current(services: ServicesDep, caller: AdminCaller) -> ProfileOut:
+async def _current(services: ServicesDep, caller: ProfileEditor) -> ProfileOut:
     """The stored profile, read now (the caller's tenant may be cached from before a save)."""
     tenant = caller.tenant
     async with tenant_scope(services.pool, tenant.id) as conn:
@@ -110,7 +116,7 @@ async def _current(services: ServicesDep, caller: AdminCaller) -> ProfileOut:
 
 
 @router.get("/v1/admin/profile", response_model=ProfileOut, responses=responses(*_AUTH))
-async def get_profile(caller: AdminCaller, services: ServicesDep) -> ProfileOut:
+async def get_profile(caller: ProfileEditor, services: ServicesDep) -> ProfileOut:
     """The current profile, every field shown (defaults included)."""
     return await _current(services, caller)
 
@@ -121,7 +127,7 @@ async def get_profile(caller: AdminCaller, services: ServicesDep) -> ProfileOut:
     responses=responses("invalid_request", "invalid_profile", "version_conflict", *_AUTH),
 )
 async def put_profile(
-    body: ProfileIn, caller: AdminCaller, services: ServicesDep, auth: AuthDep
+    body: ProfileIn, caller: ProfileEditor, services: ServicesDep, auth: AuthDep
 ) -> ProfileOut:
     """Replace the profile whole (validated whole: one bad field saves nothing)."""
     return await _save(services, auth, caller, _parse(body.profile), body.based_on_version)
@@ -133,7 +139,7 @@ async def put_profile(
     responses=responses("invalid_request", "invalid_profile", "version_conflict", *_AUTH),
 )
 async def patch_profile(
-    body: ProfileChanges, caller: AdminCaller, services: ServicesDep, auth: AuthDep
+    body: ProfileChanges, caller: ProfileEditor, services: ServicesDep, auth: AuthDep
 ) -> ProfileOut:
     """Change keys of the profile by dotted path (``hours.saturday``, ``chat.default_language``)."""
     current = profiles.parse_profile((await _current(services, caller)).profile)
@@ -149,7 +155,7 @@ async def patch_profile(
     response_model=list[ProfileVersion],
     responses=responses(*_AUTH),
 )
-async def profile_versions(caller: AdminCaller, services: ServicesDep) -> list[ProfileVersion]:
+async def profile_versions(caller: ProfileEditor, services: ServicesDep) -> list[ProfileVersion]:
     """Saved versions, newest first."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         rows = await profiles.profile_versions(conn, caller.tenant.id)

@@ -1,8 +1,10 @@
 /*
  * deskgraph agent console. Plain ES2020, no dependencies, no build step.
  *
- * The agent key is asked for once and kept in localStorage. The queue and the open conversation
- * stay live through GET /v1/agent/events (read with fetch, so the key travels in a header);
+ * Staff sign in with their business (tenant), email and password: the server answers with an
+ * HttpOnly session cookie this script never sees, and every request carries it. An API key
+ * (ak_...) still works for integrations: it is kept in localStorage and sent as a header. The
+ * queue and the open conversation stay live through GET /v1/agent/events (read with fetch);
  * when that stream is unavailable the console polls instead, so it never shows stale work for
  * long. Every action that loses a race with another agent (HTTP 409) says so plainly and
  * reloads what it shows. The contract is docs/http-api.md.
@@ -12,6 +14,10 @@
 
   var KEY_STORE = "deskgraph.console.agentKey";
   var NAME_STORE = "deskgraph.console.agentName";
+  var TENANT_STORE = "deskgraph.console.tenant";
+  // Not a credential (the cookie is HttpOnly): only whether to ask the server for a session at
+  // start, so a first visit makes no request that must fail.
+  var SESSION_STORE = "deskgraph.console.signedIn";
   var POLL_MS = 5000;
   var RECONNECT_MAX_MS = 15000;
   var SILENCE_MS = 45000; // the server pings every 15 s
@@ -33,8 +39,9 @@
   };
 
   var state = {
-    key: readStore(KEY_STORE),
+    key: readStore(KEY_STORE), // an API key; "" when signed in with a session cookie
     name: readStore(NAME_STORE),
+    me: null,
     queue: [],
     tab: "queue", // queue | mine | recent
     list: [], // the Mine / Recent list
@@ -83,11 +90,18 @@
     );
   }
 
+  // A key travels in a header; a session is the cookie the browser sends by itself.
+  function authHeaders(headers) {
+    if (state.key) headers.Authorization = "Bearer " + state.key;
+    return headers;
+  }
+
   async function api(method, path, body) {
     var init = {
       method: method,
-      headers: { Authorization: "Bearer " + state.key, Accept: "application/json" },
+      headers: authHeaders({ Accept: "application/json" }),
       cache: "no-store",
+      credentials: "same-origin",
     };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
@@ -101,7 +115,11 @@
     }
     if (response.status === 401 || response.status === 403) {
       var err = await toError(response);
-      if (response.status === 401) signOut("Your agent key was not accepted: " + err.message);
+      if (response.status === 401) {
+        var why = state.key ? "Your agent key was not accepted: " + err.message : "";
+        if (!state.key && state.me) why = "Your session has ended: sign in again.";
+        signedOut(why);
+      }
       throw err;
     }
     if (!response.ok) throw await toError(response);
@@ -184,9 +202,10 @@
     };
     try {
       var response = await fetch("/v1/agent/events", {
-        headers: { Authorization: "Bearer " + state.key, Accept: "text/event-stream" },
+        headers: authHeaders({ Accept: "text/event-stream" }),
         signal: controller.signal,
         cache: "no-store",
+        credentials: "same-origin",
       });
       if (response.status === 404) {
         // This server has no event stream: polling is the whole story.
@@ -329,58 +348,183 @@
   // ------------------------------------------------------------------ sign in / out
   function showSignin(message) {
     $("signin").hidden = false;
+    $("signin-form").hidden = false;
+    $("reset-form").hidden = true;
     $("desk").hidden = true;
     $("signout").hidden = true;
+    $("presence").hidden = true;
+    document.querySelector(".presence-label").hidden = true;
     $("whoami").textContent = "";
     $("signin-error").textContent = message || "";
     $("signin-error").hidden = !message;
-    $("agent-key").focus();
+    if (!$("tenant").value) $("tenant").value = initialTenant();
+    ($("tenant").value ? $("email") : $("tenant")).focus();
+  }
+
+  // ?tenant= in the URL (a link from an admin), else the business last signed in to.
+  function initialTenant() {
+    var fromUrl = new URLSearchParams(location.search).get("tenant");
+    return (fromUrl || readStore(TENANT_STORE) || "").trim().toLowerCase();
   }
 
   function showDesk() {
     $("signin").hidden = true;
     $("desk").hidden = false;
     $("signout").hidden = false;
-    $("whoami").textContent = "Signed in as " + state.name;
+    var me = state.me || {};
+    var user = me.user;
+    $("whoami").textContent = user
+      ? "Signed in as " + user.name + " (" + me.role + ")"
+      : "Signed in as " + state.name;
+    $("whoami").title = user ? user.email + " · " + me.tenant : "API key · " + (me.tenant || "");
+    $("presence").hidden = !user;
+    document.querySelector(".presence-label").hidden = !user;
+    if (user) $("presence").value = me.presence || "online";
     startLive();
     refreshQueue();
   }
 
-  function signOut(message) {
+  // After sign-out or when the server refused the credential: forget it, show the form.
+  function signedOut(message) {
     stopLive();
     state.key = "";
+    state.me = null;
     state.selected = null;
     state.detail = null;
     writeStore(KEY_STORE, "");
+    writeStore(SESSION_STORE, "");
     setLive("");
     showSignin(message);
   }
 
+  async function signOut() {
+    if (!state.key) {
+      try {
+        await fetch("/v1/auth/sign-out", { method: "POST", credentials: "same-origin", cache: "no-store" });
+      } catch (e) {
+        /* offline: the session still ends by itself */
+      }
+    }
+    signedOut("");
+  }
+
+  // Who the credential acts as (a user's email or a key's name: what actions record).
+  async function loadMe() {
+    var me = await api("GET", "/v1/agent/me");
+    state.me = me;
+    state.name = me.name;
+    writeStore(NAME_STORE, me.name);
+    return me;
+  }
+
   $("signin-form").addEventListener("submit", async function (e) {
     e.preventDefault();
+    var tenant = $("tenant").value.trim().toLowerCase();
+    var email = $("email").value.trim();
+    var password = $("password").value;
+    if (!tenant || !email || !password) {
+      showSignin("Enter your business, email and password.");
+      return;
+    }
+    var button = $("signin-submit");
+    button.disabled = true;
+    try {
+      var response = await fetch("/v1/auth/sign-in", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ tenant: tenant, email: email, password: password }),
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+      if (!response.ok) {
+        var err = await toError(response);
+        var wait = response.headers.get("Retry-After");
+        if (err.code === "too_many_attempts") {
+          showSignin("Too many failed attempts. Try again in " + (wait || "a few") + " seconds.");
+        } else if (err.code === "invalid_credentials") {
+          showSignin("The business, email or password is wrong.");
+        } else showSignin(err.message);
+        return;
+      }
+      state.key = "";
+      writeStore(KEY_STORE, "");
+      writeStore(TENANT_STORE, tenant);
+      writeStore(SESSION_STORE, "1");
+      $("password").value = "";
+      await loadMe();
+      showDesk();
+    } catch (err) {
+      showSignin(err.message || "The server could not be reached. Check your connection.");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  $("key-submit").addEventListener("click", async function () {
     var key = $("agent-key").value.trim();
     if (!key) {
       showSignin("Enter your agent key.");
       return;
     }
     state.key = key;
-    var name;
     try {
       // Proves the key before it is stored; the key's name is who the agent acts as.
-      name = (await api("GET", "/v1/agent/me")).name;
+      await loadMe();
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 401)) showSignin(err.message);
       return;
     }
     writeStore(KEY_STORE, key);
-    state.name = name;
-    writeStore(NAME_STORE, name);
     $("agent-key").value = "";
     showDesk();
   });
 
   $("signout").addEventListener("click", function () {
-    signOut("");
+    signOut();
+  });
+
+  $("presence").addEventListener("change", async function () {
+    try {
+      state.me = await api("PUT", "/v1/agent/me/presence", { status: $("presence").value });
+      setLive("You are " + state.me.presence + ".");
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) setLive("Status not saved: " + err.message);
+    }
+  });
+
+  // A one-time reset link: /console?tenant=...#reset=pr_...
+  function showReset() {
+    $("signin").hidden = false;
+    $("signin-form").hidden = true;
+    $("reset-form").hidden = false;
+    $("desk").hidden = true;
+    $("new-password").focus();
+  }
+
+  $("reset-form").addEventListener("submit", async function (e) {
+    e.preventDefault();
+    var token = location.hash.replace(/^#reset=/, "");
+    var response;
+    try {
+      response = await fetch("/v1/auth/reset", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ token: token, password: $("new-password").value }),
+        cache: "no-store",
+      });
+    } catch (err) {
+      $("reset-error").textContent = "The server could not be reached.";
+      $("reset-error").hidden = false;
+      return;
+    }
+    if (!response.ok) {
+      var err = await toError(response);
+      $("reset-error").textContent = err.message;
+      $("reset-error").hidden = false;
+      return;
+    }
+    history.replaceState(null, "", location.pathname + location.search);
+    showSignin("Your password is set. Sign in with it.");
   });
 
   // ------------------------------------------------------------------ queue
@@ -811,18 +955,17 @@
   });
 
   // ------------------------------------------------------------------ start
-  // A stored key is asked again who it acts as (its name may have changed, or been typed in
-  // by an older console).
-  if (state.key) {
-    api("GET", "/v1/agent/me").then(
-      function (me) {
-        state.name = me.name;
-        writeStore(NAME_STORE, me.name);
+  // A stored key is asked again who it acts as (its name may have changed); without one, the
+  // session cookie (if any) is tried: a reload keeps the agent signed in.
+  if (/^#reset=pr_/.test(location.hash)) showReset();
+  else if (!state.key && !readStore(SESSION_STORE)) showSignin("");
+  else
+    loadMe().then(
+      function () {
         showDesk();
       },
       function (err) {
         if (!(err instanceof ApiError && err.status === 401)) showSignin(err.message);
       }
     );
-  } else showSignin("");
 })();

@@ -1,9 +1,10 @@
 """approve: hold a draft until a human approves, edits or rejects it.
 
-Approve sends the draft; edit sends the edited text and logs the (draft, edit) pair as an
-``approval.edited`` event, the labelled data prompt engineers export; reject redraws once with
-the reviewer's reason as feedback and the rejected text to avoid (the drafter hands off when it
-has nothing different to offer), or hands off when asked, or when the redraft budget is spent.
+Approve sends the draft (logged as ``approval.approved``, naming the reviewer); edit sends the
+edited text and logs the (draft, edit) pair as an ``approval.edited`` event, the labelled data
+prompt engineers export; reject redraws once with the reviewer's reason as feedback and the
+rejected text to avoid (the drafter hands off when it has nothing different to offer), or hands
+off when asked, or when the redraft budget is spent.
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ def make(svc: Services) -> Any:
         decision = ask_human(request, parse_review)
         async with tenant_scope(svc.pool, tenant.id) as db:
             await conversations.set_status(db, tenant.id, conv, "active")
+            if isinstance(decision, Approve):
+                # A plain approval names its reviewer too, as an edit and a rejection do.
+                await conversations.append_event(
+                    db,
+                    tenant.id,
+                    conv,
+                    "approval.approved",
+                    {"question": state.get("question", ""), "reviewer": decision.reviewer},
+                    dedupe_key=f"{key}:approved",
+                )
         if isinstance(decision, Approve):
             reply = Reply(
                 text=draft["text"],

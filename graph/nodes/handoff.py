@@ -106,7 +106,12 @@ async def apply_agent_action(
         return {
             "owner": "ai",
             "reply": Reply(
-                text=text, sender="system", citations=[], confidence=None, declined=False
+                text=text,
+                sender="system",
+                citations=[],
+                confidence=None,
+                declined=False,
+                acted_by=action.agent,
             ),
             "low_confidence_streak": 0,
             "no_progress_streak": 0,
@@ -117,7 +122,14 @@ async def apply_agent_action(
     text = action.text or svc.prompts.reply("closed", tenant.business)
     return {
         "owner": "ai",
-        "reply": Reply(text=text, sender="system", citations=[], confidence=None, declined=False),
+        "reply": Reply(
+            text=text,
+            sender="system",
+            citations=[],
+            confidence=None,
+            declined=False,
+            acted_by=action.agent,
+        ),
     }
 
 

@@ -112,7 +112,8 @@ async def deliver(
     reply = with_disclaimer(reply, tenant.business)
 
     # The agent who answered, so transcripts and events can name them.
-    agent = state.get("agent_name") if reply["sender"] == "agent" else None
+    # A release or close names the agent who did it (``acted_by``), as the desk's own do.
+    agent = state.get("agent_name") if reply["sender"] == "agent" else reply.get("acted_by")
     for piece in _PIECE.findall(reply["text"]):
         events.token(runtime.stream_writer, piece, str(message_id))
 

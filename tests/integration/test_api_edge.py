@@ -200,7 +200,13 @@ def test_the_actor_is_the_keys_name_and_no_field_changes_it(client, live_api):
     ).json()["messages"]
     assert [m["agent"] for m in seen if m["sender"] == "agent"] == ["bob"]
     me = client.get("/v1/agent/me", headers=bearer(bob)).json()
-    assert me == {"name": "bob", "kind": "agent", "tenant": "demo"}
+    assert {k: me[k] for k in ("name", "kind", "role", "tenant")} == {
+        "name": "bob",
+        "kind": "agent",
+        "role": "agent",
+        "tenant": "demo",
+    }
+    assert me["user"] is None  # a key is no user account
 
 
 def test_a_reviewer_is_the_keys_name(client, live_api):

@@ -58,7 +58,7 @@ def _credentials(case: Any, live_api: Any, conv: dict[str, Any]) -> dict[str, st
     path: str = case.path
     if path.startswith("/v1/agent"):
         return bearer(live_api.demo.agent_key)
-    if path.startswith(("/v1/kb/ingest", "/v1/kb/jobs")):
+    if path.startswith(("/v1/kb/ingest", "/v1/kb/jobs", "/v1/admin")):
         return bearer(live_api.demo.admin_key)
     if path in ("/v1/kb/search", "/v1/conversations"):
         return {"X-Widget-Key": live_api.demo.widget_key}
@@ -205,6 +205,8 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
             "conversation_id": conv["id"],
             "ticket_id": ticket["ticket"]["id"],
             "job_id": "00000000-0000-0000-0000-000000000000",
+            "user_id": "00000000-0000-0000-0000-000000000000",
+            "team_id": "00000000-0000-0000-0000-000000000000",
         }
         before = _agent_state(client, agent, handed["id"])
 
@@ -216,6 +218,10 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
             )
             if path.startswith("/v1/agent") or path.startswith("/v1/kb/jobs"):
                 headers = agent
+            elif path.startswith("/v1/admin"):
+                headers = bearer(live_api.demo.admin_key)
+            elif path.startswith("/v1/auth"):
+                headers = {}
             elif path in ("/v1/conversations", "/v1/kb/search"):
                 headers = widget
             else:

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, expect
 
-from helpdesk import keys
+from helpdesk import keys, users
+from helpdesk.errors import Conflict
 from helpdesk.tenants import Tenant
 from kb_pipeline.loaders import demo_kb_path, load_directory
 
@@ -25,13 +26,22 @@ REVIEW_ARTICLES = {"pricing-overview", "free-estimates", "opening-hours", "servi
 
 @dataclass(frozen=True)
 class Desk:
-    """One tenant as the pages see it: its widget and agent keys."""
+    """One tenant as the pages see it: its widget and agent keys, and its staff accounts."""
 
     tenant: Tenant
     widget_key: str
     agent_key: str
     agents: dict[str, str]
     """Agent keys by name: an agent acts as its key's name."""
+    users: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    """Agent accounts by first name: (email, password). A user acts as their email."""
+
+    def email(self, name: str) -> str:
+        """The email of the agent account called ``name``."""
+        return self.users[name][0]
+
+
+AGENT_PASSWORD = "correct horse battery"
 
 
 async def _desk(services: Any, tenant: Tenant) -> Desk:
@@ -41,7 +51,18 @@ async def _desk(services: Any, tenant: Tenant) -> Desk:
         name: (await keys.create_key(services.pool, tenant.id, "agent", name=name))[0]
         for name in ("Alex", "Sam", "Robin")
     }
-    return Desk(tenant, widget, agent, agents)
+    accounts = {}
+    for name in ("Alex", "Sam", "Robin"):
+        email = f"{name.lower()}@{tenant.slug}.example"
+        try:
+            await users.create_user(
+                services.pool, tenant.id, email, name, "agent", password=AGENT_PASSWORD
+            )
+        except Conflict:  # the demo tenant's, made by another module's fixture
+            user = await users.get_user_by_email(services.pool, tenant.id, email)
+            await users.set_password(services.pool, tenant.id, user.id, AGENT_PASSWORD)
+        accounts[name] = (email, AGENT_PASSWORD)
+    return Desk(tenant, widget, agent, agents, accounts)
 
 
 PRICING_PAGE = "https://brightwater.example/help/pricing"
@@ -81,9 +102,27 @@ async def session_of(page: Page, desk: Desk) -> dict[str, Any]:
 
 
 async def sign_in(page: Page, base_url: str, desk: Desk, name: str) -> None:
+    """Sign in to the console as the agent account ``name`` (tenant from ``?tenant=``)."""
+    email, password = desk.users[name]
+    await sign_in_as(page, base_url, desk.tenant.slug, email, password)
+    await expect(page.locator("#whoami")).to_have_text(f"Signed in as {name} (agent)")
+
+
+async def sign_in_as(page: Page, base_url: str, slug: str, email: str, password: str) -> None:
+    """Fill the console's sign-in form (the tenant field prefilled from the URL)."""
+    await page.goto(f"{base_url}/console?tenant={slug}")
+    await expect(page.get_by_label("Business (tenant)")).to_have_value(slug)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password", exact=True).fill(password)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+async def sign_in_with_key(page: Page, base_url: str, desk: Desk, name: str) -> None:
+    """Sign in with the agent key named ``name`` (the integrations' path)."""
     await page.goto(f"{base_url}/console")
+    await page.get_by_text("Use an API key instead").click()
     await page.get_by_label("Agent key").fill(desk.agents[name])
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Use this key").click()
     await expect(page.locator("#whoami")).to_have_text(f"Signed in as {name}")
 
 

@@ -97,7 +97,7 @@ async def test_a_question_asked_during_a_review_is_shown_truthfully_and_answered
         await expect(customer.locator("li.msg.agent")).to_have_count(1)
         await agent.get_by_role("tab", name="Mine").click()
         mine = agent.locator(f'#conv-list [data-conversation-id="{cid}"]')
-        await expect(mine).to_contain_text("Owner: Sam")
+        await expect(mine).to_contain_text(f"Owner: {review_desk.email('Sam')}")
         await agent.get_by_role("tab", name="Recent").click()
         recent = agent.locator(f'#conv-list [data-conversation-id="{cid}"]')
         await recent.click()
