@@ -13,6 +13,7 @@ from rich.console import Console
 from cli.admin import purge, tenant_policy
 from cli.chat import chat
 from cli.evaluate import eval_app
+from cli.identity import identity_secret
 from cli.ingest import ingest
 from cli.keys import keys_app
 from cli.pool import run_with_pool
@@ -80,6 +81,7 @@ app.command("search")(search)
 app.command("purge")(purge)
 app.command("chat")(chat)
 tenant_app.command("policy")(tenant_policy)
+tenant_app.command("identity-secret")(identity_secret)
 
 
 @app.command("serve")
