@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from desk.stream import Graph, thread_config
 from helpdesk import contacts, conversations, identity, leads
 from helpdesk.tenancy import Db
 
@@ -42,6 +43,21 @@ class Offered:
     lead_created: bool
 
 
+async def thread_quote(graph: Graph, conversation_id: uuid.UUID) -> str | None:
+    """The question of the thread's latest turn when it asked for a quote.
+
+    A quote request whose answer is held for review (a price above the tenant's limit usually
+    is) or still being written has no stored answer with its intent yet; the thread's state
+    has the turn's intent and question. The caller has checked the conversation's tenant.
+    """
+    snapshot = await graph.aget_state(thread_config(conversation_id))
+    values = snapshot.values or {}
+    question = values.get("question")
+    if values.get("intent") in leads.QUOTE_INTENTS and isinstance(question, str) and question:
+        return question
+    return None
+
+
 async def offer_contact(
     db: Db,
     tenant_id: uuid.UUID,
@@ -50,12 +66,15 @@ async def offer_contact(
     name: str | None = None,
     email: str | None = None,
     phone: str | None = None,
+    graph: Graph | None = None,
 ) -> Offered:
     """Resolve the offered details to a contact, link the conversation (and its tickets) to
     it, and record a lead when the conversation has a quote request and no lead yet.
 
-    Raises :class:`helpdesk.errors.NotFound` for another tenant's conversation,
-    :class:`helpdesk.errors.InvalidInput` for a bad email or phone, and
+    The quote request is found in the stored messages and tickets
+    (:func:`helpdesk.leads.quote_request`), else in the ``graph`` thread's latest turn
+    (:func:`thread_quote`). Raises :class:`helpdesk.errors.NotFound` for another tenant's
+    conversation, :class:`helpdesk.errors.InvalidInput` for a bad email or phone, and
     :class:`helpdesk.errors.Conflict` when the conversation is with a verified contact.
     """
     await conversations.get_conversation(db, tenant_id, conversation_id)
@@ -65,6 +84,8 @@ async def offer_contact(
     await contacts.link_conversation(db, tenant_id, conversation_id, contact["id"])
     lead, lead_created = None, False
     request = await leads.quote_request(db, tenant_id, conversation_id)
+    if request is None and graph is not None:
+        request = await thread_quote(graph, conversation_id)
     if request is not None:
         lead, lead_created = await leads.record_lead(
             db, tenant_id, contact["id"], conversation_id, request

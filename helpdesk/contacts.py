@@ -5,10 +5,11 @@ Every function takes the tenant id and filters by it, and takes a pool or a conn
 resolving matches, what a merge keeps) are in ``docs/contacts.md``; in short:
 
 * **Resolve** finds the live contact with this email, else the one with this phone, else creates
-  one. Email is the stronger key: a phone already held by a contact with *another* email stays
-  with that contact, and the new email gets a contact of its own. Details the found contact lacks
-  (a phone, an email, a name) are filled in, never overwritten, unless the caller is the
-  business's own site (``authoritative``), whose name wins.
+  one (an email or phone of a merged duplicate finds its survivor). Email is the stronger key:
+  a phone already held by a contact with *another* email stays with that contact, and the new
+  email gets a contact of its own. Details the found contact lacks (a phone, an email, a name)
+  are filled in, never overwritten, unless the caller is the business's own site
+  (``authoritative``), whose name wins.
 * Two resolves of the same new email at once create one row: the insert is ``ON CONFLICT DO
   NOTHING`` against the unique indexes of live contacts, and the loser reads the winner's row.
 * **Merge** moves a duplicate's conversations, tickets and leads to the survivor, fills the
@@ -114,12 +115,24 @@ async def get_contact(db: Db, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> di
 async def _live_by(
     conn: AsyncConnection[DictRow], tenant_id: uuid.UUID, column: str, value: str | None
 ) -> dict[str, Any] | None:
+    """The live contact with this email / phone; else the survivor of the latest merged
+    duplicate that had it (its email or phone found them before the merge, and still does)."""
     if value is None:
         return None
     assert column in ("email", "phone")
     cur = await conn.execute(
-        f"SELECT * FROM contacts WHERE tenant_id = %s AND {column} = %s AND merged_into IS NULL",
+        "SELECT COALESCE(merged_into, id) AS id FROM contacts"
+        f" WHERE tenant_id = %s AND {column} = %s"
+        " ORDER BY merged_into IS NULL DESC, merged_at DESC LIMIT 1",
         (tenant_id, value),
+    )
+    hit = await cur.fetchone()
+    if hit is None:
+        return None
+    # Merges point every duplicate straight at a live survivor (no chains), so one hop.
+    cur = await conn.execute(
+        "SELECT * FROM contacts WHERE id = %s AND tenant_id = %s AND merged_into IS NULL",
+        (hit["id"], tenant_id),
     )
     row = await cur.fetchone()
     return dict(row) if row else None
@@ -206,7 +219,7 @@ async def _resolve_once(
         {
             "email": email,
             # A phone another live contact holds is not taken from it.
-            "phone": phone if by_phone is None else None,
+            "phone": phone if by_phone is None or by_phone["id"] == contact["id"] else None,
             "name": name,
             "authoritative": authoritative,
             "ext": Jsonb(external_ids),

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query, Request
 from api import contact_schemas as cs
 from api import schemas
 from api.auth import CustomerWriter, StaffCaller
-from api.deps import LimitsDep, ServicesDep
+from api.deps import DeskDep, LimitsDep, ServicesDep
 from api.errors import responses
 from desk import contacts as desk_contacts
 from helpdesk import contacts, leads
@@ -55,6 +55,7 @@ async def offer_contact(
     body: cs.ContactOffer,
     caller: CustomerWriter,
     services: ServicesDep,
+    desk: DeskDep,
     limits: LimitsDep,
     request: Request,
 ) -> cs.ContactOffered:
@@ -74,6 +75,7 @@ async def offer_contact(
             name=body.name,
             email=body.email,
             phone=body.phone,
+            graph=desk.graph,
         )
     return cs.ContactOffered(
         name=out.contact["name"],
