@@ -15,7 +15,7 @@ from playwright.async_api import Page, expect
 
 from desk.contacts import request_contact
 from helpdesk.tenancy import tenant_scope
-from tests.support.pages import Desk, ask, open_widget, session_of
+from tests.support.pages import Desk, ask, open_in_console, open_widget, session_of, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,7 +33,7 @@ async def _agent_get(direct_url: str, desk: Desk, path: str) -> dict[str, Any]:
 
 
 async def test_the_customer_leaves_name_and_email_when_nobody_is_in(
-    customer: Page, base_url: str, direct_url: str, services: Any, demo_desk: Desk
+    customer: Page, agent: Page, base_url: str, direct_url: str, services: Any, demo_desk: Desk
 ) -> None:
     await open_widget(customer, base_url, demo_desk)
     await ask(customer, "I want to talk to a person")
@@ -76,6 +76,12 @@ async def test_the_customer_leaves_name_and_email_when_nobody_is_in(
     assert detail["contact"]["email"] == email and detail["contact"]["name"] == "Robin Reach"
     ticket = await _agent_get(direct_url, demo_desk, f"/v1/agent/tickets/{detail['ticket']['id']}")
     assert ticket["contact_id"] == detail["contact"]["id"]
+    # ... and sees them beside the conversation in the console.
+    await sign_in(agent, base_url, demo_desk, "Robin")
+    await open_in_console(agent, str(conversation_id))
+    await expect(agent.locator("#contact-email")).to_have_text(email)
+    await expect(agent.locator("#contact-name")).to_have_text("Robin Reach")
+    await expect(agent.locator("#contact-history")).to_have_text("First conversation")
 
     # Asked again in this conversation (the event re-logged under another key): the widget
     # already has the details and does not ask twice.
