@@ -806,16 +806,70 @@
     return Date.parse(s.expiresAt) - TOKEN_MARGIN_MS > Date.now();
   }
 
+  // A signed-in customer, vouched for by the business's server (docs/contacts.md): the page
+  // calls DeskgraphWidget.identify({user, signature}) or passes a function that fetches a freshly
+  // signed one (a signature is good for 10 minutes, and the first message may come later).
+  var identity = null;
+
+  function whoOf(id) {
+    var user = id && typeof id === "object" && id.user;
+    return user ? String(user.user_id || user.email || user.phone || "") : null;
+  }
+
+  async function signedIdentity() {
+    if (typeof identity !== "function") return identity;
+    try {
+      return await identity();
+    } catch (err) {
+      console.warn("deskgraph widget: could not get the signed identity", err);
+      return null;
+    }
+  }
+
+  async function startConversation() {
+    var who = await signedIdentity();
+    var body = { channel: "web" };
+    if (who) body.identity = who;
+    try {
+      var created = await api("POST", "/v1/conversations", body, { "X-Widget-Key": KEY });
+      created.who = whoOf(who);
+      return created;
+    } catch (err) {
+      // A refused identity (stale, or signed with an old secret) must not leave the customer
+      // without help: they are served anonymously, and the site's developer is told.
+      if (!who || !(err instanceof ApiError) || (err.code !== "invalid_identity" && err.code !== "identity_expired")) {
+        throw err;
+      }
+      console.warn("deskgraph widget: identity refused (" + err.code + "): " + err.message);
+      return api("POST", "/v1/conversations", { channel: "web" }, { "X-Widget-Key": KEY });
+    }
+  }
+
+  function identify(next) {
+    identity = next || null;
+    var who = whoOf(identity);
+    // Another signed-in customer on this browser: their conversation is not this one's. (An
+    // anonymous conversation carries on when its customer signs in.)
+    if (session && who !== null && session.who && session.who !== who) {
+      if (mounted) newConversation();
+      else {
+        saveSession(null);
+        session = null;
+      }
+    }
+  }
+
   async function ensureConversation() {
     if (session) return session;
     if (!creating) {
-      creating = api("POST", "/v1/conversations", { channel: "web" }, { "X-Widget-Key": KEY })
+      creating = startConversation()
         .then(function (body) {
           session = {
             id: body.id,
             token: body.customer_token,
             expiresAt: body.token_expires_at || null,
             lastEventId: 0,
+            who: body.who || null,
           };
           saveSession(session);
           startEvents();
@@ -1117,7 +1171,9 @@
     }
   });
 
+  var mounted = false;
   function mount() {
+    mounted = true;
     document.body.appendChild(host);
     addSystem(null, GREETING);
     if (sessionUsable(session)) resume();
@@ -1135,7 +1191,9 @@
       openPanel();
       showContactForm(message, "offered");
     },
+    identify: identify,
   };
+  if (window.DeskgraphIdentity) identify(window.DeskgraphIdentity);
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount);
 })();

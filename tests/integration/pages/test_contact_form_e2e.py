@@ -6,6 +6,7 @@ linked to the contact an agent can reach."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from desk.contacts import request_contact
+from helpdesk.identity import ensure_identity_secret, sign_user
 from helpdesk.tenancy import tenant_scope
 from tests.support.pages import Desk, ask, open_in_console, open_widget, session_of, sign_in
 
@@ -116,3 +118,35 @@ async def test_the_page_can_offer_the_form_before_any_message(
     conversation_id = (await session_of(customer, demo_desk))["id"]
     detail = await _agent_get(direct_url, demo_desk, f"/v1/agent/conversations/{conversation_id}")
     assert detail["contact"]["email"] == "early-bird@example.com"
+
+
+async def test_a_signed_in_customer_is_identified_and_a_stale_identity_is_served_anonymously(
+    browser: Any, base_url: str, direct_url: str, services: Any, demo_desk: Desk
+) -> None:
+    secret, _ = await ensure_identity_secret(services.pool, demo_desk.tenant.id)
+    email = f"signed-{uuid.uuid4().hex[:6]}@example.com"
+
+    async def chat_as(user: dict[str, Any]) -> dict[str, Any]:
+        context = await browser.new_context()
+        try:
+            page = await context.new_page()
+            await open_widget(page, base_url, demo_desk)
+            # What the business's page does with what its server signed.
+            await page.evaluate(
+                "identity => window.DeskgraphWidget.identify(identity)",
+                {"user": user, "signature": sign_user(secret, user)},
+            )
+            await ask(page, "Hello there")
+            await expect(page.locator("li.msg.ai[data-message-id]")).to_have_count(1)
+            cid = (await session_of(page, demo_desk))["id"]
+        finally:
+            await context.close()
+        return await _agent_get(direct_url, demo_desk, f"/v1/agent/conversations/{cid}")
+
+    fresh = {"email": email, "name": "Sig Ned", "iat": int(time.time())}
+    detail = await chat_as(fresh)
+    assert detail["contact"]["email"] == email and detail["contact"]["verified"] is True
+
+    # Signed an hour ago: refused by the server, so the widget serves the customer anonymously.
+    stale = {**fresh, "iat": int(time.time()) - 3600}
+    assert (await chat_as(stale))["contact"] is None
