@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shutil
+import subprocess
 
 import pytest
 from pydantic import ValidationError
@@ -241,3 +243,33 @@ def test_a_signed_user_without_email_or_phone_is_refused() -> None:
     user = {"name": "Ann", "user_id": "42", "iat": NOW}
     with pytest.raises(InvalidIdentity, match="email or a phone"):
         verify_identity(SECRET, user, sign_user(SECRET, user), now=NOW)
+
+
+JS_SIGNER = """
+const crypto = require("crypto");
+function signIdentity(user, secret) {
+  const sorted = Object.fromEntries(Object.keys(user).sort().map((k) => [k, user[k]]));
+  const signature = crypto
+    .createHmac("sha256", secret)
+    .update(JSON.stringify(sorted), "utf8")
+    .digest("hex");
+  return { user, signature };
+}
+const [user, secret] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+process.stdout.write(signIdentity(user, secret).signature);
+"""
+"""The JavaScript signer of docs/http-api.md, as a business's Node server runs it."""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the JS signer")
+def test_the_documented_javascript_signer_agrees_with_the_server() -> None:
+    user = {"name": 'Zoë "Z" Ávila\n\t\x01', "email": "zoe@example.com", "iat": NOW, "id": "7"}
+    out = subprocess.run(
+        ["node", "-e", JS_SIGNER],
+        input=json.dumps([user, SECRET]),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert out.stdout == sign_user(SECRET, user)
