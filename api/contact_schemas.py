@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas import ConversationSummary, Ticket, _In
-from helpdesk.contact_fields import email_problem, phone_problem
+from helpdesk.contact_fields import domain_problem, email_problem, phone_problem
 
 _CONTACT = "7c2e4b1a-3d5f-4e6a-9b8c-0d1e2f3a4b5c"
 _WHEN = "2025-06-01T09:30:00Z"
@@ -25,6 +25,13 @@ def _email(value: str) -> str:
 
 def _phone(value: str) -> str:
     problem = phone_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _domain(value: str) -> str:
+    problem = domain_problem(value)
     if problem is not None:
         raise ValueError(problem)
     return value
@@ -92,7 +99,7 @@ class OrganizationIn(_In):
         extra="forbid", json_schema_extra={"examples": [{"name": "Acme", "domain": "acme.test"}]}
     )
     name: str = Field(min_length=1, max_length=200)
-    domain: str | None = Field(default=None, max_length=253)
+    domain: Annotated[str, Field(max_length=253), AfterValidator(_domain)] | None = None
 
 
 class Contact(BaseModel):

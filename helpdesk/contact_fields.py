@@ -86,6 +86,15 @@ def normalize_phone(raw: str) -> str:
     return ("+" if plus else "") + text
 
 
+def domain_problem(raw: str) -> str | None:
+    """Why ``raw`` is not a web domain we accept, or None."""
+    try:
+        normalize_domain(raw)
+    except InvalidInput as exc:
+        return exc.message.removeprefix("domain ")
+    return None
+
+
 def normalize_domain(raw: str) -> str:
     """A web domain as stored on an organisation: lower-case host name, without a scheme, a
     ``www.`` or a path (``https://www.Example.com/about`` -> ``example.com``)."""

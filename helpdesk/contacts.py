@@ -158,7 +158,7 @@ async def resolve_contact(
     stored_phone = normalize_phone(phone) if phone else None
     if stored_email is None and stored_phone is None:
         raise InvalidInput("a contact needs an email or a phone")
-    name = (name or "").strip()
+    name = (name or "").strip()[:200]  # a signed identity's name may be longer than we keep
     async with connect(db) as conn:
         for _ in range(_RESOLVE_ATTEMPTS):
             try:

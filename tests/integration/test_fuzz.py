@@ -203,6 +203,8 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
             "conversation_id": conv["id"],
             "ticket_id": ticket["ticket"]["id"],
             "job_id": "00000000-0000-0000-0000-000000000000",
+            "contact_id": "00000000-0000-0000-0000-000000000000",
+            "lead_id": "00000000-0000-0000-0000-000000000000",
         }
         before = _agent_state(client, agent, handed["id"])
 
