@@ -3,8 +3,10 @@
 A conversation has a quote request when the classifier took one of its customer messages for
 a :data:`QUOTE_INTENTS` intent (``pricing`` in ``prompts/intents.csv``: "how much would a new
 water heater cost", "can you give me a quote"). The answer to that message is stored with the
-intent, and a hand-off's ticket lists it, so either says so. One lead per conversation at most
-(a unique index), whatever order the details and the question come in.
+intent, and a hand-off's ticket lists it, so either says so (:func:`quote_request`); a draft
+still held for review is only in the thread's state, which ``desk.contacts.thread_quote``
+reads. One lead per conversation at most (a unique index), whatever order the details and the
+question come in.
 """
 
 from __future__ import annotations
