@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from helpdesk import contacts
@@ -472,3 +473,42 @@ def test_identity_secret_is_shown_once_and_rotates(cli_database: str, demo: Any)
     assert new.startswith("ids_") and new != secret
     missing = CliRunner().invoke(app, ["tenant", "identity-secret", "no-such-tenant"])
     assert missing.exit_code == 2 and "no tenant" in missing.output
+
+
+async def test_row_level_security_hides_other_tenants_rows_of_every_new_table(
+    live_api: Any, services: Any, demo: Any
+) -> None:
+    other = await _other(services)
+    async with tenant_scope(services.pool, other.id) as conn:
+        theirs, _ = await contacts.resolve_contact(conn, other.id, email=_email("rls"))
+        org = await contacts.create_organization(conn, other.id, "RLS Co")
+    await _secret(services, other.id)
+    async with services.pool.connection() as conn:  # as the owner: a lead for their contact
+        cur = await conn.execute(
+            "INSERT INTO leads (tenant_id, contact_id, request) VALUES (%s, %s, 'q') RETURNING id",
+            (other.id, theirs["id"]),
+        )
+        lead = await cur.fetchone()
+    queries = {
+        "contacts": ("SELECT count(*) AS n FROM contacts WHERE id = %s", theirs["id"]),
+        "organizations": ("SELECT count(*) AS n FROM organizations WHERE id = %s", org["id"]),
+        "leads": ("SELECT count(*) AS n FROM leads WHERE id = %s", lead["id"]),
+        "identity_secrets": (
+            "SELECT count(*) AS n FROM identity_secrets WHERE tenant_id = %s",
+            other.id,
+        ),
+    }
+    for table, (sql, arg) in queries.items():
+        # No tenant filter in the query: the policy alone hides the row from the demo tenant.
+        async with tenant_scope(services.pool, demo.id) as conn:
+            cur = await conn.execute(sql, (arg,))
+            assert (await cur.fetchone())["n"] == 0, table
+        async with tenant_scope(services.pool, other.id) as conn:
+            cur = await conn.execute(sql, (arg,))
+            assert (await cur.fetchone())["n"] == 1, table
+    # Nor can the demo tenant write a row as the other tenant.
+    async with tenant_scope(services.pool, demo.id) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await conn.execute(
+                "INSERT INTO contacts (tenant_id, email) VALUES (%s, 'x@rls.test')", (other.id,)
+            )
