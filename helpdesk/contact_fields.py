@@ -95,6 +95,12 @@ def domain_problem(raw: str) -> str | None:
     return None
 
 
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching any text that contains ``text`` literally (search boxes)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def normalize_domain(raw: str) -> str:
     """A web domain as stored on an organisation: lower-case host name, without a scheme, a
     ``www.`` or a path (``https://www.Example.com/about`` -> ``example.com``)."""

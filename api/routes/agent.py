@@ -25,7 +25,7 @@ from api.errors import responses
 from api.routes.conversations import follow_events
 from desk.actions import ActionName, ActionOutcome, ActionRequest
 from graph.reasons import handoff_reason_text, review_codes, review_reason_texts
-from helpdesk import contacts, conversations, tickets
+from helpdesk import contact_history, conversations, tickets
 from helpdesk.notify import EventHub
 from helpdesk.tenancy import tenant_scope
 
@@ -177,7 +177,7 @@ async def conversation_detail(
         conv = await conversations.get_conversation(conn, caller.tenant.id, conversation_id)
         rows = await conversations.list_messages(conn, caller.tenant.id, conversation_id)
         ticket_rows = await tickets.list_tickets(conn, caller.tenant.id, conversation_id)
-        card = await contacts.contact_card(conn, caller.tenant.id, conversation_id)
+        card = await contact_history.contact_card(conn, caller.tenant.id, conversation_id)
     # The thread is read only after the conversation proved to be this tenant's.
     pending, handoff = await desk.waiting(conversation_id)
     open_tickets = [t for t in ticket_rows if t["status"] not in ("resolved", "closed")]

@@ -24,7 +24,7 @@ from api.auth import CustomerWriter, StaffCaller
 from api.deps import DeskDep, LimitsDep, ServicesDep
 from api.errors import responses
 from desk import contacts as desk_contacts
-from helpdesk import contacts, leads
+from helpdesk import contact_history, contacts, leads, organizations
 from helpdesk.tenancy import Db, tenant_scope
 
 customer_router = APIRouter(prefix="/v1/conversations", tags=["customer"])
@@ -124,7 +124,7 @@ async def _contact(conn: Db, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> cs.
     row = await contacts.get_contact(conn, tenant_id, contact_id)
     org = None
     if row["organization_id"] is not None:
-        org = await contacts.get_organization(conn, tenant_id, row["organization_id"])
+        org = await organizations.get_organization(conn, tenant_id, row["organization_id"])
     return cs.Contact.model_validate({**row, "organization_name": org["name"] if org else None})
 
 
@@ -145,10 +145,10 @@ async def contact_detail(
         contact = await _contact(conn, tenant_id, contact_id)
         org = None
         if contact.organization_id is not None:
-            org = await contacts.get_organization(conn, tenant_id, contact.organization_id)
-        convs = await contacts.contact_conversations(conn, tenant_id, contact_id)
-        ticket_rows = await contacts.contact_tickets(conn, tenant_id, contact_id)
-        stats = await contacts.contact_stats(conn, tenant_id, contact_id)
+            org = await organizations.get_organization(conn, tenant_id, contact.organization_id)
+        convs = await contact_history.contact_conversations(conn, tenant_id, contact_id)
+        ticket_rows = await contact_history.contact_tickets(conn, tenant_id, contact_id)
+        stats = await contact_history.contact_stats(conn, tenant_id, contact_id)
         lead_rows = await leads.list_leads(conn, tenant_id, contact_id=contact_id)
     return cs.ContactDetail(
         contact=contact,
@@ -214,7 +214,7 @@ async def list_organizations(
 ) -> list[cs.Organization]:
     """The tenant's organisations (name or domain containing ``q``), by name."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        rows = await contacts.list_organizations(conn, caller.tenant.id, q, limit=limit)
+        rows = await organizations.list_organizations(conn, caller.tenant.id, q, limit=limit)
     return [cs.Organization.model_validate(r) for r in rows]
 
 
@@ -229,7 +229,9 @@ async def create_organization(
 ) -> cs.Organization:
     """Create an organisation (409 ``conflict`` when another has this domain)."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        row = await contacts.create_organization(conn, caller.tenant.id, body.name, body.domain)
+        row = await organizations.create_organization(
+            conn, caller.tenant.id, body.name, body.domain
+        )
     return cs.Organization.model_validate(row)
 
 

@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from helpdesk import contacts
+from helpdesk import contacts, organizations
 from helpdesk.identity import ensure_identity_secret, sign_user
 from helpdesk.tenancy import tenant_scope
 from tests.support.live_api import bearer, sse_turn, start_conversation
@@ -481,7 +481,7 @@ async def test_row_level_security_hides_other_tenants_rows_of_every_new_table(
     other = await _other(services)
     async with tenant_scope(services.pool, other.id) as conn:
         theirs, _ = await contacts.resolve_contact(conn, other.id, email=_email("rls"))
-        org = await contacts.create_organization(conn, other.id, "RLS Co")
+        org = await organizations.create_organization(conn, other.id, "RLS Co")
     await _secret(services, other.id)
     async with services.pool.connection() as conn:  # as the owner: a lead for their contact
         cur = await conn.execute(
