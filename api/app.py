@@ -18,7 +18,7 @@ from api.dbfaults import DatabaseFaults
 from api.deps import accepted_parameters, run_in_background
 from api.middleware import BodyLimit
 from api.ratelimit import RateLimits
-from api.routes import agent, conversations, kb, pages, profile, staff
+from api.routes import agent, contacts, conversations, kb, pages, profile, staff
 from api.schemas import Health
 from desk.service import Desk
 from graph.graph import build_graph
@@ -137,6 +137,8 @@ def create_app(
     app.include_router(conversations.router)
     app.include_router(staff.router)
     app.include_router(agent.router)
+    app.include_router(contacts.customer_router)
+    app.include_router(contacts.router)
     app.include_router(kb.router)
     app.include_router(profile.router)
     app.include_router(pages.router)

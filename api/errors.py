@@ -44,6 +44,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         " does not allow).",
     ),
     "origin_not_allowed": (403, "The widget key does not allow this Origin."),
+    "invalid_identity": (
+        401,
+        "The signed identity is malformed, its signature does not match, or the business has"
+        " no identity secret.",
+    ),
+    "identity_expired": (401, "The signed identity's iat is too old, or in the future."),
     "not_found": (404, "No such thing for this tenant."),
     "method_not_allowed": (405, "The path does not take this method."),
     "conflict": (409, "The request conflicts with the current state."),

@@ -98,6 +98,31 @@ class _In(BaseModel):
 # ---------------------------------------------------------------------------- customer
 
 
+class Identity(_In):
+    """A customer's identity as the business's server signed it (:mod:`helpdesk.identity`)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user": {"email": "ann@example.com", "name": "Ann Lee", "iat": 1764755000},
+                    "signature": "3f1c...64 hex digits",
+                }
+            ]
+        },
+    )
+    user: dict[str, Any] = Field(
+        description="A flat object: string values (email or phone required; name, user_id"
+        " optional) and `iat`, the signing time in unix seconds.",
+    )
+    signature: str = Field(
+        max_length=200,
+        description="Hex HMAC-SHA256 of the canonical JSON of `user`, keyed with the tenant's"
+        " identity secret.",
+    )
+
+
 class NewConversation(_In):
     """Start a conversation with the tenant's assistant (the tenant is the widget key's)."""
 
@@ -109,6 +134,12 @@ class NewConversation(_In):
         default_factory=dict,
         max_length=20,
         description="Optional details about the customer (name, email...), shown to agents.",
+    )
+    identity: Identity | None = Field(
+        default=None,
+        description="A signed-in customer, vouched for by the business's server (docs/"
+        "contacts.md): the conversation is linked to their contact, verified. A forged one is"
+        " 401 `invalid_identity`, a stale one 401 `identity_expired`; then nothing is created.",
     )
 
 
@@ -427,6 +458,24 @@ class Ticket(BaseModel):
     handoff_count: int
     created_at: datetime
     updated_at: datetime
+    contact_id: uuid.UUID | None = Field(
+        default=None, description="The customer's contact (GET /v1/agent/contacts/{id})."
+    )
+
+
+class ContactCard(BaseModel):
+    """The contact beside a conversation, for the agent."""
+
+    id: uuid.UUID
+    name: str
+    email: str | None
+    phone: str | None
+    organization_id: uuid.UUID | None = None
+    organization_name: str | None = None
+    verified: bool = Field(
+        description="The business's site vouched for this contact in this conversation."
+    )
+    earlier_conversations: int = Field(description="Their conversations before this one.")
 
 
 class ConversationDetail(BaseModel):
@@ -470,6 +519,9 @@ class ConversationDetail(BaseModel):
     ticket: Ticket | None
     held_because: list[str] = Field(
         default=[], description="A held draft: why it is held, in words for people."
+    )
+    contact: ContactCard | None = Field(
+        default=None, description="Who the customer is, when the conversation has a contact."
     )
 
 

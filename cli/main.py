@@ -13,6 +13,7 @@ from rich.console import Console
 from cli.admin import purge, tenant_policy
 from cli.chat import chat
 from cli.evaluate import eval_app
+from cli.identity import identity_secret
 from cli.ingest import ingest
 from cli.intents import tenant_intents
 from cli.keys import keys_app
@@ -94,6 +95,7 @@ app.command("chat")(chat)
 tenant_app.command("policy")(tenant_policy)
 tenant_app.command("profile")(tenant_profile)
 tenant_app.command("intents")(tenant_intents)
+tenant_app.command("identity-secret")(identity_secret)
 
 
 @app.command("serve")

@@ -32,7 +32,7 @@ from api.permissions import (
 from api.routes.conversations import follow_events
 from desk.actions import ActionName, ActionOutcome, ActionRequest
 from graph.reasons import handoff_reason_text, review_codes, review_reason_texts
-from helpdesk import audit, conversations, teams, tickets
+from helpdesk import audit, contact_history, conversations, teams, tickets
 from helpdesk.notify import EventHub
 from helpdesk.tenancy import tenant_scope
 
@@ -201,6 +201,7 @@ async def conversation_detail(
         conv = await conversations.get_conversation(conn, caller.tenant.id, conversation_id)
         rows = await conversations.list_messages(conn, caller.tenant.id, conversation_id)
         ticket_rows = await tickets.list_tickets(conn, caller.tenant.id, conversation_id)
+        card = await contact_history.contact_card(conn, caller.tenant.id, conversation_id)
     # The thread is read only after the conversation proved to be this tenant's.
     pending, handoff = await desk.waiting(conversation_id)
     open_tickets = [t for t in ticket_rows if t["status"] not in ("resolved", "closed")]
@@ -215,6 +216,7 @@ async def conversation_detail(
         held_because=review_reason_texts(pending["payload"].get("review_reasons") or [])
         if pending is not None and pending["kind"] == "approval"
         else [],
+        contact=schemas.ContactCard.model_validate(card) if card else None,
     )
 
 

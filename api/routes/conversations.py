@@ -20,6 +20,7 @@ from api import schemas
 from api.auth import CustomerCaller, CustomerWriter, Principal, WidgetCaller
 from api.deps import EventHubDep, LimitsDep, RunnerDep, ServicesDep, SettingsDep
 from api.errors import responses
+from desk.contacts import CONTACT_REQUEST_EVENT, identify
 from desk.runner import TurnStream
 from graph.graph import ENTRY
 from graph.services import Services
@@ -38,6 +39,7 @@ CUSTOMER_EVENTS = frozenset(
         "status",
         "handoff",
         "approval.pending",
+        CONTACT_REQUEST_EVENT,
     }
 )
 """Logged event types a customer's subscription carries (reviewers' notes stay internal)."""
@@ -78,6 +80,8 @@ async def _conversation(
         "invalid_key",
         "forbidden",
         "origin_not_allowed",
+        "invalid_identity",
+        "identity_expired",
         "body_too_large",
         "rate_limited",
     ),
@@ -93,13 +97,17 @@ async def create_conversation(
     """Start a conversation with the widget key's tenant; answers with its customer token.
 
     The conversation id is also the LangGraph thread id. Limited per client address (429
-    ``rate_limited``, see ``api/ratelimit.py``).
+    ``rate_limited``, see ``api/ratelimit.py``). With ``identity`` the conversation starts
+    linked to the signed-in customer's contact, verified; a refused identity creates nothing.
     """
     limits.check("conversation", caller, request)
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         cid = await conversations.create_conversation(
             conn, caller.tenant.id, channel=body.channel, customer=body.customer
         )
+        if body.identity is not None:
+            # Same transaction: a refused signature rolls the conversation back too.
+            await identify(conn, caller.tenant.id, cid, body.identity.user, body.identity.signature)
     token, expires_at = issue_customer_token(
         request.app.state.auth.secret, caller.tenant.id, cid, settings.customer_token_ttl_s
     )

@@ -85,7 +85,12 @@ async def _save(
                 conn, tenant.id, profile, based_on=based_on, saved_by=caller.name
             )
             await audit.record(
-                conn, tenant.id, caller.actor, "profile.save", "profile", version,
+                conn,
+                tenant.id,
+                caller.actor,
+                "profile.save",
+                "profile",
+                version,
                 {"based_on": based_on},
             )
     except Conflict as exc:

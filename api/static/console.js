@@ -775,6 +775,22 @@
     renderApproval(pending && pending.kind === "approval" ? pending : null, d);
     renderTranscript(d.messages || []);
     renderHandoff(handoff);
+    renderContact(d.contact || null);
+  }
+
+  // The customer's contact beside the conversation (GET /v1/agent/contacts/{id} has the rest).
+  function renderContact(c) {
+    $("contact-none").hidden = !!c;
+    $("contact-details").hidden = !c;
+    $("contact-history").hidden = !c;
+    if (!c) return;
+    $("contact-name").textContent = (c.name || "(no name)") + (c.verified ? " \u2713 verified" : "");
+    $("contact-email").textContent = c.email || "\u2014";
+    $("contact-phone").textContent = c.phone || "\u2014";
+    $("contact-org").textContent = c.organization_name || "\u2014";
+    var n = c.earlier_conversations || 0;
+    $("contact-history").textContent =
+      n === 0 ? "First conversation" : n + " earlier conversation" + (n === 1 ? "" : "s");
   }
 
   function renderApproval(pending, detail) {

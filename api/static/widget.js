@@ -104,6 +104,15 @@
     "button.send:disabled { opacity: .6; cursor: default; }",
     "button.link { background: none; border: 0; color: inherit; text-decoration: underline; cursor: pointer; font: inherit; padding: 0; }",
     ":focus-visible { outline: 3px solid #f5a524; outline-offset: 2px; }",
+    ".contact-card { align-self: stretch; max-width: 100%; }",
+    ".contact-card form { display: grid; gap: 6px; padding: 10px 12px; border: 1px solid #c3ccd3; border-radius: 10px; background: #f7fafc; }",
+    ".contact-card p { margin: 0; font-size: 13px; }",
+    ".contact-card label { font-size: 12px; color: #3c4852; }",
+    ".contact-card input { font: inherit; padding: 6px 9px; border: 1px solid #c3ccd3; border-radius: 8px; }",
+    ".contact-card button.send { padding: 7px 14px; justify-self: end; }",
+    ".contact-card .contact-error { color: #b3261e; }",
+    ".contact-card .contact-error[hidden] { display: none; }",
+    ".contact-card .text { background: #e3f4e8; }",
     ".sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }",
     "@media (prefers-reduced-motion: reduce) { .typing .text::after { animation: none; } }",
   ].join("\n");
@@ -651,6 +660,10 @@
       case "done":
         showTyping(false);
         break;
+      case "contact.request":
+        showTyping(false);
+        showContactForm(data.message, data.reason);
+        break;
       default:
         break; // event names added later are ignored, not errors
     }
@@ -795,16 +808,70 @@
     return Date.parse(s.expiresAt) - TOKEN_MARGIN_MS > Date.now();
   }
 
+  // A signed-in customer, vouched for by the business's server (docs/contacts.md): the page
+  // calls DeskgraphWidget.identify({user, signature}) or passes a function that fetches a freshly
+  // signed one (a signature is good for 10 minutes, and the first message may come later).
+  var identity = null;
+
+  function whoOf(id) {
+    var user = id && typeof id === "object" && id.user;
+    return user ? String(user.user_id || user.email || user.phone || "") : null;
+  }
+
+  async function signedIdentity() {
+    if (typeof identity !== "function") return identity;
+    try {
+      return await identity();
+    } catch (err) {
+      console.warn("deskgraph widget: could not get the signed identity", err);
+      return null;
+    }
+  }
+
+  async function startConversation() {
+    var who = await signedIdentity();
+    var body = { channel: "web" };
+    if (who) body.identity = who;
+    try {
+      var created = await api("POST", "/v1/conversations", body, { "X-Widget-Key": KEY });
+      created.who = whoOf(who);
+      return created;
+    } catch (err) {
+      // A refused identity (stale, or signed with an old secret) must not leave the customer
+      // without help: they are served anonymously, and the site's developer is told.
+      if (!who || !(err instanceof ApiError) || (err.code !== "invalid_identity" && err.code !== "identity_expired")) {
+        throw err;
+      }
+      console.warn("deskgraph widget: identity refused (" + err.code + "): " + err.message);
+      return api("POST", "/v1/conversations", { channel: "web" }, { "X-Widget-Key": KEY });
+    }
+  }
+
+  function identify(next) {
+    identity = next || null;
+    var who = whoOf(identity);
+    // Another signed-in customer on this browser: their conversation is not this one's. (An
+    // anonymous conversation carries on when its customer signs in.)
+    if (session && who !== null && session.who && session.who !== who) {
+      if (mounted) newConversation();
+      else {
+        saveSession(null);
+        session = null;
+      }
+    }
+  }
+
   async function ensureConversation() {
     if (session) return session;
     if (!creating) {
-      creating = api("POST", "/v1/conversations", { channel: "web" }, { "X-Widget-Key": KEY })
+      creating = startConversation()
         .then(function (body) {
           session = {
             id: body.id,
             token: body.customer_token,
             expiresAt: body.token_expires_at || null,
             lastEventId: 0,
+            who: body.who || null,
           };
           saveSession(session);
           startEvents();
@@ -1019,6 +1086,82 @@
     note.appendChild(retry);
   }
 
+  // ---------------------------------------------------------------- contact details
+  // The desk asks for the customer's name and email with a `contact.request` event
+  // {reason, message} (before a quote, or when nobody is in to answer now; desk/contacts.py);
+  // the page can offer the form too (DeskgraphWidget.offerContact()). The details go to
+  // POST /v1/conversations/{id}/contact. Once given, the widget does not ask again in this
+  // conversation: the business has them.
+  var contactCard = null;
+
+  function showContactForm(message, reason) {
+    if (contactCard && contactCard.parentNode) return; // one open form at a time
+    if (session && session.contactEmail) return;
+    var nameInput = el("input", { id: "dg-contact-name", type: "text", autocomplete: "name", maxlength: "200" });
+    var emailInput = el("input", {
+      id: "dg-contact-email",
+      type: "email",
+      autocomplete: "email",
+      maxlength: "254",
+      required: "",
+    });
+    var error = el("p", { className: "contact-error", role: "alert", hidden: "" });
+    var submit = el("button", { type: "submit", className: "send", text: "Send my details" });
+    var contactForm = el("form", { "aria-label": "Your contact details", novalidate: "" }, [
+      el("p", { text: message || "Leave your name and email, and we'll get back to you." }),
+      el("label", { for: "dg-contact-name", text: "Your name" }),
+      nameInput,
+      el("label", { for: "dg-contact-email", text: "Your email" }),
+      emailInput,
+      error,
+      submit,
+    ]);
+    contactCard = el("li", { className: "msg contact-card", "data-reason": reason || "asked" }, [contactForm]);
+    if (typingNode && typingNode.parentNode) log.insertBefore(contactCard, typingNode);
+    else log.appendChild(contactCard);
+    countUnread();
+    scrollDown();
+    if (isOpen()) nameInput.focus();
+
+    function fail(text, field) {
+      error.textContent = text;
+      error.hidden = false;
+      submit.disabled = false;
+      (field || emailInput).focus();
+    }
+
+    contactForm.addEventListener("submit", async function (e) {
+      e.preventDefault();
+      var email = emailInput.value.trim();
+      var name = nameInput.value.trim();
+      if (!email) return fail("Please enter your email so we can reach you.");
+      error.hidden = true;
+      submit.disabled = true;
+      try {
+        var current = await ensureConversation();
+        var body = { email: email };
+        if (name) body.name = name;
+        var saved = await api("POST", "/v1/conversations/" + current.id + "/contact", body, authHeaders());
+        current.contactEmail = saved.email || email;
+        if (current === session) saveSession(session);
+        var card = contactCard;
+        contactCard = null; // answered: a later request is judged by contactEmail alone
+        card.textContent = "";
+        card.appendChild(el("div", { className: "text", text: "Thanks, we'll reach you at " + current.contactEmail + "." }));
+        scrollDown();
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 422) {
+          var onName = /^body\.name/.test(err.message);
+          return fail(
+            onName ? "Please check your name." : "Please check your email address: it should look like name@example.com.",
+            onName ? nameInput : emailInput
+          );
+        }
+        fail(politeError(err));
+      }
+    });
+  }
+
   // ---------------------------------------------------------------- wiring
   launcher.addEventListener("click", function () {
     if (isOpen()) closePanel();
@@ -1049,7 +1192,9 @@
     }
   });
 
+  var mounted = false;
   function mount() {
+    mounted = true;
     document.body.appendChild(host);
     greetingLine = addSystem(null, GREETING);
     if (sessionUsable(session)) resume();
@@ -1060,7 +1205,16 @@
     if (OPEN_AT_LOAD) openPanel();
   }
 
-  window.DeskgraphWidget = { open: openPanel, close: closePanel };
+  window.DeskgraphWidget = {
+    open: openPanel,
+    close: closePanel,
+    offerContact: function (message) {
+      openPanel();
+      showContactForm(message, "offered");
+    },
+    identify: identify,
+  };
+  if (window.DeskgraphIdentity) identify(window.DeskgraphIdentity);
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount);
 })();
