@@ -7,11 +7,10 @@ vouches for, and asking the customer for their details.
 * :func:`identify`: a conversation started with a signed identity (:mod:`helpdesk.identity`):
   the same linking, marked verified. It runs before anything is written, so a refused
   signature leaves nothing behind.
-* :func:`request_contact`: **the hook for the graph / desk side** (the profile's
-  ``require_contact_before_quote``, a hand-off that finds nobody online): it logs a
-  ``contact.request`` event ``{"reason", "message"}`` in the conversation, which the customer's
-  event stream carries and on which the widget shows its name + email form. The widget posts
-  the form to ``POST /v1/conversations/{id}/contact``, which calls :func:`offer_contact`.
+* Asking the customer for their details is :func:`helpdesk.contacts.request_contact` (the
+  graph's hand-off calls it, below this layer): a ``contact.request`` event on which the widget
+  shows its name + email form, posted to ``POST /v1/conversations/{id}/contact``, which calls
+  :func:`offer_contact`.
 
 All of them take a connection already inside the caller's tenant scope
 (:func:`helpdesk.tenancy.tenant_scope`), so what they write commits or fails together.
@@ -26,9 +25,6 @@ from typing import Any
 from desk.stream import Graph, thread_config
 from helpdesk import contacts, conversations, identity, leads
 from helpdesk.tenancy import Db
-
-CONTACT_REQUEST_EVENT = "contact.request"
-"""The event type the widget shows its contact form on."""
 
 
 @dataclass(frozen=True)
@@ -123,30 +119,3 @@ async def identify(
     await contacts.mark_verified(db, tenant_id, contact["id"])
     await contacts.link_conversation(db, tenant_id, conversation_id, contact["id"], verified=True)
     return contact
-
-
-async def request_contact(
-    db: Db,
-    tenant_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-    *,
-    reason: str,
-    message: str,
-    dedupe_key: str | None = None,
-) -> int:
-    """Ask the customer for their name and email: log a ``contact.request`` event.
-
-    ``reason`` says why, as a code (``before_quote``: the profile wants contact details before
-    a quote; ``nobody_online``: a hand-off found nobody to answer now; ``asked``: anything
-    else); ``message`` is what the widget shows above its form ("Nobody is in right now.
-    Leave your email and we'll write back."). ``dedupe_key`` makes a node that re-runs on
-    resume ask once. Returns the event's sequence number.
-    """
-    return await conversations.append_event(
-        db,
-        tenant_id,
-        conversation_id,
-        CONTACT_REQUEST_EVENT,
-        {"reason": reason, "message": message},
-        dedupe_key=dedupe_key,
-    )

@@ -56,6 +56,8 @@ async def open_services(
             prompts=prompts,
             classifier=classifier,
             sentence_cache=EmbeddingCache(models.embeddings),
+            presence_away_after_s=settings.presence_away_after_s,
+            presence_idle_s=settings.session_idle_s,
         )
     finally:
         if kb is not None:

@@ -87,6 +87,10 @@ class Services:
     classifier: IntentClassifier
     sentence_cache: EmbeddingCache
     tenant_ttl_s: float = 5.0
+    presence_away_after_s: int = 5 * 60
+    """Settings.presence_away_after_s: an online person silent this long reads as away."""
+    presence_idle_s: int = 4 * 3600
+    """Settings.session_idle_s: a session this idle no longer counts anyone as present."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     """What "now" is for answers that depend on it (open now?); tests fix it."""
     _tenants: dict[str, tuple[float, Tenant]] = field(default_factory=dict)

@@ -374,3 +374,34 @@ async def merge_contacts(
         row = await cur.fetchone()
     assert row is not None
     return dict(row)
+
+
+CONTACT_REQUEST_EVENT = "contact.request"
+"""The event type the widget shows its contact form on."""
+
+
+async def request_contact(
+    db: Db,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    reason: str,
+    message: str,
+    dedupe_key: str | None = None,
+) -> int:
+    """Ask the customer for their name and email: log a ``contact.request`` event.
+
+    ``reason`` says why, as a code (``before_quote``: the profile wants contact details before
+    a quote; ``nobody_online``: a hand-off found nobody to answer now; ``asked``: anything
+    else); ``message`` is what the widget shows above its form ("Nobody is in right now.
+    Leave your email and we'll write back."). ``dedupe_key`` makes a node that re-runs on
+    resume ask once. Returns the event's sequence number.
+    """
+    return await append_event(
+        db,
+        tenant_id,
+        conversation_id,
+        CONTACT_REQUEST_EVENT,
+        {"reason": reason, "message": message},
+        dedupe_key=dedupe_key,
+    )

@@ -20,12 +20,13 @@ from api import schemas
 from api.auth import CustomerCaller, CustomerWriter, Principal, WidgetCaller
 from api.deps import EventHubDep, LimitsDep, RunnerDep, ServicesDep, SettingsDep
 from api.errors import responses
-from desk.contacts import CONTACT_REQUEST_EVENT, identify
+from desk.contacts import identify
 from desk.runner import TurnStream
 from graph.graph import ENTRY
 from graph.services import Services
 from helpdesk import conversations, feedback
 from helpdesk.auth import issue_customer_token
+from helpdesk.contacts import CONTACT_REQUEST_EVENT
 from helpdesk.notify import EventHub, Subscription
 from helpdesk.tenancy import tenant_scope
 

@@ -14,6 +14,7 @@ only idempotent work before it; side effects are also keyed by the turn (the tic
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -36,9 +37,9 @@ from graph.interrupts import (
 )
 from graph.services import RunScope, Services
 from graph.state import Reply, SupportState
-from helpdesk import conversations, hours, tickets
+from helpdesk import contacts, conversations, hours, teams, tickets, users
 from helpdesk.profile import BusinessProfile
-from helpdesk.tenancy import tenant_scope
+from helpdesk.tenancy import Db, tenant_scope
 from helpdesk.tenants import Tenant
 
 TRANSCRIPT_LINES = 30
@@ -133,17 +134,36 @@ async def apply_agent_action(
     }
 
 
-def handoff_message(svc: Services, business: BusinessProfile, now: datetime) -> str:
-    """What the customer is told on a hand-off: a person replies shortly, or, when the
-    profile's hours say the business is closed, when it opens again."""
+def handoff_message(
+    svc: Services, business: BusinessProfile, now: datetime, *, nobody_online: bool = False
+) -> tuple[str, bool]:
+    """What the customer is told on a hand-off, and whether nobody can answer soon.
+
+    A person replies shortly; or, when the profile's hours say the business is closed, when it
+    opens again; or, in hours with staff accounts none of whom is online, as soon as someone can.
+    The flag says to ask the customer how to reach them (they may not wait on the page).
+    """
     if business.hours:
         status = hours.status_at(business, now)
         if not status.open and status.next_opens_at is not None:
             opens = status.next_opens_at
             when = f"{hours.day_label(opens.date(), status.local.date())} at "
             when += f"{hours.clock_text(opens)} ({opens.tzname()})"
-            return svc.prompts.reply("handoff_after_hours", business, when=when)
-    return svc.prompts.reply("handoff", business)
+            return svc.prompts.reply("handoff_after_hours", business, when=when), True
+    if nobody_online:
+        return svc.prompts.reply("handoff_nobody_online", business), True
+    return svc.prompts.reply("handoff", business), False
+
+
+async def _nobody_online(svc: Services, db: Db, tenant_id: uuid.UUID) -> bool:
+    """Staff accounts exist and none of them is online now. A desk run with API keys only has
+    no presence to read, so it is never said to be empty."""
+    if not await users.list_users(db, tenant_id):
+        return False
+    online = await teams.online_count(
+        db, tenant_id, away_after_s=svc.presence_away_after_s, idle_s=svc.presence_idle_s
+    )
+    return online == 0
 
 
 def make_handoff(svc: Services) -> Any:
@@ -184,10 +204,25 @@ def make_handoff(svc: Services) -> Any:
                 "ticket_id": str(ticket["id"]),
                 "ticket_number": int(ticket["number"]),
             }
+            nobody = await _nobody_online(svc, db, tenant.id)
             # in a thread: the first use of a time zone reads the tz database from disk
-            message = await asyncio.to_thread(handoff_message, svc, tenant.business, svc.clock())
+            message, wait = await asyncio.to_thread(
+                handoff_message, svc, tenant.business, svc.clock(), nobody_online=nobody
+            )
             logged = events.handoff(reason, str(ticket["id"]), int(ticket["number"]), message)
             await conversations.append_event(db, tenant.id, conv, *logged, dedupe_key=key)
+            row = await conversations.get_conversation(db, tenant.id, conv)
+            if wait and row.get("contact_id") is None:
+                # Nobody will answer while the customer waits: ask how to reach them, once per
+                # hand-off (the node re-runs on resume; the dedupe key keeps it one event).
+                await contacts.request_contact(
+                    db,
+                    tenant.id,
+                    conv,
+                    reason="nobody_online",
+                    message=svc.prompts.reply("contact_request", tenant.business),
+                    dedupe_key=f"contact:{key}",
+                )
         request = HandoffRequest(
             reason=reason,
             summary=summary,

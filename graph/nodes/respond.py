@@ -18,9 +18,9 @@ from graph import events
 from graph.context import Context
 from graph.nodes.guard_input import message_uuid
 from graph.policy import SMALLTALK, hard_blocked
-from graph.services import Services
+from graph.services import RunScope, Services
 from graph.state import Reply, SupportState
-from helpdesk import conversations
+from helpdesk import contacts, conversations, leads
 from helpdesk.profile import BusinessProfile
 from helpdesk.tenancy import tenant_scope
 
@@ -80,6 +80,40 @@ def with_disclaimer(reply: Reply, business: BusinessProfile) -> Reply:
     if disclaimer in reply["text"]:
         return reply
     return Reply(**{**reply, "text": f"{reply['text']}\n\n{disclaimer}"})
+
+
+async def contact_before_quote(
+    svc: Services, state: SupportState, scope: RunScope, reply: Reply
+) -> bool:
+    """Whether this AI answer is a price the profile wants contact details before
+    (``chat.require_contact_before_quote``) from a customer who has given none. Then the price
+    is held back, the customer is asked (a ``contact.request`` event, on which the widget shows
+    its form) and, once they answer, the conversation's quote request becomes a lead
+    (``desk.contacts.offer_contact``); asked again, they get the price.
+
+    Only the AI's own answers are gated: a draft a person approved goes out as approved.
+    """
+    business = scope.tenant.business
+    if not business.chat.require_contact_before_quote or reply["sender"] != "ai":
+        return False
+    if reply["declined"] or state.get("intent") not in leads.QUOTE_INTENTS:
+        return False
+    if not _PRICE.search(reply["text"]):
+        return False  # "we quote on site, free": nothing to hold back
+    tenant, conv = scope.tenant, scope.conversation_id
+    async with tenant_scope(svc.pool, tenant.id) as db:
+        row = await conversations.get_conversation(db, tenant.id, conv)
+        if row.get("contact_id") is not None:
+            return False
+        await contacts.request_contact(
+            db,
+            tenant.id,
+            conv,
+            reason="before_quote",
+            message=svc.prompts.reply("contact_request", business),
+            dedupe_key=f"quote:{int(state.get('turn', 0))}",
+        )
+    return True
 
 
 def question_id(conv: uuid.UUID, state: SupportState) -> uuid.UUID | None:
@@ -172,8 +206,16 @@ def make(svc: Services) -> Any:
     async def respond(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
         reply = state.get("reply")
         if reply is None:
-            business = (await svc.scope(state, runtime)).tenant.business
-            reply = compose_reply(svc, state, business)
+            scope = await svc.scope(state, runtime)
+            reply = compose_reply(svc, state, scope.tenant.business)
+            if await contact_before_quote(svc, state, scope, reply):
+                reply = Reply(
+                    text=svc.prompts.reply("contact_before_quote", scope.tenant.business),
+                    sender="ai",
+                    citations=[],
+                    confidence=None,
+                    declined=False,
+                )
         return await deliver(svc, state, runtime, reply)
 
     return respond

@@ -45,7 +45,11 @@ async def test_asking_for_a_person_is_a_handoff(graph, services, demo):
     assert result.handoff and not result.declined
     assert result.handoff_reason == "explicit_request"
     assert result.intent == "human_request"
-    assert result.answer == services.prompts.reply("handoff", demo.business)
+    # whether someone is online is tests/integration/test_business_profile.py's to pin
+    assert result.answer in {
+        services.prompts.reply("handoff", demo.business),
+        services.prompts.reply("handoff_nobody_online", demo.business),
+    }
     assert result.citations == [] and result.confidence is None
 
 

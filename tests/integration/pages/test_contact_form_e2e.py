@@ -1,6 +1,6 @@
 """The widget's contact form in headless Chromium against the real server: the desk asks for
 the customer's details with a ``contact.request`` event (emitted here through
-:func:`desk.contacts.request_contact`, the hook the hand-off and quote code calls), the customer
+:func:`helpdesk.contacts.request_contact`, the hook the hand-off and quote code calls), the customer
 fills in name and email, a bad email is explained, and the conversation and its ticket end up
 linked to the contact an agent can reach."""
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from desk.contacts import request_contact
+from helpdesk.contacts import request_contact
 from helpdesk.identity import ensure_identity_secret, sign_user
 from helpdesk.tenancy import tenant_scope
 from tests.support.pages import Desk, ask, open_in_console, open_widget, session_of, sign_in
