@@ -126,6 +126,9 @@
     return response.status === 204 ? null : response.json();
   }
 
+  // The other console scripts (settings.js) call the API the same way: one credential, one 401.
+  window.deskgraphConsole = { api: api };
+
   // ------------------------------------------------------------------ SSE
   // The same incremental text/event-stream parser as the widget (which must stay one file).
   function SSEParser(onEvent) {
@@ -380,6 +383,8 @@
     $("presence").hidden = !user;
     document.querySelector(".presence-label").hidden = !user;
     if (user) $("presence").value = me.presence || "online";
+    // settings.js shows its page to those whose role may edit the profile
+    document.dispatchEvent(new CustomEvent("deskgraph:signed-in", { detail: me }));
     startLive();
     refreshQueue();
   }
@@ -394,6 +399,7 @@
     writeStore(KEY_STORE, "");
     writeStore(SESSION_STORE, "");
     setLive("");
+    document.dispatchEvent(new CustomEvent("deskgraph:signed-out"));
     showSignin(message);
   }
 
