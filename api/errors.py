@@ -30,6 +30,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         " surrogate or a control character).",
     ),
     "invalid_profile": (422, "A business profile value is not valid; the message names the field."),
+    "invalid_period": (
+        422,
+        "A metrics parameter is not valid (a date, the time zone, the range, a metric or a"
+        " breakdown name); the message names it.",
+    ),
     "idempotency_key_reused": (422, "The Idempotency-Key was used with another body."),
     "unauthenticated": (401, "No credential was sent."),
     "invalid_key": (401, "The API key is unknown or revoked."),

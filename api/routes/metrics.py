@@ -1,0 +1,195 @@
+"""The desk's metrics over HTTP, for managers and admins (the role table's ``metrics.read``).
+
+* ``GET /v1/metrics/summary``: every metric for the period, escalations by reason, the CSAT
+  distribution, leads created and the backlog now.
+* ``GET /v1/metrics/timeseries?metrics=a,b&interval=day|week|month``: per local day/week/month.
+* ``GET /v1/metrics/breakdown?by=channel&metrics=a,b``: per channel, intent, hour, weekday,
+  escalation reason, agent or CSAT score.
+* ``GET /v1/metrics/articles``: votes per cited knowledge-base article.
+* ``GET /v1/metrics/export.csv?interval=day``: every metric per bucket, as CSV.
+
+Every route takes ``from`` and ``to`` (ISO dates, both included; default: the 30 days to
+today) and ``tz`` (default: the business's time zone). A bad one is 422 ``invalid_period``
+naming it. What each metric means, with its SQL: ``docs/metrics.md`` (rendered from
+``helpdesk.metrics``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from api.deps import ServicesDep
+from api.errors import ApiError, responses
+from api.permissions import MetricsReader
+from helpdesk import metrics
+from helpdesk.errors import InvalidInput
+from helpdesk.tenancy import tenant_scope
+
+router = APIRouter(tags=["metrics"])
+_CODES = responses(
+    "invalid_request", "invalid_period", "unauthenticated", "invalid_key", "forbidden"
+)
+
+From = Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD.")]
+To = Annotated[str | None, Query(description="Last day (included), YYYY-MM-DD.")]
+Tz = Annotated[str | None, Query(description="IANA time zone; default the business's.")]
+Names = Annotated[
+    str, Query(description="Comma-separated metric names (docs/metrics.md).", max_length=2000)
+]
+
+
+class Summary(BaseModel):
+    """Every metric for the period (``metrics``: name -> value, null where undefined)."""
+
+    period: dict[str, str]
+    as_of: str
+    metrics: dict[str, Any]
+    escalations_by_reason: dict[str, int]
+    csat_distribution: dict[str, int]
+    leads_created: int
+    backlog: dict[str, Any]
+
+
+def _period(caller: Any, first: str | None, last: str | None, tz: str | None) -> metrics.Period:
+    zone = tz or caller.tenant.business.timezone
+    try:
+        today = datetime.now(ZoneInfo(zone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        today = datetime.now(UTC).date()  # metrics.period names the bad zone below
+    try:
+        return metrics.period(first, last, zone, today=today)
+    except InvalidInput as exc:
+        raise ApiError(422, "invalid_period", exc.message) from exc
+
+
+def _names(raw: str) -> list[str]:
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        raise ApiError(422, "invalid_period", "metrics: name at least one metric")
+    return names
+
+
+@router.get("/v1/metrics/summary", response_model=Summary, responses=_CODES)
+async def summary(
+    caller: MetricsReader,
+    services: ServicesDep,
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> dict[str, Any]:
+    """Every metric of the conversations started in the period."""
+    p = _period(caller, first, to, tz)
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        return await metrics.summary(conn, caller.tenant.id, p, as_of=datetime.now(UTC))
+
+
+@router.get("/v1/metrics/timeseries", responses=_CODES)
+async def timeseries(
+    caller: MetricsReader,
+    services: ServicesDep,
+    names: Annotated[str, Query(alias="metrics", max_length=2000)] = "conversations",
+    interval: str = "day",
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> dict[str, Any]:
+    """The metrics per local day, week (from Monday) or month; empty buckets included."""
+    p = _period(caller, first, to, tz)
+    try:
+        async with tenant_scope(services.pool, caller.tenant.id) as conn:
+            points = await metrics.timeseries(
+                conn,
+                caller.tenant.id,
+                p,
+                _names(names),
+                interval,  # type: ignore[arg-type]
+                as_of=datetime.now(UTC),
+            )
+    except InvalidInput as exc:
+        raise ApiError(422, "invalid_period", exc.message) from exc
+    return {"period": p.as_json(), "interval": interval, "points": points}
+
+
+@router.get("/v1/metrics/breakdown", responses=_CODES)
+async def breakdown(
+    caller: MetricsReader,
+    services: ServicesDep,
+    by: str = "channel",
+    names: Annotated[str, Query(alias="metrics", max_length=2000)] = "conversations",
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> dict[str, Any]:
+    """The metrics per value of ``by``, the largest group first."""
+    p = _period(caller, first, to, tz)
+    try:
+        async with tenant_scope(services.pool, caller.tenant.id) as conn:
+            rows = await metrics.breakdown(
+                conn, caller.tenant.id, p, by, _names(names), as_of=datetime.now(UTC)
+            )
+    except InvalidInput as exc:
+        raise ApiError(422, "invalid_period", exc.message) from exc
+    return {"period": p.as_json(), "by": by, "rows": rows}
+
+
+@router.get("/v1/metrics/articles", responses=_CODES)
+async def articles(
+    caller: MetricsReader,
+    services: ServicesDep,
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> dict[str, Any]:
+    """Helpful / not-helpful votes per cited article."""
+    p = _period(caller, first, to, tz)
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        rows = await metrics.article_votes(conn, caller.tenant.id, p)
+    return {"period": p.as_json(), "articles": rows}
+
+
+@router.get(
+    "/v1/metrics/export.csv",
+    response_class=Response,
+    responses={**_CODES, 200: {"content": {"text/csv": {}}, "description": "One row per bucket."}},
+)
+async def export_csv(
+    caller: MetricsReader,
+    services: ServicesDep,
+    interval: str = "day",
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> Response:
+    """Every metric per bucket, one CSV row each (the first column is the bucket's first day)."""
+    p = _period(caller, first, to, tz)
+    names = list(metrics.METRICS)
+    try:
+        async with tenant_scope(services.pool, caller.tenant.id) as conn:
+            points = await metrics.timeseries(
+                conn,
+                caller.tenant.id,
+                p,
+                names,
+                interval,  # type: ignore[arg-type]
+                as_of=datetime.now(UTC),
+            )
+    except InvalidInput as exc:
+        raise ApiError(422, "invalid_period", exc.message) from exc
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["bucket", *names], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(points)
+    name = f"metrics-{caller.tenant.slug}-{p.first}-{p.last}-{interval}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,23 @@
+"""docs/metrics.md shows the metrics as the code computes them."""
+
+from __future__ import annotations
+
+from helpdesk import metrics
+from tests.support.paths import ROOT
+
+DOC = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+
+
+def test_the_docs_show_every_metric_with_its_sql():
+    assert metrics.markdown() in DOC
+
+
+def test_the_docs_show_the_facts_query_and_flags_as_they_are():
+    assert metrics.FACTS_SQL.strip() in DOC
+    assert metrics.FLAGS_SQL.strip() in DOC
+
+
+def test_every_breakdown_and_metric_name_is_a_plain_sql_identifier():
+    # they are interpolated into SQL: only names from these tables ever are
+    for name in [*metrics.METRICS, *metrics.DIMENSIONS]:
+        assert name.isidentifier() and name.islower(), name
