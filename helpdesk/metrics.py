@@ -89,14 +89,51 @@ def period(first: str | None, last: str | None, tz: str, *, today: date) -> Peri
     return Period(from_day, to_day, tz)
 
 
-# One row per conversation started in the period. Laterals read each conversation's own rows
-# through their (conversation_id, ...) indexes: a 30-day period of a busy tenant is a few
-# thousand index look-ups, whatever the size of the tables around it.
-FACTS_SQL = """
+FACT_COLUMNS = (
+    "customer_messages",
+    "ai_messages",
+    "agent_messages",
+    "system_messages",
+    "first_customer_at",
+    "last_customer_at",
+    "intent",
+    "last_agent",
+    "last_agent_at",
+    "first_reply_at",
+    "first_agent_reply_at",
+    "handoffs",
+    "first_handoff_at",
+    "handoff_reason",
+    "ai_answers",
+    "ai_declines",
+    "last_ai_answer_at",
+    "held",
+    "approved",
+    "edited",
+    "rejected",
+    "thumbs_up",
+    "thumbs_down",
+    "csat",
+)
+"""What ``conversation_facts`` keeps per conversation (migration ``0017_metrics.sql``)."""
+
+# One row per conversation started in the period, from the rollup the triggers of migration
+# 0017 keep as messages, events and feedback are written: a period of a busy tenant is a few
+# thousand rows of one narrow table, however many messages they hold.
+FACTS_SQL = (
+    "SELECT conversation_id AS id, channel, started_at,"
+    " (started_at AT TIME ZONE %(tz)s) AS local_start, "
+    + ", ".join(FACT_COLUMNS)
+    + " FROM conversation_facts WHERE tenant_id = %(tenant)s"
+    " AND started_at >= %(start)s AND started_at < %(end)s"
+)
+
+# The same facts computed from the source tables: what the rollup must always equal (the
+# migration backfilled it with this; tests compare the two, :func:`facts_drift`).
+SOURCE_FACTS_SQL = """
 SELECT c.id, c.channel, c.created_at AS started_at,
-       (c.created_at AT TIME ZONE %(tz)s) AS local_start,
        m.customer_messages, m.ai_messages, m.agent_messages, m.system_messages,
-       m.first_customer_at, m.last_customer_at, m.intent, m.last_agent,
+       m.first_customer_at, m.last_customer_at, m.intent, m.last_agent, m.last_agent_at,
        r.first_reply_at, h.first_agent_reply_at,
        e.handoffs, e.first_handoff_at, e.handoff_reason, e.ai_answers, e.ai_declines,
        e.last_ai_answer_at, e.held, e.approved, e.edited, e.rejected,
@@ -111,7 +148,9 @@ LEFT JOIN LATERAL (
            max(created_at) FILTER (WHERE sender = 'customer') AS last_customer_at,
            (array_agg(intent ORDER BY created_at) FILTER (WHERE intent IS NOT NULL))[1] AS intent,
            (array_agg(agent_name ORDER BY created_at DESC)
-                FILTER (WHERE sender = 'agent' AND agent_name IS NOT NULL))[1] AS last_agent
+                FILTER (WHERE sender = 'agent' AND agent_name IS NOT NULL))[1] AS last_agent,
+           max(created_at) FILTER (WHERE sender = 'agent' AND agent_name IS NOT NULL)
+               AS last_agent_at
     FROM messages WHERE conversation_id = c.id
 ) m ON true
 LEFT JOIN LATERAL (
@@ -148,8 +187,9 @@ LEFT JOIN LATERAL (
            max(csat) FILTER (WHERE kind = 'csat') AS csat
     FROM feedback WHERE conversation_id = c.id
 ) f ON true
-WHERE c.tenant_id = %(tenant)s AND c.created_at >= %(start)s AND c.created_at < %(end)s
+WHERE c.tenant_id = %(tenant)s
 """
+
 
 # Derived per-conversation flags, named once so that every metric below reads the same words.
 FLAGS_SQL = """
@@ -465,6 +505,31 @@ async def article_votes(db: Db, tenant_id: uuid.UUID, p: Period) -> list[dict[st
         }
         for r in rows
     ]
+
+
+async def facts_drift(db: Db, tenant_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The tenant's conversations whose kept facts differ from the source tables (none, when
+    the triggers do their job): each with the columns that differ, kept and recomputed."""
+    async with connect(db) as conn:
+        cur = await conn.execute(SOURCE_FACTS_SQL, {"tenant": tenant_id})
+        source = {r["id"]: r for r in await cur.fetchall()}
+        cur = await conn.execute(
+            "SELECT conversation_id AS id, channel, started_at, "
+            + ", ".join(FACT_COLUMNS)
+            + " FROM conversation_facts WHERE tenant_id = %s",
+            (tenant_id,),
+        )
+        kept = {r["id"]: r for r in await cur.fetchall()}
+    out = []
+    for conv in source.keys() | kept.keys():
+        a, b = kept.get(conv), source.get(conv)
+        if a is None or b is None:
+            out.append({"id": conv, "kept": a is not None, "source": b is not None})
+            continue
+        diff = {k: (a[k], b[k]) for k in ("channel", "started_at", *FACT_COLUMNS) if a[k] != b[k]}
+        if diff:
+            out.append({"id": conv, **diff})
+    return out
 
 
 def _clean(value: Any) -> Any:

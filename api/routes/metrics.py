@@ -26,6 +26,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from api import charts
 from api.deps import ServicesDep
 from api.errors import ApiError, responses
 from api.permissions import MetricsReader
@@ -193,3 +194,42 @@ async def export_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@router.get(
+    "/v1/metrics/chart.svg",
+    response_class=Response,
+    responses={**_CODES, 200: {"content": {"image/svg+xml": {}}, "description": "The chart."}},
+)
+async def chart(
+    caller: MetricsReader,
+    services: ServicesDep,
+    metric: str = "conversations",
+    interval: str = "day",
+    by: str | None = None,
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> Response:
+    """One metric as an SVG chart: over time (``interval``), or per value of ``by``."""
+    p = _period(caller, first, to, tz)
+    now = datetime.now(UTC)
+    try:
+        async with tenant_scope(services.pool, caller.tenant.id) as conn:
+            if by is None:
+                points = await metrics.timeseries(
+                    conn,
+                    caller.tenant.id,
+                    p,
+                    [metric],
+                    interval,  # type: ignore[arg-type]
+                    as_of=now,
+                )
+                svg = charts.series_svg(points, metric, f"{metric} per {interval}")
+            else:
+                rows = await metrics.breakdown(conn, caller.tenant.id, p, by, [metric], as_of=now)
+                svg = charts.breakdown_svg(rows, by, metric, f"{metric} by {by}")
+    except InvalidInput as exc:
+        raise ApiError(422, "invalid_period", exc.message) from exc
+    # no-store: a chart of "the 30 days to today" changes as the day goes on
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})

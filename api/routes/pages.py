@@ -167,6 +167,7 @@ def console(request: Request) -> Response:
 _CONSOLE_ASSETS = {
     "console.js": _JS,
     "settings.js": _JS,
+    "dashboard.js": _JS,
     "console.css": _CSS,
     "demo.css": _CSS,
     "favicon.svg": "image/svg+xml",

@@ -127,7 +127,8 @@
   }
 
   // The other console scripts (settings.js) call the API the same way: one credential, one 401.
-  window.deskgraphConsole = { api: api };
+  // dashboard.js fetches SVG charts (not JSON) with the same credential: authHeaders.
+  window.deskgraphConsole = { api: api, authHeaders: authHeaders };
 
   // ------------------------------------------------------------------ SSE
   // The same incremental text/event-stream parser as the widget (which must stay one file).

@@ -13,6 +13,7 @@ def test_the_docs_show_every_metric_with_its_sql():
 
 
 def test_the_docs_show_the_facts_query_and_flags_as_they_are():
+    assert metrics.SOURCE_FACTS_SQL.strip() in DOC
     assert metrics.FACTS_SQL.strip() in DOC
     assert metrics.FLAGS_SQL.strip() in DOC
 

@@ -1,0 +1,174 @@
+/* The owner's dashboard in the agent console, for managers and admins (the role table's
+ * metrics.read; the server checks it again on every call).
+ *
+ * Figures come from GET /v1/metrics/summary; charts are SVG drawn by the server
+ * (GET /v1/metrics/chart.svg, pygal), fetched with the console's credential and shown as
+ * data: images (the console's CSP allows img-src data:, and an SVG inside <img> runs no
+ * script). The period is whole days in the business's time zone; by default the 30 days to
+ * today. What each figure means, with its SQL: docs/metrics.md.
+ */
+(function () {
+  "use strict";
+
+  var CARDS = [
+    ["conversations", "Conversations", "count"],
+    ["ai_resolution_rate", "Resolved by the AI", "ratio"],
+    ["deflection_rate", "Never needed a person", "ratio"],
+    ["escalation_rate", "Handed to a person", "ratio"],
+    ["first_response_p50_s", "First response (median)", "seconds"],
+    ["human_response_p50_s", "Time to a person (median)", "seconds"],
+    ["csat_average", "CSAT (1-5)", "score"],
+    ["draft_approval_rate", "Drafts sent unchanged", "ratio"],
+  ];
+  var CHARTS = [
+    ["chart-conversations", { metric: "conversations", interval: "day" }],
+    ["chart-resolution", { metric: "ai_resolution_rate", interval: "day" }],
+    ["chart-intents", { metric: "conversations", by: "intent" }],
+    ["chart-escalations", { metric: "conversations", by: "escalation_reason" }],
+  ];
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function shown(value, unit) {
+    if (value === null || value === undefined) return "–";
+    if (unit === "ratio") return Math.round(value * 100) + "%";
+    if (unit === "seconds") {
+      if (value < 90) return Math.round(value) + " s";
+      if (value < 5400) return Math.round(value / 60) + " min";
+      return (value / 3600).toFixed(1) + " h";
+    }
+    if (unit === "score") return value.toFixed(2);
+    return String(value);
+  }
+
+  function range() {
+    var q = new URLSearchParams();
+    if ($("dash-from").value) q.set("from", $("dash-from").value);
+    if ($("dash-to").value) q.set("to", $("dash-to").value);
+    return q;
+  }
+
+  function say(text) {
+    $("dash-status").textContent = text;
+    $("dash-status").hidden = !text;
+  }
+
+  function card(label, value, title) {
+    var el = document.createElement("div");
+    el.className = "dash-card";
+    el.title = title || "";
+    var v = document.createElement("span");
+    v.className = "value";
+    v.textContent = value;
+    var l = document.createElement("span");
+    l.className = "label";
+    l.textContent = label;
+    el.appendChild(v);
+    el.appendChild(l);
+    return el;
+  }
+
+  function cards(summary) {
+    var box = $("dash-cards");
+    box.textContent = "";
+    var m = summary.metrics;
+    CARDS.forEach(function (c) {
+      box.appendChild(card(c[1], shown(m[c[0]], c[2]), c[0]));
+    });
+    box.appendChild(card("Leads", String(summary.leads_created), "leads_created"));
+    box.appendChild(card("Waiting on a person now", String(summary.backlog.waiting_on_person)));
+    var p = summary.period;
+    $("dash-period").textContent = p.from + " to " + p.to + " (" + p.tz + ")";
+    if (!$("dash-from").value) $("dash-from").value = p.from;
+    if (!$("dash-to").value) $("dash-to").value = p.to;
+  }
+
+  async function text(path) {
+    var headers = window.deskgraphConsole.authHeaders({});
+    var response = await fetch(path, { headers: headers, credentials: "same-origin", cache: "no-store" });
+    if (!response.ok) {
+      var body = await response.json().catch(function () {
+        return {};
+      });
+      throw new Error(body.message || "HTTP " + response.status);
+    }
+    return response.text();
+  }
+
+  async function chart(id, params) {
+    var q = range();
+    Object.keys(params).forEach(function (k) {
+      q.set(k, params[k]);
+    });
+    var svg = await text("/v1/metrics/chart.svg?" + q.toString());
+    var img = $(id);
+    img.src = "data:image/svg+xml;base64," + btoa(unescape(encodeURIComponent(svg)));
+  }
+
+  async function load(event) {
+    if (event) event.preventDefault();
+    say("");
+    try {
+      cards(await window.deskgraphConsole.api("GET", "/v1/metrics/summary?" + range().toString()));
+      await Promise.all(
+        CHARTS.map(function (c) {
+          return chart(c[0], c[1]);
+        })
+      );
+    } catch (err) {
+      say("The figures could not be loaded: " + err.message); // invalid_period names the field
+    }
+  }
+
+  async function exportCsv() {
+    say("");
+    try {
+      var csv = await text("/v1/metrics/export.csv?" + range().toString());
+      var a = document.createElement("a");
+      a.href = "data:text/csv;charset=utf-8," + encodeURIComponent(csv);
+      a.download = "metrics-" + ($("dash-from").value || "") + "-" + ($("dash-to").value || "") + ".csv";
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+    } catch (err) {
+      say("The export failed: " + err.message);
+    }
+  }
+
+  function show(open) {
+    if (open && !$("settings").hidden) $("settings-open").click(); // one view at a time
+    $("dashboard").hidden = !open;
+    $("desk").hidden = open;
+    $("dashboard-open").setAttribute("aria-pressed", open ? "true" : "false");
+    $("dashboard-open").textContent = open ? "Back to the desk" : "Dashboard";
+    if (open) load();
+  }
+
+  document.addEventListener("deskgraph:signed-in", function (event) {
+    var me = event.detail || {};
+    var allowed = (me.permissions || []).indexOf("metrics.read") !== -1;
+    $("dashboard-open").hidden = !allowed;
+    if (!allowed) $("dashboard").hidden = true;
+  });
+  document.addEventListener("deskgraph:signed-out", function () {
+    $("dashboard-open").hidden = true;
+    $("dashboard").hidden = true;
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    $("dashboard-open").addEventListener("click", function () {
+      show($("dashboard").hidden);
+    });
+    // Opening the settings closes the dashboard first (the desk is under both).
+    $("settings-open").addEventListener("click", function () {
+      if (!$("dashboard").hidden) {
+        $("dashboard").hidden = true;
+        $("dashboard-open").setAttribute("aria-pressed", "false");
+        $("dashboard-open").textContent = "Dashboard";
+      }
+    }, true);
+    $("dashboard-form").addEventListener("submit", load);
+    $("dash-export").addEventListener("click", exportCsv);
+  });
+})();

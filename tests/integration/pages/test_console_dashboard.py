@@ -1,0 +1,93 @@
+"""The owner's dashboard in headless Chromium: a manager picks a period and sees the figures the
+summary API gives for it, and charts that are drawn with data (checked on a screenshot: the
+series colour is there when there is data, absent when there is none); a bad period is said
+plainly; an agent never sees the dashboard and the API refuses them."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import httpx
+import pytest
+from PIL import Image
+from playwright.async_api import Page, expect
+
+from tests.support.metrics_history import write_history
+from tests.support.pages import sign_in_as
+from tests.support.staff import PASSWORD, make_staff
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+expect.set_options(timeout=30_000)
+
+SERIES_BLUE = (0x25, 0x63, 0xEB)
+"""The first series colour of api/charts.py: its pixels are the chart's data."""
+
+
+def _blue_pixels(png: bytes) -> int:
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    return sum(
+        1
+        for r, g, b in image.getdata()
+        if abs(r - SERIES_BLUE[0]) < 40
+        and abs(g - SERIES_BLUE[1]) < 40
+        and abs(b - SERIES_BLUE[2]) < 40
+    )
+
+
+async def _period(page: Page, first: str, last: str) -> None:
+    await page.get_by_label("From", exact=True).fill(first)
+    await page.get_by_label("To", exact=True).fill(last)
+    await page.get_by_role("button", name="Show").click()
+
+
+async def test_a_manager_reads_the_dashboard_and_an_agent_cannot(
+    agent: Page, base_url: str, direct_url: str, services
+) -> None:
+    staff = await make_staff(services.pool, prefix="dashboard")
+    await write_history(services.pool, staff.tenant)
+    async with httpx.AsyncClient(base_url=direct_url) as client:
+        r = await client.get(
+            "/v1/metrics/summary",
+            params={"from": "2026-11-02", "to": "2026-11-08"},
+            headers={"Authorization": f"Bearer {staff.admin_key}"},
+        )
+    assert r.status_code == 200, r.text
+    expected = r.json()["metrics"]
+    assert expected["conversations"] > 0
+
+    page = agent
+    await sign_in_as(page, base_url, staff.slug, staff.emails["manager"], PASSWORD)
+    await page.get_by_role("button", name="Dashboard").click()
+    await expect(page.get_by_role("heading", name="How the desk is doing")).to_be_visible()
+    await _period(page, "2026-11-02", "2026-11-08")
+    await expect(page.locator("#dash-period")).to_have_text("2026-11-02 to 2026-11-08 (UTC)")
+    conversations = page.locator(".dash-card", has_text="Conversations").locator(".value")
+    await expect(conversations).to_have_text(str(expected["conversations"]))
+    resolved = page.locator(".dash-card", has_text="Resolved by the AI").locator(".value")
+    await expect(resolved).to_have_text(f"{round(expected['ai_resolution_rate'] * 100)}%")
+    chart = page.locator("#chart-conversations")
+    await expect(chart).to_have_attribute("src", re.compile(r"^data:image/svg\+xml;base64,"))
+    await page.wait_for_function("document.getElementById('chart-conversations').naturalWidth > 0")
+    with_data = _blue_pixels(await chart.screenshot())
+    assert with_data > 100, with_data
+
+    # A week with nothing in it: the chart is drawn without a series.
+    await _period(page, "2026-10-05", "2026-10-11")
+    await expect(conversations).to_have_text("0")
+    await page.wait_for_function("document.getElementById('chart-conversations').naturalWidth > 0")
+    assert _blue_pixels(await chart.screenshot()) < with_data / 10
+
+    # A period the server refuses: said plainly, naming the field.
+    await _period(page, "2026-11-09", "2026-11-02")
+    await expect(page.locator("#dash-status")).to_contain_text("from:")
+
+    # An agent: no dashboard button, and the API refuses them anyway.
+    await page.get_by_role("button", name="Back to the desk").click()
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in_as(page, base_url, staff.slug, staff.emails["alice"], PASSWORD)
+    await expect(page.locator("#whoami")).to_contain_text("(agent)")
+    await expect(page.get_by_role("button", name="Dashboard")).to_be_hidden()
+    status = await page.evaluate("fetch('/v1/metrics/summary').then(r => r.status)")
+    assert status == 403
