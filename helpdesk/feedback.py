@@ -25,10 +25,18 @@ async def rate_message(
     *,
     comment: str = "",
 ) -> dict[str, Any]:
-    """Record (or change) the thumbs vote on one answer of the conversation."""
-    async with connect(db) as conn:
+    """Record (or change) the thumbs vote on one answer of the conversation, and move the
+    helpful / not-helpful counts of the articles the answer cited by the change: a vote
+    changed from up to down moves one count from one column to the other; the same vote
+    again moves nothing. Votes on one message are serialised (an advisory lock for the
+    transaction), so two at once cannot both count as the first."""
+    async with connect(db) as conn, conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"vote:{message_id}",)
+        )
         cur = await conn.execute(
-            "SELECT sender FROM messages WHERE id = %s AND conversation_id = %s AND tenant_id = %s",
+            "SELECT sender, citations FROM messages"
+            " WHERE id = %s AND conversation_id = %s AND tenant_id = %s",
             (message_id, conversation_id, tenant_id),
         )
         row = await cur.fetchone()
@@ -36,6 +44,10 @@ async def rate_message(
             raise NotFound(f"no message {message_id} in this conversation")
         if row["sender"] == "customer":
             raise InvalidInput("only answers can be rated, not the customer's own messages")
+        cur = await conn.execute(
+            "SELECT rating FROM feedback WHERE message_id = %s AND kind = 'rating'", (message_id,)
+        )
+        before = await cur.fetchone()
         cur = await conn.execute(
             """
             INSERT INTO feedback (tenant_id, conversation_id, message_id, kind, rating, comment)
@@ -47,6 +59,19 @@ async def rate_message(
             (tenant_id, conversation_id, message_id, rating, comment),
         )
         out = await cur.fetchone()
+        old = before["rating"] if before else None
+        sources = sorted(
+            {str(c["source_id"]) for c in row["citations"] or [] if c.get("source_id")}
+        )
+        if old != rating and sources:
+            up = int(rating == "up") - int(old == "up")
+            down = int(rating == "down") - int(old == "down")
+            await conn.execute(
+                "UPDATE kb_articles SET helpful = greatest(0, helpful + %s),"
+                " not_helpful = greatest(0, not_helpful + %s)"
+                " WHERE tenant_id = %s AND source_id = ANY(%s)",
+                (up, down, tenant_id, sources),
+            )
     assert out is not None
     return dict(out)
 
