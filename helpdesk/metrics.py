@@ -348,6 +348,17 @@ def _query(select: str, tail: str = "") -> str:
     return f"WITH facts AS ({FACTS_SQL}), flags AS ({FLAGS_SQL}) SELECT {select} FROM flags {tail}"
 
 
+async def conversation_flags(
+    db: Db, tenant_id: uuid.UUID, p: Period, *, as_of: datetime
+) -> list[dict[str, Any]]:
+    """Each conversation of the period with the flags the metrics count it by (``engaged``,
+    ``person_involved``, ``ai_resolved``, ``ai_pending``...), for reports that group
+    conversations their own way (top questions)."""
+    async with connect(db) as conn:
+        cur = await conn.execute(_query("*", "ORDER BY started_at"), _params(tenant_id, p, as_of))
+        return [dict(r) for r in await cur.fetchall()]
+
+
 async def summary(db: Db, tenant_id: uuid.UUID, p: Period, *, as_of: datetime) -> dict[str, Any]:
     """Every metric of :data:`METRICS` for the period, plus the breakdowns a dashboard leads
     with (escalations by reason, CSAT distribution), leads created and the backlog now."""

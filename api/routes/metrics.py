@@ -30,6 +30,7 @@ from api import charts
 from api.deps import ServicesDep
 from api.errors import ApiError, responses
 from api.permissions import MetricsReader
+from desk import top_questions as top
 from helpdesk import metrics
 from helpdesk.errors import InvalidInput
 from helpdesk.tenancy import tenant_scope
@@ -233,3 +234,35 @@ async def chart(
         raise ApiError(422, "invalid_period", exc.message) from exc
     # no-store: a chart of "the 30 days to today" changes as the day goes on
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/v1/metrics/top-questions", responses=_CODES)
+async def top_questions(
+    caller: MetricsReader,
+    services: ServicesDep,
+    gaps: Annotated[bool, Query(description="Only the knowledge gaps.")] = False,
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> dict[str, Any]:
+    """The period's question clusters as last computed (nightly, or by ``.../refresh``)."""
+    p = _period(caller, first, to, tz)
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        out = await top.stored(conn, caller.tenant.id, p)
+    if gaps:
+        out["clusters"] = [c for c in out["clusters"] if c["knowledge_gap"]]
+    return out
+
+
+@router.post("/v1/metrics/top-questions/refresh", responses=_CODES)
+async def refresh_top_questions(
+    caller: MetricsReader,
+    services: ServicesDep,
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> dict[str, Any]:
+    """Cluster the period's questions now, replacing what was stored for the period."""
+    p = _period(caller, first, to, tz)
+    clusters = await top.refresh(services, caller.tenant.id, p, as_of=datetime.now(UTC))
+    return {"period": p.as_json(), "clusters": clusters}
