@@ -18,7 +18,17 @@ from api.dbfaults import DatabaseFaults
 from api.deps import accepted_parameters, run_in_background
 from api.middleware import BodyLimit
 from api.ratelimit import RateLimits
-from api.routes import agent, contacts, conversations, kb, metrics, pages, profile, staff
+from api.routes import (
+    agent,
+    contacts,
+    conversations,
+    kb,
+    kb_drafts,
+    metrics,
+    pages,
+    profile,
+    staff,
+)
 from api.schemas import Health
 from desk.service import Desk
 from graph.graph import build_graph
@@ -140,6 +150,7 @@ def create_app(
     app.include_router(contacts.customer_router)
     app.include_router(contacts.router)
     app.include_router(kb.router)
+    app.include_router(kb_drafts.router)
     app.include_router(profile.router)
     app.include_router(metrics.router)
     app.include_router(pages.router)

@@ -65,6 +65,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "conversation_busy": (409, "Another action on this conversation is running."),
     "conversation_owned": (409, "Another agent owns the conversation."),
     "version_conflict": (409, "The profile was saved by someone else since the version edited."),
+    "invalid_transition": (
+        409,
+        "The thing cannot move to that state from the one it is in; the message names the"
+        " states it may move to.",
+    ),
     "body_too_large": (413, "The body is over the configured limit."),
     "unsupported_media_type": (415, "The body has an unsupported content type."),
     "rate_limited": (429, "Too many requests from this address; wait for Retry-After seconds."),

@@ -28,6 +28,8 @@ PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
     "presence.set": (_ALL, "set one's own presence (online, away, offline)"),
     "kb.read": (_ALL, "search the whole knowledge base, internal articles included"),
     "kb.ingest": (_MANAGERS, "upload knowledge-base files and follow ingestion jobs"),
+    "kb.draft": (_ALL, "write article drafts from conversations, edit and submit them"),
+    "kb.review": (_MANAGERS, "approve, publish or reject article drafts"),
     "teams.read": (_ALL, "list teams and their members"),
     "teams.manage": (_MANAGERS, "create, rename, delete teams and set their members"),
     "users.read": (_MANAGERS, "list staff accounts"),

@@ -1,0 +1,133 @@
+"""The knowledge base learns from resolved conversations (issue 17 item 5).
+
+* :func:`draft_from_conversation` assembles an article draft from what was asked and what the
+  person answered (problem, cause, steps, the answer), offline and plainly: the customer's own
+  question as the title, the agent's public replies as the answer, a resolution's summary,
+  root cause and steps when a ticket's resolution gives them. A draft whose question is close
+  to an existing article (cosine of the question to the article's best chunk, dense side, at
+  least :data:`UPDATE_SIMILARITY`) is proposed as an *update* of that article instead: a
+  section added to it, not a second article on the same thing.
+* :func:`publish` indexes the approved draft at once (the knowledge base's own ``ingest``), so
+  the next customer with that question is answered from it, then records it published. A
+  crash between the two is safe: publishing again writes the same article (same source id,
+  unchanged content writes nothing) and then records it.
+
+Not yet: the LLM writing the draft when configured (the offline assembly is used on both
+tiers), and making a draft on every ticket resolve (wired when the ticket lifecycle lands).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from graph.services import Services
+from helpdesk import kb_drafts
+from helpdesk.errors import InvalidInput, NotFound
+from helpdesk.tenancy import tenant_scope
+from kb_pipeline.loaders import Article
+
+UPDATE_SIMILARITY = 0.8
+"""A draft this close to an existing article (cosine, MiniLM) is proposed as its update. Set
+a priori: MiniLM paraphrases of one question score 0.8-0.95 (the top-questions clusters'
+members, docs/metrics.md), different questions on one subject well under it."""
+
+
+async def draft_from_conversation(
+    services: Services,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    created_by: str,
+    resolution: dict[str, Any] | None = None,
+    ticket_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """A draft from the conversation (one per conversation: asking twice returns the first)."""
+    async with tenant_scope(services.pool, tenant_id) as conn:
+        cur = await conn.execute(
+            "SELECT sender, text FROM messages WHERE tenant_id = %s AND conversation_id = %s"
+            " AND visibility = 'public' ORDER BY created_at",
+            (tenant_id, conversation_id),
+        )
+        messages = await cur.fetchall()
+    if not messages:
+        raise NotFound(f"no conversation {conversation_id}")
+    questions = [m["text"] for m in messages if m["sender"] == "customer"]
+    answers = [m["text"] for m in messages if m["sender"] == "agent"]
+    if not questions or (not answers and not resolution):
+        raise InvalidInput("the conversation has no question answered by a person to learn from")
+    question = " ".join(questions[0].split())
+    body = _body(question, questions[1:], answers, resolution or {})
+    kind, target, similarity = "new", None, None
+    found = await services.kb.search(tenant_id, question, k=1, mode="vector", audience="agent")
+    if found and found[0]["score"] >= UPDATE_SIMILARITY:
+        kind, target, similarity = "update", found[0]["source_id"], float(found[0]["score"])
+    async with tenant_scope(services.pool, tenant_id) as conn:
+        return await kb_drafts.create(
+            conn,
+            tenant_id,
+            title=question if len(question) <= 120 else question[:117] + "...",
+            body=body,
+            created_by=created_by,
+            kind=kind,  # type: ignore[arg-type]
+            target_source_id=target,
+            similarity=similarity,
+            source_conversations=[conversation_id],
+            source_tickets=[ticket_id] if ticket_id else [],
+        )
+
+
+def _body(question: str, more: list[str], answers: list[str], resolution: dict[str, Any]) -> str:
+    parts = ["## Problem", question, *more[:2]]
+    if resolution.get("root_cause"):
+        parts += ["## Cause", str(resolution["root_cause"])]
+    steps = [str(s) for s in resolution.get("steps") or [] if str(s).strip()]
+    if steps:
+        parts += ["## Steps", "\n".join(f"{i}. {s}" for i, s in enumerate(steps, start=1))]
+    answer = resolution.get("summary") or "\n\n".join(answers)
+    parts += ["## Answer", str(answer)]
+    return "\n\n".join(parts)
+
+
+async def publish(
+    services: Services, tenant_id: uuid.UUID, draft_id: uuid.UUID, *, by: str
+) -> dict[str, Any]:
+    """Index an approved draft and record it published (409 unless it is approved)."""
+    async with tenant_scope(services.pool, tenant_id) as conn:
+        draft = await kb_drafts.get(conn, tenant_id, draft_id)
+    kb_drafts.check_move(draft["state"], "published")
+    if draft["kind"] == "update":
+        async with tenant_scope(services.pool, tenant_id) as conn:
+            cur = await conn.execute(
+                "SELECT source_id, title, body, visibility, tags, url FROM kb_articles"
+                " WHERE tenant_id = %s AND source_id = %s",
+                (tenant_id, draft["target_source_id"]),
+            )
+            target = await cur.fetchone()
+        if target is None:
+            raise NotFound(f"the article {draft['target_source_id']} this draft updates is gone")
+        section = f"## {draft['title']}\n\n{draft['body']}"
+        body = target["body"]
+        if section not in body:  # published before a crash: not added twice
+            body = f"{body.rstrip()}\n\n{section}"
+        article = Article(
+            source_id=target["source_id"],
+            title=target["title"],
+            body=body,
+            visibility=target["visibility"],
+            tags=tuple(target["tags"] or ()),
+            url=target["url"],
+        )
+    else:
+        article = Article(
+            source_id=f"learned-{str(draft_id)[:8]}",
+            title=draft["title"],
+            body=draft["body"],
+            visibility=draft["visibility"],
+            tags=("learned",),
+        )
+    await services.kb.ingest(tenant_id, [article])
+    async with tenant_scope(services.pool, tenant_id) as conn:
+        return await kb_drafts.move(
+            conn, tenant_id, draft_id, "published", by=by, published_source_id=article.source_id
+        )

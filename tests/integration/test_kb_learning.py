@@ -1,0 +1,86 @@
+"""The knowledge base learns (issue 17 item 5): a question the knowledge base could not answer
+is handed to a person, who answers it; the conversation becomes an article draft; it goes
+through review (an agent submits, only a manager approves and publishes); publishing indexes
+it at once, and the next customer asking the same question is answered from it, citing it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.agent_api import act
+from tests.support.live_api import bearer, sse_turn, start_conversation
+
+pytestmark = pytest.mark.integration
+
+QUESTION = "Do you install bidet toilet seats?"
+ANSWER = (
+    "Yes, we install bidet toilet seats. A plumber fits one in about an hour, connects it to "
+    "your cold water supply and checks the connection for leaks before leaving."
+)
+
+
+def test_a_resolved_conversation_becomes_an_article_the_next_customer_is_answered_from(
+    live_api,
+):
+    agent, admin = bearer(live_api.demo.agent_key), bearer(live_api.demo.admin_key)
+    with live_api.client() as client:
+        before = dict(
+            sse_turn(client, start_conversation(client, live_api.demo.widget_key), QUESTION)
+        )
+        cited_before = {
+            c["source_id"] for c in before.get("message.completed", {}).get("citations", [])
+        }
+        assert not any(s.startswith("learned-") for s in cited_before)
+
+        conv = start_conversation(client, live_api.demo.widget_key)
+        sse_turn(client, conv, QUESTION)
+        assert "handoff" in dict(sse_turn(client, conv, "I want to talk to a person"))
+        assert act(client, live_api, conv["id"], "reply", {"text": ANSWER}).status_code == 200
+        assert act(client, live_api, conv["id"], "close").status_code == 200
+
+        r = client.post("/v1/kb/drafts", json={"conversation_id": conv["id"]}, headers=agent)
+        assert r.status_code == 201, r.text
+        draft = r.json()
+        assert (draft["state"], draft["kind"], draft["title"]) == ("draft", "new", QUESTION)
+        assert ANSWER in draft["body"] and draft["source_conversations"] == [conv["id"]]
+        again = client.post("/v1/kb/drafts", json={"conversation_id": conv["id"]}, headers=agent)
+        assert again.json()["id"] == draft["id"]  # one draft per conversation
+
+        path = f"/v1/kb/drafts/{draft['id']}"
+        r = client.post(f"{path}/move", json={"to": "published"}, headers=agent)
+        assert (r.status_code, r.json()["code"]) == (409, "invalid_transition")
+        assert "in_review" in r.json()["message"]
+        assert (
+            client.post(f"{path}/move", json={"to": "in_review"}, headers=agent).status_code == 200
+        )
+        r = client.post(f"{path}/move", json={"to": "approved"}, headers=agent)
+        assert (r.status_code, r.json()["code"]) == (403, "forbidden")
+        r = client.patch(
+            path, json={"title": "Bidet toilet seats: do you install them?"}, headers=agent
+        )
+        assert r.status_code == 200 and r.json()["ai_generated"] is True  # the body is unchanged
+        assert (
+            client.post(f"{path}/move", json={"to": "approved"}, headers=admin).status_code == 200
+        )
+        r = client.patch(path, json={"body": "changed"}, headers=admin)
+        assert (r.status_code, r.json()["code"]) == (409, "invalid_transition")
+        r = client.post(f"{path}/move", json={"to": "published"}, headers=admin)
+        assert r.status_code == 200, r.text
+        published = r.json()
+        assert published["state"] == "published"
+        source = published["published_source_id"]
+        assert source.startswith("learned-")
+
+        answered = dict(
+            sse_turn(client, start_conversation(client, live_api.demo.widget_key), QUESTION)
+        )
+        reply = answered.get("message.completed")
+        assert reply is not None and not reply["declined"], answered
+        assert source in {c["source_id"] for c in reply["citations"]}
+
+        # another tenant's key cannot see or move it
+        other = bearer(live_api.other.admin_key)
+        assert client.get(path, headers=other).status_code == 404
+        assert (
+            client.post(f"{path}/move", json={"to": "rejected"}, headers=other).status_code == 404
+        )
