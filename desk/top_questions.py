@@ -5,7 +5,8 @@ grouped by meaning, and where the assistant failed them.
   ("hi" is not a question); one per conversation, so a cluster's size is a count of
   conversations and its rates are the metrics' own (:mod:`helpdesk.metrics`).
 * **Clusters** come from :func:`nlp.clustering.cluster_questions`, named by their most central
-  question.
+  question. Each question is embedded once and kept (``question_vectors``): a nightly refresh
+  of the last 30 days embeds only the questions it has not met.
 * **A knowledge gap** is a cluster where the AI failed at least half the time: the
   conversations that needed a person (a hand-off, an agent reply, a held draft) or got a
   decline, over the cluster's conversations. Those are the questions to write an article for;
@@ -92,12 +93,39 @@ async def refresh(
     services: Services, tenant_id: uuid.UUID, p: metrics.Period, *, as_of: datetime
 ) -> list[dict[str, Any]]:
     """Compute the period's clusters and store them in place of the period's earlier ones."""
+    model = services.models.embedding_key
     async with tenant_scope(services.pool, tenant_id) as conn:
         asked = await questions(conn, tenant_id, p, as_of=as_of)
-    texts = [a["question"] for a in asked]
-    # the model runs on the CPU: off the event loop
-    vectors = await asyncio.to_thread(services.models.embeddings.embed_documents, texts)
-    clusters = await asyncio.to_thread(summarise, asked, vectors) if texts else []
+        cur = await conn.execute(
+            "SELECT conversation_id, question, vector FROM question_vectors"
+            " WHERE conversation_id = ANY(%s) AND model = %s",
+            ([a["id"] for a in asked], model),
+        )
+        text_of = {a["id"]: a["question"] for a in asked}
+        stored_vectors = {
+            r["conversation_id"]: r["vector"]
+            for r in await cur.fetchall()
+            if r["question"] == text_of[r["conversation_id"]]
+        }
+    new = [a for a in asked if a["id"] not in stored_vectors]
+    if new:  # the model runs on the CPU: off the event loop
+        fresh = await asyncio.to_thread(
+            services.models.embeddings.embed_documents, [a["question"] for a in new]
+        )
+        async with tenant_scope(services.pool, tenant_id) as conn, conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO question_vectors (conversation_id, tenant_id, model, question,"
+                " vector) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (conversation_id) DO UPDATE"
+                " SET model = EXCLUDED.model, question = EXCLUDED.question,"
+                " vector = EXCLUDED.vector",
+                [
+                    (a["id"], tenant_id, model, a["question"], list(v))
+                    for a, v in zip(new, fresh, strict=True)
+                ],
+            )
+        stored_vectors.update({a["id"]: list(v) for a, v in zip(new, fresh, strict=True)})
+    vectors = [stored_vectors[a["id"]] for a in asked]
+    clusters = await asyncio.to_thread(summarise, asked, vectors) if asked else []
     async with tenant_scope(services.pool, tenant_id) as conn:
         await conn.execute(
             "DELETE FROM question_clusters WHERE tenant_id = %s AND period_from = %s"

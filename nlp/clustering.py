@@ -22,6 +22,9 @@ from sklearn.decomposition import PCA
 
 MIN_CLUSTER_SIZE = 3
 """Fewer than three people asking the same thing is not yet a top question."""
+MIN_CLUSTER_SHARE = 0.001
+"""Nor is a group under a thousandth of the period's questions (20 of 20,000): a month of a
+busy desk would otherwise list a thousand three-question "top" questions."""
 PCA_DIMENSIONS = 32
 MEMBER_FLOOR = 0.5
 """A member's cosine to its cluster's mean direction (full embedding) must reach this. HDBSCAN
@@ -42,11 +45,14 @@ class Cluster:
 def cluster_questions(
     vectors: Sequence[Sequence[float]],
     *,
-    min_cluster_size: int = MIN_CLUSTER_SIZE,
+    min_cluster_size: int | None = None,
     floor: float = MEMBER_FLOOR,
 ) -> list[Cluster]:
-    """Clusters of the questions (largest first); questions in none are left out."""
+    """Clusters of the questions (largest first); questions in none are left out. The smallest
+    cluster is :data:`MIN_CLUSTER_SIZE` or :data:`MIN_CLUSTER_SHARE` of the questions."""
     n = len(vectors)
+    if min_cluster_size is None:
+        min_cluster_size = max(MIN_CLUSTER_SIZE, round(MIN_CLUSTER_SHARE * n))
     if n < min_cluster_size:
         return []
     full = np.asarray(vectors, dtype=np.float32)

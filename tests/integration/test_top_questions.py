@@ -105,6 +105,26 @@ async def test_paraphrases_cluster_and_failures_are_gaps(live_api, services):
         found["financing"]["label"],
     }
 
+    # a second refresh embeds nothing again (each question's vector is kept) and agrees
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n, max(created_at) AS at FROM question_vectors"
+            " WHERE tenant_id = %s",
+            (staff.tenant.id,),
+        )
+        kept = await cur.fetchone()
+    assert kept["n"] == len(HOURS + HEATER + FINANCING) + len(ONE_OFFS) - 1  # not "hi"
+    await asyncio.to_thread(_call, live_api, "POST", "/v1/metrics/top-questions/refresh", key)
+    again = await asyncio.to_thread(_call, live_api, "GET", "/v1/metrics/top-questions", key)
+    assert [c["label"] for c in again["clusters"]] == [c["label"] for c in got["clusters"]]
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n, max(created_at) AS at FROM question_vectors"
+            " WHERE tenant_id = %s",
+            (staff.tenant.id,),
+        )
+        assert await cur.fetchone() == kept
+
     # another tenant sees none of it; an agent may not read it
     other = await create_tenant(services.pool, f"topq-other-{uuid.uuid4().hex[:6]}", "Other")
     assert other.id != staff.tenant.id
