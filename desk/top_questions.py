@@ -84,6 +84,7 @@ def summarise(asked: list[dict[str, Any]], vectors: list[list[float]]) -> list[d
                 "csat_average": sum(rated) / len(rated) if rated else None,
                 "knowledge_gap": len(failed) >= GAP_SHARE * len(rows),
                 "examples": examples,
+                "conversation_ids": [r["id"] for r in rows],
             }
         )
     return out
@@ -133,24 +134,27 @@ async def refresh(
             (tenant_id, p.first, p.last, p.tz),
         )
         for c in clusters:
-            await conn.execute(
+            cur = await conn.execute(
                 "INSERT INTO question_clusters (tenant_id, period_from, period_to, tz, rank,"
                 " label, conversations, ai_resolved, ai_decided, needed_person, csat_average,"
-                " knowledge_gap, examples) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                " knowledge_gap, examples, conversation_ids)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
                 (
                     tenant_id, p.first, p.last, p.tz, c["rank"], c["label"], c["conversations"],
                     c["ai_resolved"], c["ai_decided"], c["needed_person"], c["csat_average"],
-                    c["knowledge_gap"], json.dumps(c["examples"]),
+                    c["knowledge_gap"], json.dumps(c["examples"]), c["conversation_ids"],
                 ),
             )  # fmt: skip
-    return clusters
+            row = await cur.fetchone()
+            c["id"] = row["id"] if row else None
+    return [{k: v for k, v in c.items() if k != "conversation_ids"} for c in clusters]
 
 
 async def stored(db: Db, tenant_id: uuid.UUID, p: metrics.Period) -> dict[str, Any]:
     """The clusters last computed for the period (empty, with ``computed_at`` None, if never)."""
     async with connect(db) as conn:
         cur = await conn.execute(
-            "SELECT rank, label, conversations, ai_resolved, ai_decided, needed_person,"
+            "SELECT id, rank, label, conversations, ai_resolved, ai_decided, needed_person,"
             " csat_average, knowledge_gap, examples, computed_at FROM question_clusters"
             " WHERE tenant_id = %s AND period_from = %s AND period_to = %s AND tz = %s"
             " ORDER BY rank",

@@ -1,7 +1,8 @@
 """Article drafts over HTTP: the knowledge base's review queue (issue 17 item 5).
 
 * ``POST /v1/kb/drafts`` ``{"conversation_id"}``: a draft from a resolved conversation (one per
-  conversation; asking again returns it), or ``{"title", "body"}`` written by hand.
+  conversation; asking again returns it), ``{"cluster_id"}``: one for a top-questions cluster
+  (a knowledge gap), or ``{"title", "body"}`` written by hand.
 * ``GET /v1/kb/drafts[?state=...]``, ``GET /v1/kb/drafts/{id}``, ``PATCH /v1/kb/drafts/{id}``
   ``{"title"?, "body"?}`` (while a draft or in review).
 * ``POST /v1/kb/drafts/{id}/move`` ``{"to": "in_review"|"approved"|"published"|...}``: a move
@@ -56,6 +57,9 @@ class Draft(BaseModel):
 
 class DraftIn(_In):
     conversation_id: uuid.UUID | None = None
+    cluster_id: uuid.UUID | None = Field(
+        default=None, description="A top-questions cluster (a knowledge gap) to write up."
+    )
     title: str | None = Field(default=None, max_length=300)
     body: str | None = Field(default=None, max_length=50_000)
 
@@ -76,14 +80,22 @@ class DraftMove(_In):
     responses=responses("invalid_request", "not_found", *_AUTH),
 )
 async def create_draft(body: DraftIn, caller: KbDrafter, services: ServicesDep) -> dict[str, Any]:
-    """A draft from a conversation (``conversation_id``) or written by hand (title and body)."""
+    """A draft from a conversation (``conversation_id``), from a top-questions cluster
+    (``cluster_id``: the "draft an article" action of a knowledge gap), or written by hand
+    (title and body)."""
     tenant = caller.tenant
+    if body.cluster_id is not None:
+        return await kb_learning.draft_from_cluster(
+            services, tenant.id, body.cluster_id, created_by=caller.name
+        )
     if body.conversation_id is not None:
         return await kb_learning.draft_from_conversation(
             services, tenant.id, body.conversation_id, created_by=caller.name
         )
     if not body.title or not body.body:
-        raise ApiError(422, "invalid_request", "give a conversation_id, or a title and a body")
+        raise ApiError(
+            422, "invalid_request", "give a conversation_id, a cluster_id, or a title and a body"
+        )
     async with tenant_scope(services.pool, tenant.id) as conn:
         return await kb_drafts.create(
             conn, tenant.id, title=body.title, body=body.body, created_by=caller.name,
