@@ -53,6 +53,16 @@ class Draft(BaseModel):
     published_source_id: str | None
     created_at: datetime
     updated_at: datetime
+    moves: list[str] = Field(
+        default_factory=list,
+        description="The states this caller may move the draft to now (the console's buttons).",
+    )
+
+
+def _shown(caller: Any, draft: dict[str, Any]) -> dict[str, Any]:
+    """The draft with the moves the caller's role allows from its state."""
+    allowed = kb_drafts.MOVES.get(draft["state"], {})
+    return {**draft, "moves": [to for to, action in allowed.items() if may(caller, action)]}
 
 
 class DraftIn(_In):
@@ -85,22 +95,29 @@ async def create_draft(body: DraftIn, caller: KbDrafter, services: ServicesDep) 
     (title and body)."""
     tenant = caller.tenant
     if body.cluster_id is not None:
-        return await kb_learning.draft_from_cluster(
-            services, tenant.id, body.cluster_id, created_by=caller.name
+        return _shown(
+            caller,
+            await kb_learning.draft_from_cluster(
+                services, tenant.id, body.cluster_id, created_by=caller.name
+            ),
         )
     if body.conversation_id is not None:
-        return await kb_learning.draft_from_conversation(
-            services, tenant.id, body.conversation_id, created_by=caller.name
+        return _shown(
+            caller,
+            await kb_learning.draft_from_conversation(
+                services, tenant.id, body.conversation_id, created_by=caller.name
+            ),
         )
     if not body.title or not body.body:
         raise ApiError(
             422, "invalid_request", "give a conversation_id, a cluster_id, or a title and a body"
         )
     async with tenant_scope(services.pool, tenant.id) as conn:
-        return await kb_drafts.create(
+        made = await kb_drafts.create(
             conn, tenant.id, title=body.title, body=body.body, created_by=caller.name,
             ai_generated=False,
         )  # fmt: skip
+    return _shown(caller, made)
 
 
 @router.get(
@@ -111,7 +128,8 @@ async def list_drafts(
 ) -> list[dict[str, Any]]:
     """The review queue, oldest first (of one state when given)."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        return await kb_drafts.list_drafts(conn, caller.tenant.id, state)
+        found = await kb_drafts.list_drafts(conn, caller.tenant.id, state)
+    return [_shown(caller, d) for d in found]
 
 
 @router.get(
@@ -121,7 +139,7 @@ async def get_draft(
     draft_id: uuid.UUID, caller: KbDrafter, services: ServicesDep
 ) -> dict[str, Any]:
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        return await kb_drafts.get(conn, caller.tenant.id, draft_id)
+        return _shown(caller, await kb_drafts.get(conn, caller.tenant.id, draft_id))
 
 
 @router.patch(
@@ -135,11 +153,12 @@ async def edit_draft(
     """Change the text (a person's edit: the draft is no longer the AI's alone)."""
     try:
         async with tenant_scope(services.pool, caller.tenant.id) as conn:
-            return await kb_drafts.edit(
+            edited = await kb_drafts.edit(
                 conn, caller.tenant.id, draft_id, title=body.title, body=body.body
             )
     except Conflict as exc:
         raise ApiError(409, "invalid_transition", exc.message) from exc
+    return _shown(caller, edited)
 
 
 @router.post(
@@ -170,4 +189,4 @@ async def move_draft(
             conn, tenant.id, caller.actor, f"kb_draft.{body.to}", "kb_draft", draft_id,
             {"from": current["state"], "article": moved["published_source_id"]},
         )  # fmt: skip
-    return moved
+    return _shown(caller, moved)
