@@ -15,8 +15,9 @@
 * :func:`draft_from_cluster` is the "draft an article" action of a knowledge gap (a top-questions
   cluster): its questions, and what people answered them.
 
-Not yet: the LLM writing the draft when configured (the offline assembly is used on both
-tiers), and making a draft on every ticket resolve (wired when the ticket lifecycle lands).
+On the LLM tier the model rewrites the assembled draft (:mod:`desk.llm_writing`; the offline
+text stands when it fails). Not yet: a draft on every ticket resolve (wired when the ticket
+lifecycle lands).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from desk import llm_writing
 from graph.services import Services
 from helpdesk import kb_drafts
 from helpdesk.errors import InvalidInput, NotFound
+from helpdesk.profile import BusinessProfile
 from helpdesk.tenancy import tenant_scope
 from kb_pipeline.loaders import Article
 
@@ -44,8 +47,10 @@ async def draft_from_conversation(
     created_by: str,
     resolution: dict[str, Any] | None = None,
     ticket_id: uuid.UUID | None = None,
+    business: BusinessProfile | None = None,
 ) -> dict[str, Any]:
-    """A draft from the conversation (one per conversation: asking twice returns the first)."""
+    """A draft from the conversation (one per conversation: asking twice returns the first).
+    On the LLM tier (with ``business`` given) the model rewrites the assembled draft."""
     async with tenant_scope(services.pool, tenant_id) as conn:
         cur = await conn.execute(
             "SELECT sender, text FROM messages WHERE tenant_id = %s AND conversation_id = %s"
@@ -61,6 +66,8 @@ async def draft_from_conversation(
         raise InvalidInput("the conversation has no question answered by a person to learn from")
     question = " ".join(questions[0].split())
     body = _body(question, questions[1:], answers, resolution or {})
+    title = question if len(question) <= 120 else question[:117] + "..."
+    title, body, _ = await llm_writing.article(services, business, title, body)
     kind, target, similarity = "new", None, None
     found = await services.kb.search(tenant_id, question, k=1, mode="vector", audience="agent")
     if found and found[0]["score"] >= UPDATE_SIMILARITY:
@@ -69,7 +76,7 @@ async def draft_from_conversation(
         return await kb_drafts.create(
             conn,
             tenant_id,
-            title=question if len(question) <= 120 else question[:117] + "...",
+            title=title,
             body=body,
             created_by=created_by,
             kind=kind,  # type: ignore[arg-type]
@@ -81,7 +88,12 @@ async def draft_from_conversation(
 
 
 async def draft_from_cluster(
-    services: Services, tenant_id: uuid.UUID, cluster_id: uuid.UUID, *, created_by: str
+    services: Services,
+    tenant_id: uuid.UUID,
+    cluster_id: uuid.UUID,
+    *,
+    created_by: str,
+    business: BusinessProfile | None = None,
 ) -> dict[str, Any]:
     """ "Draft an article" for a top-questions cluster (a knowledge gap, usually): the
     cluster's name as the title, its example questions as the problem, and what people
@@ -115,6 +127,10 @@ async def draft_from_cluster(
     questions = [q for q in cluster["examples"] if q != label]
     parts = ["## Problem", label, *(f"- {q}" for q in questions)]
     parts += ["## Answer", "\n\n".join(answers[:3]) or NO_ANSWER_YET]
+    title = label if len(label) <= 120 else label[:117] + "..."
+    body = "\n\n".join(parts)
+    if answers:  # with nothing answered yet there is nothing for the model to write from
+        title, body, _ = await llm_writing.article(services, business, title, body)
     kind, target, similarity = "new", None, None
     found = await services.kb.search(tenant_id, label, k=1, mode="vector", audience="agent")
     if found and found[0]["score"] >= UPDATE_SIMILARITY:
@@ -123,8 +139,8 @@ async def draft_from_cluster(
         return await kb_drafts.create(
             conn,
             tenant_id,
-            title=label if len(label) <= 120 else label[:117] + "...",
-            body="\n\n".join(parts),
+            title=title,
+            body=body,
             created_by=created_by,
             kind=kind,  # type: ignore[arg-type]
             target_source_id=target,

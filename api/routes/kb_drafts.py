@@ -98,14 +98,22 @@ async def create_draft(body: DraftIn, caller: KbDrafter, services: ServicesDep) 
         return _shown(
             caller,
             await kb_learning.draft_from_cluster(
-                services, tenant.id, body.cluster_id, created_by=caller.name
+                services,
+                tenant.id,
+                body.cluster_id,
+                created_by=caller.name,
+                business=tenant.business,
             ),
         )
     if body.conversation_id is not None:
         return _shown(
             caller,
             await kb_learning.draft_from_conversation(
-                services, tenant.id, body.conversation_id, created_by=caller.name
+                services,
+                tenant.id,
+                body.conversation_id,
+                created_by=caller.name,
+                business=tenant.business,
             ),
         )
     if not body.title or not body.body:

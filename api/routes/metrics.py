@@ -267,7 +267,9 @@ async def refresh_top_questions(
 ) -> dict[str, Any]:
     """Cluster the period's questions now, replacing what was stored for the period."""
     p = _period(caller, first, to, tz)
-    clusters = await top.refresh(services, caller.tenant.id, p, as_of=datetime.now(UTC))
+    clusters = await top.refresh(
+        services, caller.tenant.id, p, as_of=datetime.now(UTC), business=caller.tenant.business
+    )
     return {"period": p.as_json(), "clusters": clusters}
 
 
