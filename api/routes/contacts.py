@@ -25,7 +25,7 @@ from api.deps import DeskDep, LimitsDep, ServicesDep
 from api.errors import responses
 from api.permissions import ContactEditor, ContactMerger, ContactReader
 from desk import contacts as desk_contacts
-from helpdesk import contact_history, contacts, leads, organizations
+from helpdesk import audit, contact_history, contacts, leads, organizations
 from helpdesk.tenancy import Db, tenant_scope
 
 customer_router = APIRouter(prefix="/v1/conversations", tags=["customer"])
@@ -115,9 +115,13 @@ async def add_contact(
     """Find the contact with this email or phone, or create it (the same rules as a customer
     offering them: details only fill gaps)."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        row, _ = await contacts.resolve_contact(
+        row, created = await contacts.resolve_contact(
             conn, caller.tenant.id, email=body.email, phone=body.phone, name=body.name
         )
+        if created:
+            await audit.record(
+                conn, caller.tenant.id, caller.actor, "contact.create", "contact", row["id"]
+            )
         return await _contact(conn, caller.tenant.id, row["id"])
 
 
@@ -177,7 +181,12 @@ async def update_contact(
     409 ``conflict`` when another contact has that email or phone (merge them instead) or the
     contact was merged; 404 for an organisation that is not this tenant's."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        await contacts.update_contact(conn, caller.tenant.id, contact_id, body.changes())
+        changes = body.changes()
+        await contacts.update_contact(conn, caller.tenant.id, contact_id, changes)
+        await audit.record(
+            conn, caller.tenant.id, caller.actor, "contact.edit", "contact", contact_id,
+            {"fields": sorted(changes)},
+        )  # fmt: skip
         return await _contact(conn, caller.tenant.id, contact_id)
 
 
@@ -196,6 +205,10 @@ async def merge_contact(
     409 ``conflict`` when either was merged already; 422 ``invalid_input`` for itself."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         row = await contacts.merge_contacts(conn, caller.tenant.id, contact_id, body.into)
+        await audit.record(
+            conn, caller.tenant.id, caller.actor, "contact.merge", "contact", contact_id,
+            {"into": str(row["id"])},
+        )  # fmt: skip
         return await _contact(conn, caller.tenant.id, row["id"])
 
 
@@ -233,6 +246,9 @@ async def create_organization(
         row = await organizations.create_organization(
             conn, caller.tenant.id, body.name, body.domain
         )
+        await audit.record(
+            conn, caller.tenant.id, caller.actor, "organization.create", "organization", row["id"]
+        )
     return cs.Organization.model_validate(row)
 
 
@@ -261,4 +277,8 @@ async def update_lead(
         row: dict[str, Any] = await leads.set_lead_status(
             conn, caller.tenant.id, lead_id, body.status
         )
+        await audit.record(
+            conn, caller.tenant.id, caller.actor, "lead.status", "lead", lead_id,
+            {"status": body.status},
+        )  # fmt: skip
     return cs.Lead.model_validate(row)

@@ -213,6 +213,13 @@ def test_merge_moves_conversations_tickets_and_keeps_the_duplicate(live_api: Any
         assert (_card(client, live_api, b["id"]) or {})["id"] == keep
         gone = _contact(client, live_api, dup)  # kept for audit, empty
         assert gone["contact"]["merged_into"] == keep and gone["conversations"] == []
+        # who edited and who merged is in the audit log, each with what they changed
+        r = client.get("/v1/admin/audit", params={"action": "contact."}, headers=_manager(live_api))
+        mine = [e for e in r.json()["items"] if e["target_id"] == dup]
+        assert [(e["action"], e["detail"]) for e in mine] == [
+            ("contact.merge", {"into": keep}),
+            ("contact.edit", {"fields": ["notes"]}),
+        ]
 
         # Never two live: the duplicate is out of search, cannot be edited or merged again,
         # and its email finds the survivor.
