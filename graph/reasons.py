@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 
-_MONEY = re.compile(r"\$\s?\d[\d,]*(?:\.\d{1,2})?")
+from graph import money
+
+_MONEY = re.compile(money.MONEY_TEXT, re.IGNORECASE)
 
 HANDOFF_WORDS = {
     "explicit_request": "The customer asked for a person",

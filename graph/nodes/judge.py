@@ -28,6 +28,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
+from graph import money
 from graph.context import Context
 from graph.nodes.draft import CITATION, context_block, heading_fact
 from graph.policy import decline_trigger
@@ -43,8 +44,7 @@ MAX_DRAFTS = 2
 """A draft and one redraft; a second failure hands off."""
 SUPPORT_WORD_COVERAGE = 0.7
 MIN_CONTENT_WORDS = 3
-_MONEY = re.compile(r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)")
-_AMOUNT = r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)"
+_AMOUNT = f"({money.MONEY_TEXT})"
 _BOUND = re.compile(
     r"(?:over|under|above|below|at least|up to|more than|less than|minimum(?: of)?|"
     rf"maximum(?: of)?)\s+{_AMOUNT}"
@@ -70,14 +70,10 @@ class LlmJudgement(BaseModel):
     feedback: str = Field(default="", description="How to fix the draft, for a redraft.")
 
 
-def _amounts(text: str) -> list[float]:
-    return [float(m.group(1).replace(",", "")) for m in _MONEY.finditer(text)]
-
-
 def _bounds(text: str) -> set[float]:
     """Amounts the text uses as a threshold, not as a price."""
     found = [g for m in _BOUND.finditer(text) for g in m.groups() if g]
-    return {float(g.replace(",", "")) for g in found}
+    return {a for g in found for a in money.amounts(g)}
 
 
 def policy_findings(
@@ -101,13 +97,15 @@ def policy_findings(
     for word in policy.handoff_keywords:
         if re.search(rf"\b{re.escape(word.lower())}\b", lowered):
             violations.append(f"handoff_keyword: {word}")
-    kb_amounts = set(_amounts(kb_text))
+    kb_amounts = set(money.amounts(kb_text))
     quoted = _bounds(text) & _bounds(kb_text)
-    for amount in _amounts(text):
+    for amount, written in money.quoted(text):
+        cur = money.symbol_of(written)
         if amount not in kb_amounts:
-            violations.append(f"ungrounded_amount: ${amount:,.2f} is not in the knowledge base")
+            violations.append(f"ungrounded_amount: {written} is not in the knowledge base")
         elif amount > policy.max_price_promise and amount not in quoted:
-            review.append(f"price_above_limit: ${amount:,.2f} > ${policy.max_price_promise:,.2f}")
+            limit = policy.max_price_promise
+            review.append(f"price_above_limit: {cur}{amount:,.2f} > {cur}{limit:,.2f}")
     kb_lower = kb_text.lower()
     for m in _DISCOUNT.finditer(text):
         pct = float(m.group(1) or m.group(2))
@@ -122,7 +120,7 @@ def quote_over_limit(text: str, tenant: Tenant) -> float | None:
     limit = tenant.business.chat.max_quote_without_handoff
     if limit is None:
         return None
-    over = [a for a in _amounts(text) if a > limit and a not in _bounds(text)]
+    over = [a for a in money.amounts(text) if a > limit and a not in _bounds(text)]
     return max(over) if over else None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 
-from graph import events
+from graph import events, money
 from graph.context import Context
 from graph.nodes.guard_input import message_uuid
 from graph.policy import SMALLTALK, hard_blocked
@@ -66,16 +66,13 @@ def compose_reply(svc: Services, state: SupportState, business: BusinessProfile)
     )
 
 
-_PRICE = re.compile(r"\$\s?\d")
-
-
 def with_disclaimer(reply: Reply, business: BusinessProfile) -> Reply:
     """An AI answer that quotes a price ends with the business's estimate disclaimer, if it has
     one ("Prices are estimates until a technician has seen the job."). Added here, after the
     judge (the disclaimer is the business's own words, not a claim from an article) and after
     any approval, so every AI answer with a price carries it, approved or not."""
     disclaimer = business.chat.estimate_disclaimer
-    if not disclaimer or reply["sender"] != "ai" or not _PRICE.search(reply["text"]):
+    if not disclaimer or reply["sender"] != "ai" or not money.has_price(reply["text"]):
         return reply
     if disclaimer in reply["text"]:
         return reply
@@ -98,7 +95,7 @@ async def contact_before_quote(
         return False
     if reply["declined"] or state.get("intent") not in leads.QUOTE_INTENTS:
         return False
-    if not _PRICE.search(reply["text"]):
+    if not money.has_price(reply["text"]):
         return False  # "we quote on site, free": nothing to hold back
     tenant, conv = scope.tenant, scope.conversation_id
     async with tenant_scope(svc.pool, tenant.id) as db:

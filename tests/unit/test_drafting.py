@@ -4,6 +4,7 @@ sentences left out, and a quoted threshold that is not a price promise (issue 19
 
 from __future__ import annotations
 
+from graph import money
 from graph.nodes.draft import _extractive_draft, _Sentence, extractive_answer
 from graph.nodes.judge import policy_findings
 from graph.state import Draft
@@ -113,6 +114,24 @@ def test_a_quoted_threshold_is_not_a_price_promise_but_a_price_range_is() -> Non
     # a bound the knowledge base does not state as a bound is not "quoted"
     _, review = _findings("Jobs of $1,400 or more are financed." + cite, kb)
     assert review == ["price_above_limit: $1,400.00 > $500.00"]
+
+
+def test_amounts_in_euros_and_pounds_are_checked_as_dollars_are() -> None:
+    kb = "Boiler service: €120. Jobs of 1.000 EUR or more can be financed. Call-out: £89."
+    cite = " [financing]"
+    # a price the knowledge base does not give is refused, whatever the currency
+    violations, _ = _findings("A new boiler is €500, installed." + cite, kb)
+    assert violations == ["ungrounded_amount: €500 is not in the knowledge base"]
+    violations, _ = _findings("That costs 450 euros." + cite, kb)
+    assert violations == ["ungrounded_amount: 450 euros is not in the knowledge base"]
+    assert _findings("Boiler service: €120. Call-out: £89." + cite, kb) == ([], [])
+    # above the limit: held, named in the currency it was quoted in
+    _, review = _findings("Installed: €1,400." + cite, "Installed: 1,400 €.")
+    assert review == ["price_above_limit: €1,400.00 > €500.00"]
+    assert money.amounts("€1,400, 89,50 €, EUR 12, CA$ 45.5, 300 dollars") == [
+        1400.0, 89.5, 12.0, 45.5, 300.0,
+    ]  # fmt: skip
+    assert money.amounts("3 plumbers, 1,400 customers, version 2.50, 4.5 stars") == []
 
 
 HOURS = (
