@@ -320,12 +320,14 @@ async def in_process_worker(
                 log.error("the in-process queue worker stopped", exc_info=t.exception())
 
         task.add_done_callback(report)
+        log.info("in-process queue worker started (concurrency %d)", concurrency)
         try:
             yield task
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=settings.queue_shutdown_s + 5)
+            log.info("in-process queue worker stopped")
 
 
 async def defer_startup_sweep() -> None:

@@ -74,12 +74,26 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, **env: str) -> subprocess.Popen[bytes]:
+        """A worker of the test tasks (tests/support/queue_worker.py)."""
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.queue_worker", self.url],
             cwd=ROOT,
             env={**os.environ, **FAST, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def start_cli(self, *args: str) -> subprocess.Popen[bytes]:
+        """``deskgraph worker ARGS`` on the test database; its output is kept."""
+        env = {**os.environ, **FAST, "DATABASE_URL": self.url, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         self.procs.append(proc)
         return proc
@@ -293,3 +307,21 @@ async def test_an_api_process_with_a_worker_starts_it_sweeps_retention_and_stops
     async with quiet.router.lifespan_context(quiet):
         assert quiet.state.queue_worker is None
     await set_policy(services.pool, tenant.id, TenantPolicy())
+
+
+@pytest.mark.slow
+async def test_deskgraph_worker_runs_the_queue_and_stops_on_sigterm(
+    services: Services, workers: Workers
+) -> None:
+    before = await _last_worker(services)
+    proc = workers.start_cli("--concurrency", "2")
+    (worker_id,) = await _registered(services, before, [proc])
+    proc.send_signal(signal.SIGTERM)
+    out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+    output = out.decode()
+    assert proc.returncode == 0, output
+    assert "queue worker running (concurrency 2)" in output
+    assert "queue worker stopped" in output
+    # Unregistered on the way out, not left for the stalled-worker pruning.
+    gone = await _rows(services, "SELECT 1 FROM procrastinate_workers WHERE id = %s", worker_id)
+    assert gone == []
