@@ -55,6 +55,10 @@ AUTO_CLOSE_CRON = "*/10 * * * *"
 """Every 10 minutes: a resolved ticket closes within 10 minutes of its tenant's N days."""
 TOP_QUESTIONS_CRON = "30 2 * * *"
 """Nightly at 02:30 UTC."""
+UPKEEP_CRON = "45 3 * * *"
+"""Daily at 03:45 UTC."""
+KEEP_FINISHED_DAYS = 30
+"""How long failed, cancelled and aborted jobs stay to be looked at (succeeded ones go at once)."""
 STALLED_SWEEP_CRON = "* * * * * */10"
 """Every 10 seconds (procrastinate's sixth column is seconds): one indexed query."""
 
@@ -70,6 +74,7 @@ LOCKS = {
     "auto_close": "periodic:auto_close_tickets",
     "top_questions": "periodic:refresh_top_questions",
     "stalled": "periodic:retry_stalled_jobs",
+    "upkeep": "periodic:queue_upkeep",
 }
 """The queueing lock and lock of each periodic task (one waiting, one running, at most)."""
 
@@ -247,6 +252,34 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int | None = None) 
         log.warning("job %s (%s) lost its worker; queued again", job.id, job.task_name)
         count += 1
     return count
+
+
+@app.periodic(cron=UPKEEP_CRON)
+@app.task(
+    name="queue_upkeep",
+    queue=MAINTENANCE_QUEUE,
+    pass_context=True,
+    retry=RETRY,
+    queueing_lock=LOCKS["upkeep"],
+    lock=LOCKS["upkeep"],
+)
+async def queue_upkeep(context: JobContext, timestamp: int | None = None) -> int:
+    """Daily: delete the jobs that ended unsuccessfully more than :data:`KEEP_FINISHED_DAYS`
+    ago, and the ``task_effects`` records of jobs that no longer exist (a record only matters
+    while its job can still run again). Returns the records deleted."""
+    await context.app.job_manager.delete_old_jobs(
+        nb_hours=KEEP_FINISHED_DAYS * 24,
+        include_failed=True,
+        include_cancelled=True,
+        include_aborted=True,
+    )
+    pool = _ctx(context, "services").pool
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "DELETE FROM task_effects e WHERE NOT EXISTS"
+            " (SELECT 1 FROM procrastinate_jobs j WHERE j.id = e.job_id)"
+        )
+        return int(cur.rowcount)
 
 
 def worker_options(settings: Settings, *, concurrency: int, name: str | None) -> dict[str, Any]:

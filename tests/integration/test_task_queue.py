@@ -325,3 +325,34 @@ async def test_deskgraph_worker_runs_the_queue_and_stops_on_sigterm(
     # Unregistered on the way out, not left for the stalled-worker pruning.
     gone = await _rows(services, "SELECT 1 FROM procrastinate_workers WHERE id = %s", worker_id)
     assert gone == []
+
+
+async def test_upkeep_forgets_the_effects_of_jobs_that_are_gone(
+    services: Services, queue_app: Any
+) -> None:
+    from types import SimpleNamespace
+
+    waiting = await queue_tasks.effect_then_work.configure(schedule_in={"hours": 1}).defer_async(
+        key="upkeep"
+    )
+    async with services.pool.connection() as conn:
+        gone = await conn.execute(
+            "SELECT coalesce(max(id), 0) + 1000 AS id FROM procrastinate_jobs"
+        )
+        gone_id = (await gone.fetchone())["id"]  # type: ignore[index]
+        await conn.execute(
+            "INSERT INTO task_effects (job_id, task_name) VALUES (%s, 't'), (%s, 't')",
+            (waiting, gone_id),
+        )
+    orphans = await _rows(
+        services,
+        "SELECT count(*) AS n FROM task_effects e"
+        " WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.id = e.job_id)",
+    )
+    assert orphans[0]["n"] >= 1  # gone_id's, and those of earlier tests' succeeded jobs
+    context = SimpleNamespace(app=queue_app, additional_context={"services": services})
+    assert await queue.queue_upkeep.func(context) == orphans[0]["n"]  # type: ignore[arg-type]
+    left = await _rows(
+        services, "SELECT job_id FROM task_effects WHERE job_id = ANY(%s)", [waiting, gone_id]
+    )
+    assert left == [{"job_id": waiting}]  # its job may still run: its record stays

@@ -36,6 +36,7 @@ def test_every_periodic_task_has_its_schedule_retries_and_locks() -> None:
         "auto_close_tickets": queue.AUTO_CLOSE_CRON,
         "refresh_top_questions": queue.TOP_QUESTIONS_CRON,
         "retry_stalled_jobs": queue.STALLED_SWEEP_CRON,
+        "queue_upkeep": queue.UPKEEP_CRON,
     }
     for name, p in periodic.items():
         assert p.task.queueing_lock, name  # never two copies waiting
