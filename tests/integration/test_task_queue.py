@@ -356,3 +356,60 @@ async def test_upkeep_forgets_the_effects_of_jobs_that_are_gone(
         services, "SELECT job_id FROM task_effects WHERE job_id = ANY(%s)", [waiting, gone_id]
     )
     assert left == [{"job_id": waiting}]  # its job may still run: its record stays
+
+
+async def test_the_nightly_top_questions_refresh_runs_per_tenant_on_a_worker(
+    services: Services, settings: Settings, graph: Any, queue_app: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from graph.runtime import open_checkpointer
+    from helpdesk.tenants import create_tenant
+    from tests.integration.test_top_questions import HEATER, HOURS
+    from tests.support.metrics_history import History
+
+    tenant = await create_tenant(services.pool, f"tq-{uuid.uuid4().hex[:8]}", "Nightly Co")
+    asked = datetime.now(UTC) - timedelta(hours=3)
+    async with services.pool.connection() as conn, conn.transaction():
+        history = History(conn, tenant.id)
+        for i, text in enumerate(HOURS + HEATER):
+            await history.conversation(
+                asked + timedelta(minutes=i), [(0, "customer", {"text": text}), (2, "ai", {})]
+            )
+    first = await _last_job(services)
+    await queue.refresh_top_questions.defer_async()
+    context = {"services": services, "checkpointer": await open_checkpointer(services)}
+    run = asyncio.create_task(
+        queue.run_worker(
+            settings.model_copy(update={"queue_shutdown_s": 5.0}),
+            context,
+            name="top-questions-test",
+            queues=["default"],
+            startup_sweep=False,
+        )
+    )
+    jobs = (
+        "SELECT task_name, status FROM procrastinate_jobs WHERE id > %s AND task_name IN"
+        " ('refresh_top_questions', 'refresh_tenant_top_questions')"
+    )
+    try:
+
+        async def stored() -> list[dict[str, Any]]:
+            rows = await _rows(
+                services, "SELECT label FROM question_clusters WHERE tenant_id = %s", tenant.id
+            )
+            pending = [r for r in await _rows(services, jobs, first) if r["status"] != "failed"]
+            return rows if rows and not pending else []
+
+        clusters = await _until(stored, "the tenant's clusters, computed by a queued job")
+    finally:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+    assert {c["label"] for c in clusters} & set(HOURS + HEATER)
+    assert await _rows(services, jobs, first) == []  # all succeeded (a failed one stays)
+
+
+async def _last_job(services: Services) -> int:
+    rows = await _rows(services, "SELECT coalesce(max(id), 0) AS id FROM procrastinate_jobs")
+    return int(rows[0]["id"])
