@@ -2,8 +2,8 @@
 
 One procrastinate :data:`app` holds the task definitions; :func:`connected` puts it on the
 project's database (the URL ``helpdesk.config`` settings lead to) and :func:`run_worker`
-runs a worker of it. Workers run in the API
-process (``deskgraph serve``: :func:`in_process_worker`) and on their own (``deskgraph worker``).
+runs a worker of it. Workers run in the API process (``deskgraph serve``:
+:func:`in_process_worker`) and on their own (``deskgraph worker``).
 
 What the queue guarantees, and so what no home-made loop or lock here repeats:
 
@@ -11,7 +11,8 @@ What the queue guarantees, and so what no home-made loop or lock here repeats:
   unique in ``procrastinate_periodic_defers``, and each periodic task also has a
   ``queueing_lock`` (at most one waiting copy) and a ``lock`` (never two running at once;
   the stalled-job sweep excepted, see :func:`retry_stalled_jobs`).
-* **Failures are retried with backoff** (:data:`RETRY`: 5 attempts, 2, 4, 8, 16 s apart).
+* **Failures are retried with backoff** (:data:`RETRY`: up to 5 retries, after 2, 4, 8, 16
+  and 32 s); a job that fails them all stays ``failed`` for :data:`KEEP_FINISHED_DAYS`.
 * **A job whose worker died is run again**: workers send heartbeats, and
   :func:`retry_stalled_jobs` (every :data:`STALLED_SWEEP_CRON`) puts the running jobs of
   workers silent for ``queue_stalled_after_s`` back in the queue.
@@ -66,8 +67,8 @@ app = App(connector=PsycopgConnector(), periodic_defaults={"max_delay": 600})
 """The task definitions. Its own connector is never opened: :func:`connected` gives it one."""
 
 MAINTENANCE_QUEUE = "maintenance"
-"""The queue of the queue's own upkeep (:func:`retry_stalled_jobs`); the rest use ``default``.
-Every deskgraph worker takes both."""
+"""The queue of the queue's own upkeep (:func:`retry_stalled_jobs`, :func:`queue_upkeep`); the
+rest use ``default``. Every deskgraph worker takes both."""
 
 LOCKS = {
     "retention": "periodic:retention_sweep",
