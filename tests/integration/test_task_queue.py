@@ -207,23 +207,33 @@ async def test_a_failing_task_is_retried_with_backoff_then_succeeds(
     assert await _rows(services, "SELECT 1 FROM procrastinate_jobs WHERE id = %s", job_id) == []
 
 
+@pytest.mark.parametrize("effect_first", [True, False], ids=["after-effect", "before-effect"])
 async def test_a_job_whose_worker_is_killed_mid_run_is_run_again_and_applied_once(
-    services: Services, workers: Workers, queue_app: Any
+    services: Services, workers: Workers, queue_app: Any, effect_first: bool
 ) -> None:
+    """Killed after its effect committed: the second run must not apply it again (no double).
+    Killed before: the second run applies it (nothing lost). Either way, once."""
     before = await _last_worker(services)
     victim = workers.start(QUEUE_TEST_HOLD="600")
     await _registered(services, before, [victim])
     key = uuid.uuid4().hex
-    job_id = await queue_tasks.effect_then_work.defer_async(key=key)
+    task = queue_tasks.effect_then_work if effect_first else queue_tasks.work_then_effect
+    job_id = await task.defer_async(key=key)
 
     async def effect_applied() -> list[dict[str, Any]]:
         return await _rows(services, "SELECT pid FROM queue_test_effects WHERE key = %s", key)
 
-    assert await _until(effect_applied, "the first run to apply its effect") == [
-        {"pid": victim.pid}
-    ]
-    # Mid-run: its effect committed, its work not finished. Nothing of the worker's own
-    # shutdown can run now.
+    async def started() -> list[dict[str, Any]]:
+        return await _rows(services, "SELECT pid FROM queue_test_runs WHERE key = %s", key)
+
+    if effect_first:
+        assert await _until(effect_applied, "the first run to apply its effect") == [
+            {"pid": victim.pid}
+        ]
+    else:
+        assert await _until(started, "the first run to start") == [{"pid": victim.pid}]
+        assert await effect_applied() == []
+    # Mid-run: its work not finished. Nothing of the worker's own shutdown can run now.
     victim.send_signal(signal.SIGKILL)
     await asyncio.to_thread(victim.wait, 30)
     status = await _rows(services, "SELECT status FROM procrastinate_jobs WHERE id = %s", job_id)
@@ -246,7 +256,8 @@ async def test_a_job_whose_worker_is_killed_mid_run_is_run_again_and_applied_onc
     runs = await _rows(services, "SELECT pid FROM queue_test_runs WHERE key = %s ORDER BY at", key)
     assert [r["pid"] for r in runs] == [victim.pid, rescuer.pid]
     effects = await _rows(services, "SELECT pid FROM queue_test_effects WHERE key = %s", key)
-    assert effects == [{"pid": victim.pid}]  # applied once: not again by the second run
+    # Applied once: by the first run and not again, or by the second.
+    assert effects == [{"pid": victim.pid if effect_first else rescuer.pid}]
     assert await _rows(services, "SELECT 1 FROM procrastinate_jobs WHERE id = %s", job_id) == []
 
 

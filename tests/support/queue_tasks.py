@@ -73,6 +73,15 @@ async def effect_then_work(context: JobContext, key: str) -> None:
     await _finish(context, key)
 
 
+@queue.app.task(name="test_work_then_effect", queue=TEST_QUEUE, pass_context=True)
+async def work_then_effect(context: JobContext, key: str) -> None:
+    """Work first (held for ``QUEUE_TEST_HOLD`` seconds where set), then apply the effect."""
+    await _run(context, key)
+    await asyncio.sleep(float(os.environ.get("QUEUE_TEST_HOLD", "0")))
+    await _apply(context, key)
+    await _finish(context, key)
+
+
 @queue.app.task(name="test_fails_first", queue=TEST_QUEUE, pass_context=True, retry=queue.RETRY)
 async def fails_first(context: JobContext, key: str) -> None:
     """Fails on its first attempt, succeeds on the next (the project's retry strategy)."""
