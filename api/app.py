@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import errors, logs, openapi
 from api.auth import Authenticator
 from api.dbfaults import DatabaseFaults
-from api.deps import accepted_parameters, run_in_background
+from api.deps import accepted_parameters
 from api.middleware import BodyLimit
 from api.ratelimit import RateLimits
 from api.routes import (
@@ -30,10 +30,11 @@ from api.routes import (
     staff,
 )
 from api.schemas import Health
+from desk import queue
 from desk.service import Desk
 from graph.graph import build_graph
 from graph.runtime import open_checkpointer, open_services
-from helpdesk import db, retention
+from helpdesk import db
 from helpdesk.auth import load_secret
 from helpdesk.config import Settings, get_settings
 from helpdesk.notify import EventHub
@@ -60,24 +61,20 @@ vocabulary, is `docs/http-api.md`.
 """
 
 
-async def _apply_retention(pool: db.DictPool, checkpointer: Any, interval_s: float) -> None:
-    """Apply every tenant's ``retention_days`` now and then every ``interval_s``."""
-    while True:
-        try:
-            await retention.purge_all(pool, checkpointer)
-        except Exception:  # a failed sweep is retried at the next one; the API goes on
-            log.exception("retention sweep failed")
-        await asyncio.sleep(interval_s)
-
-
 def create_app(
     settings: Settings | None = None,
     *,
     models: Models | None = None,
     database_url: str | None = None,
     on_ready: Any = None,
+    queue_worker: int = 0,
 ) -> FastAPI:
-    """Build the app. Arguments let tests pass models and a database; defaults read settings."""
+    """Build the app. Arguments let tests pass models and a database; defaults read settings.
+
+    Args:
+        queue_worker: run a task-queue worker in this process with that concurrency
+            (``deskgraph serve`` does; 0: none, the jobs wait for ``deskgraph worker``).
+    """
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -108,13 +105,17 @@ def create_app(
             # Jobs left running or queued by a process that died (this one before a crash, or
             # another); a job of another live process holds its lock and is left alone.
             await jobs.reap_dead_jobs(services.pool)
-            if settings.retention_interval_s > 0:
-                sweep = _apply_retention(services.pool, checkpointer, settings.retention_interval_s)
-                run_in_background(app, sweep, "retention")
+            worker: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
+            if queue_worker > 0:
+                # Periodic work (retention, auto-close, nightly top questions) and queued
+                # jobs, on the task queue (desk/queue.py); a sweep of retention at start.
+                context = {"services": services, "checkpointer": checkpointer}
+                worker = queue.in_process_worker(url, settings, context, concurrency=queue_worker)
             try:
-                if on_ready is not None:
-                    await on_ready(services)
-                yield
+                async with worker as app.state.queue_worker:
+                    if on_ready is not None:
+                        await on_ready(services)
+                    yield
             finally:
                 # Turns in flight finish (their answers are stored); ingestion jobs are
                 # cancelled, which marks them failed rather than leaving them "running".

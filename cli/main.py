@@ -23,6 +23,7 @@ from cli.profile import tenant_profile
 from cli.search import search
 from cli.signals import exit_through_hooks_on_signals
 from cli.users import users_app
+from cli.worker import worker
 
 app = typer.Typer(help="deskgraph: AI first-line customer support.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -92,6 +93,7 @@ app.command("classify")(classify)
 app.command("search")(search)
 app.command("purge")(purge)
 app.command("chat")(chat)
+app.command("worker")(worker)
 tenant_app.command("policy")(tenant_policy)
 tenant_app.command("profile")(tenant_profile)
 tenant_app.command("intents")(tenant_intents)
@@ -111,8 +113,18 @@ def serve(
             " 127.0.0.1): behind one, the rate limits count the customer's address.",
         ),
     ] = None,
+    worker_concurrency: Annotated[
+        int,
+        typer.Option(
+            "--worker-concurrency",
+            min=0,
+            help="Task-queue jobs run at once by the worker inside this process (0: no"
+            " worker here; run `deskgraph worker` instead).",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the HTTP API (Ctrl-C or SIGTERM stops it and the embedded Postgres it started)."""
+    """Serve the HTTP API with a task-queue worker in-process (Ctrl-C or SIGTERM stops both and
+    the embedded Postgres it started)."""
     import uvicorn
 
     from api.app import create_app
@@ -161,7 +173,7 @@ def serve(
     # the handler it found: this one.
     exit_through_hooks_on_signals()
     config = uvicorn.Config(
-        create_app(on_ready=on_ready),
+        create_app(on_ready=on_ready, queue_worker=worker_concurrency),
         host=host,
         port=port,
         log_level="info",

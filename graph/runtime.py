@@ -101,8 +101,22 @@ async def _open_kb(pool: DictPool, url: str, models: Models) -> KnowledgeBase:
     )
 
 
+_CHECKPOINTER_SETUP_LOCK = 7_201_915
+"""Advisory lock key: one process at a time runs the checkpointer's own migrations."""
+
+
 async def open_checkpointer(services: Services) -> AsyncPostgresSaver:
-    """A Postgres checkpointer on the services' pool, its tables created if needed."""
+    """A Postgres checkpointer on the services' pool, its tables created if needed.
+
+    ``setup()`` records its migrations without a lock, so two processes starting together on
+    a database without checkpoint tables both insert version rows and one fails start-up with
+    a unique violation on ``checkpoint_migrations``; an advisory lock makes them take turns.
+    """
     saver = AsyncPostgresSaver(services.pool)
-    await saver.setup()
+    async with services.pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_CHECKPOINTER_SETUP_LOCK,))
+        try:
+            await saver.setup()
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_CHECKPOINTER_SETUP_LOCK,))
     return saver

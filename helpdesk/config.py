@@ -114,12 +114,24 @@ class Settings(BaseSettings):
         " resumes the turn. Shorter frees it sooner; too short and a stalled live process loses"
         " it (see api/turns.py).",
     )
-    retention_interval_s: float = Field(
-        default=3600.0,
+    queue_heartbeat_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="DESKGRAPH_QUEUE_HEARTBEAT_S",
+        description="How often a task-queue worker tells the database it is alive.",
+    )
+    queue_stalled_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="DESKGRAPH_QUEUE_STALLED_AFTER_S",
+        description="A worker silent this long is taken for dead, and its running jobs are"
+        " queued again (docs/queue.md). Keep it a few heartbeats long.",
+    )
+    queue_shutdown_s: float = Field(
+        default=30.0,
         ge=0,
-        validation_alias="DESKGRAPH_RETENTION_INTERVAL_S",
-        description="How often each API process applies the tenants' retention_days (0: never;"
-        " `deskgraph purge` still does).",
+        validation_alias="DESKGRAPH_QUEUE_SHUTDOWN_S",
+        description="On shutdown, how long a worker waits for its running jobs to finish.",
     )
     rate_conversations_per_minute: float = Field(
         default=10.0,

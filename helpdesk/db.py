@@ -160,12 +160,40 @@ def app_database_url(settings: Settings) -> str:
     return url
 
 
+_INCLUDE = re.compile(r"^-- include: ([A-Za-z_][\w.]*):([\w./-]+\.sql)[ \t]*$", re.MULTILINE)
+
+
+def _expand_includes(sql: str) -> str:
+    """Replace each ``-- include: PACKAGE:PATH.sql`` line with that file of the installed package.
+
+    How a migration installs SQL that a dependency ships and owns (procrastinate's schema in
+    ``0021_task_queue``): the text comes from the very package the code runs with, inside
+    the migration's transaction, once, under the migration lock. ``..`` is refused: the path
+    stays inside the package.
+
+    Raises:
+        ValueError: the path leaves the package, or the package has no such file.
+    """
+
+    def load(match: re.Match[str]) -> str:
+        package, path = match.group(1), match.group(2)
+        if ".." in path.split("/"):
+            raise ValueError(f"include: {path!r} must stay inside package {package!r}")
+        target = resources.files(package).joinpath(*path.split("/"))
+        if not target.is_file():
+            raise ValueError(f"include: package {package!r} has no file {path!r}")
+        return target.read_text(encoding="utf-8")
+
+    return _INCLUDE.sub(load, sql)
+
+
 def _migrations() -> list[tuple[str, str]]:
     files = resources.files("helpdesk") / "migrations"
     out = []
     for entry in sorted(files.iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".sql"):
-            out.append((entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8")))
+            text = entry.read_text(encoding="utf-8")
+            out.append((entry.name.removesuffix(".sql"), _expand_includes(text)))
     return out
 
 

@@ -23,8 +23,9 @@ its time. While the rows are locked no turn can start on them. A customer token 
 nothing it could use: it names the conversation, which answers 404 ``not_found`` once purged,
 and the widget then starts a new conversation.
 
-Run by ``deskgraph purge`` and, every ``DESKGRAPH_RETENTION_INTERVAL_S`` (an hour), by each API
-process for every tenant with a retention period (:func:`purge_all`).
+Run by ``deskgraph purge`` and, for every tenant with a retention period (:func:`purge_all`),
+by the task queue's ``retention_sweep`` (``desk/queue.py``): hourly, and once when a worker
+starts; once per tick however many workers run.
 """
 
 from __future__ import annotations

@@ -180,28 +180,27 @@ async def test_tenant_policy_and_purge_commands(
     await set_policy(services.pool, tenant.id, TenantPolicy())
 
 
-async def test_an_api_process_applies_retention_when_it_starts(
+async def test_an_api_process_with_a_queue_worker_applies_retention_when_it_starts(
     services: Services, settings: Any, offline_models: Any, database_url: str, graph: Any
 ) -> None:
+    """The sweep is a task-queue job (desk/queue.py): queued when a worker starts, then hourly.
+    An API process without a worker leaves it to the workers (``deskgraph worker``)."""
     from api.app import create_app
 
     tenant = await _tenant(services, TenantPolicy(retention_days=7))
-    old = await new_conversation(services, tenant)
-    await _age(services, old, 8)
-    app = create_app(settings, models=offline_models, database_url=database_url)
-    async with app.router.lifespan_context(app):
-        deadline = asyncio.get_running_loop().time() + 60
-        while await _sql(services, "SELECT 1 FROM conversations WHERE id = %s", old):
-            assert asyncio.get_running_loop().time() < deadline, "the sweep never ran"
-            await asyncio.sleep(0.05)
-    quiet = create_app(
-        settings.model_copy(update={"retention_interval_s": 0}),
-        models=offline_models,
-        database_url=database_url,
-    )
+    quiet = create_app(settings, models=offline_models, database_url=database_url)
     again = await new_conversation(services, tenant)
     await _age(services, again, 8)
     async with quiet.router.lifespan_context(quiet):
-        assert "retention" not in {t.get_name() for t in quiet.state.background_tasks}
+        assert quiet.state.queue_worker is None
     assert await _sql(services, "SELECT 1 FROM conversations WHERE id = %s", again)
+    old = await new_conversation(services, tenant)
+    await _age(services, old, 8)
+    fast = settings.model_copy(update={"queue_shutdown_s": 2.0})
+    app = create_app(fast, models=offline_models, database_url=database_url, queue_worker=1)
+    async with app.router.lifespan_context(app):
+        deadline = asyncio.get_running_loop().time() + 60
+        while await _sql(services, "SELECT 1 FROM conversations WHERE id = ANY(%s)", [old, again]):
+            assert asyncio.get_running_loop().time() < deadline, "the sweep never ran"
+            await asyncio.sleep(0.05)
     await set_policy(services.pool, tenant.id, TenantPolicy())

@@ -114,6 +114,11 @@ def test_stopping_the_server_stops_its_embedded_postgres(data_dir: Path, stop: i
             server.kill()
             server.wait()
     assert "ready on http://127.0.0.1:" in output
+    # The task-queue worker ran beside the API and stopped before Postgres did.
+    assert "in-process queue worker started" in output
+    assert output.index("in-process queue worker stopped") < output.index(
+        "stopping the embedded Postgres"
+    )
     assert "stopping the embedded Postgres" in output
     postmaster.wait(timeout=30)  # raises if Postgres is still running
     assert not (data_dir / "pg" / "postmaster.pid").exists()
