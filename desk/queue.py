@@ -218,7 +218,9 @@ async def refresh_tenant_top_questions(context: JobContext, tenant_id: str) -> i
     except (ZoneInfoNotFoundError, ValueError):
         zone, today = "UTC", datetime.now(UTC).date()
     period = metrics.period(None, None, zone, today=today)
-    clusters = await top_questions.refresh(services, tid, period, as_of=datetime.now(UTC))
+    clusters = await top_questions.refresh(
+        services, tid, period, as_of=datetime.now(UTC), business=tenant.business
+    )
     return len(clusters)
 
 
