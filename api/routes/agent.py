@@ -443,6 +443,8 @@ async def update_ticket(
                 ticket_id,
                 body.status or row["status"],
                 priority=body.priority,
+                actor=caller.actor,
+                audited=False,  # one entry, below
             )
             await audit.record(
                 conn,
