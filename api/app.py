@@ -152,6 +152,7 @@ def create_app(
     app.include_router(contacts.router)
     app.include_router(tickets.router)
     app.include_router(tickets.customer_router)
+    app.include_router(tickets.conversation_notes)
     app.include_router(kb.router)
     app.include_router(kb_drafts.router)
     app.include_router(profile.router)

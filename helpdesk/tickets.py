@@ -289,7 +289,9 @@ async def search_tickets(
     number = None
     if q:
         digits = q.strip().upper().removeprefix("T-")
-        number = int(digits) if digits.isdigit() and len(digits) <= 18 else None
+        number = (
+            int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else None
+        )
     like = None
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -1018,15 +1020,21 @@ async def list_notes(
     ticket_id: uuid.UUID | None = None,
     conversation_id: uuid.UUID | None = None,
 ) -> list[dict[str, Any]]:
-    """Internal notes of a ticket (and of its conversation) or of a conversation, oldest
-    first."""
+    """Internal notes, oldest first: with ``ticket_id`` the ticket's (plus the notes on
+    ``conversation_id`` when given); with ``conversation_id`` alone the conversation's and its
+    tickets'."""
     async with connect(db) as conn:
         cur = await conn.execute(
-            "SELECT * FROM internal_notes WHERE tenant_id = %s AND"
-            " ((%s::uuid IS NOT NULL AND ticket_id = %s)"
-            "  OR (%s::uuid IS NOT NULL AND conversation_id = %s))"
-            " ORDER BY created_at, id",
-            (tenant_id, ticket_id, ticket_id, conversation_id, conversation_id),
+            """
+            SELECT * FROM internal_notes n WHERE n.tenant_id = %(t)s AND (
+                (%(ticket)s::uuid IS NOT NULL AND n.ticket_id = %(ticket)s)
+                OR (%(conv)s::uuid IS NOT NULL AND n.conversation_id = %(conv)s)
+                OR (%(ticket)s::uuid IS NULL AND %(conv)s::uuid IS NOT NULL AND n.ticket_id IN (
+                    SELECT k.id FROM tickets k
+                    WHERE k.tenant_id = %(t)s AND k.conversation_id = %(conv)s)))
+            ORDER BY n.created_at, n.id
+            """,
+            {"t": tenant_id, "ticket": ticket_id, "conv": conversation_id},
         )
         return [dict(r) for r in await cur.fetchall()]
 

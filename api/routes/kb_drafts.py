@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from api.deps import ServicesDep
 from api.errors import ApiError, responses
 from api.permissions import KbDrafter, may
+from api.schemas import _In
 from desk import kb_learning
 from helpdesk import audit, kb_drafts
 from helpdesk.errors import Conflict
@@ -53,18 +54,18 @@ class Draft(BaseModel):
     updated_at: datetime
 
 
-class DraftIn(BaseModel):
+class DraftIn(_In):
     conversation_id: uuid.UUID | None = None
     title: str | None = Field(default=None, max_length=300)
     body: str | None = Field(default=None, max_length=50_000)
 
 
-class DraftEdit(BaseModel):
+class DraftEdit(_In):
     title: str | None = Field(default=None, max_length=300)
     body: str | None = Field(default=None, max_length=50_000)
 
 
-class DraftMove(BaseModel):
+class DraftMove(_In):
     to: kb_drafts.State
 
 

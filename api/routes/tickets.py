@@ -3,6 +3,7 @@
 * ``/v1/tickets`` (staff credentials: a signed-in user, an agent or admin key): create, list
   with filters and cursor pages, read, edit fields, move through the lifecycle (resolving
   takes a resolution), internal notes, the timeline.
+* ``/v1/agent/conversations/{id}/notes`` (staff): internal notes on a conversation.
 * ``POST /v1/conversations/{id}/csat`` (customer token): the customer rates the resolution of
   their ticket, once.
 
@@ -32,6 +33,7 @@ from helpdesk.tickets import Priority, TicketStatus
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 customer_router = APIRouter(prefix="/v1/conversations", tags=["customer"])
+conversation_notes = APIRouter(prefix="/v1/agent/conversations", tags=["agent"])
 
 _AUTH = ("unauthenticated", "invalid_key", "forbidden")
 _WRITE = ("invalid_json", "invalid_request", *_AUTH, "not_found", "body_too_large")
@@ -245,3 +247,41 @@ async def post_csat(
         comment=row["comment"],
         created_at=row["created_at"],
     )
+
+
+@conversation_notes.post(
+    "/{conversation_id}/notes",
+    status_code=201,
+    response_model=ts.Note,
+    responses=responses(*_WRITE),
+)
+async def add_conversation_note(
+    conversation_id: uuid.UUID, body: ts.NoteIn, caller: TicketNoter, services: ServicesDep
+) -> ts.Note:
+    """Add an internal note to a conversation (staff only, like a ticket's notes); it shows on
+    the timeline of the conversation's tickets."""
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        await conversations.get_conversation(conn, caller.tenant.id, conversation_id)
+        row = await tickets.add_note(
+            conn,
+            caller.tenant.id,
+            conversation_id=conversation_id,
+            body=body.body,
+            actor=caller.actor,
+        )
+    return ts.Note.model_validate(row)
+
+
+@conversation_notes.get(
+    "/{conversation_id}/notes",
+    response_model=ts.NoteList,
+    responses=responses("invalid_request", *_AUTH, "not_found"),
+)
+async def list_conversation_notes(
+    conversation_id: uuid.UUID, caller: TicketReader, services: ServicesDep
+) -> ts.NoteList:
+    """The conversation's internal notes (its tickets' included), oldest first."""
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        await conversations.get_conversation(conn, caller.tenant.id, conversation_id)
+        notes = await tickets.list_notes(conn, caller.tenant.id, conversation_id=conversation_id)
+    return ts.NoteList(items=[ts.Note.model_validate(n) for n in notes])

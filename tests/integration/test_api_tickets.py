@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from desk.stream import thread_config
-from helpdesk import conversations
+from helpdesk import conversations, teams
 from tests.support.agent_api import act
 from tests.support.live_api import bearer, json_turn, sse_turn, start_conversation
+from tests.support.staff import StaffTenant, make_staff, token_of
 
 pytestmark = pytest.mark.integration
 
@@ -265,6 +266,12 @@ async def test_notes_stay_internal(live_api: Any, services: Any, demo: Any, grap
             f"/v1/tickets/{ticket['id']}/notes", json={"body": ""}, headers=_agent(live_api)
         )
         assert r.status_code == 422
+        r = client.post(
+            f"/v1/agent/conversations/{conv['id']}/notes",
+            json={"body": f"On the conversation: {secret}"},
+            headers=_agent(live_api),
+        )
+        assert r.status_code == 201 and r.json()["conversation_id"] == conv["id"], r.text
         # The AI answers the customer after the note was written.
         turn = sse_turn(client, conv, "What are your opening hours?")
         assert secret not in json.dumps(turn)
@@ -275,9 +282,15 @@ async def test_notes_stay_internal(live_api: Any, services: Any, demo: Any, grap
         assert secret not in transcript.text
         # Staff see it, in the notes and on the timeline.
         notes = client.get(f"/v1/tickets/{ticket['id']}/notes", headers=_agent(live_api))
-        assert [n["body"] for n in notes.json()["items"]] == [f"Customer owes money. {secret}"]
+        both = [f"Customer owes money. {secret}", f"On the conversation: {secret}"]
+        assert [n["body"] for n in notes.json()["items"]] == both
+        notes = client.get(f"/v1/agent/conversations/{conv['id']}/notes", headers=_agent(live_api))
+        assert [n["body"] for n in notes.json()["items"]] == both
         timeline = client.get(f"/v1/tickets/{ticket['id']}/timeline", headers=_agent(live_api))
-        assert secret in timeline.text
+        on_timeline = [i["detail"]["body"] for i in timeline.json()["items"] if i["kind"] == "note"]
+        assert on_timeline == both
+        detail = client.get(f"/v1/agent/conversations/{conv['id']}", headers=_agent(live_api))
+        assert detail.status_code == 200
     events = await conversations.list_events(services.pool, demo.id, uuid.UUID(conv["id"]))
     assert events and secret not in json.dumps(events, default=str)
     state = await graph.aget_state(thread_config(uuid.UUID(conv["id"])))
@@ -297,6 +310,8 @@ def test_another_tenants_ticket_is_404_on_every_route(live_api: Any) -> None:
             ("POST", f"/v1/tickets/{tid}/notes", {"body": "hi"}),
             ("GET", f"/v1/tickets/{tid}/notes", None),
             ("GET", f"/v1/tickets/{tid}/timeline", None),
+            ("POST", f"/v1/agent/conversations/{conv['id']}/notes", {"body": "hi"}),
+            ("GET", f"/v1/agent/conversations/{conv['id']}/notes", None),
         ]
         for method, path, body in calls:
             r = client.request(method, path, json=body, headers=theirs)
@@ -325,3 +340,68 @@ def test_another_tenants_ticket_is_404_on_every_route(live_api: Any) -> None:
         # A customer token is no staff credential.
         r = client.get("/v1/tickets", headers=bearer(conv["customer_token"]))
         assert r.status_code in (401, 403)
+
+
+@pytest.fixture(scope="module")
+async def desk_staff(services: Any, demo: Any) -> StaffTenant:
+    return await make_staff(services.pool, tenant=demo)
+
+
+async def test_assignment_by_a_signed_in_user_is_theirs_and_filters(
+    live_api: Any, services: Any, demo: Any, desk_staff: StaffTenant
+) -> None:
+    other_staff = await make_staff(services.pool)
+    team = await teams.create_team(services.pool, demo.id, f"Desk {uuid.uuid4().hex[:6]}")
+    tag = uuid.uuid4().hex[:8]
+    with live_api.client() as client:
+        alice = bearer(token_of(client, desk_staff, "alice"))
+        r = client.post(
+            "/v1/tickets",
+            json={
+                "subject": f"{tag} VPN",
+                "assignee_id": str(desk_staff.ids["bob"]),
+                "team_id": str(team.id),
+            },
+            headers=alice,
+        )
+        assert r.status_code == 201, r.text
+        assigned = r.json()
+        assert assigned["created_by"] == desk_staff.emails["alice"]
+        r = client.post("/v1/tickets", json={"subject": f"{tag} free"}, headers=alice)
+        free = r.json()
+        r = client.patch(
+            f"/v1/tickets/{free['id']}",
+            json={"assignee_id": str(other_staff.ids["bob"])},
+            headers=alice,
+        )
+        assert r.status_code == 404, "a user of another tenant is no assignee"
+
+        def ids(**params: Any) -> list[str]:
+            r = client.get("/v1/tickets", params={"q": tag, **params}, headers=alice)
+            return [t["id"] for t in r.json()["items"]]
+
+        assert ids(assignee_id=str(desk_staff.ids["bob"])) == [assigned["id"]]
+        assert ids(team_id=str(team.id)) == [assigned["id"]]
+        assert ids(unassigned="true") == [free["id"]]
+
+        r = client.post(
+            f"/v1/tickets/{assigned['id']}/transition",
+            json={"to": "resolved", "resolution": RESOLUTION},
+            headers=alice,
+        )
+        assert r.json()["resolution"]["resolved_by_user_id"] == str(desk_staff.ids["alice"])
+        r = client.patch(f"/v1/tickets/{assigned['id']}", json={"assignee_id": None}, headers=alice)
+        assert r.status_code == 200 and r.json()["assignee_id"] is None
+        audit = client.get(
+            "/v1/admin/audit",
+            params={"target_id": assigned["id"]},
+            headers=bearer(token_of(client, desk_staff, "manager")),
+        ).json()["items"]
+        assert [e["action"] for e in audit] == [
+            "ticket.assign",
+            "ticket.transition",
+            "ticket.create",
+        ]
+        assert {e["actor_user_id"] for e in audit} == {str(desk_staff.ids["alice"])}
+        timeline = client.get(f"/v1/tickets/{assigned['id']}/timeline", headers=alice).json()
+        assert {i["actor"] for i in timeline["items"]} == {desk_staff.emails["alice"]}
