@@ -75,8 +75,10 @@ class TicketCreate(_In):
     description: str = Field(default="", max_length=20000)
     priority: Priority = "normal"
     impact: Impact = "none"
-    channel: TicketChannel = Field(
-        default="agent", description="Where the request came from (agent: typed in by staff)."
+    channel: TicketChannel | None = Field(
+        default=None,
+        description="Where the request came from (agent: typed in by staff). Default: the"
+        " conversation's channel, else agent.",
     )
     category: Name | None = Field(
         default=None, description="One of the business's ticket_categories when it has a list."

@@ -235,8 +235,22 @@ async def get_ticket(db: Db, tenant_id: uuid.UUID, ticket_id: uuid.UUID) -> dict
 
 
 async def _locked(
-    conn: AsyncConnection[DictRow], tenant_id: uuid.UUID, ticket_id: uuid.UUID
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    *,
+    conversation_first: bool = False,
 ) -> dict[str, Any]:
+    """The ticket row, locked for this transaction. ``conversation_first`` locks its
+    conversation's row before it: the order every writer of both follows (storing a message
+    and a hand-off lock the conversation, then the ticket), so a move that appends a
+    conversation event cannot deadlock with them."""
+    if conversation_first:
+        await conn.execute(
+            "SELECT 1 FROM conversations c JOIN tickets t ON t.conversation_id = c.id"
+            " WHERE t.id = %s AND t.tenant_id = %s AND c.tenant_id = %s FOR UPDATE OF c",
+            (ticket_id, tenant_id, tenant_id),
+        )
     cur = await conn.execute(
         "SELECT * FROM tickets WHERE id = %s AND tenant_id = %s FOR UPDATE",
         (ticket_id, tenant_id),
@@ -395,7 +409,7 @@ async def create_ticket(
     description: str = "",
     priority: str = "normal",
     impact: str = "none",
-    channel: str = "agent",
+    channel: str | None = None,
     category: str | None = None,
     sub_category: str | None = None,
     tags: list[str] | None = None,
@@ -413,8 +427,9 @@ async def create_ticket(
     """Open a ticket (``new``) with the next number of the tenant; return the row.
 
     Ids given must be the tenant's (:class:`NotFound` otherwise); ``categories`` is the
-    tenant's list (``TenantPolicy.ticket_categories``). A conversation that already has an
-    open ticket gets :class:`Conflict`.
+    tenant's list (``TenantPolicy.ticket_categories``). ``channel`` defaults to the
+    conversation's, else ``agent``. A conversation that already has an open ticket gets
+    :class:`Conflict`.
     """
     at = _now(now)
     values = {
@@ -430,8 +445,17 @@ async def create_ticket(
     _check_category(categories or {}, category, sub_category)
     async with connect(db) as conn, conn.transaction():
         await _check_references(conn, tenant_id, values)
-        if conversation_id is not None and await open_ticket(conn, tenant_id, conversation_id):
-            raise Conflict(f"conversation {conversation_id} already has an open ticket")
+        if conversation_id is not None:
+            cur = await conn.execute(
+                "SELECT channel FROM conversations WHERE id = %s AND tenant_id = %s FOR UPDATE",
+                (conversation_id, tenant_id),
+            )
+            conv = await cur.fetchone()
+            assert conv is not None  # checked above
+            channel = channel or conv["channel"]
+            if await open_ticket(conn, tenant_id, conversation_id):
+                raise Conflict(f"conversation {conversation_id} already has an open ticket")
+        channel = channel or "agent"
         cur = await conn.execute(
             """
             INSERT INTO tickets (tenant_id, conversation_id, subject, description, priority,
@@ -649,7 +673,7 @@ async def transition(
     """
     at = _now(now)
     async with connect(db) as conn, conn.transaction():
-        row = await _locked(conn, tenant_id, ticket_id)
+        row = await _locked(conn, tenant_id, ticket_id, conversation_first=to == "resolved")
         if row["status"] == to and resolution is None:
             return row
         check_transition(row["status"], to)
@@ -843,7 +867,7 @@ async def settle_open_ticket(
                 "summary": summary or "Resolved in the conversation.",
                 "ai_generated": False,
             }
-        locked = await _locked(conn, tenant_id, ticket["id"])
+        locked = await _locked(conn, tenant_id, ticket["id"], conversation_first=True)
         # The conversation action that moved the ticket is audited by the desk itself.
         return await _move(
             conn, tenant_id, locked, status, actor, resolution, _now(None), audited=False

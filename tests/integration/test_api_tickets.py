@@ -236,8 +236,9 @@ def test_a_handoff_ticket_first_response_by_a_person_csat_and_reopen(live_api: A
 async def test_the_ai_first_response_is_stamped(live_api: Any) -> None:
     with live_api.client() as client:
         conv = start_conversation(client, live_api.demo.widget_key)
-        ticket = _create(client, live_api, conversation_id=conv["id"], channel="web")
-        assert ticket["conversation_id"] == conv["id"]
+        ticket = _create(client, live_api, conversation_id=conv["id"])
+        assert (ticket["conversation_id"], ticket["channel"]) == (conv["id"], "web")
+        assert _create(client, live_api)["channel"] == "agent"
         r = client.post(
             "/v1/tickets",
             json={"subject": "dup", "conversation_id": conv["id"]},
@@ -254,7 +255,7 @@ async def test_notes_stay_internal(live_api: Any, services: Any, demo: Any, grap
     secret = f"internal-{uuid.uuid4().hex}"
     with live_api.client() as client:
         conv = start_conversation(client, live_api.demo.widget_key)
-        ticket = _create(client, live_api, conversation_id=conv["id"], channel="web")
+        ticket = _create(client, live_api, conversation_id=conv["id"])
         r = client.post(
             f"/v1/tickets/{ticket['id']}/notes",
             json={"body": f"Customer owes money. {secret}"},
@@ -301,7 +302,7 @@ def test_another_tenants_ticket_is_404_on_every_route(live_api: Any) -> None:
     theirs = bearer(live_api.other.agent_key)
     with live_api.client() as client:
         conv = start_conversation(client, live_api.demo.widget_key)
-        ticket = _create(client, live_api, conversation_id=conv["id"], channel="web")
+        ticket = _create(client, live_api, conversation_id=conv["id"])
         tid = ticket["id"]
         calls = [
             ("GET", f"/v1/tickets/{tid}", None),
