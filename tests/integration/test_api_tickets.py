@@ -173,6 +173,18 @@ def test_the_lifecycle_over_http(live_api: Any) -> None:
         assert r.json()["status"] == "closed" and r.json()["closed_at"] is not None
         r = _move(client, live_api, tid, "in_progress")
         assert r.status_code == 409 and "closed is final" in r.json()["message"]
+        # The older agent route goes through the same table.
+        other = _create(client, live_api)
+        r = client.patch(
+            f"/v1/agent/tickets/{other['id']}", json={"status": "closed"}, headers=_agent(live_api)
+        )
+        assert r.status_code == 409 and r.json()["code"] == "invalid_transition", r.text
+        r = client.patch(
+            f"/v1/agent/tickets/{other['id']}",
+            json={"status": "resolved"},
+            headers=_agent(live_api),
+        )
+        assert r.status_code == 422 and "needs a resolution" in r.json()["message"]
 
         items = client.get(f"/v1/tickets/{tid}/timeline", headers=_agent(live_api)).json()["items"]
         kinds = [i["kind"] for i in items]

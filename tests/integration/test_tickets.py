@@ -1,18 +1,21 @@
 """Tickets in the domain layer (helpdesk/tickets.py) on the real database, with a fixed clock:
 every move of the lifecycle table, resolutions, reopening and follow-up tickets, auto-close,
-first-response stamps, numbering under concurrency, and row-level security of the new tables."""
+first-response stamps, numbering under concurrency, row-level security of the new tables, and
+the hand-off tickets of an older database carried over by migration 0020."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
-from helpdesk import conversations, tickets
+from helpdesk import conversations, db, tickets
 from helpdesk.audit import Actor
 from helpdesk.errors import Conflict, InvalidInput, NotFound
 from helpdesk.policy import TenantPolicy
@@ -313,6 +316,33 @@ async def test_close_stale_closes_after_the_tenants_days_without_a_reply(service
     assert (closing["kind"], closing["at"]) == ("status", t0 + timedelta(days=7))
 
 
+async def test_close_stale_runs_at_once_close_each_ticket_once(services: Any) -> None:
+    # Between the clocks of the other close_stale test and of the table test: neither run
+    # touches these tickets, and these runs touch none of theirs.
+    t0 = datetime(2020, 6, 1, tzinfo=UTC)
+    tenant = await _tenant(services)
+    ids = []
+    for i in range(12):
+        row = await tickets.create_ticket(services.pool, tenant.id, subject=f"#{i}", actor=ANN)
+        await tickets.transition(
+            services.pool,
+            tenant.id,
+            row["id"],
+            "resolved",
+            actor=ANN,
+            resolution=RESOLUTION,
+            now=t0,
+        )
+        ids.append(row["id"])
+    counts = await asyncio.gather(
+        *(tickets.close_stale(services.pool, t0 + timedelta(days=8)) for _ in range(4))
+    )
+    assert sum(counts) == 12
+    for tid in ids:
+        items = await tickets.timeline(services.pool, tenant.id, tid)
+        assert [i["detail"].get("by") for i in items].count("auto_close") == 1
+
+
 @pytest.mark.parametrize(("first", "ai"), [("ai", True), ("agent", False)])
 async def test_the_first_public_reply_stamps_first_response(
     services: Any, first: str, ai: bool
@@ -419,3 +449,70 @@ async def test_new_tables_are_under_row_level_security(services: Any) -> None:
         cur = await conn.execute("SELECT count(*) AS n FROM internal_notes")
         row = await cur.fetchone()
         assert row is not None and row["n"] == 1
+
+
+@pytest.fixture
+def database_before_tickets(settings: Any) -> Iterator[str]:
+    """A fresh database migrated up to the last migration before 0020_tickets."""
+    server = db.server_url(settings)
+    url = db.with_database(server, f"deskgraph_tk_{uuid.uuid4().hex[:10]}")
+    db.ensure_database(url)
+    try:
+        assert db.upgrade(url, target="0019_kb_drafts")[-1] == "0019_kb_drafts"
+        yield url
+    finally:
+        db.drop_database(url)
+
+
+def test_hand_off_tickets_of_an_older_database_are_renumbered_per_tenant_and_keep_working(
+    database_before_tickets: str,
+) -> None:
+    url = database_before_tickets
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    with psycopg.connect(url, autocommit=True) as conn:
+        tenants = [
+            conn.execute(
+                "INSERT INTO tenants (slug, name) VALUES (%s, %s) RETURNING id", (slug, slug)
+            ).fetchone()[0]  # type: ignore[index]
+            for slug in ("old-a", "old-b")
+        ]
+        made = []  # (tenant, status, created_at), interleaved across tenants
+        for i, (tenant, status) in enumerate(
+            [(0, "new"), (1, "resolved"), (0, "closed"), (1, "in_progress"), (0, "resolved")]
+        ):
+            cid = uuid.uuid4()
+            conn.execute(
+                "INSERT INTO conversations (id, tenant_id, channel) VALUES (%s, %s, 'email')",
+                (cid, tenants[tenant]),
+            )
+            at = t0 + timedelta(hours=i)
+            conn.execute(
+                "INSERT INTO tickets (tenant_id, conversation_id, status, subject, created_at,"
+                " updated_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                (tenants[tenant], cid, status, f"old {i}", at, at),
+            )
+            made.append((tenant, status, at))
+
+    db.upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT tenant_id, number, status, channel, resolved_at, closed_at, subject"
+            " FROM tickets ORDER BY created_at"
+        ).fetchall()
+        assert [(r[0], r[1], r[2]) for r in rows] == [
+            (tenants[0], 1, "new"),
+            (tenants[1], 1, "resolved"),
+            (tenants[0], 2, "closed"),
+            (tenants[1], 2, "in_progress"),
+            (tenants[0], 3, "resolved"),
+        ]
+        assert {r[3] for r in rows} == {"email"}
+        for (_, status, at), r in zip(made, rows, strict=True):
+            assert r[4] == (at if status in ("resolved", "closed") else None), r
+            assert r[5] == (at if status == "closed" else None), r
+        # The counters continue where the old tickets end.
+        (number,) = conn.execute(
+            "INSERT INTO tickets (tenant_id, subject) VALUES (%s, 'new one') RETURNING number",
+            (tenants[0],),
+        ).fetchone()  # type: ignore[misc]
+        assert number == 4
