@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 from pydantic.config import JsonDict
 
 from api.schemas import _In
@@ -17,6 +18,26 @@ from helpdesk.tickets import Impact, Priority, ResolutionType, TicketChannel, Ti
 _ID = "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
 _WHEN = "2025-06-01T09:30:00Z"
 
+
+def _finite_json(value: dict[str, Any]) -> dict[str, Any]:
+    """JSON numbers only: Python's parser takes ``NaN`` and ``1e400`` (infinity), which JSONB
+    cannot store."""
+
+    def walk(v: Any) -> None:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("custom_fields holds a number JSON cannot carry (NaN or infinity)")
+        if isinstance(v, dict):
+            for item in v.values():
+                walk(item)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item)
+
+    walk(value)
+    return value
+
+
+CustomFields = Annotated[dict[str, JsonValue], AfterValidator(_finite_json)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
@@ -85,7 +106,7 @@ class TicketCreate(_In):
     )
     sub_category: Name | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
-    custom_fields: dict[str, JsonValue] = Field(default_factory=dict, max_length=50)
+    custom_fields: CustomFields = Field(default_factory=dict, max_length=50)
     contact_id: uuid.UUID | None = None
     organization_id: uuid.UUID | None = None
     assignee_id: uuid.UUID | None = None
@@ -112,7 +133,7 @@ class TicketPatch(_In):
     category: Name | None = None
     sub_category: Name | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20)
-    custom_fields: dict[str, JsonValue] | None = Field(default=None, max_length=50)
+    custom_fields: CustomFields | None = Field(default=None, max_length=50)
     contact_id: uuid.UUID | None = None
     organization_id: uuid.UUID | None = None
     assignee_id: uuid.UUID | None = None

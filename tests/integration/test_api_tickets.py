@@ -123,6 +123,16 @@ def test_create_read_edit_and_list_with_filters_and_pages(live_api: Any) -> None
             f"/v1/tickets/{made[0]['id']}", json={"category": None}, headers=_agent(live_api)
         )
         assert r.json()["category"] is None
+        for raw in (
+            '{"subject": "x", "custom_fields": {"a": NaN}}',
+            '{"subject": "x", "custom_fields": {"a": [1e400]}}',
+        ):
+            r = client.post(
+                "/v1/tickets",
+                content=raw,
+                headers={**_agent(live_api), "Content-Type": "application/json"},
+            )
+            assert r.status_code == 422, (raw, r.text)
         for bad in ({"status": "closed"}, {"priority": "asap"}, {"number": 1}):
             r = client.patch(f"/v1/tickets/{made[0]['id']}", json=bad, headers=_agent(live_api))
             assert r.status_code == 422, (bad, r.text)
