@@ -12,8 +12,12 @@
   crash between the two is safe: publishing again writes the same article (same source id,
   unchanged content writes nothing) and then records it.
 
-Not yet: the LLM writing the draft when configured (the offline assembly is used on both
-tiers), and making a draft on every ticket resolve (wired when the ticket lifecycle lands).
+* :func:`draft_from_cluster` is the "draft an article" action of a knowledge gap (a top-questions
+  cluster): its questions, and what people answered them.
+
+On the LLM tier the model rewrites the assembled draft (:mod:`desk.llm_writing`; the offline
+text stands when it fails). Not yet: a draft on every ticket resolve (wired when the ticket
+lifecycle lands).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from desk import llm_writing
 from graph.services import Services
 from helpdesk import kb_drafts
 from helpdesk.errors import InvalidInput, NotFound
+from helpdesk.profile import BusinessProfile
 from helpdesk.tenancy import tenant_scope
 from kb_pipeline.loaders import Article
 
@@ -41,8 +47,10 @@ async def draft_from_conversation(
     created_by: str,
     resolution: dict[str, Any] | None = None,
     ticket_id: uuid.UUID | None = None,
+    business: BusinessProfile | None = None,
 ) -> dict[str, Any]:
-    """A draft from the conversation (one per conversation: asking twice returns the first)."""
+    """A draft from the conversation (one per conversation: asking twice returns the first).
+    On the LLM tier (with ``business`` given) the model rewrites the assembled draft."""
     async with tenant_scope(services.pool, tenant_id) as conn:
         cur = await conn.execute(
             "SELECT sender, text FROM messages WHERE tenant_id = %s AND conversation_id = %s"
@@ -58,6 +66,8 @@ async def draft_from_conversation(
         raise InvalidInput("the conversation has no question answered by a person to learn from")
     question = " ".join(questions[0].split())
     body = _body(question, questions[1:], answers, resolution or {})
+    title = question if len(question) <= 120 else question[:117] + "..."
+    title, body, _ = await llm_writing.article(services, business, title, body)
     kind, target, similarity = "new", None, None
     found = await services.kb.search(tenant_id, question, k=1, mode="vector", audience="agent")
     if found and found[0]["score"] >= UPDATE_SIMILARITY:
@@ -66,7 +76,7 @@ async def draft_from_conversation(
         return await kb_drafts.create(
             conn,
             tenant_id,
-            title=question if len(question) <= 120 else question[:117] + "...",
+            title=title,
             body=body,
             created_by=created_by,
             kind=kind,  # type: ignore[arg-type]
@@ -75,6 +85,71 @@ async def draft_from_conversation(
             source_conversations=[conversation_id],
             source_tickets=[ticket_id] if ticket_id else [],
         )
+
+
+async def draft_from_cluster(
+    services: Services,
+    tenant_id: uuid.UUID,
+    cluster_id: uuid.UUID,
+    *,
+    created_by: str,
+    business: BusinessProfile | None = None,
+) -> dict[str, Any]:
+    """ "Draft an article" for a top-questions cluster (a knowledge gap, usually): the
+    cluster's name as the title, its example questions as the problem, and what people
+    answered in its conversations (each conversation's first agent reply, up to three
+    distinct ones) as the answer. With no person's answer yet the draft says so and waits for
+    one to be written: it is a draft, and only a manager publishes. One draft per cluster's
+    central conversation: asking twice, or after a refresh, returns the first."""
+    async with tenant_scope(services.pool, tenant_id) as conn:
+        cur = await conn.execute(
+            "SELECT label, examples, conversation_ids FROM question_clusters"
+            " WHERE tenant_id = %s AND id = %s",
+            (tenant_id, cluster_id),
+        )
+        cluster = await cur.fetchone()
+        if cluster is None:
+            raise NotFound(f"no question cluster {cluster_id}")
+        members = list(cluster["conversation_ids"] or [])
+        cur = await conn.execute(
+            "SELECT DISTINCT ON (conversation_id) conversation_id, text FROM messages"
+            " WHERE tenant_id = %s AND conversation_id = ANY(%s) AND sender = 'agent'"
+            " AND visibility = 'public' ORDER BY conversation_id, created_at",
+            (tenant_id, members),
+        )
+        first_replies = {r["conversation_id"]: r["text"] for r in await cur.fetchall()}
+    answers: list[str] = []
+    for conv in members:  # the most central conversations first
+        text = first_replies.get(conv)
+        if text and text not in answers:
+            answers.append(text)
+    label = " ".join(str(cluster["label"]).split())
+    questions = [q for q in cluster["examples"] if q != label]
+    parts = ["## Problem", label, *(f"- {q}" for q in questions)]
+    parts += ["## Answer", "\n\n".join(answers[:3]) or NO_ANSWER_YET]
+    title = label if len(label) <= 120 else label[:117] + "..."
+    body = "\n\n".join(parts)
+    if answers:  # with nothing answered yet there is nothing for the model to write from
+        title, body, _ = await llm_writing.article(services, business, title, body)
+    kind, target, similarity = "new", None, None
+    found = await services.kb.search(tenant_id, label, k=1, mode="vector", audience="agent")
+    if found and found[0]["score"] >= UPDATE_SIMILARITY:
+        kind, target, similarity = "update", found[0]["source_id"], float(found[0]["score"])
+    async with tenant_scope(services.pool, tenant_id) as conn:
+        return await kb_drafts.create(
+            conn,
+            tenant_id,
+            title=title,
+            body=body,
+            created_by=created_by,
+            kind=kind,  # type: ignore[arg-type]
+            target_source_id=target,
+            similarity=similarity,
+            source_conversations=members,
+        )
+
+
+NO_ANSWER_YET = "(Nobody has answered this question yet: write the answer here.)"
 
 
 def _body(question: str, more: list[str], answers: list[str], resolution: dict[str, Any]) -> str:

@@ -24,8 +24,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from desk import llm_writing
 from graph.services import Services
 from helpdesk import metrics
+from helpdesk.profile import BusinessProfile
 from helpdesk.tenancy import Db, connect, tenant_scope
 from nlp.clustering import cluster_questions
 
@@ -33,6 +35,8 @@ GAP_SHARE = 0.5
 """A cluster is a knowledge gap when at least this share of its conversations failed."""
 EXAMPLES = 5
 MIN_WORDS = 3
+NAMED = 20
+"""On the LLM tier, how many of the largest clusters the model names (a call each)."""
 
 
 async def questions(
@@ -84,15 +88,23 @@ def summarise(asked: list[dict[str, Any]], vectors: list[list[float]]) -> list[d
                 "csat_average": sum(rated) / len(rated) if rated else None,
                 "knowledge_gap": len(failed) >= GAP_SHARE * len(rows),
                 "examples": examples,
+                "conversation_ids": [r["id"] for r in rows],
             }
         )
     return out
 
 
 async def refresh(
-    services: Services, tenant_id: uuid.UUID, p: metrics.Period, *, as_of: datetime
+    services: Services,
+    tenant_id: uuid.UUID,
+    p: metrics.Period,
+    *,
+    as_of: datetime,
+    business: BusinessProfile | None = None,
 ) -> list[dict[str, Any]]:
-    """Compute the period's clusters and store them in place of the period's earlier ones."""
+    """Compute the period's clusters and store them in place of the period's earlier ones.
+    On the LLM tier (with ``business`` given) the :data:`NAMED` largest are named by the
+    model; the rest, and all on the offline tier, by their most central question."""
     model = services.models.embedding_key
     async with tenant_scope(services.pool, tenant_id) as conn:
         asked = await questions(conn, tenant_id, p, as_of=as_of)
@@ -126,6 +138,8 @@ async def refresh(
         stored_vectors.update({a["id"]: list(v) for a, v in zip(new, fresh, strict=True)})
     vectors = [stored_vectors[a["id"]] for a in asked]
     clusters = await asyncio.to_thread(summarise, asked, vectors) if asked else []
+    for c in clusters[:NAMED]:
+        c["label"] = await llm_writing.cluster_name(services, business, c["label"], c["examples"])
     async with tenant_scope(services.pool, tenant_id) as conn:
         await conn.execute(
             "DELETE FROM question_clusters WHERE tenant_id = %s AND period_from = %s"
@@ -133,24 +147,27 @@ async def refresh(
             (tenant_id, p.first, p.last, p.tz),
         )
         for c in clusters:
-            await conn.execute(
+            cur = await conn.execute(
                 "INSERT INTO question_clusters (tenant_id, period_from, period_to, tz, rank,"
                 " label, conversations, ai_resolved, ai_decided, needed_person, csat_average,"
-                " knowledge_gap, examples) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                " knowledge_gap, examples, conversation_ids)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
                 (
                     tenant_id, p.first, p.last, p.tz, c["rank"], c["label"], c["conversations"],
                     c["ai_resolved"], c["ai_decided"], c["needed_person"], c["csat_average"],
-                    c["knowledge_gap"], json.dumps(c["examples"]),
+                    c["knowledge_gap"], json.dumps(c["examples"]), c["conversation_ids"],
                 ),
             )  # fmt: skip
-    return clusters
+            row = await cur.fetchone()
+            c["id"] = row["id"] if row else None
+    return [{k: v for k, v in c.items() if k != "conversation_ids"} for c in clusters]
 
 
 async def stored(db: Db, tenant_id: uuid.UUID, p: metrics.Period) -> dict[str, Any]:
     """The clusters last computed for the period (empty, with ``computed_at`` None, if never)."""
     async with connect(db) as conn:
         cur = await conn.execute(
-            "SELECT rank, label, conversations, ai_resolved, ai_decided, needed_person,"
+            "SELECT id, rank, label, conversations, ai_resolved, ai_decided, needed_person,"
             " csat_average, knowledge_gap, examples, computed_at FROM question_clusters"
             " WHERE tenant_id = %s AND period_from = %s AND period_to = %s AND tz = %s"
             " ORDER BY rank",

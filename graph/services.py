@@ -37,6 +37,8 @@ class Prompts:
     judge_system: str
     classify_system: str
     summary_system: str
+    article_system: str
+    cluster_name_system: str
     replies: dict[str, str]
     next_steps: dict[str, list[str]]
 
@@ -56,6 +58,8 @@ class Prompts:
             judge_system=read("judge_system.md"),
             classify_system=read("classify_system.md"),
             summary_system=read("summary_system.md"),
+            article_system=read("article_system.md"),
+            cluster_name_system=read("cluster_name_system.md"),
             replies=json.loads(read("replies.json")),
             next_steps=json.loads(read("next_steps.json")),
         )

@@ -6,9 +6,11 @@ A support desk keeps customers' words, names and e-mail addresses; a business us
 tenant, every conversation whose last activity (``updated_at``) is older than that, with what
 hangs off it:
 
-* its messages, event log, idempotency records and ratings (foreign keys, ``ON DELETE
-  CASCADE``), the tickets of it that are resolved or closed, and the LangGraph thread (every
-  checkpoint, blob and pending write, through the checkpointer's own ``adelete_thread``);
+* its messages, event log, idempotency records, ratings and knowledge-base misses (foreign
+  keys, ``ON DELETE CASCADE``), the tickets of it that are resolved or closed, and the
+  LangGraph thread (every checkpoint, blob and pending write, through the checkpointer's own
+  ``adelete_thread``); and the tenant's search misses older than that (they have no
+  conversation);
 * never a conversation waiting for a person, nor one with an open ticket: those are work in
   progress, however old, and go once a person has dealt with them;
 * never one whose turn is running (its lease is live); rows another purge holds are skipped.
@@ -99,6 +101,13 @@ async def purge_conversations(
             )
             ids = [r["id"] for r in await cur.fetchall()]
             if not ids:
+                # Search misses (helpdesk.kb_misses) hold what a customer typed and belong
+                # to no conversation: they go by the same age.
+                await conn.execute(
+                    "DELETE FROM kb_misses WHERE tenant_id = %(tenant)s"
+                    " AND conversation_id IS NULL AND created_at < now() - %(age)s",
+                    params,
+                )
                 return stats
             for cid in ids:  # the checkpointer's own connections; the rows stay locked
                 await checkpointer.adelete_thread(str(cid))

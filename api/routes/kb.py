@@ -31,6 +31,7 @@ from api.auth import ReaderCaller
 from api.deps import LimitsDep, ServicesDep, run_in_background
 from api.errors import ApiError, responses
 from api.permissions import KbIngester
+from helpdesk import kb_misses
 from helpdesk.errors import NotFound
 from helpdesk.tenancy import tenant_scope
 from kb_pipeline import jobs
@@ -252,6 +253,15 @@ async def search(
         updated_after=updated_after,
         only_visibility=visibility,
     )
+    if not caller.is_staff and await _found_nothing(services, caller.tenant.id, q, mode, hits):
+        async with tenant_scope(services.pool, caller.tenant.id) as conn:
+            await kb_misses.record(
+                conn,
+                caller.tenant.id,
+                source="search",
+                query=q,
+                top_score=float(hits[0]["score"]) if hits else None,
+            )
     meta: dict[str, dict[str, Any]] = {}
     if hits:
         async with tenant_scope(services.pool, caller.tenant.id) as conn:
@@ -277,6 +287,18 @@ async def search(
             for h in hits
         ]
     )
+
+
+async def _found_nothing(services: Any, tenant_id: Any, q: str, mode: str, hits: list[Any]) -> bool:
+    """A customer's search found nothing good (a knowledge gap, :mod:`helpdesk.kb_misses`):
+    no result, or, in hybrid mode, none with any of the words asked (the dense side always
+    returns its nearest chunks, however far). ``vector`` searches are never counted."""
+    if mode == "vector":
+        return False
+    if not hits or mode == "fulltext":
+        return not hits
+    keyword = await services.kb.search(tenant_id, q, k=1, audience="customer", mode="fulltext")
+    return not keyword
 
 
 def _snippet(text: str, limit: int = 300) -> str:

@@ -1,7 +1,8 @@
 """Article drafts over HTTP: the knowledge base's review queue (issue 17 item 5).
 
 * ``POST /v1/kb/drafts`` ``{"conversation_id"}``: a draft from a resolved conversation (one per
-  conversation; asking again returns it), or ``{"title", "body"}`` written by hand.
+  conversation; asking again returns it), ``{"cluster_id"}``: one for a top-questions cluster
+  (a knowledge gap), or ``{"title", "body"}`` written by hand.
 * ``GET /v1/kb/drafts[?state=...]``, ``GET /v1/kb/drafts/{id}``, ``PATCH /v1/kb/drafts/{id}``
   ``{"title"?, "body"?}`` (while a draft or in review).
 * ``POST /v1/kb/drafts/{id}/move`` ``{"to": "in_review"|"approved"|"published"|...}``: a move
@@ -52,10 +53,23 @@ class Draft(BaseModel):
     published_source_id: str | None
     created_at: datetime
     updated_at: datetime
+    moves: list[str] = Field(
+        default_factory=list,
+        description="The states this caller may move the draft to now (the console's buttons).",
+    )
+
+
+def _shown(caller: Any, draft: dict[str, Any]) -> dict[str, Any]:
+    """The draft with the moves the caller's role allows from its state."""
+    allowed = kb_drafts.MOVES.get(draft["state"], {})
+    return {**draft, "moves": [to for to, action in allowed.items() if may(caller, action)]}
 
 
 class DraftIn(_In):
     conversation_id: uuid.UUID | None = None
+    cluster_id: uuid.UUID | None = Field(
+        default=None, description="A top-questions cluster (a knowledge gap) to write up."
+    )
     title: str | None = Field(default=None, max_length=300)
     body: str | None = Field(default=None, max_length=50_000)
 
@@ -76,19 +90,42 @@ class DraftMove(_In):
     responses=responses("invalid_request", "not_found", *_AUTH),
 )
 async def create_draft(body: DraftIn, caller: KbDrafter, services: ServicesDep) -> dict[str, Any]:
-    """A draft from a conversation (``conversation_id``) or written by hand (title and body)."""
+    """A draft from a conversation (``conversation_id``), from a top-questions cluster
+    (``cluster_id``: the "draft an article" action of a knowledge gap), or written by hand
+    (title and body)."""
     tenant = caller.tenant
+    if body.cluster_id is not None:
+        return _shown(
+            caller,
+            await kb_learning.draft_from_cluster(
+                services,
+                tenant.id,
+                body.cluster_id,
+                created_by=caller.name,
+                business=tenant.business,
+            ),
+        )
     if body.conversation_id is not None:
-        return await kb_learning.draft_from_conversation(
-            services, tenant.id, body.conversation_id, created_by=caller.name
+        return _shown(
+            caller,
+            await kb_learning.draft_from_conversation(
+                services,
+                tenant.id,
+                body.conversation_id,
+                created_by=caller.name,
+                business=tenant.business,
+            ),
         )
     if not body.title or not body.body:
-        raise ApiError(422, "invalid_request", "give a conversation_id, or a title and a body")
+        raise ApiError(
+            422, "invalid_request", "give a conversation_id, a cluster_id, or a title and a body"
+        )
     async with tenant_scope(services.pool, tenant.id) as conn:
-        return await kb_drafts.create(
+        made = await kb_drafts.create(
             conn, tenant.id, title=body.title, body=body.body, created_by=caller.name,
             ai_generated=False,
         )  # fmt: skip
+    return _shown(caller, made)
 
 
 @router.get(
@@ -99,7 +136,8 @@ async def list_drafts(
 ) -> list[dict[str, Any]]:
     """The review queue, oldest first (of one state when given)."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        return await kb_drafts.list_drafts(conn, caller.tenant.id, state)
+        found = await kb_drafts.list_drafts(conn, caller.tenant.id, state)
+    return [_shown(caller, d) for d in found]
 
 
 @router.get(
@@ -109,7 +147,7 @@ async def get_draft(
     draft_id: uuid.UUID, caller: KbDrafter, services: ServicesDep
 ) -> dict[str, Any]:
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
-        return await kb_drafts.get(conn, caller.tenant.id, draft_id)
+        return _shown(caller, await kb_drafts.get(conn, caller.tenant.id, draft_id))
 
 
 @router.patch(
@@ -123,11 +161,12 @@ async def edit_draft(
     """Change the text (a person's edit: the draft is no longer the AI's alone)."""
     try:
         async with tenant_scope(services.pool, caller.tenant.id) as conn:
-            return await kb_drafts.edit(
+            edited = await kb_drafts.edit(
                 conn, caller.tenant.id, draft_id, title=body.title, body=body.body
             )
     except Conflict as exc:
         raise ApiError(409, "invalid_transition", exc.message) from exc
+    return _shown(caller, edited)
 
 
 @router.post(
@@ -158,4 +197,4 @@ async def move_draft(
             conn, tenant.id, caller.actor, f"kb_draft.{body.to}", "kb_draft", draft_id,
             {"from": current["state"], "article": moved["published_source_id"]},
         )  # fmt: skip
-    return moved
+    return _shown(caller, moved)

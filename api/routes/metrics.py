@@ -7,6 +7,9 @@
   escalation reason, agent or CSAT score.
 * ``GET /v1/metrics/articles``: votes per cited knowledge-base article.
 * ``GET /v1/metrics/export.csv?interval=day``: every metric per bucket, as CSV.
+* ``GET /v1/metrics/top-questions[?gaps=true]`` and ``POST .../refresh``: question clusters.
+* ``GET /v1/metrics/kb-misses``: what the knowledge base had nothing good for (chat answers
+  that declined for want of evidence, customers' searches that found nothing), most asked first.
 
 Every route takes ``from`` and ``to`` (ISO dates, both included; default: the 30 days to
 today) and ``tz`` (default: the business's time zone). A bad one is 422 ``invalid_period``
@@ -31,7 +34,7 @@ from api.deps import ServicesDep
 from api.errors import ApiError, responses
 from api.permissions import MetricsReader
 from desk import top_questions as top
-from helpdesk import metrics
+from helpdesk import kb_misses, metrics
 from helpdesk.errors import InvalidInput
 from helpdesk.tenancy import tenant_scope
 
@@ -264,5 +267,22 @@ async def refresh_top_questions(
 ) -> dict[str, Any]:
     """Cluster the period's questions now, replacing what was stored for the period."""
     p = _period(caller, first, to, tz)
-    clusters = await top.refresh(services, caller.tenant.id, p, as_of=datetime.now(UTC))
+    clusters = await top.refresh(
+        services, caller.tenant.id, p, as_of=datetime.now(UTC), business=caller.tenant.business
+    )
     return {"period": p.as_json(), "clusters": clusters}
+
+
+@router.get("/v1/metrics/kb-misses", responses=_CODES)
+async def knowledge_base_misses(
+    caller: MetricsReader,
+    services: ServicesDep,
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> dict[str, Any]:
+    """The period's questions the knowledge base had nothing good for, grouped by their text."""
+    p = _period(caller, first, to, tz)
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        misses = await kb_misses.summary(conn, caller.tenant.id, p)
+    return {"period": p.as_json(), "misses": misses}

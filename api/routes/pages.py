@@ -168,6 +168,7 @@ _CONSOLE_ASSETS = {
     "console.js": _JS,
     "settings.js": _JS,
     "dashboard.js": _JS,
+    "articles.js": _JS,
     "console.css": _CSS,
     "demo.css": _CSS,
     "favicon.svg": "image/svg+xml",

@@ -24,6 +24,7 @@ from api.auth import AuthDep, ReaderCaller
 from api.deps import ServicesDep
 from api.errors import ApiError, responses
 from api.permissions import ProfileEditor
+from api.schemas import _In
 from helpdesk import audit
 from helpdesk import profile as profiles
 from helpdesk.errors import Conflict, InvalidInput
@@ -40,14 +41,14 @@ class ProfileOut(BaseModel):
     profile: dict[str, Any]
 
 
-class ProfileIn(BaseModel):
+class ProfileIn(_In):
     """A whole profile to save."""
 
     profile: dict[str, Any]
     based_on_version: int = Field(ge=0, description="The version this edit started from.")
 
 
-class ProfileChanges(BaseModel):
+class ProfileChanges(_In):
     """Keys to change, by dotted path, each to a JSON value."""
 
     set: dict[str, Any] = Field(min_length=1, examples=[{"contact.phone": "555-0100"}])

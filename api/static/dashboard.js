@@ -6,6 +6,10 @@
  * data: images (the console's CSP allows img-src data:, and an SVG inside <img> runs no
  * script). The period is whole days in the business's time zone; by default the 30 days to
  * today. What each figure means, with its SQL: docs/metrics.md.
+ *
+ * Knowledge gaps: the period's top-question clusters the AI failed on (as last computed;
+ * "Find them now" recomputes), each with a "Draft an article" button that writes the draft
+ * into the review queue (articles.js), and the questions the knowledge base had nothing for.
  */
 (function () {
   "use strict";
@@ -107,6 +111,91 @@
     img.src = "data:image/svg+xml;base64," + btoa(unescape(encodeURIComponent(svg)));
   }
 
+  function item(parts) {
+    var li = document.createElement("li");
+    parts.forEach(function (p) {
+      li.appendChild(p);
+    });
+    return li;
+  }
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+
+  function gapList(top) {
+    var box = $("gaps-list");
+    box.textContent = "";
+    $("gaps-computed").textContent = top.computed_at
+      ? "Last found " + new Date(top.computed_at).toLocaleString() + "."
+      : "Not found for this period yet.";
+    if (top.computed_at && !top.clusters.length) box.appendChild(el("li", "None: well done.", "muted"));
+    top.clusters.forEach(function (c) {
+      var rate = c.ai_decided ? Math.round((c.ai_resolved / c.ai_decided) * 100) + "%" : "–";
+      var examples = el("ul", undefined, "examples");
+      c.examples.forEach(function (q) {
+        examples.appendChild(el("li", q));
+      });
+      var draft = el("button", "Draft an article");
+      draft.type = "button";
+      draft.addEventListener("click", function () {
+        draftFor(c, draft);
+      });
+      box.appendChild(
+        item([
+          el("strong", c.label),
+          el("span", " · " + c.conversations + " conversations, " + c.needed_person + " needed a person, AI resolved " + rate, "muted"),
+          examples,
+          draft,
+        ])
+      );
+    });
+  }
+
+  async function draftFor(cluster, button) {
+    say("");
+    try {
+      var d = await window.deskgraphConsole.api("POST", "/v1/kb/drafts", { cluster_id: cluster.id });
+      button.replaceWith(el("span", "Draft made: \u201c" + d.title + "\u201d is in Article drafts.", "muted"));
+    } catch (err) {
+      say("No draft was made: " + err.message);
+    }
+  }
+
+  function missList(misses) {
+    var box = $("misses-list");
+    box.textContent = "";
+    if (!misses.length) box.appendChild(el("li", "None in this period.", "muted"));
+    misses.forEach(function (m) {
+      var where = [];
+      if (m.chat) where.push(m.chat + " in chat");
+      if (m.search) where.push(m.search + " in search");
+      box.appendChild(item([el("span", m.query), el("span", " · " + where.join(", "), "muted")]));
+    });
+  }
+
+  async function gaps() {
+    var q = range().toString();
+    gapList(await window.deskgraphConsole.api("GET", "/v1/metrics/top-questions?gaps=true&" + q));
+    missList((await window.deskgraphConsole.api("GET", "/v1/metrics/kb-misses?" + q)).misses);
+  }
+
+  async function refreshGaps() {
+    say("");
+    $("gaps-refresh").disabled = true;
+    try {
+      await window.deskgraphConsole.api("POST", "/v1/metrics/top-questions/refresh?" + range().toString());
+      await gaps();
+    } catch (err) {
+      say("The top questions could not be found: " + err.message);
+    } finally {
+      $("gaps-refresh").disabled = false;
+    }
+  }
+
   async function load(event) {
     if (event) event.preventDefault();
     say("");
@@ -115,7 +204,7 @@
       await Promise.all(
         CHARTS.map(function (c) {
           return chart(c[0], c[1]);
-        })
+        }).concat([gaps()])
       );
     } catch (err) {
       say("The figures could not be loaded: " + err.message); // invalid_period names the field
@@ -170,5 +259,6 @@
     }, true);
     $("dashboard-form").addEventListener("submit", load);
     $("dash-export").addEventListener("click", exportCsv);
+    $("gaps-refresh").addEventListener("click", refreshGaps);
   });
 })();

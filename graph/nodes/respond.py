@@ -20,7 +20,7 @@ from graph.nodes.guard_input import message_uuid
 from graph.policy import SMALLTALK, hard_blocked
 from graph.services import RunScope, Services
 from graph.state import Reply, SupportState
-from helpdesk import contacts, conversations, leads
+from helpdesk import contacts, conversations, kb_misses, leads
 from helpdesk.profile import BusinessProfile
 from helpdesk.tenancy import tenant_scope
 
@@ -152,6 +152,8 @@ async def deliver(
         events.token(runtime.stream_writer, piece, str(message_id))
 
     sent = events.reply_sent(str(message_id), reply, agent)
+    declined = reply["declined"] and reply["sender"] == "ai"
+    counted = declined and state.get("intent") != "out_of_scope"
     async with tenant_scope(svc.pool, tenant.id) as db:
         await conversations.add_message(
             db,
@@ -169,10 +171,21 @@ async def deliver(
         await conversations.append_event(
             db, tenant.id, conv, *sent, dedupe_key=f"reply:{message_id}"
         )
+        if counted and state.get("audience", "customer") == "customer":
+            # A knowledge gap: the question the knowledge base had nothing good for, logged
+            # once per reply (its id), in the reply's transaction.
+            hits = state.get("retrieved") or []
+            await kb_misses.record(
+                db,
+                tenant.id,
+                source="chat",
+                query=state.get("question", ""),
+                top_score=float(hits[0]["score"]) if hits else None,
+                conversation_id=conv,
+                miss_id=message_id,
+            )
     events.emit(runtime.stream_writer, sent)
 
-    declined = reply["declined"] and reply["sender"] == "ai"
-    counted = declined and state.get("intent") != "out_of_scope"
     update: dict[str, Any] = {
         "reply": reply,
         "messages": [

@@ -56,9 +56,9 @@ def fuzz_conversation(live_api: Any) -> dict[str, Any]:
 
 def _credentials(case: Any, live_api: Any, conv: dict[str, Any]) -> dict[str, str]:
     path: str = case.path
-    if path.startswith(("/v1/agent", "/v1/tickets")):
+    if path.startswith(("/v1/agent", "/v1/kb/drafts", "/v1/tickets")):
         return bearer(live_api.demo.agent_key)
-    if path.startswith(("/v1/kb/ingest", "/v1/kb/jobs", "/v1/admin")):
+    if path.startswith(("/v1/kb/ingest", "/v1/kb/jobs", "/v1/admin", "/v1/metrics")):
         return bearer(live_api.demo.admin_key)
     if path in ("/v1/kb/search", "/v1/conversations"):
         return {"X-Widget-Key": live_api.demo.widget_key}
@@ -221,7 +221,7 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
             )
             if path.startswith(("/v1/agent", "/v1/kb/jobs", "/v1/kb/drafts", "/v1/tickets")):
                 headers = agent
-            elif path.startswith("/v1/admin"):
+            elif path.startswith(("/v1/admin", "/v1/metrics")):
                 headers = bearer(live_api.demo.admin_key)
             elif path.startswith("/v1/auth"):
                 headers = {}

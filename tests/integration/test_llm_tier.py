@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from desk.stream import thread_config
@@ -13,17 +12,10 @@ from graph.graph import build_graph
 from graph.runtime import open_checkpointer, open_services
 from helpdesk import conversations
 from nlp.models import Models
+from tests.support.fake_llm import ToolCallingFake
 from tests.support.turns import new_conversation, resume, turn
 
 pytestmark = pytest.mark.integration
-
-
-class ToolCallingFake(GenericFakeChatModel):
-    """GenericFakeChatModel that accepts ``bind_tools``, so ``with_structured_output`` works:
-    the scripted AIMessage carries the tool call the structured-output parser reads."""
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
 
 
 def verdict(**args: Any) -> AIMessage:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from desk import kb_learning
 from helpdesk.tenants import create_tenant
 from tests.support.live_api import bearer
 from tests.support.metrics_history import History, local
@@ -39,6 +40,8 @@ FINANCING = [
     "Is there a payment plan so I can pay monthly for a furnace?",
     "Can I spread the cost of a new furnace over monthly payments?",
 ]
+FIX = "Close the cold-water valve above the heater; a plumber is on the way."
+ANSWERED = {"agent": "Alex", "text": FIX}
 ONE_OFFS = ["hi", "Do you sell garden gnomes to collectors?", "What is the capital of Peru?"]
 
 
@@ -48,7 +51,13 @@ async def _write_week(pool: Any, tenant_id: uuid.UUID) -> None:
         minute = 0
         for texts, outcome in (
             (HOURS, [(2, "ai", {})]),
-            (HEATER, [(1, "handoff", {"reason": "emergency"}), (60, "agent", {"agent": "Alex"})]),
+            (
+                HEATER,
+                [
+                    (1, "handoff", {"reason": "emergency"}),
+                    (60, "agent", {"agent": "Alex", "text": FIX}),
+                ],
+            ),
             (FINANCING, [(2, "ai", {"declined": True})]),
             (ONE_OFFS, [(2, "ai", {})]),
         ):
@@ -104,6 +113,29 @@ async def test_paraphrases_cluster_and_failures_are_gaps(live_api, services):
         found["heater"]["label"],
         found["financing"]["label"],
     }
+
+    # "draft an article" for a gap: its questions and what the person answered them; once
+    with live_api.client() as client:
+        heater = found["heater"]
+        r = client.post("/v1/kb/drafts", json={"cluster_id": heater["id"]}, headers=bearer(key))
+        assert r.status_code == 201, r.text
+        draft = r.json()
+        assert draft["title"] == heater["label"] and draft["state"] == "draft"
+        assert FIX in draft["body"] and draft["body"].count(FIX) == 1
+        assert all(q in draft["body"] for q in heater["examples"])
+        assert len(draft["source_conversations"]) == heater["conversations"]
+        again = client.post("/v1/kb/drafts", json={"cluster_id": heater["id"]}, headers=bearer(key))
+        assert again.json()["id"] == draft["id"]
+        r = client.post(
+            "/v1/kb/drafts", json={"cluster_id": found["financing"]["id"]}, headers=bearer(key)
+        )
+        assert r.status_code == 201 and kb_learning.NO_ANSWER_YET in r.json()["body"]
+        r = client.post(
+            "/v1/kb/drafts",
+            json={"cluster_id": heater["id"]},
+            headers=bearer(live_api.other.admin_key),
+        )
+        assert (r.status_code, r.json()["code"]) == (404, "not_found")
 
     # a second refresh embeds nothing again (each question's vector is kept) and agrees
     async with services.pool.connection() as conn:

@@ -134,7 +134,9 @@ async def open_in_console(page: Page, conversation_id: str) -> None:
 
 
 def ai_answers(page: Page) -> Any:
-    return page.locator("li.msg.ai[data-message-id]")
+    """The AI's finished answers: a bubble is ``aria-busy`` while its tokens stream, which
+    arrive before the answer is stored, so a count of finished ones matches the server's."""
+    return page.locator("li.msg.ai[data-message-id]:not([aria-busy])")
 
 
 async def stored_answers(page: Page, base_url: str, desk: Desk) -> list[dict[str, Any]]:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 
 import httpx
 import pytest
 from PIL import Image
 from playwright.async_api import Page, expect
 
-from tests.support.metrics_history import write_history
+from tests.support.metrics_history import History, local, write_history
 from tests.support.pages import sign_in_as
 from tests.support.staff import PASSWORD, make_staff
 
@@ -91,3 +92,69 @@ async def test_a_manager_reads_the_dashboard_and_an_agent_cannot(
     await expect(page.get_by_role("button", name="Dashboard")).to_be_hidden()
     status = await page.evaluate("fetch('/v1/metrics/summary').then(r => r.status)")
     assert status == 403
+
+
+LEAKS = [
+    "My water heater is leaking all over the floor",
+    "Water is leaking from the bottom of my water heater",
+    "The hot water tank is leaking water",
+    "There is a puddle under my water heater, it leaks",
+    "Help, my water heater started leaking",
+]
+HOURS = [
+    "What are your opening hours?",
+    "When are you open on weekdays?",
+    "What time do you open in the morning?",
+    "Are you open on Saturday mornings?",
+    "What hours is your office open?",
+]
+FIX = "Close the cold-water valve above the heater; a plumber is on the way."
+
+
+async def test_a_manager_finds_the_knowledge_gaps_and_drafts_an_article(
+    agent: Page, base_url: str, services
+) -> None:
+    staff = await make_staff(services.pool, prefix="gaps")
+    async with services.pool.connection() as conn, conn.transaction():
+        h = History(conn, staff.tenant.id)
+        for i, text in enumerate(LEAKS):
+            conv = await h.conversation(
+                local(3, 9, 10 * i),
+                [
+                    (0, "customer", {"text": text}),
+                    (1, "handoff", {"reason": "emergency"}),
+                    (30, "agent", {"agent": "Alex", "text": FIX}),
+                ],
+            )
+        for i, text in enumerate(HOURS):  # answered: not a gap (and a second cluster)
+            await h.conversation(
+                local(4, 9, 10 * i), [(0, "customer", {"text": text}), (2, "ai", {})]
+            )
+        await conn.execute(
+            "INSERT INTO kb_misses (id, tenant_id, source, query, conversation_id, created_at)"
+            " VALUES (%s, %s, 'chat', 'Do you fix heated towel rails?', %s, %s)",
+            (uuid.uuid4(), staff.tenant.id, conv, local(3, 12)),
+        )
+
+    page = agent
+    await sign_in_as(page, base_url, staff.slug, staff.emails["manager"], PASSWORD)
+    await page.get_by_role("button", name="Dashboard").click()
+    await _period(page, "2026-11-02", "2026-11-08")
+    gaps = page.get_by_role("list", name="Knowledge gaps")
+    await expect(page.locator("#gaps-computed")).to_have_text("Not found for this period yet.")
+    misses = page.get_by_role("list", name="Questions the knowledge base had nothing for")
+    await expect(misses).to_contain_text("Do you fix heated towel rails? · 1 in chat")
+
+    await page.get_by_role("button", name="Find them now").click()
+    gap = gaps.locator("> li")
+    await expect(gap).to_have_count(1)  # the leaks; the hours were answered
+    await expect(gap).to_contain_text("5 conversations, 5 needed a person")
+    label = await gap.locator("strong").text_content()
+    assert label in LEAKS
+    await gap.get_by_role("button", name="Draft an article").click()
+    await expect(gap).to_contain_text("Draft made")
+
+    await page.get_by_role("button", name="Article drafts").click()
+    await page.get_by_label("Show").select_option("draft")
+    await page.get_by_role("button", name=label).click()
+    await expect(page.get_by_label("Article", exact=True)).to_have_value(re.compile(re.escape(FIX)))
