@@ -28,6 +28,7 @@ from api.routes import (
     pages,
     profile,
     staff,
+    tickets,
 )
 from api.schemas import Health
 from desk import queue
@@ -150,6 +151,9 @@ def create_app(
     app.include_router(agent.router)
     app.include_router(contacts.customer_router)
     app.include_router(contacts.router)
+    app.include_router(tickets.router)
+    app.include_router(tickets.customer_router)
+    app.include_router(tickets.conversation_notes)
     app.include_router(kb.router)
     app.include_router(kb_drafts.router)
     app.include_router(profile.router)

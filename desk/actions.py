@@ -71,6 +71,13 @@ ActionName = Literal["takeover", "reply", "approve", "edit", "reject", "release"
 _AGENT_WAITS = ("handoff", "human_turn")
 
 
+_RESOLVED_BY = {
+    "release": "Resolved by the agent, who handed the conversation back to the AI.",
+    "close": "Resolved when the agent closed the conversation.",
+}
+"""The summary of the resolution a desk action records when it resolves the ticket."""
+
+
 @dataclass(frozen=True)
 class ActionRequest:
     """What an agent asked for (already validated by the route's body model)."""
@@ -252,7 +259,9 @@ class AgentDesk:
                 await conversations.set_status(
                     conn, tenant.id, cid, conv["status"], owner_agent=req.agent
                 )
-                await tickets.settle_open_ticket(conn, tenant.id, cid, "in_progress")
+                await tickets.settle_open_ticket(
+                    conn, tenant.id, cid, "in_progress", actor=req.actor or Actor(req.agent)
+                )
                 if kind is None:
                     await self._record(conn, tenant, conv, req, kind)
                     await self._update_thread(
@@ -292,13 +301,15 @@ class AgentDesk:
                     (name, {**data, "agent": req.agent} if name == "agent.message" else data)
                     for name, data in await self._resume(tenant, conv, value.model_dump())
                 ]
-                await self._settle(tenant, cid, "in_progress")
+                await self._settle(tenant, cid, "in_progress", req)
                 return produced
             async with tenant_scope(pool, tenant.id) as conn:
                 await conversations.set_status(
                     conn, tenant.id, cid, "active", owner_agent=req.agent
                 )
-                await tickets.settle_open_ticket(conn, tenant.id, cid, "in_progress")
+                await tickets.settle_open_ticket(
+                    conn, tenant.id, cid, "in_progress", actor=req.actor or Actor(req.agent)
+                )
                 await self._record(conn, tenant, conv, req, kind)
                 return [await self._say(conn, tenant, cid, req.text or "", "agent", req.agent)]
 
@@ -306,14 +317,21 @@ class AgentDesk:
             if kind in _AGENT_WAITS:
                 value = Release(action="release", text=req.text, agent=req.agent)
                 produced = await self._resume(tenant, conv, value.model_dump())
-                await self._settle(tenant, cid, "resolved")
+                await self._settle(tenant, cid, "resolved", req)
                 return produced
             if not (state.get("owner") == "human" or conv["owner_agent"]):
                 raise _conflict("the AI already answers this conversation; nothing to release")
             text = req.text or self.services.prompts.reply("released", tenant.business)
             async with tenant_scope(pool, tenant.id) as conn:
                 await conversations.set_status(conn, tenant.id, cid, "active", owner_agent=None)
-                await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")
+                await tickets.settle_open_ticket(
+                    conn,
+                    tenant.id,
+                    cid,
+                    "resolved",
+                    actor=req.actor or Actor(req.agent),
+                    summary=_RESOLVED_BY["release"],
+                )
                 await self._record(conn, tenant, conv, req, kind)
                 streaks = {"low_confidence_streak": 0, "no_progress_streak": 0}
                 return [
@@ -324,19 +342,35 @@ class AgentDesk:
         if kind in _AGENT_WAITS:
             value = Close(action="close", text=req.text, agent=req.agent)
             produced = await self._resume(tenant, conv, value.model_dump())
-            await self._settle(tenant, cid, "resolved")
+            await self._settle(tenant, cid, "resolved", req)
             return produced
         text = req.text or self.services.prompts.reply("closed", tenant.business)
         async with tenant_scope(pool, tenant.id) as conn:
             await conversations.set_status(conn, tenant.id, cid, "closed", owner_agent=req.agent)
-            await tickets.settle_open_ticket(conn, tenant.id, cid, "resolved")
+            await tickets.settle_open_ticket(
+                conn,
+                tenant.id,
+                cid,
+                "resolved",
+                actor=req.actor or Actor(req.agent),
+                summary=_RESOLVED_BY["close"],
+            )
             await self._record(conn, tenant, conv, req, kind)
             return [await self._say(conn, tenant, cid, text, "system", req.agent)]
 
-    async def _settle(self, tenant: Tenant, cid: uuid.UUID, status: TicketStatus) -> None:
+    async def _settle(
+        self, tenant: Tenant, cid: uuid.UUID, status: TicketStatus, req: ActionRequest
+    ) -> None:
         """The ticket follows an action that resumed the thread (after its graph run)."""
         async with tenant_scope(self.services.pool, tenant.id) as conn:
-            await tickets.settle_open_ticket(conn, tenant.id, cid, status)
+            await tickets.settle_open_ticket(
+                conn,
+                tenant.id,
+                cid,
+                status,
+                actor=req.actor or Actor(req.agent),
+                summary=_RESOLVED_BY.get(req.action, ""),
+            )
 
     async def _resume(
         self, tenant: Tenant, conv: dict[str, Any], value: dict[str, Any]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from helpdesk.errors import InvalidInput, NotFound
+from psycopg.types.json import Jsonb
+
+from helpdesk.errors import Conflict, InvalidInput, NotFound
 from helpdesk.tenancy import Db, connect
 
 Rating = Literal["up", "down"]
@@ -87,7 +89,8 @@ async def rate_conversation(
             """
             INSERT INTO feedback (tenant_id, conversation_id, kind, csat, comment)
             VALUES (%s, %s, 'csat', %s, %s)
-            ON CONFLICT (conversation_id) WHERE kind = 'csat' DO UPDATE SET
+            ON CONFLICT (conversation_id) WHERE kind = 'csat' AND resolution_id IS NULL
+            DO UPDATE SET
                 csat = EXCLUDED.csat, comment = EXCLUDED.comment, updated_at = now()
             RETURNING *
             """,
@@ -96,6 +99,55 @@ async def rate_conversation(
         out = await cur.fetchone()
     assert out is not None
     return dict(out)
+
+
+async def rate_resolution(
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID, score: int, *, comment: str = ""
+) -> dict[str, Any]:
+    """Record the customer's CSAT (1-5) for the resolution of the conversation's latest
+    resolved (or closed) ticket: once per resolution. The same score again returns the stored
+    row unchanged (a retried request); another score is :class:`Conflict`, and so is a
+    conversation with no resolved ticket. Returns the feedback row with ``ticket_number``."""
+    if not 1 <= score <= 5:
+        raise InvalidInput(f"score is 1 to 5, got {score}")
+    async with connect(db) as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT id, number, resolution_id FROM tickets"
+            " WHERE tenant_id = %s AND conversation_id = %s AND status IN ('resolved', 'closed')"
+            " AND resolution_id IS NOT NULL ORDER BY number DESC LIMIT 1 FOR UPDATE",
+            (tenant_id, conversation_id),
+        )
+        ticket = await cur.fetchone()
+        if ticket is None:
+            raise Conflict("nothing to rate yet: this conversation has no resolved ticket")
+        cur = await conn.execute(
+            """
+            INSERT INTO feedback (tenant_id, conversation_id, kind, csat, comment, resolution_id)
+            VALUES (%s, %s, 'csat', %s, %s, %s)
+            ON CONFLICT (resolution_id) WHERE kind = 'csat' AND resolution_id IS NOT NULL
+            DO NOTHING RETURNING *
+            """,
+            (tenant_id, conversation_id, score, comment, ticket["resolution_id"]),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            cur = await conn.execute(
+                "SELECT * FROM feedback WHERE resolution_id = %s AND kind = 'csat'",
+                (ticket["resolution_id"],),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            if row["csat"] != score:
+                raise Conflict(
+                    f"this resolution was already rated {row['csat']}; a rating is given once"
+                )
+        else:
+            await conn.execute(
+                "INSERT INTO ticket_events (tenant_id, ticket_id, kind, actor_name, detail)"
+                " VALUES (%s, %s, 'csat', 'customer', %s)",
+                (tenant_id, ticket["id"], Jsonb({"score": score, "comment": comment})),
+            )
+    return {**dict(row), "ticket_number": f"T-{ticket['number']}"}
 
 
 async def list_feedback(

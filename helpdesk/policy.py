@@ -142,6 +142,24 @@ class TenantPolicy(BaseModel):
             "ticket. None keeps everything. See helpdesk/retention.py."
         ),
     )
+    auto_close_days: int = Field(
+        default=7,
+        ge=1,
+        le=365,
+        description=(
+            "Close a resolved ticket after this many days without a customer reply (a reply "
+            "reopens it instead). See docs/tickets.md."
+        ),
+    )
+    ticket_categories: dict[str, list[str]] = Field(
+        default_factory=dict,
+        max_length=200,
+        description=(
+            "The business's ticket categories, each with its sub-categories (an empty list: "
+            'any sub-category), e.g. {"billing": ["refund", "invoice"], "outage": []}. Empty: '
+            "tickets take any category."
+        ),
+    )
     chunk_max_tokens: int | None = Field(
         default=None,
         ge=16,

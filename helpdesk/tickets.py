@@ -1,13 +1,29 @@
-"""Tickets: what a hand-off leaves for the human team."""
+"""Tickets: the help desk's unit of work, with or without a conversation.
+
+A ticket is opened by a hand-off (:func:`open_or_update_ticket`), by an agent or the API
+(:func:`create_ticket`), and by a customer writing again after their ticket was closed
+(:func:`on_customer_message`). Its status follows one table, :data:`TRANSITIONS`; every other
+move is refused with :class:`InvalidTransition` (409 ``invalid_transition``) naming the moves
+the ticket may make. Resolving needs a resolution (:data:`RESOLUTION_TYPES`); a customer
+message on a resolved ticket reopens it, on a closed one opens a new ticket linked to the old
+(``parent_ticket_id``); :func:`close_stale` closes resolved tickets the customer left alone
+for the tenant's ``auto_close_days``. Everything that happens to a ticket is a row of
+``ticket_events`` (the timeline); staff actions also go to the audit log. See docs/tickets.md.
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
 
-import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
 
-from helpdesk.errors import Conflict, NotFound
+from helpdesk import audit, event_log
+from helpdesk.audit import Actor
+from helpdesk.errors import Conflict, DeskError, InvalidInput, NotFound
 from helpdesk.tenancy import Db, connect
 
 TicketStatus = Literal[
@@ -20,66 +36,228 @@ TicketStatus = Literal[
     "resolved",
     "closed",
 ]
+Priority = Literal["low", "normal", "high", "urgent"]
+Impact = Literal["none", "single_user", "several_users", "all_users", "site_down"]
+TicketChannel = Literal["web", "email", "api", "phone", "agent"]
+ResolutionType = Literal["answered_question", "workaround", "permanent_fix", "duplicate", "invalid"]
+
+STATUSES: tuple[TicketStatus, ...] = get_args(TicketStatus)
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
+RESOLUTION_TYPES: tuple[ResolutionType, ...] = get_args(ResolutionType)
+OPEN_STATUSES: frozenset[str] = frozenset(STATUSES) - {"resolved", "closed"}
+
+TRANSITIONS: dict[TicketStatus, tuple[TicketStatus, ...]] = {
+    "new": ("triage", "in_progress", "resolved"),
+    "triage": ("in_progress", "waiting_customer", "waiting_internal", "resolved"),
+    "in_progress": ("waiting_customer", "waiting_internal", "pending_release", "resolved"),
+    "waiting_customer": ("in_progress", "waiting_internal", "resolved"),
+    "waiting_internal": ("in_progress", "waiting_customer", "pending_release", "resolved"),
+    "pending_release": ("in_progress", "resolved"),
+    "resolved": ("in_progress", "closed"),
+    "closed": (),
+}
+"""The lifecycle: status -> the statuses it may move to. The one place moves are decided.
+
+``new -> triage -> in_progress | waiting_customer | waiting_internal -> pending_release ->
+resolved -> closed``, plus: an agent may pick a new ticket up at once (``new -> in_progress``);
+any open ticket may be resolved (answered, a duplicate, invalid); ``resolved -> in_progress``
+is the reopen (by an agent, or by the customer writing again); ``closed`` is final: a customer
+coming back gets a new ticket linked to the closed one."""
+
+REOPEN_STATUS: TicketStatus = "in_progress"
+"""Where a reopened ticket goes (``resolved -> in_progress`` in :data:`TRANSITIONS`)."""
+
+AUTO_CLOSE_DAYS_DEFAULT = 7
+"""Days a resolved ticket waits for the customer before :func:`close_stale` closes it, unless
+the tenant's policy sets ``auto_close_days``."""
+
+EDITABLE_FIELDS = (
+    "subject",
+    "description",
+    "priority",
+    "impact",
+    "channel",
+    "category",
+    "sub_category",
+    "tags",
+    "custom_fields",
+    "contact_id",
+    "organization_id",
+    "assignee_id",
+    "team_id",
+    "parent_ticket_id",
+    "ai_confidence",
+)
+"""Fields :func:`update_ticket` changes (status moves go through :func:`transition`)."""
+
+_REFERENCES = {
+    "contact_id": "contacts",
+    "organization_id": "organizations",
+    "assignee_id": "users",
+    "team_id": "teams",
+    "parent_ticket_id": "tickets",
+    "article_id": "kb_articles",
+    "conversation_id": "conversations",
+}
+_JSON_FIELDS = frozenset({"custom_fields"})
 
 
-async def open_or_update_ticket(
-    db: Db,
+class InvalidTransition(DeskError):
+    """A status move the lifecycle table does not allow (409 ``invalid_transition``)."""
+
+    code = "invalid_transition"
+    status = 409
+
+
+def allowed_moves(status: str) -> tuple[TicketStatus, ...]:
+    """The statuses a ticket in ``status`` may move to."""
+    return TRANSITIONS.get(status, ())  # type: ignore[call-overload]
+
+
+def check_transition(current: str, to: str) -> None:
+    """Raise :class:`InvalidTransition` unless ``current -> to`` is in :data:`TRANSITIONS`;
+    the message names the moves that are allowed."""
+    if to not in STATUSES:
+        raise InvalidInput(f"status is one of {', '.join(STATUSES)}; got {to!r}")
+    allowed = allowed_moves(current)
+    if to not in allowed:
+        moves = ", ".join(allowed) if allowed else "none (closed is final)"
+        raise InvalidTransition(
+            f"a ticket cannot move from {current} to {to}; from {current} it may move to {moves}"
+        )
+
+
+def display_number(number: int) -> str:
+    """``T-42``: how people name a ticket."""
+    return f"T-{number}"
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else datetime.now(UTC)
+
+
+async def _event(
+    conn: AsyncConnection[DictRow],
     tenant_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-    *,
-    handoff_key: str,
-    subject: str,
-    reason: str,
-    summary: str,
-    intents: list[str],
-    priority: str = "normal",
-) -> dict[str, Any]:
-    """Open the conversation's ticket, or update its open one; return the ticket row.
+    ticket_id: uuid.UUID,
+    kind: str,
+    actor: Actor | None,
+    detail: dict[str, Any],
+    at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO ticket_events (tenant_id, ticket_id, kind, actor_name, actor_user_id,"
+        " detail, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (
+            tenant_id,
+            ticket_id,
+            kind,
+            (actor.name if actor else "ai")[:300],
+            actor.user_id if actor else None,
+            Jsonb(detail),
+            at,
+        ),
+    )
 
-    A conversation has at most one open ticket. ``handoff_key`` names the hand-off; the same
-    key again (the hand-off node re-running on resume) changes nothing, so one hand-off never
-    counts twice.
-    """
+
+async def _audit(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    actor: Actor | None,
+    action: str,
+    ticket_id: uuid.UUID,
+    detail: dict[str, Any],
+) -> None:
+    if actor is not None:  # staff actions; the AI's and the system's are on the timeline
+        await audit.record(conn, tenant_id, actor, action, "ticket", ticket_id, detail)
+
+
+async def _check_references(
+    conn: AsyncConnection[DictRow], tenant_id: uuid.UUID, values: dict[str, Any]
+) -> None:
+    """404 for an id (contact, organisation, user, team, ticket, article) not of this tenant."""
+    for field, table in _REFERENCES.items():
+        value = values.get(field)
+        if value is None:
+            continue
+        cur = await conn.execute(
+            f"SELECT 1 FROM {table} WHERE id = %s AND tenant_id = %s",
+            (value, tenant_id),
+        )
+        if await cur.fetchone() is None:
+            raise NotFound(f"{field}: no {table[:-1].replace('_', ' ')} {value} for this tenant")
+
+
+def _check_category(
+    categories: dict[str, list[str]], category: str | None, sub_category: str | None
+) -> None:
+    """A tenant with a category list only takes its categories (and their sub-categories);
+    a tenant without one takes any."""
+    if not categories:
+        return
+    if sub_category is not None and category is None:
+        raise InvalidInput("sub_category needs a category")
+    if category is None:
+        return
+    if category not in categories:
+        raise InvalidInput(
+            f"category is one of this business's: {', '.join(sorted(categories))}; got {category!r}"
+        )
+    subs = categories[category]
+    if sub_category is not None and subs and sub_category not in subs:
+        raise InvalidInput(
+            f"sub_category of {category} is one of {', '.join(subs)}; got {sub_category!r}"
+        )
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    out: list[str] = []
+    for tag in tags:
+        t = tag.strip().lower()
+        if t and t not in out:
+            out.append(t)
+    return out
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+async def get_ticket(db: Db, tenant_id: uuid.UUID, ticket_id: uuid.UUID) -> dict[str, Any]:
+    """Return one ticket of the tenant; raise :class:`NotFound` if absent for this tenant."""
     async with connect(db) as conn:
         cur = await conn.execute(
-            """
-            INSERT INTO tickets (tenant_id, conversation_id, subject, reason, summary, intents,
-                                 priority, last_handoff_key)
-            VALUES (%(tenant)s, %(conv)s, %(subject)s, %(reason)s, %(summary)s, %(intents)s,
-                    %(priority)s, %(key)s)
-            ON CONFLICT (conversation_id) WHERE status NOT IN ('resolved', 'closed')
-            DO UPDATE SET
-                reason = EXCLUDED.reason,
-                summary = EXCLUDED.summary,
-                intents = EXCLUDED.intents,
-                priority = EXCLUDED.priority,
-                handoff_count = tickets.handoff_count + 1,
-                last_handoff_key = EXCLUDED.last_handoff_key,
-                updated_at = now()
-            WHERE tickets.last_handoff_key <> EXCLUDED.last_handoff_key
-              AND tickets.tenant_id = EXCLUDED.tenant_id
-            RETURNING *
-            """,
-            {
-                "tenant": tenant_id,
-                "conv": conversation_id,
-                "subject": subject,
-                "reason": reason,
-                "summary": summary,
-                "intents": intents,
-                "priority": priority,
-                "key": handoff_key,
-            },
+            "SELECT * FROM tickets WHERE id = %s AND tenant_id = %s", (ticket_id, tenant_id)
         )
         row = await cur.fetchone()
-        if row is None:  # same hand-off again: nothing changed, return the open ticket
-            cur = await conn.execute(
-                "SELECT * FROM tickets WHERE conversation_id = %s AND tenant_id = %s"
-                " AND status NOT IN ('resolved', 'closed')",
-                (conversation_id, tenant_id),
-            )
-            row = await cur.fetchone()
-    assert row is not None
+    if row is None:
+        raise NotFound(f"no ticket {ticket_id} for this tenant")
+    return dict(row)
+
+
+async def _locked(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    *,
+    conversation_first: bool = False,
+) -> dict[str, Any]:
+    """The ticket row, locked for this transaction. ``conversation_first`` locks its
+    conversation's row before it: the order every writer of both follows (storing a message
+    and a hand-off lock the conversation, then the ticket), so a move that appends a
+    conversation event cannot deadlock with them."""
+    if conversation_first:
+        await conn.execute(
+            "SELECT 1 FROM conversations c JOIN tickets t ON t.conversation_id = c.id"
+            " WHERE t.id = %s AND t.tenant_id = %s AND c.tenant_id = %s FOR UPDATE OF c",
+            (ticket_id, tenant_id, tenant_id),
+        )
+    cur = await conn.execute(
+        "SELECT * FROM tickets WHERE id = %s AND tenant_id = %s FOR UPDATE",
+        (ticket_id, tenant_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no ticket {ticket_id} for this tenant")
     return dict(row)
 
 
@@ -104,16 +282,63 @@ async def list_tickets(
         return [dict(r) for r in await cur.fetchall()]
 
 
-async def get_ticket(db: Db, tenant_id: uuid.UUID, ticket_id: uuid.UUID) -> dict[str, Any]:
-    """Return one ticket of the tenant; raise :class:`NotFound` if absent for this tenant."""
+async def search_tickets(
+    db: Db,
+    tenant_id: uuid.UUID,
+    *,
+    status: list[str] | None = None,
+    priority: list[str] | None = None,
+    assignee_id: uuid.UUID | None = None,
+    unassigned: bool = False,
+    team_id: uuid.UUID | None = None,
+    q: str | None = None,
+    before_number: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The tenant's tickets matching every filter given, newest (highest number) first.
+
+    ``q`` matches a ticket number (``42`` or ``T-42``) or a part of the subject or description
+    (case-insensitive). ``before_number`` is the cursor: tickets numbered below it.
+    """
+    number = None
+    if q:
+        digits = q.strip().upper().removeprefix("T-")
+        number = (
+            int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else None
+        )
+    like = None
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     async with connect(db) as conn:
         cur = await conn.execute(
-            "SELECT * FROM tickets WHERE id = %s AND tenant_id = %s", (ticket_id, tenant_id)
+            """
+            SELECT * FROM tickets
+            WHERE tenant_id = %(t)s
+              AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s))
+              AND (%(priority)s::text[] IS NULL OR priority = ANY(%(priority)s))
+              AND (%(assignee)s::uuid IS NULL OR assignee_id = %(assignee)s)
+              AND (NOT %(unassigned)s OR assignee_id IS NULL)
+              AND (%(team)s::uuid IS NULL OR team_id = %(team)s)
+              AND (%(like)s::text IS NULL OR number = %(number)s
+                   OR subject ILIKE %(like)s OR description ILIKE %(like)s)
+              AND (%(before)s::bigint IS NULL OR number < %(before)s)
+            ORDER BY number DESC
+            LIMIT %(limit)s
+            """,
+            {
+                "t": tenant_id,
+                "status": status or None,
+                "priority": priority or None,
+                "assignee": assignee_id,
+                "unassigned": unassigned,
+                "team": team_id,
+                "like": like,
+                "number": number,
+                "before": before_number,
+                "limit": limit,
+            },
         )
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"no ticket {ticket_id} for this tenant")
-    return dict(row)
+        return [dict(r) for r in await cur.fetchall()]
 
 
 async def open_ticket(
@@ -130,6 +355,468 @@ async def open_ticket(
     return dict(row) if row else None
 
 
+async def latest_ticket(
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """The conversation's most recent ticket (any status), if it has one."""
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "SELECT * FROM tickets WHERE conversation_id = %s AND tenant_id = %s"
+            " ORDER BY number DESC LIMIT 1",
+            (conversation_id, tenant_id),
+        )
+        row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+async def list_resolutions(
+    db: Db, tenant_id: uuid.UUID, ticket_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """The ticket's resolutions, oldest first (a reopened ticket has several)."""
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "SELECT * FROM resolutions WHERE tenant_id = %s AND ticket_id = %s"
+            " ORDER BY created_at, id",
+            (tenant_id, ticket_id),
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def get_resolution(
+    db: Db, tenant_id: uuid.UUID, resolution_id: uuid.UUID | None
+) -> dict[str, Any] | None:
+    """One resolution, or None."""
+    if resolution_id is None:
+        return None
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "SELECT * FROM resolutions WHERE tenant_id = %s AND id = %s",
+            (tenant_id, resolution_id),
+        )
+        row = await cur.fetchone()
+    return dict(row) if row else None
+
+
+# ------------------------------------------------------------------------------ creating
+
+
+async def create_ticket(
+    db: Db,
+    tenant_id: uuid.UUID,
+    *,
+    subject: str,
+    actor: Actor | None,
+    description: str = "",
+    priority: str = "normal",
+    impact: str = "none",
+    channel: str | None = None,
+    category: str | None = None,
+    sub_category: str | None = None,
+    tags: list[str] | None = None,
+    custom_fields: dict[str, Any] | None = None,
+    contact_id: uuid.UUID | None = None,
+    organization_id: uuid.UUID | None = None,
+    assignee_id: uuid.UUID | None = None,
+    team_id: uuid.UUID | None = None,
+    conversation_id: uuid.UUID | None = None,
+    parent_ticket_id: uuid.UUID | None = None,
+    ai_confidence: float | None = None,
+    categories: dict[str, list[str]] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Open a ticket (``new``) with the next number of the tenant; return the row.
+
+    Ids given must be the tenant's (:class:`NotFound` otherwise); ``categories`` is the
+    tenant's list (``TenantPolicy.ticket_categories``). ``channel`` defaults to the
+    conversation's, else ``agent``. A conversation that already has an open ticket gets
+    :class:`Conflict`.
+    """
+    at = _now(now)
+    values = {
+        "contact_id": contact_id,
+        "organization_id": organization_id,
+        "assignee_id": assignee_id,
+        "team_id": team_id,
+        "conversation_id": conversation_id,
+        "parent_ticket_id": parent_ticket_id,
+    }
+    if not subject.strip():
+        raise InvalidInput("subject must not be empty")
+    _check_category(categories or {}, category, sub_category)
+    async with connect(db) as conn, conn.transaction():
+        await _check_references(conn, tenant_id, values)
+        if conversation_id is not None:
+            cur = await conn.execute(
+                "SELECT channel FROM conversations WHERE id = %s AND tenant_id = %s FOR UPDATE",
+                (conversation_id, tenant_id),
+            )
+            conv = await cur.fetchone()
+            assert conv is not None  # checked above
+            channel = channel or conv["channel"]
+            if await open_ticket(conn, tenant_id, conversation_id):
+                raise Conflict(f"conversation {conversation_id} already has an open ticket")
+        channel = channel or "agent"
+        cur = await conn.execute(
+            """
+            INSERT INTO tickets (tenant_id, conversation_id, subject, description, priority,
+                                 impact, channel, category, sub_category, tags, custom_fields,
+                                 contact_id, organization_id, assignee_id, team_id,
+                                 parent_ticket_id, ai_confidence, created_by, handoff_count,
+                                 created_at, updated_at)
+            VALUES (%(tenant)s, %(conv)s, %(subject)s, %(description)s, %(priority)s,
+                    %(impact)s, %(channel)s, %(category)s, %(sub)s, %(tags)s, %(custom)s,
+                    %(contact)s, %(org)s, %(assignee)s, %(team)s, %(parent)s, %(conf)s,
+                    %(by)s, 0, %(at)s, %(at)s)
+            RETURNING *
+            """,
+            {
+                "tenant": tenant_id,
+                "conv": conversation_id,
+                "subject": subject.strip(),
+                "description": description,
+                "priority": priority,
+                "impact": impact,
+                "channel": channel,
+                "category": category,
+                "sub": sub_category,
+                "tags": _clean_tags(tags or []),
+                "custom": Jsonb(custom_fields or {}),
+                "contact": contact_id,
+                "org": organization_id,
+                "assignee": assignee_id,
+                "team": team_id,
+                "parent": parent_ticket_id,
+                "conf": ai_confidence,
+                "by": actor.name[:300] if actor else "ai",
+                "at": at,
+            },
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        detail = {"number": row["number"], "subject": row["subject"], "channel": channel}
+        await _event(conn, tenant_id, row["id"], "created", actor, detail, at)
+        await _audit(conn, tenant_id, actor, "ticket.create", row["id"], detail)
+    return dict(row)
+
+
+async def open_or_update_ticket(
+    db: Db,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    handoff_key: str,
+    subject: str,
+    reason: str,
+    summary: str,
+    intents: list[str],
+    priority: str = "normal",
+) -> dict[str, Any]:
+    """Open the conversation's ticket, or update its open one; return the ticket row.
+
+    A conversation has at most one open ticket. ``handoff_key`` names the hand-off; the same
+    key again (the hand-off node re-running on resume) changes nothing, so one hand-off never
+    counts twice. A conversation whose last ticket was closed gets a new one linked to it.
+    """
+    async with connect(db) as conn, conn.transaction():
+        # Serialise hand-offs of one conversation: the check-then-insert below cannot race.
+        await conn.execute(
+            "SELECT 1 FROM conversations WHERE id = %s AND tenant_id = %s FOR UPDATE",
+            (conversation_id, tenant_id),
+        )
+        cur = await conn.execute(
+            "SELECT * FROM tickets WHERE conversation_id = %s AND tenant_id = %s"
+            " AND status NOT IN ('resolved', 'closed') FOR UPDATE",
+            (conversation_id, tenant_id),
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            if row["last_handoff_key"] == handoff_key:
+                return dict(row)
+            cur = await conn.execute(
+                """
+                UPDATE tickets SET reason = %s, summary = %s, intents = %s, priority = %s,
+                    handoff_count = handoff_count + 1, last_handoff_key = %s, updated_at = now()
+                WHERE id = %s AND tenant_id = %s RETURNING *
+                """,
+                (reason, summary, intents, priority, handoff_key, row["id"], tenant_id),
+            )
+            updated = await cur.fetchone()
+            assert updated is not None
+            return dict(updated)
+        previous = await latest_ticket(conn, tenant_id, conversation_id)
+        parent = previous["id"] if previous and previous["status"] == "closed" else None
+        cur = await conn.execute(
+            """
+            INSERT INTO tickets (tenant_id, conversation_id, subject, reason, summary, intents,
+                                 priority, last_handoff_key, channel, parent_ticket_id)
+            SELECT %(tenant)s, %(conv)s, %(subject)s, %(reason)s, %(summary)s, %(intents)s,
+                   %(priority)s, %(key)s, c.channel, %(parent)s
+            FROM conversations c WHERE c.id = %(conv)s AND c.tenant_id = %(tenant)s
+            RETURNING *
+            """,
+            {
+                "tenant": tenant_id,
+                "conv": conversation_id,
+                "subject": subject,
+                "reason": reason,
+                "summary": summary,
+                "intents": intents,
+                "priority": priority,
+                "key": handoff_key,
+                "parent": parent,
+            },
+        )
+        created = await cur.fetchone()
+        if created is None:
+            raise NotFound(f"no conversation {conversation_id} for this tenant")
+        await _event(
+            conn,
+            tenant_id,
+            created["id"],
+            "created",
+            None,
+            {"number": created["number"], "handoff": reason, "parent_ticket_id": _s(parent)},
+            created["created_at"],
+        )
+    return dict(created)
+
+
+def _s(value: object | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+# ------------------------------------------------------------------------------ changing
+
+
+async def update_ticket(
+    db: Db,
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    changes: dict[str, Any],
+    *,
+    actor: Actor | None,
+    categories: dict[str, list[str]] | None = None,
+    now: datetime | None = None,
+    audited: bool = True,
+) -> dict[str, Any]:
+    """Change the fields in ``changes`` (names from :data:`EDITABLE_FIELDS`); return the row.
+
+    A field set to its current value is no change; when nothing changes nothing is written.
+    ``audited=False`` leaves the audit log to the caller (a route that writes its own entry).
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"fields that can be edited: {', '.join(EDITABLE_FIELDS)}")
+    at = _now(now)
+    async with connect(db) as conn, conn.transaction():
+        row = await _locked(conn, tenant_id, ticket_id)
+        if "tags" in changes:
+            changes = {**changes, "tags": _clean_tags(changes["tags"] or [])}
+        if "subject" in changes and not (changes["subject"] or "").strip():
+            raise InvalidInput("subject must not be empty")
+        diff = {k: v for k, v in changes.items() if row.get(k) != v}
+        if not diff:
+            return row
+        if diff.get("parent_ticket_id") == ticket_id:
+            raise InvalidInput("a ticket cannot be its own parent")
+        if "category" in diff or "sub_category" in diff:
+            _check_category(
+                categories or {},
+                changes.get("category", row["category"]),
+                changes.get("sub_category", row["sub_category"]),
+            )
+        await _check_references(conn, tenant_id, diff)
+        sets = ", ".join(f"{k} = %({k})s" for k in diff)
+        params = {k: Jsonb(v) if k in _JSON_FIELDS else v for k, v in diff.items()}
+        cur = await conn.execute(
+            f"UPDATE tickets SET {sets}, updated_at = %(at)s"
+            " WHERE id = %(id)s AND tenant_id = %(t)s RETURNING *",
+            {**params, "at": at, "id": ticket_id, "t": tenant_id},
+        )
+        after = await cur.fetchone()
+        assert after is not None
+        detail = {
+            "before": {k: _jsonable(row[k]) for k in diff},
+            "after": {k: _jsonable(after[k]) for k in diff},
+        }
+        await _event(conn, tenant_id, ticket_id, "updated", actor, detail, at)
+        action = "ticket.assign" if {"assignee_id", "team_id"} & set(diff) else "ticket.edit"
+        if audited:
+            await _audit(conn, tenant_id, actor, action, ticket_id, detail)
+    return dict(after)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | datetime):
+        return str(value)
+    return value
+
+
+async def transition(
+    db: Db,
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    to: str,
+    *,
+    actor: Actor | None,
+    resolution: dict[str, Any] | None = None,
+    now: datetime | None = None,
+    audited: bool = True,
+) -> dict[str, Any]:
+    """Move the ticket to ``to`` when :data:`TRANSITIONS` allows it; return the row.
+
+    Moving to ``resolved`` needs ``resolution`` (keys of :func:`_insert_resolution`); it is
+    stored, becomes the ticket's ``resolution_id``, stamps ``resolved_at`` and asks the
+    customer of the ticket's conversation for CSAT (a ``csat.request`` event). ``closed``
+    stamps ``closed_at``; ``resolved -> in_progress`` is a reopen (``reopen_count`` + 1).
+    Moving to the status the ticket is in is no move and changes nothing.
+    """
+    at = _now(now)
+    async with connect(db) as conn, conn.transaction():
+        row = await _locked(conn, tenant_id, ticket_id, conversation_first=to == "resolved")
+        if row["status"] == to and resolution is None:
+            return row
+        check_transition(row["status"], to)
+        if to == "resolved" and resolution is None:
+            raise InvalidInput(
+                "resolving a ticket needs a resolution: type (one of"
+                f" {', '.join(RESOLUTION_TYPES)}) and summary"
+            )
+        if to != "resolved" and resolution is not None:
+            raise InvalidInput("a resolution is given only when moving to resolved")
+        return await _move(conn, tenant_id, row, to, actor, resolution, at, audited=audited)
+
+
+async def _move(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    row: dict[str, Any],
+    to: str,
+    actor: Actor | None,
+    resolution: dict[str, Any] | None,
+    at: datetime,
+    *,
+    by_customer: bool = False,
+    audited: bool = True,
+) -> dict[str, Any]:
+    ticket_id = row["id"]
+    resolution_row = None
+    if to == "resolved":
+        assert resolution is not None
+        resolution_row = await _insert_resolution(conn, tenant_id, ticket_id, resolution, actor, at)
+    reopen = row["status"] == "resolved" and to == REOPEN_STATUS
+    cur = await conn.execute(
+        """
+        UPDATE tickets SET status = %(to)s, updated_at = %(at)s,
+            resolved_at = CASE WHEN %(to)s = 'resolved' THEN %(at)s
+                               WHEN %(to)s = 'closed' THEN resolved_at ELSE NULL END,
+            closed_at = CASE WHEN %(to)s = 'closed' THEN %(at)s ELSE NULL END,
+            resolution_id = CASE WHEN %(rid)s::uuid IS NOT NULL THEN %(rid)s::uuid
+                                 ELSE resolution_id END,
+            reopen_count = reopen_count + %(reopen)s
+        WHERE id = %(id)s AND tenant_id = %(t)s RETURNING *
+        """,
+        {
+            "to": to,
+            "at": at,
+            "rid": resolution_row["id"] if resolution_row else None,
+            "reopen": int(reopen),
+            "id": ticket_id,
+            "t": tenant_id,
+        },
+    )
+    after = await cur.fetchone()
+    assert after is not None
+    detail: dict[str, Any] = {"from": row["status"], "to": to}
+    if by_customer:
+        detail["by"] = "customer"
+    await _event(conn, tenant_id, ticket_id, "reopened" if reopen else "status", actor, detail, at)
+    if resolution_row is not None:
+        rdetail = {
+            "resolution_id": str(resolution_row["id"]),
+            "type": resolution_row["type"],
+            "summary": resolution_row["summary"],
+        }
+        await _event(conn, tenant_id, ticket_id, "resolved", actor, rdetail, at)
+        detail["resolution"] = rdetail
+        if after["conversation_id"] is not None:
+            await _ask_csat(conn, tenant_id, after, resolution_row)
+    if audited:
+        await _audit(conn, tenant_id, actor, "ticket.transition", ticket_id, detail)
+    return dict(after)
+
+
+async def _insert_resolution(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    resolution: dict[str, Any],
+    actor: Actor | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """Store a resolution: ``type``, ``summary`` (required), ``steps``, ``root_cause``,
+    ``article_id``, ``references`` (``[{"kind": "article"|"url", "ref", "title"}]``),
+    ``ai_generated``. ``resolved_by`` is the actor's user, or the AI when there is no actor."""
+    kind = resolution.get("type")
+    if kind not in RESOLUTION_TYPES:
+        raise InvalidInput(f"resolution type is one of {', '.join(RESOLUTION_TYPES)}; got {kind!r}")
+    summary = (resolution.get("summary") or "").strip()
+    if not summary:
+        raise InvalidInput("a resolution needs a summary")
+    await _check_references(conn, tenant_id, {"article_id": resolution.get("article_id")})
+    cur = await conn.execute(
+        """
+        INSERT INTO resolutions (tenant_id, ticket_id, type, summary, steps, root_cause,
+                                 article_id, refs, resolved_by, resolved_by_user_id,
+                                 resolved_by_name, ai_generated, created_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
+        """,
+        (
+            tenant_id,
+            ticket_id,
+            kind,
+            summary,
+            resolution.get("steps") or "",
+            resolution.get("root_cause") or "",
+            resolution.get("article_id"),
+            Jsonb(resolution.get("references") or []),
+            "user" if actor is not None else "ai",
+            actor.user_id if actor else None,
+            (actor.name if actor else "ai")[:300],
+            bool(resolution.get("ai_generated", actor is None)),
+            at,
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return dict(row)
+
+
+CSAT_REQUEST_EVENT = "csat.request"
+"""The conversation event that asks the customer for CSAT after a resolve (the widget shows
+1-5 and a comment, and posts ``/v1/conversations/{id}/csat``)."""
+
+
+async def _ask_csat(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    ticket: dict[str, Any],
+    resolution: dict[str, Any],
+) -> None:
+    await event_log.append_event(
+        conn,
+        tenant_id,
+        ticket["conversation_id"],
+        CSAT_REQUEST_EVENT,
+        {
+            "ticket_number": display_number(ticket["number"]),
+            "resolution_id": str(resolution["id"]),
+            "scale": [1, 5],
+        },
+        dedupe_key=f"csat:{resolution['id']}",
+    )
+
+
 async def set_ticket_status(
     db: Db,
     tenant_id: uuid.UUID,
@@ -137,32 +824,300 @@ async def set_ticket_status(
     status: TicketStatus,
     *,
     priority: str | None = None,
+    actor: Actor | None = None,
+    audited: bool = True,
 ) -> dict[str, Any]:
-    """Change a ticket's status (and priority when given); return the ticket row.
-
-    Reopening a resolved ticket while the conversation already has another open one is a
-    conflict the unique index refuses; the caller gets :class:`helpdesk.errors.Conflict`.
-    """
-    async with connect(db) as conn:
-        try:
-            cur = await conn.execute(
-                "UPDATE tickets SET status = %s, priority = COALESCE(%s, priority),"
-                " updated_at = now() WHERE id = %s AND tenant_id = %s RETURNING *",
-                (status, priority, ticket_id, tenant_id),
+    """Change a ticket's status (through :func:`transition`) and priority when given; return
+    the ticket row. Resolving this way is refused (it needs a resolution)."""
+    async with connect(db) as conn, conn.transaction():
+        row = await transition(conn, tenant_id, ticket_id, status, actor=actor, audited=audited)
+        if priority is not None and priority != row["priority"]:
+            row = await update_ticket(
+                conn, tenant_id, ticket_id, {"priority": priority}, actor=actor, audited=audited
             )
-        except psycopg.errors.UniqueViolation as exc:
-            raise Conflict("the conversation already has another open ticket") from exc
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"no ticket {ticket_id} for this tenant")
-    return dict(row)
+    return row
 
 
 async def settle_open_ticket(
-    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID, status: TicketStatus
+    db: Db,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    status: TicketStatus,
+    *,
+    actor: Actor | None = None,
+    summary: str = "",
 ) -> dict[str, Any] | None:
-    """Move the conversation's open ticket (if any) to ``status``; return it."""
-    ticket = await open_ticket(db, tenant_id, conversation_id)
-    if ticket is None or ticket["status"] == status:
-        return ticket
-    return await set_ticket_status(db, tenant_id, ticket["id"], status)
+    """Move the conversation's open ticket (if any) to ``status`` after a desk action (takeover
+    -> in_progress, release or close -> resolved); return it.
+
+    A move the lifecycle does not allow from where the ticket is leaves it there (the
+    conversation action still happens). Resolving this way records an ``answered_question``
+    resolution with ``summary``.
+    """
+    async with connect(db) as conn, conn.transaction():
+        ticket = await open_ticket(conn, tenant_id, conversation_id)
+        if ticket is None or ticket["status"] == status:
+            return ticket
+        if status not in allowed_moves(ticket["status"]):
+            return ticket
+        resolution = None
+        if status == "resolved":
+            resolution = {
+                "type": "answered_question",
+                "summary": summary or "Resolved in the conversation.",
+                "ai_generated": False,
+            }
+        locked = await _locked(conn, tenant_id, ticket["id"], conversation_first=True)
+        # The conversation action that moved the ticket is audited by the desk itself.
+        return await _move(
+            conn, tenant_id, locked, status, actor, resolution, _now(None), audited=False
+        )
+
+
+async def on_customer_message(
+    db: Db, tenant_id: uuid.UUID, conversation_id: uuid.UUID, *, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """A customer wrote in the conversation: reopen its resolved ticket (``reopen_count`` + 1),
+    or open a new ticket linked (``parent_ticket_id``) to its closed one. Return the ticket
+    that is open now because of this message, else None (an open ticket already, or none)."""
+    at = _now(now)
+    async with connect(db) as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT * FROM tickets WHERE conversation_id = %s AND tenant_id = %s"
+            " ORDER BY (status NOT IN ('resolved', 'closed')) DESC, number DESC LIMIT 1"
+            " FOR UPDATE",
+            (conversation_id, tenant_id),
+        )
+        last = await cur.fetchone()
+        if last is None or last["status"] in OPEN_STATUSES:
+            return None
+        if last["status"] == "resolved":
+            return await _move(
+                conn, tenant_id, dict(last), REOPEN_STATUS, None, None, at, by_customer=True
+            )
+        cur = await conn.execute(
+            """
+            INSERT INTO tickets (tenant_id, conversation_id, subject, description, priority,
+                                 impact, channel, category, sub_category, tags, contact_id,
+                                 organization_id, team_id, parent_ticket_id, created_by,
+                                 handoff_count, created_at, updated_at)
+            SELECT tenant_id, conversation_id, subject, '', priority, impact, channel, category,
+                   sub_category, tags, contact_id, organization_id, team_id, id, 'customer', 0,
+                   %(at)s, %(at)s
+            FROM tickets WHERE id = %(id)s
+            RETURNING *
+            """,
+            {"at": at, "id": last["id"]},
+        )
+        created = await cur.fetchone()
+        assert created is not None
+        detail = {"number": created["number"], "parent_number": last["number"], "by": "customer"}
+        await _event(conn, tenant_id, created["id"], "created", None, detail, at)
+        await _event(
+            conn,
+            tenant_id,
+            last["id"],
+            "follow_up",
+            None,
+            {"ticket_id": str(created["id"]), "number": created["number"]},
+            at,
+        )
+    return dict(created)
+
+
+async def stamp_first_response(
+    db: Db,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    by_ai: bool,
+    now: datetime | None = None,
+) -> bool:
+    """The first customer-visible reply on the conversation's open ticket: stamp
+    ``first_response_at`` and ``ai_first_response``. Idempotent (a ticket is stamped once);
+    return whether this call stamped."""
+    at = _now(now)
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "UPDATE tickets SET first_response_at = %s, ai_first_response = %s"
+            " WHERE conversation_id = %s AND tenant_id = %s AND first_response_at IS NULL"
+            " AND status NOT IN ('resolved', 'closed') RETURNING id",
+            (at, by_ai, conversation_id, tenant_id),
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            await _event(conn, tenant_id, row["id"], "first_response", None, {"ai": by_ai}, at)
+    return row is not None
+
+
+async def close_stale(db: Db, now: datetime | None = None) -> int:
+    """Close every resolved ticket whose customer has not written for the tenant's
+    ``auto_close_days`` (policy; :data:`AUTO_CLOSE_DAYS_DEFAULT` when unset) since it was
+    resolved; return how many were closed.
+
+    A customer message reopens a resolved ticket (:func:`on_customer_message`), so "resolved
+    for N days" is "N days without a customer reply". Runs for all tenants when ``db`` is a
+    pool (as the owner, which row-level security does not restrict), for one tenant inside
+    its :func:`~helpdesk.tenancy.tenant_scope`. Safe to run concurrently: the row locks of the
+    UPDATE make a second run skip what the first closed.
+    """
+    at = _now(now)
+    async with connect(db) as conn, conn.transaction():
+        cur = await conn.execute(
+            """
+            WITH closed AS (
+                UPDATE tickets t SET status = 'closed', closed_at = %(at)s, updated_at = %(at)s
+                FROM tenants n
+                WHERE n.id = t.tenant_id AND t.status = 'resolved'
+                  AND t.resolved_at <= %(at)s - make_interval(days => COALESCE(
+                        (n.policy->>'auto_close_days')::int, %(default)s))
+                RETURNING t.id, t.tenant_id
+            )
+            INSERT INTO ticket_events (tenant_id, ticket_id, kind, actor_name, detail, created_at)
+            SELECT tenant_id, id, 'status', 'system',
+                   '{"from": "resolved", "to": "closed", "by": "auto_close"}'::jsonb, %(at)s
+            FROM closed
+            """,
+            {"at": at, "default": AUTO_CLOSE_DAYS_DEFAULT},
+        )
+        return cur.rowcount
+
+
+# ------------------------------------------------------------------------------ notes
+
+
+async def add_note(
+    db: Db,
+    tenant_id: uuid.UUID,
+    *,
+    body: str,
+    actor: Actor,
+    ticket_id: uuid.UUID | None = None,
+    conversation_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Add an internal note (staff only) to a ticket or a conversation; return it."""
+    at = _now(now)
+    if not body.strip():
+        raise InvalidInput("a note needs text")
+    async with connect(db) as conn, conn.transaction():
+        if ticket_id is not None:
+            await _locked(conn, tenant_id, ticket_id)
+        await _check_references(conn, tenant_id, {"conversation_id": conversation_id})
+        cur = await conn.execute(
+            "INSERT INTO internal_notes (tenant_id, ticket_id, conversation_id, body,"
+            " author_user_id, author_name, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " RETURNING *",
+            (
+                tenant_id,
+                ticket_id,
+                conversation_id,
+                body,
+                actor.user_id,
+                actor.name[:300],
+                at,
+            ),
+        )
+        note = await cur.fetchone()
+        assert note is not None
+        target = ticket_id or conversation_id
+        if ticket_id is not None:
+            await _event(
+                conn, tenant_id, ticket_id, "note", actor, {"note_id": str(note["id"])}, at
+            )
+        await audit.record(
+            conn,
+            tenant_id,
+            actor,
+            "note.add",
+            "ticket" if ticket_id else "conversation",
+            target,
+            {"note_id": str(note["id"])},
+        )
+    return dict(note)
+
+
+async def list_notes(
+    db: Db,
+    tenant_id: uuid.UUID,
+    *,
+    ticket_id: uuid.UUID | None = None,
+    conversation_id: uuid.UUID | None = None,
+) -> list[dict[str, Any]]:
+    """Internal notes, oldest first: with ``ticket_id`` the ticket's (plus the notes on
+    ``conversation_id`` when given); with ``conversation_id`` alone the conversation's and its
+    tickets'."""
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            """
+            SELECT * FROM internal_notes n WHERE n.tenant_id = %(t)s AND (
+                (%(ticket)s::uuid IS NOT NULL AND n.ticket_id = %(ticket)s)
+                OR (%(conv)s::uuid IS NOT NULL AND n.conversation_id = %(conv)s)
+                OR (%(ticket)s::uuid IS NULL AND %(conv)s::uuid IS NOT NULL AND n.ticket_id IN (
+                    SELECT k.id FROM tickets k
+                    WHERE k.tenant_id = %(t)s AND k.conversation_id = %(conv)s)))
+            ORDER BY n.created_at, n.id
+            """,
+            {"t": tenant_id, "ticket": ticket_id, "conv": conversation_id},
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def timeline(db: Db, tenant_id: uuid.UUID, ticket_id: uuid.UUID) -> list[dict[str, Any]]:
+    """What happened to the ticket, oldest first: its events, its notes (and its
+    conversation's), and the conversation's public messages. Each item is
+    ``{"at", "kind", "actor", "detail"}``; ``kind`` is ``message``, ``note`` or an event kind."""
+    ticket = await get_ticket(db, tenant_id, ticket_id)
+    cid = ticket["conversation_id"]
+    items: list[dict[str, Any]] = []
+    async with connect(db) as conn:
+        cur = await conn.execute(
+            "SELECT * FROM ticket_events WHERE tenant_id = %s AND ticket_id = %s ORDER BY id",
+            (tenant_id, ticket_id),
+        )
+        for e in await cur.fetchall():
+            if e["kind"] == "note":
+                continue  # the note itself is listed below
+            items.append(
+                {
+                    "at": e["created_at"],
+                    "kind": e["kind"],
+                    "actor": e["actor_name"],
+                    "detail": e["detail"],
+                }
+            )
+        for n in await list_notes(conn, tenant_id, ticket_id=ticket_id, conversation_id=cid):
+            items.append(
+                {
+                    "at": n["created_at"],
+                    "kind": "note",
+                    "actor": n["author_name"],
+                    "detail": {
+                        "note_id": str(n["id"]),
+                        "body": n["body"],
+                        "on": "ticket" if n["ticket_id"] else "conversation",
+                    },
+                }
+            )
+        if cid is not None:
+            cur = await conn.execute(
+                "SELECT id, sender, text, agent_name, created_at FROM messages"
+                " WHERE tenant_id = %s AND conversation_id = %s AND visibility = 'public'"
+                " ORDER BY created_at, id",
+                (tenant_id, cid),
+            )
+            for m in await cur.fetchall():
+                items.append(
+                    {
+                        "at": m["created_at"],
+                        "kind": "message",
+                        "actor": m["agent_name"] or m["sender"],
+                        "detail": {
+                            "message_id": str(m["id"]),
+                            "sender": m["sender"],
+                            "text": m["text"],
+                        },
+                    }
+                )
+    items.sort(key=lambda i: i["at"])
+    return items

@@ -426,13 +426,21 @@ async def get_ticket(
     "/tickets/{ticket_id}",
     response_model=schemas.Ticket,
     responses=responses(
-        "invalid_json", "invalid_request", *_AUTH, "not_found", "conflict", "body_too_large"
+        "invalid_json",
+        "invalid_request",
+        *_AUTH,
+        "not_found",
+        "conflict",
+        "invalid_transition",
+        "body_too_large",
     ),
 )
 async def update_ticket(
     ticket_id: uuid.UUID, body: schemas.TicketUpdate, caller: TicketUpdater, services: ServicesDep
 ) -> schemas.Ticket:
-    """Change a ticket's status and/or priority."""
+    """Change a ticket's status and/or priority. The status moves by the lifecycle table
+    (409 ``invalid_transition`` names the allowed moves); resolving needs a resolution, so it
+    goes through ``POST /v1/tickets/{id}/transition``."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         row = await tickets.get_ticket(conn, caller.tenant.id, ticket_id)
         if body.status is not None or body.priority is not None:
@@ -443,6 +451,8 @@ async def update_ticket(
                 ticket_id,
                 body.status or row["status"],
                 priority=body.priority,
+                actor=caller.actor,
+                audited=False,  # one entry, below
             )
             await audit.record(
                 conn,

@@ -29,6 +29,7 @@ from helpdesk.auth import issue_customer_token
 from helpdesk.contacts import CONTACT_REQUEST_EVENT
 from helpdesk.notify import EventHub, Subscription
 from helpdesk.tenancy import tenant_scope
+from helpdesk.tickets import CSAT_REQUEST_EVENT
 
 router = APIRouter(prefix="/v1/conversations", tags=["customer"])
 
@@ -41,6 +42,7 @@ CUSTOMER_EVENTS = frozenset(
         "handoff",
         "approval.pending",
         CONTACT_REQUEST_EVENT,
+        CSAT_REQUEST_EVENT,
     }
 )
 """Logged event types a customer's subscription carries (reviewers' notes stay internal)."""

@@ -109,6 +109,10 @@
     ".contact-card p { margin: 0; font-size: 13px; }",
     ".contact-card label { font-size: 12px; color: #3c4852; }",
     ".contact-card input { font: inherit; padding: 6px 9px; border: 1px solid #c3ccd3; border-radius: 8px; }",
+    ".csat-scores { display: flex; gap: 6px; }",
+    ".csat-score { font: inherit; min-width: 32px; padding: 4px 0; border: 1px solid #c3ccd3; border-radius: 8px; background: #fff; cursor: pointer; }",
+    ".csat-score[aria-pressed='true'] { background: #1f6feb; color: #fff; border-color: #1f6feb; }",
+    ".csat-card textarea { font: inherit; padding: 6px 9px; border: 1px solid #c3ccd3; border-radius: 8px; resize: vertical; }",
     ".contact-card button.send { padding: 7px 14px; justify-self: end; }",
     ".contact-card .contact-error { color: #b3261e; }",
     ".contact-card .contact-error[hidden] { display: none; }",
@@ -664,6 +668,9 @@
         showTyping(false);
         showContactForm(data.message, data.reason);
         break;
+      case "csat.request":
+        showCsat(data);
+        break;
       default:
         break; // event names added later are ignored, not errors
     }
@@ -1158,6 +1165,67 @@
           );
         }
         fail(politeError(err));
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- satisfaction
+  // A ticket of the conversation was resolved: the desk asks how it went with a `csat.request`
+  // event {ticket_number, resolution_id, scale}. The customer picks 1-5 and may add a comment;
+  // POST /v1/conversations/{id}/csat takes it once per resolution (helpdesk/tickets.py).
+  var csatAsked = {};
+
+  function showCsat(data) {
+    var key = data.resolution_id || "";
+    if (csatAsked[key]) return; // a replayed event asks once
+    csatAsked[key] = true;
+    var chosen = 0;
+    var scores = el("div", { className: "csat-scores", role: "group", "aria-label": "Your rating, 1 to 5" });
+    var comment = el("textarea", { id: "dg-csat-comment-" + key, maxlength: "2000", rows: "2" });
+    var error = el("p", { className: "contact-error", role: "alert", hidden: "" });
+    var submit = el("button", { type: "submit", className: "send", text: "Send", disabled: "" });
+    [1, 2, 3, 4, 5].forEach(function (n) {
+      var b = el("button", { type: "button", className: "csat-score", text: String(n), "aria-pressed": "false" });
+      b.addEventListener("click", function () {
+        chosen = n;
+        Array.prototype.forEach.call(scores.children, function (c) {
+          c.setAttribute("aria-pressed", c === b ? "true" : "false");
+        });
+        submit.disabled = false;
+      });
+      scores.appendChild(b);
+    });
+    var csatForm = el("form", { "aria-label": "How did we do?", novalidate: "" }, [
+      el("p", { text: "How did we do" + (data.ticket_number ? " on " + data.ticket_number : "") + "? 1 is bad, 5 is great." }),
+      scores,
+      el("label", { for: "dg-csat-comment-" + key, text: "Anything to add? (optional)" }),
+      comment,
+      error,
+      submit,
+    ]);
+    var card = el("li", { className: "msg contact-card csat-card" }, [csatForm]);
+    if (typingNode && typingNode.parentNode) log.insertBefore(card, typingNode);
+    else log.appendChild(card);
+    countUnread();
+    scrollDown();
+
+    csatForm.addEventListener("submit", async function (e) {
+      e.preventDefault();
+      if (!chosen) return;
+      error.hidden = true;
+      submit.disabled = true;
+      try {
+        var current = await ensureConversation();
+        var body = { score: chosen };
+        if (comment.value.trim()) body.comment = comment.value.trim();
+        await api("POST", "/v1/conversations/" + current.id + "/csat", body, authHeaders());
+        card.textContent = "";
+        card.appendChild(el("div", { className: "text", text: "Thanks for rating us " + chosen + " of 5." }));
+        scrollDown();
+      } catch (err) {
+        error.textContent = politeError(err);
+        error.hidden = false;
+        submit.disabled = false;
       }
     });
   }

@@ -249,14 +249,14 @@ def test_tickets_list_get_and_update(live_api):
         assert ticket["id"] in [t["id"] for t in r.json()["items"]]
         r = client.patch(
             f"/v1/agent/tickets/{ticket['id']}",
-            json={"status": "waiting_internal", "priority": "high"},
+            json={"status": "triage", "priority": "high"},
             headers=agent_headers(live_api),
         )
-        assert r.status_code == 200 and r.json()["status"] == "waiting_internal"
+        assert r.status_code == 200 and r.json()["status"] == "triage"
         got = client.get(
             f"/v1/agent/tickets/{ticket['id']}", headers=agent_headers(live_api)
         ).json()
-        assert (got["status"], got["priority"]) == ("waiting_internal", "high")
+        assert (got["status"], got["priority"]) == ("triage", "high")
         r = client.patch(
             f"/v1/agent/tickets/{ticket['id']}",
             json={"status": "lost"},

@@ -56,7 +56,7 @@ def fuzz_conversation(live_api: Any) -> dict[str, Any]:
 
 def _credentials(case: Any, live_api: Any, conv: dict[str, Any]) -> dict[str, str]:
     path: str = case.path
-    if path.startswith(("/v1/agent", "/v1/kb/drafts")):
+    if path.startswith(("/v1/agent", "/v1/kb/drafts", "/v1/tickets")):
         return bearer(live_api.demo.agent_key)
     if path.startswith(("/v1/kb/ingest", "/v1/kb/jobs", "/v1/admin", "/v1/metrics")):
         return bearer(live_api.demo.admin_key)
@@ -219,7 +219,7 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
                 if "/agent/" in path
                 else path.format(**ids)
             )
-            if path.startswith(("/v1/agent", "/v1/kb/jobs", "/v1/kb/drafts")):
+            if path.startswith(("/v1/agent", "/v1/kb/jobs", "/v1/kb/drafts", "/v1/tickets")):
                 headers = agent
             elif path.startswith(("/v1/admin", "/v1/metrics")):
                 headers = bearer(live_api.demo.admin_key)
@@ -265,4 +265,8 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
         "/v1/agent/conversations/{conversation_id}/reply",
         "/v1/agent/conversations/{conversation_id}/close",
         "/v1/kb/search",
+        "/v1/tickets",
+        "/v1/tickets/{ticket_id}",
+        "/v1/tickets/{ticket_id}/notes",
+        "/v1/conversations/{conversation_id}/csat",
     }, covered
