@@ -15,14 +15,18 @@
 * :func:`draft_from_cluster` is the "draft an article" action of a knowledge gap (a top-questions
   cluster): its questions, and what people answered them.
 
+* :func:`draft_resolved` makes the draft of every ticket resolved lately (the queue sweeps it
+  every few minutes, ``desk/queue.py``), with the resolution's summary, cause and steps.
+
 On the LLM tier the model rewrites the assembled draft (:mod:`desk.llm_writing`; the offline
-text stands when it fails). Not yet: a draft on every ticket resolve (wired when the ticket
-lifecycle lands).
+text stands when it fails).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from desk import llm_writing
@@ -32,6 +36,8 @@ from helpdesk.errors import InvalidInput, NotFound
 from helpdesk.profile import BusinessProfile
 from helpdesk.tenancy import tenant_scope
 from kb_pipeline.loaders import Article
+
+log = logging.getLogger(__name__)
 
 UPDATE_SIMILARITY = 0.8
 """A draft this close to an existing article (cosine, MiniLM) is proposed as its update. Set
@@ -147,6 +153,72 @@ async def draft_from_cluster(
             similarity=similarity,
             source_conversations=members,
         )
+
+
+LEARN_FROM = ("answered_question", "workaround", "permanent_fix")
+"""Resolutions worth an article (a duplicate or an invalid ticket teaches nothing)."""
+LEARN_WINDOW = timedelta(days=2)
+"""How far back :func:`draft_resolved` looks: a sweep that was down a while still catches up,
+and a resolution that can never make a draft is not looked at for ever."""
+
+_RESOLVED = """
+SELECT DISTINCT ON (t.id) t.id AS ticket_id, t.number, t.tenant_id, t.conversation_id,
+       n.slug, r.summary, r.steps, r.root_cause
+FROM tickets t
+JOIN tenants n ON n.id = t.tenant_id
+JOIN resolutions r ON r.tenant_id = t.tenant_id AND r.ticket_id = t.id
+WHERE t.status IN ('resolved', 'closed') AND t.conversation_id IS NOT NULL
+  AND t.resolved_at >= %(since)s AND r.type = ANY(%(types)s)
+  AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = t.conversation_id
+              AND m.sender = 'agent' AND m.visibility = 'public')
+  AND NOT EXISTS (SELECT 1 FROM kb_drafts d WHERE d.tenant_id = t.tenant_id
+                  AND d.source_conversations[1] = t.conversation_id)
+ORDER BY t.id, r.created_at DESC
+LIMIT %(limit)s
+"""
+
+
+async def draft_resolved(
+    services: Services, *, now: datetime | None = None, limit: int = 200
+) -> int:
+    """Make the article draft of every ticket resolved lately (:data:`LEARN_WINDOW`) whose
+    conversation a person answered and which has none yet, from the conversation and the
+    ticket's resolution (summary, cause, steps); return how many were made.
+
+    For every tenant at once (the queue's sweep runs it as the owner of the tables). One draft
+    per conversation (the unique index), so a sweep run twice, or two at once, makes each
+    once; a ticket whose conversation cannot make a draft is skipped, not retried for ever.
+    """
+    since = (now or datetime.now(UTC)) - LEARN_WINDOW
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            _RESOLVED, {"since": since, "types": list(LEARN_FROM), "limit": limit}
+        )
+        rows = await cur.fetchall()
+    made = 0
+    for r in rows:
+        tenant = await services.tenant(r["slug"])
+        steps = [line.strip(" -*\t") for line in str(r["steps"] or "").splitlines()]
+        resolution = {
+            "summary": r["summary"],
+            "root_cause": r["root_cause"],
+            "steps": [s for s in steps if s],
+        }
+        try:
+            await draft_from_conversation(
+                services,
+                r["tenant_id"],
+                r["conversation_id"],
+                created_by=f"the desk (T-{r['number']} resolved)",
+                resolution=resolution,
+                ticket_id=r["ticket_id"],
+                business=tenant.business,
+            )
+        except (InvalidInput, NotFound) as exc:
+            log.info("no article draft from ticket %s: %s", r["ticket_id"], exc)
+            continue
+        made += 1
+    return made
 
 
 NO_ANSWER_YET = "(Nobody has answered this question yet: write the answer here.)"

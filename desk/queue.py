@@ -60,6 +60,8 @@ UPKEEP_CRON = "45 3 * * *"
 """Daily at 03:45 UTC."""
 KEEP_FINISHED_DAYS = 30
 """How long failed, cancelled and aborted jobs stay to be looked at (succeeded ones go at once)."""
+LEARN_CRON = "*/5 * * * *"
+"""Every 5 minutes: a resolved ticket's draft is waiting in the review queue soon after."""
 STALLED_SWEEP_CRON = "* * * * * */10"
 """Every 10 seconds (procrastinate's sixth column is seconds): one indexed query."""
 
@@ -76,6 +78,7 @@ LOCKS = {
     "top_questions": "periodic:refresh_top_questions",
     "stalled": "periodic:retry_stalled_jobs",
     "upkeep": "periodic:queue_upkeep",
+    "learn": "periodic:draft_articles_from_resolved_tickets",
 }
 """The queueing lock and lock of each periodic task (one waiting, one running, at most)."""
 
@@ -150,22 +153,34 @@ async def retention_sweep(context: JobContext, timestamp: int | None = None) -> 
     queueing_lock=LOCKS["auto_close"],
     lock=LOCKS["auto_close"],
 )
-async def auto_close_tickets(context: JobContext, timestamp: int | None = None) -> int | None:
-    """Close resolved tickets past their tenant's days without a customer reply.
-
-    Runs ``helpdesk.tickets.close_stale(pool, now)`` where the tickets module provides it
-    (the ticket lifecycle owns the rule and its idempotence: closing a closed ticket is a
-    no-op); until then the task does nothing and returns ``None``. Returns what
-    ``close_stale`` returns (the number of tickets closed).
-    """
-    close_stale = getattr(tickets, "close_stale", None)
-    if close_stale is None:
-        log.debug("auto_close_tickets: helpdesk.tickets has no close_stale; nothing to do")
-        return None
+async def auto_close_tickets(context: JobContext, timestamp: int | None = None) -> int:
+    """Close resolved tickets past their tenant's days without a customer reply
+    (``helpdesk.tickets.close_stale``, which owns the rule and its idempotence: a second run
+    skips what the first closed); return how many were closed."""
     services = _ctx(context, "services")
     now = datetime.fromtimestamp(timestamp, UTC) if timestamp else datetime.now(UTC)
-    result = await close_stale(services.pool, now)
-    return result if isinstance(result, int) else None
+    return await tickets.close_stale(services.pool, now)
+
+
+@app.periodic(cron=LEARN_CRON)
+@app.task(
+    name="draft_articles_from_resolved_tickets",
+    pass_context=True,
+    retry=RETRY,
+    queueing_lock=LOCKS["learn"],
+    lock=LOCKS["learn"],
+)
+async def draft_articles_from_resolved_tickets(
+    context: JobContext, timestamp: int | None = None
+) -> int:
+    """The knowledge base learns: an article draft for every ticket resolved lately that a
+    person answered (``desk.kb_learning.draft_resolved``: one per conversation, so a re-run
+    makes none twice); return how many were made."""
+    from desk import kb_learning
+
+    services = _ctx(context, "services")
+    now = datetime.fromtimestamp(timestamp, UTC) if timestamp else datetime.now(UTC)
+    return await kb_learning.draft_resolved(services, now=now)
 
 
 @app.periodic(cron=TOP_QUESTIONS_CRON)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from desk import kb_learning
 from tests.support.agent_api import act
 from tests.support.live_api import bearer, sse_turn, start_conversation
 
@@ -84,3 +85,51 @@ def test_a_resolved_conversation_becomes_an_article_the_next_customer_is_answere
         assert (
             client.post(f"{path}/move", json={"to": "rejected"}, headers=other).status_code == 404
         )
+
+
+FIX_QUESTION = "Why does my kitchen tap hammer when I turn it off?"
+FIX_REPLY = "That knock is water hammer: we can fit an arrestor under the sink."
+
+
+async def test_a_resolved_ticket_becomes_a_draft_with_its_resolution_once(live_api, services):
+    agent = bearer(live_api.demo.agent_key)
+    resolution = {
+        "type": "permanent_fix",
+        "summary": "Fitted a water hammer arrestor on the cold supply.",
+        "root_cause": "The tap closes fast and the pipes are not anchored.",
+        "steps": "Shut off the cold supply\n- Fit the arrestor under the sink\nOpen and test",
+    }
+    with live_api.client() as client:
+        made = {}
+        for kind in ("permanent_fix", "duplicate"):
+            conv = start_conversation(client, live_api.demo.widget_key)
+            sse_turn(client, conv, FIX_QUESTION)
+            assert "handoff" in dict(sse_turn(client, conv, "I want to talk to a person"))
+            assert act(client, live_api, conv["id"], "takeover").status_code == 200
+            assert (
+                act(client, live_api, conv["id"], "reply", {"text": FIX_REPLY}).status_code == 200
+            )
+            ticket = client.get(f"/v1/agent/conversations/{conv['id']}", headers=agent).json()
+            tid = ticket["ticket"]["id"]
+            r = client.post(
+                f"/v1/tickets/{tid}/transition",
+                json={"to": "resolved", "resolution": {**resolution, "type": kind}},
+                headers=agent,
+            )
+            assert r.status_code == 200, r.text
+            made[kind] = (conv["id"], tid)
+
+    assert await kb_learning.draft_resolved(services) >= 1
+    assert await kb_learning.draft_resolved(services) == 0  # each once
+    with live_api.client() as client:
+        drafts = client.get("/v1/kb/drafts", params={"state": "draft"}, headers=agent).json()
+    fixed_conv, fixed_ticket = made["permanent_fix"]
+    mine = [d for d in drafts if d["source_conversations"] == [fixed_conv]]
+    assert len(mine) == 1, drafts
+    draft = mine[0]
+    assert draft["source_tickets"] == [fixed_ticket]
+    assert draft["created_by"].startswith("the desk (T-")
+    for part in (resolution["summary"], resolution["root_cause"], "2. Fit the arrestor under"):
+        assert part in draft["body"], draft["body"]
+    # a duplicate teaches nothing
+    assert not [d for d in drafts if d["source_conversations"] == [made["duplicate"][0]]]

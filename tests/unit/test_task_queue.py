@@ -37,6 +37,7 @@ def test_every_periodic_task_has_its_schedule_retries_and_locks() -> None:
         "refresh_top_questions": queue.TOP_QUESTIONS_CRON,
         "retry_stalled_jobs": queue.STALLED_SWEEP_CRON,
         "queue_upkeep": queue.UPKEEP_CRON,
+        "draft_articles_from_resolved_tickets": queue.LEARN_CRON,
     }
     for name, p in periodic.items():
         assert p.task.queueing_lock, name  # never two copies waiting
@@ -68,7 +69,7 @@ def test_the_retry_backoff_doubles_from_two_seconds() -> None:
     assert waits == [2, 4, 8, 16, 32, None]
 
 
-async def test_auto_close_does_nothing_until_the_tickets_module_can_close_stale(
+async def test_auto_close_closes_stale_tickets_across_tenants_at_the_jobs_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from types import SimpleNamespace
@@ -76,17 +77,13 @@ async def test_auto_close_does_nothing_until_the_tickets_module_can_close_stale(
     from helpdesk import tickets
 
     context = SimpleNamespace(additional_context={"services": SimpleNamespace(pool="the pool")})
-
-    monkeypatch.delattr(tickets, "close_stale", raising=False)
-    assert await queue.auto_close_tickets.func(context, timestamp=0) is None
-
     seen = []
 
     async def close_stale(db: object, now: object) -> int:
         seen.append((db, now))
         return 3
 
-    monkeypatch.setattr(tickets, "close_stale", close_stale, raising=False)
+    monkeypatch.setattr(tickets, "close_stale", close_stale)
     assert await queue.auto_close_tickets.func(context, timestamp=1_800_000_000) == 3
-    assert seen and seen[0][0] == "the pool"
+    assert seen and seen[0][0] == "the pool"  # the pool: every tenant's tickets
     assert seen[0][1].timestamp() == 1_800_000_000
