@@ -8,6 +8,8 @@
 * ``GET /v1/metrics/articles``: votes per cited knowledge-base article.
 * ``GET /v1/metrics/export.csv?interval=day``: every metric per bucket, as CSV.
 * ``GET /v1/metrics/top-questions[?gaps=true]`` and ``POST .../refresh``: question clusters.
+* ``GET /v1/metrics/tickets[?team=&by=&metrics=]``: the ticket metrics (resolution time,
+  reopen rate, first response, CSAT), whole or per priority, category, channel, agent, team.
 * ``GET /v1/metrics/kb-misses``: what the knowledge base had nothing good for (chat answers
   that declined for want of evidence, customers' searches that found nothing), most asked first.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,14 +37,14 @@ from api.deps import ServicesDep
 from api.errors import ApiError, responses
 from api.permissions import MetricsReader
 from desk import top_questions as top
-from helpdesk import kb_misses, metrics
-from helpdesk.errors import InvalidInput
+from helpdesk import kb_misses, metrics, teams
+from helpdesk import ticket_metrics as ticket_figures
+from helpdesk.errors import InvalidInput, NotFound
 from helpdesk.tenancy import tenant_scope
 
 router = APIRouter(tags=["metrics"])
-_CODES = responses(
-    "invalid_request", "invalid_period", "unauthenticated", "invalid_key", "forbidden"
-)
+_CODES_LIST = ("invalid_request", "invalid_period", "unauthenticated", "invalid_key", "forbidden")
+_CODES = responses(*_CODES_LIST)
 
 From = Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD.")]
 To = Annotated[str | None, Query(description="Last day (included), YYYY-MM-DD.")]
@@ -286,3 +289,39 @@ async def knowledge_base_misses(
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         misses = await kb_misses.summary(conn, caller.tenant.id, p)
     return {"period": p.as_json(), "misses": misses}
+
+
+@router.get("/v1/metrics/tickets", responses=responses("not_found", *_CODES_LIST))
+async def ticket_metrics(
+    caller: MetricsReader,
+    services: ServicesDep,
+    team: Annotated[uuid.UUID | None, Query(description="One team's tickets only.")] = None,
+    by: Annotated[
+        str | None, Query(description="priority, category, channel, agent or team.")
+    ] = None,
+    names: Annotated[
+        str | None, Query(alias="metrics", max_length=2000, description="With ``by``.")
+    ] = None,
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> dict[str, Any]:
+    """The ticket metrics of the tickets created in the period (docs/metrics.md), or with
+    ``by`` those named in ``metrics`` per priority, category, channel, agent or team; ``team``
+    narrows to one team (404 for a team that is not this business's)."""
+    p = _period(caller, first, to, tz)
+    tid = caller.tenant.id
+    try:
+        async with tenant_scope(services.pool, tid) as conn:
+            if team is not None:
+                await teams.get_team(conn, tid, team)
+            if by is None:
+                figures = await ticket_figures.summary(conn, tid, p, team=team)
+                return {"period": p.as_json(), "team": team, "metrics": figures}
+            wanted = _names(names or "tickets")
+            rows = await ticket_figures.breakdown(conn, tid, p, by, wanted, team=team)
+    except NotFound as exc:
+        raise ApiError(404, "not_found", exc.message) from exc
+    except InvalidInput as exc:
+        raise ApiError(422, "invalid_request", exc.message) from exc
+    return {"period": p.as_json(), "team": team, "by": by, "rows": rows}

@@ -22,3 +22,12 @@ def test_every_breakdown_and_metric_name_is_a_plain_sql_identifier():
     # they are interpolated into SQL: only names from these tables ever are
     for name in [*metrics.METRICS, *metrics.DIMENSIONS]:
         assert name.isidentifier() and name.islower(), name
+
+
+def test_the_docs_show_every_ticket_metric_and_the_ticket_facts():
+    from helpdesk import ticket_metrics
+
+    assert ticket_metrics.markdown() in DOC
+    assert ticket_metrics.TICKET_FACTS_SQL.strip() in DOC
+    for name in [*ticket_metrics.TICKET_METRICS, *ticket_metrics.TICKET_DIMENSIONS]:
+        assert name.isidentifier() and name.islower(), name
