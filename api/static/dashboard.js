@@ -7,6 +7,9 @@
  * script). The period is whole days in the business's time zone; by default the 30 days to
  * today. What each figure means, with its SQL: docs/metrics.md.
  *
+ * Ticket figures (GET /v1/metrics/tickets) are of the tickets opened in the period; the team
+ * filter narrows them (conversations have no team: the conversation figures stay whole).
+ *
  * Knowledge gaps: the period's top-question clusters the AI failed on (as last computed;
  * "Find them now" recomputes), each with a "Draft an article" button that writes the draft
  * into the review queue (articles.js), and the questions the knowledge base had nothing for.
@@ -23,6 +26,14 @@
     ["human_response_p50_s", "Time to a person (median)", "seconds"],
     ["csat_average", "CSAT (1-5)", "score"],
     ["draft_approval_rate", "Drafts sent unchanged", "ratio"],
+  ];
+  var TICKET_CARDS = [
+    ["tickets", "Tickets", "count"],
+    ["ticket_resolution_rate", "Resolved", "ratio"],
+    ["ticket_first_response_p50_s", "First reply (median)", "seconds"],
+    ["resolution_p50_s", "Time to resolve (median)", "seconds"],
+    ["reopen_rate", "Reopened", "ratio"],
+    ["ticket_csat_average", "Ticket CSAT (1-5)", "score"],
   ];
   var CHARTS = [
     ["chart-conversations", { metric: "conversations", interval: "day" }],
@@ -87,6 +98,36 @@
     $("dash-period").textContent = p.from + " to " + p.to + " (" + p.tz + ")";
     if (!$("dash-from").value) $("dash-from").value = p.from;
     if (!$("dash-to").value) $("dash-to").value = p.to;
+  }
+
+  function ticketCards(result) {
+    var box = $("ticket-cards");
+    box.textContent = "";
+    TICKET_CARDS.forEach(function (c) {
+      box.appendChild(card(c[1], shown(result.metrics[c[0]], c[2]), c[0]));
+    });
+  }
+
+  async function tickets() {
+    var q = range();
+    if ($("dash-team").value) q.set("team", $("dash-team").value);
+    ticketCards(await window.deskgraphConsole.api("GET", "/v1/metrics/tickets?" + q.toString()));
+  }
+
+  async function loadTeams() {
+    var select = $("dash-team");
+    if (select.options.length > 1) return;
+    try {
+      var teams = await window.deskgraphConsole.api("GET", "/v1/admin/teams");
+      (teams.items || teams).forEach(function (t) {
+        var o = document.createElement("option");
+        o.value = t.id;
+        o.textContent = t.name;
+        select.appendChild(o);
+      });
+    } catch (err) {
+      select.disabled = true; // a role without teams.read sees every team's tickets
+    }
   }
 
   async function text(path) {
@@ -204,7 +245,7 @@
       await Promise.all(
         CHARTS.map(function (c) {
           return chart(c[0], c[1]);
-        }).concat([gaps()])
+        }).concat([gaps(), tickets(), loadTeams()])
       );
     } catch (err) {
       say("The figures could not be loaded: " + err.message); // invalid_period names the field

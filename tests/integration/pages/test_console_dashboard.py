@@ -8,12 +8,14 @@ from __future__ import annotations
 import io
 import re
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
 from PIL import Image
 from playwright.async_api import Page, expect
 
+from helpdesk import teams
 from tests.support.metrics_history import History, local, write_history
 from tests.support.pages import sign_in_as
 from tests.support.staff import PASSWORD, make_staff
@@ -158,3 +160,36 @@ async def test_a_manager_finds_the_knowledge_gaps_and_drafts_an_article(
     await page.get_by_label("Show").select_option("draft")
     await page.get_by_role("button", name=label).click()
     await expect(page.get_by_label("Article", exact=True)).to_have_value(re.compile(re.escape(FIX)))
+
+
+async def test_the_ticket_figures_follow_the_team_filter(
+    agent: Page, base_url: str, services
+) -> None:
+    staff = await make_staff(services.pool, prefix="dashteam")
+    team = await teams.create_team(services.pool, staff.tenant.id, "Heating")
+    async with services.pool.connection() as conn:
+        for subject, team_id, hours in (("Boiler", team.id, 2), ("Invoice", None, None)):
+            created = local(3, 9)
+            await conn.execute(
+                "INSERT INTO tickets (tenant_id, status, priority, subject, team_id, created_at,"
+                " resolved_at) VALUES (%s, %s, 'normal', %s, %s, %s, %s)",
+                (
+                    staff.tenant.id, "resolved" if hours else "new", subject, team_id, created,
+                    created + timedelta(hours=hours) if hours else None,
+                ),
+            )  # fmt: skip
+    page = agent
+    await sign_in_as(page, base_url, staff.slug, staff.emails["manager"], PASSWORD)
+    await page.get_by_role("button", name="Dashboard").click()
+    await _period(page, "2026-11-02", "2026-11-08")
+    tickets = page.get_by_role("region", name="Tickets opened in the period")
+    count = tickets.locator(".dash-card", has_text="Tickets").locator(".value")
+    await expect(count).to_have_text("2")
+    await expect(tickets.locator(".dash-card", has_text="Resolved").locator(".value")).to_have_text(
+        "50%"
+    )
+    await page.get_by_label("Team (tickets)").select_option(label="Heating")
+    await page.get_by_role("button", name="Show").click()
+    await expect(count).to_have_text("1")
+    resolve = tickets.locator(".dash-card", has_text="Time to resolve").locator(".value")
+    await expect(resolve).to_have_text("2.0 h")
