@@ -22,6 +22,7 @@ from cli.probes import answer, classify, guard
 from cli.profile import tenant_profile
 from cli.search import search
 from cli.signals import exit_through_hooks_on_signals
+from cli.tickets import ticket
 from cli.users import users_app
 from cli.worker import worker
 
@@ -35,6 +36,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.command("ticket")(ticket)
 console = Console()
 log = logging.getLogger(__name__)
 

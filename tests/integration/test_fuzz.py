@@ -268,5 +268,6 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
         "/v1/tickets",
         "/v1/tickets/{ticket_id}",
         "/v1/tickets/{ticket_id}/notes",
+        "/v1/tickets/commands",
         "/v1/conversations/{conversation_id}/csat",
     }, covered
