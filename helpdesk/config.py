@@ -114,6 +114,14 @@ class Settings(BaseSettings):
         " resumes the turn. Shorter frees it sooner; too short and a stalled live process loses"
         " it (see api/turns.py).",
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        validation_alias="DESKGRAPH_WEBHOOK_ALLOW_PRIVATE",
+        description=(
+            "Let webhooks reach loopback and private addresses (tests, one-machine setups);"
+            " off, an endpoint on an internal address is refused at delivery."
+        ),
+    )
     queue_heartbeat_s: float = Field(
         default=10.0,
         gt=0,
