@@ -17,6 +17,7 @@ from cli.identity import identity_secret
 from cli.ingest import ingest
 from cli.intents import tenant_intents
 from cli.keys import keys_app
+from cli.mail import mail_app, mailbox_app
 from cli.pool import run_with_pool
 from cli.probes import answer, classify, guard
 from cli.profile import tenant_profile
@@ -37,6 +38,8 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.command("ticket")(ticket)
+app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(mail_app, name="mail")
 console = Console()
 log = logging.getLogger(__name__)
 
