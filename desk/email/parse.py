@@ -104,9 +104,33 @@ def message_ids(value: str | None) -> list[str]:
 
 
 def derived_message_id(raw: bytes) -> str:
-    """A stable id for a message without one: the same bytes always give the same id, so a
-    message delivered twice is stored once."""
-    digest = hashlib.sha256(raw.replace(b"\r\n", b"\n").strip()).hexdigest()[:40]
+    """A stable id for a message without one.
+
+    It hashes what a redelivery keeps (From, To, Cc, Date, Subject and the body), not the
+    trace headers a second delivery path adds (Received, Return-Path, Delivered-To), so the
+    same message delivered twice is stored once; two different messages never share it.
+    """
+    normalized = raw.replace(b"\r\n", b"\n")
+    head, sep, body = normalized.partition(b"\n\n")
+    if not sep:
+        head, body = b"", normalized
+    kept: list[bytes] = []
+    current: list[bytes] = []
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and current:
+            current.append(line.strip())  # a folded continuation
+            continue
+        if current:
+            kept.append(b" ".join(current))
+        current = [line.strip()]
+    if current:
+        kept.append(b" ".join(current))
+    stable = sorted(
+        h.lower()
+        for h in kept
+        if h.split(b":", 1)[0].strip().lower() in (b"from", b"to", b"cc", b"date", b"subject")
+    )
+    digest = hashlib.sha256(b"\n".join([*stable, b"", body.strip()])).hexdigest()[:40]
     return f"<derived.{digest}@deskgraph.invalid>"
 
 

@@ -577,3 +577,50 @@ def test_the_mailbox_cli(
     assert runner.invoke(app, ["mailbox", "remove", "--tenant", slug, "main"]).exit_code == 0
     gone = runner.invoke(app, ["mailbox", "remove", "--tenant", slug, "main"])
     assert gone.exit_code == 2 and "no mailbox" in gone.output
+
+
+async def test_mail_tables_are_under_row_level_security(env: Env) -> None:
+    import psycopg
+
+    from helpdesk.tenancy import tenant_scope
+
+    env.deliver(mails.plain())
+    await env.poll()
+    other = await create_tenant(env.pool, f"other-{uuid.uuid4().hex[:8]}", "Other Co")
+    tables = ("mailboxes", "mail_threads", "mail_messages", "mail_attachments", "mail_outbox")
+    async with tenant_scope(env.pool, other.id) as conn:
+        for table in tables:
+            cur = await conn.execute(f"SELECT count(*) AS n FROM {table}")
+            assert (await cur.fetchone()) == {"n": 0}, table
+    async with tenant_scope(env.pool, env.tenant_id) as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM mail_messages")
+        assert (await cur.fetchone()) == {"n": 1}
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        async with tenant_scope(env.pool, other.id) as conn:
+            await conn.execute(
+                "INSERT INTO mail_threads (tenant_id, mailbox_id, reply_token, contact_email)"
+                " VALUES (%s, %s, 'aaaaaaaaaaaa', 'x@y')",
+                (env.tenant_id, env.mailbox_id),
+            )
+
+
+async def test_a_few_hundred_messages_with_faults_are_all_stored_once(env: Env) -> None:
+    import time
+
+    batch = [
+        mails.plain(message_id=f"<bulk{i}@c.test>", sender=f"p{i % 17}@c.test", body=f"n {i}\n")
+        for i in range(300)
+    ]
+    batch[50:50] = [batch[10], mails.MALFORMED, mails.plain(message_id=None, body="x\n")]
+    env.deliver(*batch)
+    started = time.perf_counter()
+    r = await env.poll()
+    elapsed = time.perf_counter() - started
+    assert (r.stored, r.duplicates, r.error) == (302, 1, None)
+    print(f"stored {r.stored} in {elapsed:.2f}s: {r.stored / elapsed:.0f}/s")
+    (n,) = await env.rows(
+        "SELECT count(*) AS n, count(DISTINCT message_id) AS d FROM mail_messages"
+        " WHERE tenant_id = %s",
+        env.tenant_id,
+    )
+    assert n == {"n": 302, "d": 302}

@@ -75,6 +75,11 @@ def test_missing_message_id_is_derived_stably() -> None:
     a, b = parse_message(raw), parse_message(raw)
     assert a.message_id_derived and a.message_id == b.message_id == derived_message_id(raw)
     assert parse_message(mails.plain(message_id=None, body="other\n")).message_id != a.message_id
+    # Delivered again by another path: new trace headers, same id.
+    again = b"Received: from mx2.test by desk.test\r\nDelivered-To: x@desk.test\r\n" + raw
+    assert parse_message(again).message_id == a.message_id
+    other_sender = mails.plain(message_id=None, sender="eve@else.test")
+    assert parse_message(other_sender).message_id != a.message_id
 
 
 def test_malformed_mime_and_garbage_do_not_raise() -> None:
