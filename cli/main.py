@@ -133,7 +133,12 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from helpdesk.config import get_settings as _settings
+    from helpdesk.mailboxes import load_mail_key
 
+    # The mailbox passwords' key exists before any mailbox does (generated into the data dir
+    # when DESKGRAPH_MAIL_KEY is unset), so `deskgraph mailbox add` and the server agree.
+    load_mail_key(_settings())
     base = f"http://{host}:{port}"
     on_ready = None
     if demo:
