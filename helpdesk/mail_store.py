@@ -262,6 +262,21 @@ async def mark_stale_claims_uncertain(conn: Conn, tenant_id: uuid.UUID, older_th
     return cur.rowcount
 
 
+async def mark_bounced(
+    conn: Conn, tenant_id: uuid.UUID, message_ids: list[str], bounce_id: str
+) -> int:
+    """Our sent (or uncertain) messages named by a bounce -> ``failed``; how many."""
+    if not message_ids:
+        return 0
+    cur = await conn.execute(
+        "UPDATE mail_outbox SET state = 'failed',"
+        " last_error = 'bounced: returned by the recipient''s server (' || %s || ')'"
+        " WHERE tenant_id = %s AND message_id = ANY(%s) AND state IN ('sent', 'uncertain')",
+        (bounce_id, tenant_id, message_ids),
+    )
+    return cur.rowcount
+
+
 async def get_outbox(conn: Conn, tenant_id: uuid.UUID, outbox_id: uuid.UUID) -> OutboxRow:
     """One outbox row."""
     cur = await conn.execute(

@@ -242,6 +242,9 @@ async def _store_one(
                     "auto_kind": mail.auto_kind,
                 },
             )
+            if stored_id is not None and mail.bounced_ids:
+                # The staff see the bounce in the reply's thread and the reply as failed.
+                await mail_store.mark_bounced(conn, tenant_id, mail.bounced_ids, mail.message_id)
             if stored_id is not None:
                 for att in mail.attachments:
                     await mail_store.insert_attachment(

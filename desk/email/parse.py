@@ -81,16 +81,30 @@ class ParsedMail:
     flags: list[str]
     auto_kind: str | None
     size_bytes: int
+    bounced_ids: list[str] = field(default_factory=list)
+    """For a bounce: our Message-IDs quoted in it (the replies that did not arrive)."""
 
     @property
     def needs_person(self) -> bool:
-        """Whether staff must look at it (it could not be read as mail should be)."""
-        return any(f in ("unparseable", "oversize") for f in self.flags)
+        """Whether staff must look at it: it could not be read as mail should be, or it
+        returns one of our replies."""
+        return bool(self.bounced_ids) or any(f in ("unparseable", "oversize") for f in self.flags)
 
 
 # --- ids ------------------------------------------------------------------------------------
 
 _ID_RE = re.compile(r"<[^<>\s]+>")
+
+
+_OUR_ID_IN_TEXT = re.compile(
+    rb"<" + re.escape(OUR_ID_PREFIX.encode()) + rb"[0-9a-f]{12}\.[0-9a-f]+@[A-Za-z0-9.-]+>",
+    re.IGNORECASE,
+)
+
+
+def our_ids_in(raw: bytes) -> list[str]:
+    """Our Message-IDs anywhere in a raw message (a bounce quotes the mail it returns)."""
+    return list(dict.fromkeys(m.decode("ascii") for m in _OUR_ID_IN_TEXT.findall(raw)))
 
 
 def message_ids(value: str | None) -> list[str]:
@@ -398,6 +412,7 @@ def _headers_only(msg: Message, raw: bytes, flags: list[str], own: frozenset[str
         return _unreadable(raw, flags)
     return ParsedMail(
         **env,
+        bounced_ids=_bounced(kind, raw, env["message_id"]),
         body_text="",
         body_html=None,
         clean_text="",
@@ -406,6 +421,12 @@ def _headers_only(msg: Message, raw: bytes, flags: list[str], own: frozenset[str
         auto_kind=kind,
         size_bytes=len(raw),
     )
+
+
+def _bounced(kind: str | None, raw: bytes, own_id: str) -> list[str]:
+    if kind != "bounce":
+        return []
+    return [i for i in our_ids_in(raw) if i != own_id]
 
 
 def _unreadable(raw: bytes, flags: list[str]) -> ParsedMail:
@@ -469,6 +490,7 @@ def _parse(
     kind = auto_kind(msg, env["from_address"], own)
     return ParsedMail(
         **env,
+        bounced_ids=_bounced(kind, raw, env["message_id"]),
         body_text=body_text,
         body_html=body_html,
         clean_text=strip_quoted(body_text) if body_text else "",

@@ -63,8 +63,11 @@ async def thread_for(
 ) -> tuple[ThreadRef, str]:
     """The thread ``mail`` joins (created if new) and how it was found: ``reference``,
     ``reference_token``, ``subject_token`` or ``new``."""
+    # A bounce rarely references the reply it returns, but quotes it: it joins that thread.
     refs = list(
-        dict.fromkeys([*mail.references, *([mail.in_reply_to] if mail.in_reply_to else [])])
+        dict.fromkeys(
+            [*mail.bounced_ids, *mail.references, *([mail.in_reply_to] if mail.in_reply_to else [])]
+        )
     )
     found = await mail_store.thread_by_message_ids(conn, tenant_id, refs)
     if found is not None:

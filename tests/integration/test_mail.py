@@ -472,6 +472,16 @@ async def test_an_auto_reply_loop_is_recorded_and_never_answered(
         await enqueue_reply(
             env.pool, env.tenant_id, env.mailbox_id, reply_to=ooo["id"], body_text="x"
         )
+    # The reply bounces: recorded in its thread for a person, and the reply is failed.
+    env.deliver(mails.bounce(out.message_id))
+    assert (await env.poll()).stored == 1
+    (dsn,) = await env.rows(
+        "SELECT auto_kind, thread_id, needs_person FROM mail_messages"
+        " WHERE message_id = '<dsn1@mx.customer.test>'"
+    )
+    assert dsn == {"auto_kind": "bounce", "thread_id": msg["thread_id"], "needs_person": True}
+    (state,) = await env.rows("SELECT state, last_error FROM mail_outbox WHERE id = %s", out.id)
+    assert state["state"] == "failed" and "bounced" in state["last_error"]
     # Our own address writing in (a loop through another system) is recorded as a loop.
     env.deliver(mails.plain(sender=SUPPORT, message_id="<fwd@elsewhere.test>"))
     await env.poll()

@@ -73,3 +73,22 @@ MALFORMED = (
 )
 
 GARBAGE = b"\x00\xff\xfe this is not a mail at all \x00\r\n\r\n\x00"
+
+
+def bounce(original_message_id: str, *, message_id: str = "<dsn1@mx.customer.test>") -> bytes:
+    """A delivery status notification returning one of our messages (RFC 3464)."""
+    return (
+        "From: MAILER-DAEMON@mx.customer.test\r\nTo: support@desk.test\r\n"
+        f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: {message_id}\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.customer.test\r\n\r\n"
+        "Final-Recipient: rfc822; alice@customer.test\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        "From: support@desk.test\r\nTo: alice@customer.test\r\n"
+        f"Message-ID: {original_message_id}\r\n"
+        "Subject: Re: Printer jams\r\n\r\n--B--\r\n"
+    ).encode()
