@@ -26,11 +26,11 @@ from typing import Any
 
 from imapclient import IMAPClient
 
-from desk.email.parse import ParsedMail, parse_message
-from desk.email.thread import thread_for
+from desk.email.parse import ParsedMail, derived_message_id, parse_message
+from desk.email.thread import new_token, thread_for
 from helpdesk import mail_store, mailboxes
 from helpdesk.config import Settings
-from helpdesk.db import DictPool
+from helpdesk.db import DictPool, connection_lost
 from helpdesk.mailboxes import Mailbox, SecretBox
 from helpdesk.tenancy import tenant_scope
 
@@ -172,11 +172,23 @@ async def poll_mailbox(
                     continue
                 raw = bytes(item.get(b"BODY[]") or b"")
                 result.seen += 1
-                await _store_one(
-                    pool, tenant_id, mailbox_id, uidvalidity, uid, raw, own, settings, result
-                )
-                if after_store is not None and result.stored_ids:
-                    await after_store(result.stored_ids[-1])
+                try:
+                    stored = await _store_one(
+                        pool, tenant_id, mailbox_id, uidvalidity, uid, raw, own, settings, result
+                    )
+                except Exception as exc:
+                    if connection_lost(exc):
+                        raise
+                    # The database refused what this message parsed into: keep it raw for
+                    # a person rather than retry it at every poll (a stopped mailbox).
+                    log.exception(
+                        "mailbox %s: UID %s could not be stored as parsed", mailbox_id, uid
+                    )
+                    stored = await _store_raw(
+                        pool, tenant_id, mailbox_id, uidvalidity, uid, raw, exc, result
+                    )
+                if after_store is not None and stored is not None:
+                    await after_store(stored)
     except Exception as exc:
         # The server went away mid-poll, refused us, or a database error: what is committed
         # stays committed, and the next poll resumes after it.
@@ -199,7 +211,7 @@ async def _store_one(
     own: frozenset[str],
     settings: Settings,
     result: PollResult,
-) -> None:
+) -> uuid.UUID | None:
     mail: ParsedMail = await asyncio.to_thread(
         parse_message,
         raw,
@@ -210,7 +222,7 @@ async def _store_one(
     async with tenant_scope(pool, tenant_id) as conn:
         row = await mail_store.lock_mailbox(conn, tenant_id, mailbox_id)
         if row["uidvalidity"] != uidvalidity or int(row["last_uid"]) >= uid:
-            return  # another poller committed it first
+            return None  # another poller committed it first
         stored_id: uuid.UUID | None = None
         if not await mail_store.message_exists(conn, tenant_id, mail.message_id):
             thread, _how = await thread_for(conn, tenant_id, mailbox_id, mail)
@@ -260,13 +272,64 @@ async def _store_one(
         await mail_store.advance_sync(conn, tenant_id, mailbox_id, uidvalidity, uid)
     if stored_id is None:
         result.duplicates += 1
-        return
+        return None
     result.stored += 1
     result.stored_ids.append(stored_id)
     if mail.needs_person:
         result.flagged += 1
     if mail.auto_kind:
         result.automatic += 1
+    return stored_id
+
+
+async def _store_raw(
+    pool: DictPool,
+    tenant_id: uuid.UUID,
+    mailbox_id: uuid.UUID,
+    uidvalidity: int,
+    uid: int,
+    raw: bytes,
+    error: BaseException,
+    result: PollResult,
+) -> uuid.UUID | None:
+    """Store ``raw`` with nothing parsed but its id, flagged ``store_failed`` for a person."""
+    message_id = derived_message_id(raw)
+    with contextlib.suppress(Exception):
+        message_id = parse_message(raw).message_id
+    async with tenant_scope(pool, tenant_id) as conn:
+        row = await mail_store.lock_mailbox(conn, tenant_id, mailbox_id)
+        if row["uidvalidity"] != uidvalidity or int(row["last_uid"]) >= uid:
+            return None
+        stored_id = None
+        if not await mail_store.message_exists(conn, tenant_id, message_id):
+            thread = await mail_store.create_thread(
+                conn, tenant_id, mailbox_id, reply_token=new_token(), subject="", contact_email=""
+            )
+            stored_id = await mail_store.insert_message(
+                conn,
+                tenant_id,
+                {
+                    "mailbox_id": mailbox_id,
+                    "thread_id": thread.id,
+                    "message_id": message_id,
+                    "message_id_derived": message_id.startswith("<derived."),
+                    "imap_uidvalidity": uidvalidity,
+                    "imap_uid": uid,
+                    "size_bytes": len(raw),
+                    "raw": raw,
+                    "body_text": f"(not stored as parsed: {type(error).__name__})",
+                    "flags": ["store_failed"],
+                    "needs_person": True,
+                },
+            )
+        await mail_store.advance_sync(conn, tenant_id, mailbox_id, uidvalidity, uid)
+    if stored_id is None:
+        result.duplicates += 1
+        return None
+    result.stored += 1
+    result.flagged += 1
+    result.stored_ids.append(stored_id)
+    return stored_id
 
 
 def _no_nul(text: str) -> str:

@@ -504,9 +504,14 @@ def _parse(
 def _attachment(part: EmailMessage, max_bytes: int) -> Attachment:
     ctype = part.get_content_type()
     try:
-        filename = part.get_filename() or ""
+        filename = _clean(part.get_filename() or "")
     except Exception:
         filename = ""
+    raw_disposition = _raw_header(part, "Content-Disposition") or ""
+    if _has_surrogates(raw_disposition):  # an undeclared 8-bit name: decode it as text is
+        match = re.search(r'filename\s*=\s*"?([^";\r\n]+)"?', _clean(raw_disposition))
+        if match:
+            filename = match.group(1).strip()
     try:
         data = part.get_payload(decode=True)
     except Exception:

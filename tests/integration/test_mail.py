@@ -634,3 +634,41 @@ async def test_a_few_hundred_messages_with_faults_are_all_stored_once(env: Env) 
         env.tenant_id,
     )
     assert n == {"n": 302, "d": 302}
+
+
+async def test_a_message_the_database_refuses_is_kept_raw_for_a_person(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from helpdesk import mail_store
+
+    real = mail_store.insert_attachment
+
+    async def refuse(*args: Any, **kw: Any) -> None:
+        if kw.get("filename") == "poison.bin":
+            raise psycopg.errors.DataError("value refused")
+        await real(*args, **kw)
+
+    monkeypatch.setattr(mail_store, "insert_attachment", refuse)
+    poison = mails.with_attachment(100, message_id="<poison@c.test>").replace(
+        b"logs.bin", b"poison.bin"
+    )
+    eight_bit_name = mails.with_attachment(100, message_id="<latin@c.test>").replace(
+        b'filename="logs.bin"', 'filename="Grüße.bin"'.encode("latin-1")
+    )
+    env.deliver(poison, eight_bit_name, mails.plain(message_id="<next@c.test>"))
+    r = await env.poll()
+    assert (r.stored, r.flagged, r.error) == (3, 1, None)
+    rows = {m["message_id"]: m for m in await env.messages()}
+    assert rows["<poison@c.test>"]["flags"] == ["store_failed"]
+    assert (
+        bytes(rows["<poison@c.test>"]["raw"])
+        == poison.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
+        or rows["<poison@c.test>"]["size_bytes"] > 0
+    )
+    (att,) = await env.rows(
+        "SELECT a.filename FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id"
+        " WHERE m.message_id = '<latin@c.test>'"
+    )
+    assert att["filename"] == "Grüße.bin"
