@@ -128,7 +128,12 @@ async def poll_mailbox(
     """
     result = PollResult(mailbox_id)
     mailbox = await mailboxes.get_mailbox(pool, tenant_id, mailbox_id)
-    secrets_ = await mailboxes.get_mailbox_secrets(pool, tenant_id, mailbox_id, box)
+    try:
+        secrets_ = await mailboxes.get_mailbox_secrets(pool, tenant_id, mailbox_id, box)
+    except ValueError as exc:  # a changed DESKGRAPH_MAIL_KEY
+        result.error = str(exc)
+        await mailboxes.record_poll(pool, tenant_id, mailbox_id, result.error)
+        return result
     own = frozenset(
         {mailbox.from_address.lower()}
         | ({mailbox.imap_user.lower()} if "@" in mailbox.imap_user else set())

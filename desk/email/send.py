@@ -224,7 +224,7 @@ async def _deliver(
         # The server answered with a refusal: it did not take the message.
         state = "failed" if 500 <= exc.code < 600 else "pending"
         return state, f"SMTP {exc.code}: {exc.message}"
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+    except Exception as exc:  # a network error, a timeout, or anything unforeseen
         if in_data:
             return "uncertain", (
                 f"the connection broke while the message was being handed over"
@@ -262,16 +262,20 @@ async def send_pending(
             row = await mail_store.claim_outbox(conn, tenant_id, mailbox_id)
         if row is None:
             break
-        if row.mailbox_id not in cache:
-            mb = await mailboxes.get_mailbox(pool, tenant_id, row.mailbox_id)
-            secret = await mailboxes.get_mailbox_secrets(pool, tenant_id, row.mailbox_id, box)
-            cache[row.mailbox_id] = (mb, secret.smtp_password)
-        mb, password = cache[row.mailbox_id]
         error: str | None
-        if not mb.smtp_host:
-            state, error = "failed", "the mailbox has no SMTP server"
+        try:
+            if row.mailbox_id not in cache:
+                mb = await mailboxes.get_mailbox(pool, tenant_id, row.mailbox_id)
+                secret = await mailboxes.get_mailbox_secrets(pool, tenant_id, row.mailbox_id, box)
+                cache[row.mailbox_id] = (mb, secret.smtp_password)
+        except Exception as exc:  # e.g. a changed DESKGRAPH_MAIL_KEY: nothing was sent
+            state, error = "pending", f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
         else:
-            state, error = await _deliver(mb, password, row, settings.mail_timeout_s)
+            mb, password = cache[row.mailbox_id]
+            if not mb.smtp_host:
+                state, error = "failed", "the mailbox has no SMTP server"
+            else:
+                state, error = await _deliver(mb, password, row, settings.mail_timeout_s)
         if state == "pending" and row.attempts >= MAX_ATTEMPTS:
             state, error = "failed", f"gave up after {row.attempts} attempts: {error}"
         async with tenant_scope(pool, tenant_id) as conn:

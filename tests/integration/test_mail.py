@@ -206,6 +206,10 @@ async def test_passwords_are_encrypted_at_rest_and_never_listed(env: Env) -> Non
     other = SecretBox(Fernet.generate_key())
     with pytest.raises(ValueError, match="DESKGRAPH_MAIL_KEY"):
         await mailboxes.get_mailbox_secrets(env.pool, env.tenant_id, env.mailbox_id, other)
+    r = await poll_mailbox(
+        env.pool, env.tenant_id, env.mailbox_id, box=other, settings=env.settings
+    )
+    assert r.error and "DESKGRAPH_MAIL_KEY" in r.error and "secret" not in r.error
     mb = await mailboxes.get_mailbox(env.pool, env.tenant_id, "support")
     assert "ok" in await fetch.check_imap(mb, "secret")
 
@@ -383,6 +387,13 @@ async def test_smtp_refusing_then_accepting_sends_exactly_once(
         body_text="Restart it.",
         approved_by="agent@desk.test",
     )
+    # A wrong key: nothing sent, the row waits (it is not "uncertain": no server was reached).
+    wrong = SecretBox(Fernet.generate_key())
+    r = await send_pending(env.pool, env.tenant_id, box=wrong, settings=env.settings)
+    assert (r.sent, r.retried, r.uncertain) == (0, 1, 0) and recorder.received == []
+    await env.rows(
+        "UPDATE mail_outbox SET next_attempt_at = now() WHERE id = %s RETURNING id", row.id
+    )
     recorder.refuse = 1
     r = await send_pending(env.pool, env.tenant_id, box=env.box, settings=env.settings)
     assert (r.sent, r.retried) == (0, 1) and recorder.received == []
@@ -405,7 +416,7 @@ async def test_smtp_refusing_then_accepting_sends_exactly_once(
     (out,) = await env.rows(
         "SELECT state, attempts, sent_at FROM mail_outbox WHERE id = %s", row.id
     )
-    assert out["state"] == "sent" and out["attempts"] == 2 and out["sent_at"] is not None
+    assert out["state"] == "sent" and out["attempts"] == 3 and out["sent_at"] is not None
 
     # A permanent refusal fails the row; a claim that never came back becomes uncertain.
     recorder.refuse_permanently = True
