@@ -7,6 +7,7 @@ with the same subject."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import uuid
@@ -79,8 +80,15 @@ class Recorder:
         self.received: list[bytes] = []
         self.refuse = 0
         self.refuse_permanently = False
+        self.slow_s = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.slow_s:
+            # Accepts, but answers after the client gave up: the "crash after the server
+            # accepted it" window, seen from the sender.
+            self.received.append(bytes(envelope.original_content or envelope.content))
+            await asyncio.sleep(self.slow_s)
+            return "250 OK"
         if self.refuse_permanently:
             return "554 5.7.1 rejected"
         if self.refuse > 0:
@@ -443,6 +451,25 @@ async def test_smtp_refusing_then_accepting_sends_exactly_once(
         )
     }
     assert states == {row.id: "sent", row2.id: "failed", row3.id: "uncertain"}
+    # The server takes the message but its answer never arrives: uncertain, not sent again.
+    recorder.slow_s = 2.0
+    row4 = await enqueue_reply(
+        env.pool, env.tenant_id, env.mailbox_id, reply_to=msg["id"], body_text="Four"
+    )
+    impatient = env.settings.model_copy(update={"mail_timeout_s": 0.5})
+    r = await send_pending(env.pool, env.tenant_id, box=env.box, settings=impatient)
+    assert r.uncertain == 1 and len(recorder.received) == 2
+    recorder.slow_s = 0.0
+    await env.rows(
+        "UPDATE mail_outbox SET next_attempt_at = now() WHERE tenant_id = %s RETURNING id",
+        env.tenant_id,
+    )
+    assert (
+        await send_pending(env.pool, env.tenant_id, box=env.box, settings=env.settings)
+    ).sent == 0
+    (out4,) = await env.rows("SELECT state, last_error FROM mail_outbox WHERE id = %s", row4.id)
+    assert out4["state"] == "uncertain" and "may have accepted" in out4["last_error"]
+    assert len(recorder.received) == 2
     mb = await mailboxes.get_mailbox(env.pool, env.tenant_id, env.mailbox_id)
     assert "SMTP ok" in await send.check_smtp(mb, None)
 
