@@ -710,3 +710,11 @@ async def test_a_message_the_database_refuses_is_kept_raw_for_a_person(
         " WHERE m.message_id = '<latin@c.test>'"
     )
     assert att["filename"] == "Grüße.bin"
+
+
+async def test_two_pollers_of_one_mailbox_store_each_message_once(env: Env) -> None:
+    env.deliver(*[mails.plain(message_id=f"<par{i}@c.test>") for i in range(30)])
+    a, b = await asyncio.gather(env.poll(), env.poll())
+    assert a.error is None and b.error is None
+    assert a.stored + b.stored == 30
+    assert [m["imap_uid"] for m in await env.messages()] == list(range(1, 31))
