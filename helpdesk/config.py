@@ -230,6 +230,13 @@ class Settings(BaseSettings):
         description="A fetched message larger than this is stored raw, unparsed, flagged for a"
         " person.",
     )
+    mail_keep_raw_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_KEEP_RAW_BYTES",
+        description="A message larger than this is not downloaded: only its header is fetched"
+        " and kept (flagged oversize, raw_truncated); it stays on the server.",
+    )
     mail_max_attachment_bytes: int = Field(
         default=15 * 1024 * 1024,
         gt=0,

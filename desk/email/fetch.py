@@ -168,18 +168,33 @@ async def poll_mailbox(
         if max_messages is not None:
             uids = uids[:max_messages]
         for start in range(0, len(uids), FETCH_SIZES_BATCH):
-            for uid in uids[start : start + FETCH_SIZES_BATCH]:
-                fetched = await asyncio.to_thread(imap.fetch, [uid], ["BODY.PEEK[]"])
+            chunk = uids[start : start + FETCH_SIZES_BATCH]
+            sizes = await asyncio.to_thread(imap.fetch, chunk, ["RFC822.SIZE"])
+            for uid in chunk:
+                size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+                # Past the keep limit only the header comes down (the rest stays on the server).
+                part = b"BODY[HEADER]" if size > settings.mail_keep_raw_bytes else b"BODY[]"
+                what = "BODY.PEEK[HEADER]" if part == b"BODY[HEADER]" else "BODY.PEEK[]"
+                fetched = await asyncio.to_thread(imap.fetch, [uid], [what])
                 item = fetched.get(uid)
                 if item is None:  # expunged between SEARCH and FETCH
                     async with tenant_scope(pool, tenant_id) as conn:
                         await mail_store.advance_sync(conn, tenant_id, mailbox_id, uidvalidity, uid)
                     continue
-                raw = bytes(item.get(b"BODY[]") or b"")
+                raw = bytes(item.get(part) or b"")
                 result.seen += 1
                 try:
                     stored = await _store_one(
-                        pool, tenant_id, mailbox_id, uidvalidity, uid, raw, own, settings, result
+                        pool,
+                        tenant_id,
+                        mailbox_id,
+                        uidvalidity,
+                        uid,
+                        raw,
+                        own,
+                        settings,
+                        result,
+                        size=size if part == b"BODY[HEADER]" else None,
                     )
                 except Exception as exc:
                     if connection_lost(exc):
@@ -216,6 +231,7 @@ async def _store_one(
     own: frozenset[str],
     settings: Settings,
     result: PollResult,
+    size: int | None = None,
 ) -> uuid.UUID | None:
     mail: ParsedMail = await asyncio.to_thread(
         parse_message,
@@ -223,6 +239,7 @@ async def _store_one(
         own_addresses=own,
         max_message_bytes=settings.mail_max_message_bytes,
         max_attachment_bytes=settings.mail_max_attachment_bytes,
+        size=size,
     )
     async with tenant_scope(pool, tenant_id) as conn:
         row = await mail_store.lock_mailbox(conn, tenant_id, mailbox_id)

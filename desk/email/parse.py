@@ -359,16 +359,24 @@ def parse_message(
     own_addresses: frozenset[str] = frozenset(),
     max_message_bytes: int = 25 * 1024 * 1024,
     max_attachment_bytes: int = 15 * 1024 * 1024,
+    size: int | None = None,
 ) -> ParsedMail:
-    """Parse ``raw``; never raises for bad mail (flags say what was wrong)."""
-    size = len(raw)
+    """Parse ``raw``; never raises for bad mail (flags say what was wrong).
+
+    ``size`` is the message's real size when ``raw`` is only its header (a message too large
+    to download, see :mod:`desk.email.fetch`): it is then oversize and ``raw_truncated``.
+    """
+    size = max(size or 0, len(raw))
     flags: list[str] = []
     try:
         msg: Any = email.message_from_bytes(raw, policy=policy.default)
     except Exception:
         return _unreadable(raw, ["unparseable"])
-    if size > max_message_bytes:
-        return _headers_only(msg, raw, ["oversize"], own_addresses)
+    if size > max_message_bytes or size > len(raw):
+        oversize = ["oversize", "raw_truncated"] if size > len(raw) else ["oversize"]
+        parsed = _headers_only(msg, raw, oversize, own_addresses)
+        parsed.size_bytes = size
+        return parsed
     try:
         return _parse(msg, raw, flags, own_addresses, max_attachment_bytes)
     except Exception:

@@ -350,6 +350,18 @@ async def test_a_10_mb_attachment_is_kept_and_an_oversize_mail_is_flagged_not_st
     )
     assert row["flags"] == ["oversize"] and row["needs_person"]
     assert row["raw_len"] == row["size_bytes"] > 2_000_000
+    # Past the keep limit only the header is downloaded and kept.
+    tiny = small.model_copy(update={"mail_keep_raw_bytes": 1_500_000})
+    env.deliver(mails.with_attachment(2_000_000, message_id="<big3@c.test>"))
+    r = await env.poll(settings=tiny)
+    assert (r.stored, r.flagged, r.error) == (1, 1, None)
+    (row,) = await env.rows(
+        "SELECT flags, needs_person, length(raw) AS raw_len, size_bytes, subject"
+        " FROM mail_messages WHERE message_id = '<big3@c.test>'"
+    )
+    assert row["flags"] == ["oversize", "raw_truncated"] and row["needs_person"]
+    assert row["raw_len"] < 2000 < 2_000_000 < row["size_bytes"]
+    assert row["subject"] == "Logs attached"
 
 
 async def test_malformed_mime_and_odd_charsets_are_stored_and_never_stop_the_mailbox(
