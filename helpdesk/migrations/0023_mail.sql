@@ -42,7 +42,7 @@ CREATE TABLE mail_threads (
     contact_email    text NOT NULL,
     -- Links for the ticket desk and the conversation layer, filled in when they are wired.
     conversation_id  uuid REFERENCES conversations (id) ON DELETE SET NULL,
-    ticket_id        uuid,
+    ticket_id        uuid REFERENCES tickets (id) ON DELETE SET NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
