@@ -224,6 +224,47 @@ class Settings(BaseSettings):
         description="argon2id memory per hash (KiB).",
     )
 
+    mail_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="DESKGRAPH_MAIL_KEY",
+        description="Fernet key (urlsafe base64, 32 bytes) that encrypts mailbox passwords at"
+        " rest. Unset: generated once, kept in data_dir/mail_key (mode 0600). Losing it means"
+        " re-entering every mailbox password.",
+    )
+    mail_max_message_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_MAX_MESSAGE_BYTES",
+        description="A fetched message larger than this is stored raw, unparsed, flagged for a"
+        " person.",
+    )
+    mail_keep_raw_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_KEEP_RAW_BYTES",
+        description="A message larger than this is not downloaded: only its header is fetched"
+        " and kept (flagged oversize, raw_truncated); it stays on the server.",
+    )
+    mail_max_attachment_bytes: int = Field(
+        default=15 * 1024 * 1024,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_MAX_ATTACHMENT_BYTES",
+        description="An attachment larger than this is recorded (name, type, size) but not kept.",
+    )
+    mail_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_TIMEOUT_S",
+        description="Socket timeout of IMAP and SMTP connections.",
+    )
+    mail_send_claim_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_SEND_CLAIM_S",
+        description="An outbox row claimed for sending longer ago than this, and never marked,"
+        " is set 'uncertain' for a person (never sent again automatically).",
+    )
+
     @property
     def llm_enabled(self) -> bool:
         """True when an OpenAI key or an OpenAI-compatible base URL is configured."""
