@@ -6,7 +6,10 @@ near-synonym intents) feed one softmax layer trained by mini-batch Adam in numpy
 combines the ``out_of_scope`` class, the top probability and the similarity of the nearest
 examples, with a threshold that declines at most ``false_decline_budget`` of the in-scope
 messages answered correctly; a message unlike every example (``min_similarity``) is out of scope
-whatever the training data. Deterministic for a given training set.
+whatever the training data. The ``out_of_scope`` class also learns from a background of varied
+off-topic messages written for this project (``nlp/data/off_topic.txt``), less those within
+``background_cut`` cosine of any in-scope example, so off-topic subjects no tenant listed are
+still recognised. Deterministic for a given training set.
 
 Why this method, the figures and what was tried and dropped (fine-tuning MiniLM, SVMs,
 character n-grams): docs/decisions/intent-classifier.md.
@@ -28,6 +31,8 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 OUT_OF_SCOPE = "out_of_scope"
+BACKGROUND_FILE = Path(__file__).with_name("data") / "off_topic.txt"
+"""Off-topic messages written for this project, one a line (``#`` comments): the background."""
 OOS_ALIASES = frozenset({"out_of_scope", "oos", "out-of-scope", "outofscope"})
 """Labels read as out of scope (case-insensitive): our own name and CLINC150's ``oos``."""
 
@@ -143,6 +148,15 @@ class ClassifierConfig:
     """The out-of-scope detector's threshold never goes below this (2:1 odds)."""
     min_oos_examples: int = 6
     """Fewer out-of-scope rows than this train no detector (too few to set a threshold)."""
+    background: bool = True
+    """Add the background off-topic messages (``BACKGROUND_FILE``) as out-of-scope rows."""
+    background_cut: float = 0.6
+    """A background message at least this similar (cosine) to an in-scope example is dropped:
+    a business whose intents include the weather keeps them. Chosen a priori, not tuned."""
+    background_share: float = 0.5
+    """At most this many background rows per in-scope row (evenly spaced through the file):
+    a tenant with a few hundred examples is not outnumbered by off-topic ones, whose class
+    prior would then decline its real requests."""
     seed: int = 0
 
 
@@ -168,8 +182,11 @@ class IntentClassifier:
         self.config = cfg
         self._embeddings = embeddings
         self._fitted: _Fitted | None = None
+        self._background: np.ndarray | None = None
         self.labels: list[str] = []
         """The in-scope intents, sorted."""
+        self.background_kept = 0
+        """How many background messages the last ``fit`` trained on (after the cut)."""
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> IntentClassifier:
         """Train on examples; out-of-scope labels (``out_of_scope``, ``oos``) form their own class.
@@ -198,9 +215,40 @@ class IntentClassifier:
             )
         if len(set(y.tolist())) < 2:
             raise ValueError("need examples of at least two intents")
-        self._fitted = _train(_unit(np.asarray(vectors, np.float32)), list(texts), y, self.config)
+        units, texts = _unit(np.asarray(vectors, np.float32)), list(texts)
+        if self.config.background:
+            units, texts, y = self._with_background(units, texts, y)
+        self._fitted = _train(units, texts, y, self.config)
         self.labels = sorted(set(y.tolist()) - {OUT_OF_SCOPE})
         return self
+
+    def _with_background(
+        self, vectors: np.ndarray, texts: list[str], y: np.ndarray
+    ) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """The training rows plus the background messages not near any in-scope example."""
+        bg_texts = list(background_examples())
+        if self._background is None:
+            embedded = self._embeddings.embed_documents(bg_texts)
+            self._background = _unit(np.asarray(embedded, np.float32))
+        in_scope = vectors[y != OUT_OF_SCOPE]
+        nearest = _neighbour_similarity(self._background, in_scope, 1)[1]
+        seen = set(texts)
+        keep = [
+            i
+            for i, t in enumerate(bg_texts)
+            if nearest[i] < self.config.background_cut and t not in seen
+        ]
+        most = int(self.config.background_share * len(in_scope))
+        if len(keep) > most:
+            keep = [keep[int(j)] for j in np.linspace(0, len(keep) - 1, most).round()]
+        self.background_kept = len(keep)
+        if not keep:
+            return vectors, texts, y
+        return (
+            np.concatenate([vectors, self._background[keep]]),
+            texts + [bg_texts[i] for i in keep],
+            np.asarray(y.tolist() + [OUT_OF_SCOPE] * len(keep)),
+        )
 
     async def apredict(self, text: str, vector: np.ndarray | None = None) -> IntentPrediction:
         """Classify one message (``vector``: its embedding, when the caller has it already)."""
@@ -220,6 +268,13 @@ class IntentClassifier:
         if self._fitted is None:
             raise RuntimeError("IntentClassifier.fit must be called before predicting")
         return self._fitted.decide(_unit(np.asarray(vectors, np.float32)), list(texts))
+
+
+@lru_cache(maxsize=1)
+def background_examples() -> tuple[str, ...]:
+    """The background off-topic messages (``BACKGROUND_FILE``), in file order."""
+    lines = BACKGROUND_FILE.read_text(encoding="utf-8").splitlines()
+    return tuple(dict.fromkeys(t for line in lines if (t := line.strip()) and t[0] != "#"))
 
 
 # --- training -------------------------------------------------------------------------------

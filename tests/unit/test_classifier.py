@@ -26,6 +26,7 @@ from nlp.classifier import (
     _fit_detector,
     _neighbour_similarity,
     _oos_signals,
+    background_examples,
     read_examples,
 )
 from tests.support.intent_rows import synthetic_rows
@@ -109,10 +110,38 @@ def test_out_of_scope_decision_follows_the_detector(trained: IntentClassifier) -
 
 def test_without_out_of_scope_examples_only_unseen_text_is_out_of_scope() -> None:
     rows = synthetic_rows(with_oos=False)
-    clf = IntentClassifier(HashEmbeddings()).fit([t for t, _ in rows], [i for _, i in rows])
+    config = ClassifierConfig(background=False)
+    clf = IntentClassifier(HashEmbeddings(), config=config)
+    clf.fit([t for t, _ in rows], [i for _, i in rows])
+    assert clf.background_kept == 0
     near, far = clf.predict_many(["schedule my appointment", "zebra quantum saxophone"])
     assert near.intent == "booking" and not near.out_of_scope
     assert far.out_of_scope  # below min_similarity to every example
+
+
+def test_background_off_topic_rows_train_the_out_of_scope_class() -> None:
+    """Without any out-of-scope rows of its own, a classifier still learns off-topic subjects
+    from the background file; background rows near an in-scope example are dropped."""
+    background = background_examples()
+    assert len(background) >= 300 and all(t and not t.startswith("#") for t in background)
+    rows = synthetic_rows(with_oos=False)
+    texts, labels = [t for t, _ in rows], [i for _, i in rows]
+    clf = IntentClassifier(HashEmbeddings()).fit(texts, labels)
+    assert clf.labels == ["billing", "booking", "hours"]
+    assert 0 < clf.background_kept <= len(background)
+    fitted = clf._fitted
+    assert fitted is not None and OUT_OF_SCOPE in fitted.classes
+    probe = ["how far away is the moon", "what's a good recipe for chicken curry"]
+    assert all(p.out_of_scope for p in clf.predict_many(probe))
+    (in_scope,) = clf.predict_many(["schedule my appointment"])
+    assert in_scope.intent == "booking" and not in_scope.out_of_scope
+    # A tenant whose intents are about the weather keeps its weather questions.
+    weather = [(f"{t} please", "weather") for t in background if "rain" in t or "forecast" in t]
+    assert weather
+    clf = IntentClassifier(HashEmbeddings(), config=ClassifierConfig(background_cut=0.5))
+    clf.fit(texts + [t for t, _ in weather], labels + [i for _, i in weather])
+    assert clf.background_kept < len(background)
+    assert clf.predict_many([weather[0][0]])[0].intent == "weather"
 
 
 def test_training_is_deterministic() -> None:
