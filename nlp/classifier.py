@@ -442,13 +442,17 @@ def _neighbour_similarity(
     return mean_k, top
 
 
-def _oos_signals(probs: np.ndarray, oos_col: int | None, mean_k: np.ndarray) -> np.ndarray:
+def _oos_signals(
+    probs: np.ndarray, oos_col: int | None, mean_k: np.ndarray, oos_k: np.ndarray | None = None
+) -> np.ndarray:
     """The out-of-scope detector's inputs: log-odds of the top in-scope probability, p(oos),
-    and the mean cosine of the nearest in-scope examples."""
+    the mean cosine of the nearest in-scope examples, and of the nearest out-of-scope ones
+    (background included; zeros when not given)."""
     in_scope = probs if oos_col is None else np.delete(probs, oos_col, axis=1)
     top = np.clip(in_scope.max(axis=1), 1e-9, 1 - 1e-9)
     p_oos = probs[:, oos_col] if oos_col is not None else np.zeros(len(probs))
-    return np.stack([np.log(top / (1 - top)), p_oos, mean_k], axis=1)
+    near_oos = np.zeros(len(probs)) if oos_k is None else oos_k
+    return np.stack([np.log(top / (1 - top)), p_oos, mean_k, near_oos], axis=1)
 
 
 @dataclass
@@ -459,6 +463,8 @@ class _Fitted:
     temperature: float
     in_scope: np.ndarray
     """Unit embeddings of the in-scope training rows (nearest-neighbour similarity)."""
+    off_topic: np.ndarray
+    """Unit embeddings of the out-of-scope training rows, background included."""
     detector: Any
     """Logistic regression on ``_oos_signals``, or None without enough out-of-scope rows."""
     threshold: float
@@ -468,13 +474,14 @@ class _Fitted:
         with _one_blas_thread():
             logits = self.model.logits(self.features.dense(vectors), self.features.sparse(texts))
             mean_k, nearest = _neighbour_similarity(vectors, self.in_scope, self.cfg.neighbours)
+            oos_k = _neighbour_similarity(vectors, self.off_topic, self.cfg.neighbours)[0]
         probs = _softmax(logits, self.temperature)
         oos_col = _oos_column(self.classes)
         p_detect = None
         if self.detector is not None:
             # predict_proba of a binary logistic regression, without scikit-learn's per-call
             # input validation (about a millisecond, as much as the rest of a prediction)
-            score = _oos_signals(probs, oos_col, mean_k) @ self.detector.coef_[0]
+            score = _oos_signals(probs, oos_col, mean_k, oos_k) @ self.detector.coef_[0]
             p_detect = 1.0 / (1.0 + np.exp(-(score + self.detector.intercept_[0])))
         out = []
         for i in range(len(texts)):
@@ -513,8 +520,9 @@ def _out_of_fold(
     n_classes: int,
     oos: int | None,
     cfg: ClassifierConfig,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Held-out logits and neighbour similarity of every row (k-fold), or None if too few rows."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Held-out logits and neighbour similarities (in scope, out of scope) of every row (k-fold),
+    or None if too few rows."""
     from sklearn.model_selection import StratifiedKFold
 
     counts = np.bincount(y, minlength=n_classes)
@@ -522,6 +530,7 @@ def _out_of_fold(
         return None
     logits = np.zeros((len(y), n_classes))
     mean_k = np.zeros(len(y), np.float32)
+    oos_k = np.zeros(len(y), np.float32)
     folds = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     with warnings.catch_warnings():
         # An intent with fewer rows than folds is fine: it is missing from some training folds.
@@ -537,16 +546,23 @@ def _out_of_fold(
         )
         reference = vectors[train_idx][y[train_idx] != (-1 if oos is None else oos)]
         mean_k[held_idx] = _neighbour_similarity(held_vectors, reference, cfg.neighbours)[0]
-    return logits, mean_k
+        off_topic = vectors[train_idx][y[train_idx] == (-1 if oos is None else oos)]
+        oos_k[held_idx] = _neighbour_similarity(held_vectors, off_topic, cfg.neighbours)[0]
+    return logits, mean_k, oos_k
 
 
 def _fit_detector(
-    probs: np.ndarray, y: np.ndarray, oos: int, mean_k: np.ndarray, cfg: ClassifierConfig
+    probs: np.ndarray,
+    y: np.ndarray,
+    oos: int,
+    mean_k: np.ndarray,
+    cfg: ClassifierConfig,
+    oos_k: np.ndarray | None = None,
 ) -> tuple[Any, float]:
     """The out-of-scope detector and its threshold, from held-out predictions."""
     from sklearn.linear_model import LogisticRegression
 
-    signals = _oos_signals(probs, oos, mean_k)
+    signals = _oos_signals(probs, oos, mean_k, oos_k)
     is_oos = y == oos
     # Balanced weights: out-of-scope rows are typically a few percent of the training set.
     detector = LogisticRegression(class_weight="balanced", max_iter=1000).fit(signals, is_oos)
@@ -570,17 +586,18 @@ def _train(
     temperature, detector, threshold = 1.0, None, 1.0
     held = _out_of_fold(vectors, texts, y, len(classes), oos, cfg)
     if held is not None:
-        logits, mean_k = held
+        logits, mean_k, oos_k = held
         temperature = _fit_temperature(logits, y)
         if oos is not None and int((y == oos).sum()) >= cfg.min_oos_examples:
             probs = _softmax(logits, temperature)
-            detector, threshold = _fit_detector(probs, y, oos, mean_k, cfg)
+            detector, threshold = _fit_detector(probs, y, oos, mean_k, cfg, oos_k)
     return _Fitted(
         features=features,
         model=model,
         classes=classes,
         temperature=temperature,
         in_scope=vectors[labels != OUT_OF_SCOPE],
+        off_topic=vectors[labels == OUT_OF_SCOPE],
         detector=detector,
         threshold=threshold,
         cfg=cfg,
