@@ -4,12 +4,13 @@ MiniLM embeddings (meaning) and TF-IDF word uni- and bi-grams (the exact words t
 near-synonym intents) feed one softmax layer trained by mini-batch Adam in numpy
 (:class:`_Linear`); its confidence is temperature-scaled on out-of-fold predictions. Out of scope
 combines the ``out_of_scope`` class, the top probability and the similarity of the nearest
-examples, with a threshold that declines at most ``false_decline_budget`` of the in-scope
-messages answered correctly; a message unlike every example (``min_similarity``) is out of scope
-whatever the training data. The ``out_of_scope`` class also learns from a background of varied
-off-topic messages written for this project (``nlp/data/off_topic.txt``), less those within
-``background_cut`` cosine of any in-scope example, so off-topic subjects no tenant listed are
-still recognised. Deterministic for a given training set.
+in-scope and out-of-scope examples, with a threshold that declines at most
+``false_decline_budget`` of the in-scope messages answered correctly; a message unlike every
+example (``min_similarity``) is out of scope whatever the training data. The ``out_of_scope``
+class also learns from a background of varied off-topic messages written for this project
+(``nlp/data/off_topic.txt``), less those within ``background_cut`` cosine of any in-scope
+example, so off-topic subjects no tenant listed are still recognised. Deterministic for a given
+training set.
 
 Why this method, the figures and what was tried and dropped (fine-tuning MiniLM, SVMs,
 character n-grams): docs/decisions/intent-classifier.md.
@@ -228,8 +229,7 @@ class IntentClassifier:
         """The training rows plus the background messages not near any in-scope example."""
         bg_texts = list(background_examples())
         if self._background is None:
-            embedded = self._embeddings.embed_documents(bg_texts)
-            self._background = _unit(np.asarray(embedded, np.float32))
+            self._background = _background_vectors(self._embeddings, bg_texts)
         in_scope = vectors[y != OUT_OF_SCOPE]
         nearest = _neighbour_similarity(self._background, in_scope, 1)[1]
         seen = set(texts)
@@ -275,6 +275,21 @@ def background_examples() -> tuple[str, ...]:
     """The background off-topic messages (``BACKGROUND_FILE``), in file order."""
     lines = BACKGROUND_FILE.read_text(encoding="utf-8").splitlines()
     return tuple(dict.fromkeys(t for line in lines if (t := line.strip()) and t[0] != "#"))
+
+
+_BACKGROUND_VECTORS: list[tuple[Embeddings, np.ndarray]] = []
+
+
+def _background_vectors(embeddings: Embeddings, texts: list[str]) -> np.ndarray:
+    """The background's unit embeddings, embedded once per embeddings object (the process
+    trains one classifier per tenant with the same model; the last 4 models are kept)."""
+    for model, vectors in _BACKGROUND_VECTORS:
+        if model is embeddings and len(vectors) == len(texts):
+            return vectors
+    vectors = _unit(np.asarray(embeddings.embed_documents(texts), np.float32))
+    _BACKGROUND_VECTORS.append((embeddings, vectors))
+    del _BACKGROUND_VECTORS[:-4]
+    return vectors
 
 
 # --- training -------------------------------------------------------------------------------
