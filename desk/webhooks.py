@@ -71,7 +71,11 @@ def backoff(attempts: int) -> timedelta:
 
 async def _public(url: str) -> str | None:
     """None when ``url``'s host is a public address, else why not."""
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+        host.encode("idna")
+    except (ValueError, UnicodeError) as exc:
+        return f"not a host name one can send to: {exc}"
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError as exc:
@@ -89,9 +93,11 @@ async def deliver_due(
     client: httpx.AsyncClient | None = None,
     allow_private: bool = False,
     now: datetime | None = None,
+    tenant_id: uuid.UUID | None = None,
 ) -> dict[str, int]:
-    """Send the deliveries that are due (one batch, every tenant: run as the tables' owner);
-    return counts by outcome."""
+    """Send the deliveries that are due (one batch; every tenant's, run as the tables' owner,
+    or one tenant's); return counts by outcome. One endpoint that cannot be reached, or whose
+    address is malformed, never stops the others' deliveries."""
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     own = client is None
     http = client or httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False)
@@ -101,8 +107,9 @@ async def deliver_due(
                 "SELECT d.id, d.kind, d.body, d.attempts, e.url, e.secret"
                 " FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
                 " WHERE d.status = 'pending' AND d.next_attempt_at <= %s"
+                " AND (%s::uuid IS NULL OR d.tenant_id = %s)"
                 " ORDER BY d.next_attempt_at LIMIT %s FOR UPDATE OF d SKIP LOCKED",
-                (now or datetime.now(UTC), BATCH),
+                (now or datetime.now(UTC), tenant_id, tenant_id, BATCH),
             )
             for d in await cur.fetchall():
                 outcome = await _send(http, d, allow_private)
@@ -129,7 +136,7 @@ async def _send(http: httpx.AsyncClient, d: dict[str, Any], allow_private: bool)
     }
     try:
         r = await http.post(d["url"], content=d["body"].encode(), headers=headers)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # unreachable, refused, timed out, or a URL it cannot send to
         d["_error"] = f"{type(exc).__name__}: {exc}"[:500]
         return "failed" if d["attempts"] + 1 >= MAX_ATTEMPTS else "retry"
     d["_status"] = r.status_code

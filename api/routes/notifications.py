@@ -18,9 +18,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import ServicesDep
 from api.errors import ApiError, responses
@@ -58,8 +59,21 @@ class PreferencesIn(_In):
     preferences: dict[str, Choice] = Field(max_length=len(notifications.KINDS))
 
 
+def _sendable(url: str) -> str:
+    """An http(s) URL with a host name DNS can carry (IDNA) and no credentials in it."""
+    try:
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ValueError(f"not a URL a webhook can be sent to: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise ValueError("a webhook URL is http:// or https:// with a host")
+    if parts.userinfo:
+        raise ValueError("put no credentials in the URL: the signature authenticates the desk")
+    return url
+
+
 class WebhookIn(_In):
-    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s/$.?#][^\s]*$")
+    url: Annotated[str, AfterValidator(_sendable)] = Field(min_length=8, max_length=2000)
     events: list[str] = Field(default_factory=list, max_length=len(notifications.KINDS))
 
 

@@ -124,17 +124,18 @@ async def test_who_is_told_what_and_the_webhook_gets_it_signed_once_delivered(li
             assert r.json() == []
 
         # the webhook: four notifications, the first refused once and retried later
-        first = await webhooks.deliver_due(services.pool, allow_private=True)
+        first = await webhooks.deliver_due(services.pool, allow_private=True, tenant_id=tid)
         assert first == {"delivered": 3, "retry": 1, "failed": 0}
-        assert await webhooks.deliver_due(services.pool, allow_private=True) == {
+        assert await webhooks.deliver_due(services.pool, allow_private=True, tenant_id=tid) == {
             "delivered": 0,
             "retry": 0,
             "failed": 0,
         }  # fmt: skip  (the retry waits its backoff)
         later = datetime.now(UTC) + timedelta(seconds=31)
-        assert await webhooks.deliver_due(services.pool, allow_private=True, now=later) == {
-            "delivered": 1, "retry": 0, "failed": 0,
-        }  # fmt: skip
+        again = await webhooks.deliver_due(
+            services.pool, allow_private=True, now=later, tenant_id=tid
+        )
+        assert again == {"delivered": 1, "retry": 0, "failed": 0}
         assert len(receiver.got) == 5
         ids = [json.loads(body)["id"] for _, body in receiver.got]
         assert len(set(ids)) == 4 and ids[0] == ids[4]  # the retry is the same event
@@ -161,7 +162,16 @@ async def test_who_is_told_what_and_the_webhook_gets_it_signed_once_delivered(li
             assert r.status_code == 404
             r = client.post("/v1/admin/webhooks", json={"url": receiver.url}, headers=bearer(alice))
             assert r.status_code == 403  # an agent may not add webhooks
-        assert (await webhooks.deliver_due(services.pool, allow_private=True))["delivered"] == 1
+            for bad in (
+                "ftp://example.com/x",
+                "http://user:pw@example.com/x",
+                "http://\U000be337/",
+            ):
+                r = client.post("/v1/admin/webhooks", json={"url": bad}, headers=admin)
+                assert r.status_code == 422, (bad, r.text)
+        assert (await webhooks.deliver_due(services.pool, allow_private=True, tenant_id=tid))[
+            "delivered"
+        ] == 1
         assert len(receiver.got) == 6 and json.loads(receiver.got[5][1])["id"] == ids[0]
 
         # without the setting, a webhook on an internal address is refused, not called
@@ -171,7 +181,7 @@ async def test_who_is_told_what_and_the_webhook_gets_it_signed_once_delivered(li
                 " WHERE id = %s",
                 (retried["id"],),
             )
-        assert (await webhooks.deliver_due(services.pool))["retry"] == 1
+        assert (await webhooks.deliver_due(services.pool, tenant_id=tid))["retry"] == 1
         assert len(receiver.got) == 6
         async with services.pool.connection() as conn:
             cur = await conn.execute(
