@@ -30,7 +30,7 @@ TICKETS = [
         "T2",
         at(3, 9),
         "normal",
-        "billing",
+        "bills",
         False,
         False,
         at(3, 9, 30),
