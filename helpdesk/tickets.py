@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from helpdesk import audit, event_log
+from helpdesk import assignment, audit, event_log, triage
 from helpdesk.audit import Actor
 from helpdesk.errors import Conflict, DeskError, InvalidInput, NotFound
 from helpdesk.tenancy import Db, connect
@@ -496,7 +496,66 @@ async def create_ticket(
         detail = {"number": row["number"], "subject": row["subject"], "channel": channel}
         await _event(conn, tenant_id, row["id"], "created", actor, detail, at)
         await _audit(conn, tenant_id, actor, "ticket.create", row["id"], detail)
-    return dict(row)
+        if assignee_id is not None:
+            await triage.record_assignment(
+                conn, tenant_id, row["id"], None, assignee_id, actor, "manual", at
+            )
+        return await _after_create(conn, tenant_id, dict(row), at, categories=categories)
+
+
+async def _tenant_categories(
+    conn: AsyncConnection[DictRow], tenant_id: uuid.UUID
+) -> dict[str, list[str]]:
+    cur = await conn.execute(
+        "SELECT policy->'ticket_categories' AS c FROM tenants WHERE id = %s", (tenant_id,)
+    )
+    row = await cur.fetchone()
+    value = row["c"] if row else None
+    return value if isinstance(value, dict) else {}
+
+
+async def _after_create(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    row: dict[str, Any],
+    at: datetime,
+    *,
+    categories: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """The creation hook, inside the creating transaction: the AI's suggestion (stored, not
+    applied), the triage rules (:func:`helpdesk.triage.apply_rules`), then the team's
+    auto-assignment."""
+    if (row["subject"] or "").strip() or (row["description"] or "").strip():
+        if categories is None:
+            categories = await _tenant_categories(conn, tenant_id)
+        intents = await triage.ticket_intents(conn, tenant_id, row)
+        guess = triage.suggest(row["subject"], row["description"], categories, intents)
+        cur = await conn.execute(
+            "UPDATE tickets SET suggested_category = %s, suggested_priority = %s,"
+            " suggestion_confidence = %s WHERE id = %s AND tenant_id = %s RETURNING *",
+            (guess.category, guess.priority, guess.confidence, row["id"], tenant_id),
+        )
+        updated = await cur.fetchone()
+        assert updated is not None
+        row = dict(updated)
+    row = await triage.apply_rules(conn, tenant_id, row, None, at)
+    return await assignment.auto_assign(conn, tenant_id, row, at)
+
+
+async def _after_change(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    changed: set[str],
+    at: datetime,
+) -> dict[str, Any]:
+    """The change hook, inside the changing transaction: the triage rules that read a changed
+    field, then auto-assignment when the ticket got a team."""
+    row = await triage.apply_rules(conn, tenant_id, after, changed, at)
+    if row["team_id"] != before["team_id"]:
+        row = await assignment.auto_assign(conn, tenant_id, row, at)
+    return row
 
 
 async def open_or_update_ticket(
@@ -542,7 +601,12 @@ async def open_or_update_ticket(
             )
             updated = await cur.fetchone()
             assert updated is not None
-            return dict(updated)
+            changed = {k for k in ("intents", "priority") if updated[k] != row[k]}
+            if not changed:
+                return dict(updated)
+            return await _after_change(
+                conn, tenant_id, dict(row), dict(updated), changed, updated["updated_at"]
+            )
         previous = await latest_ticket(conn, tenant_id, conversation_id)
         parent = previous["id"] if previous and previous["status"] == "closed" else None
         cur = await conn.execute(
@@ -578,7 +642,7 @@ async def open_or_update_ticket(
             {"number": created["number"], "handoff": reason, "parent_ticket_id": _s(parent)},
             created["created_at"],
         )
-    return dict(created)
+        return await _after_create(conn, tenant_id, dict(created), created["created_at"])
 
 
 def _s(value: object | None) -> str | None:
@@ -640,10 +704,21 @@ async def update_ticket(
             "after": {k: _jsonable(after[k]) for k in diff},
         }
         await _event(conn, tenant_id, ticket_id, "updated", actor, detail, at)
+        if "assignee_id" in diff:
+            await triage.record_assignment(
+                conn,
+                tenant_id,
+                ticket_id,
+                row["assignee_id"],
+                after["assignee_id"],
+                actor,
+                "manual",
+                at,
+            )
         action = "ticket.assign" if {"assignee_id", "team_id"} & set(diff) else "ticket.edit"
         if audited:
             await _audit(conn, tenant_id, actor, action, ticket_id, detail)
-    return dict(after)
+        return await _after_change(conn, tenant_id, row, dict(after), set(diff), at)
 
 
 def _jsonable(value: Any) -> Any:
@@ -922,7 +997,7 @@ async def on_customer_message(
             {"ticket_id": str(created["id"]), "number": created["number"]},
             at,
         )
-    return dict(created)
+        return await _after_create(conn, tenant_id, dict(created), at)
 
 
 async def stamp_first_response(
