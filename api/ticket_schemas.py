@@ -332,7 +332,8 @@ class NoteList(BaseModel):
 
 class TimelineItem(BaseModel):
     """One thing that happened: a message, a note, or a ticket event (created, status,
-    updated, resolved, reopened, follow_up, csat, first_response)."""
+    updated, resolved, reopened, follow_up, csat, first_response, triage: a rule's changes,
+    assigned: from, to, by, mode; assignment_skipped: auto-assignment found nobody online)."""
 
     at: datetime
     kind: str

@@ -427,9 +427,10 @@ async def create_ticket(
     """Open a ticket (``new``) with the next number of the tenant; return the row.
 
     Ids given must be the tenant's (:class:`NotFound` otherwise); ``categories`` is the
-    tenant's list (``TenantPolicy.ticket_categories``). ``channel`` defaults to the
-    conversation's, else ``agent``. A conversation that already has an open ticket gets
-    :class:`Conflict`.
+    tenant's list (``TenantPolicy.ticket_categories``). The new ticket gets the AI's
+    suggestion, the tenant's triage rules and its team's auto-assignment
+    (:func:`_after_create`). ``channel`` defaults to the conversation's, else ``agent``. A
+    conversation that already has an open ticket gets :class:`Conflict`.
     """
     at = _now(now)
     values = {
@@ -667,6 +668,9 @@ async def update_ticket(
 
     A field set to its current value is no change; when nothing changes nothing is written.
     ``audited=False`` leaves the audit log to the caller (a route that writes its own entry).
+    An assignee change is an ``assigned`` event (mode ``manual``); then the triage rules that
+    read a changed field run, and the team's auto-assignment when the team changed
+    (:mod:`helpdesk.triage`, :mod:`helpdesk.assignment`).
     """
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:

@@ -136,14 +136,20 @@ async def validate_rules(
         enabled = rule.get("enabled", True)
         if not isinstance(enabled, bool):
             raise InvalidInput(f"rules[{i}].enabled: expected true or false")
-        conditions = await _validate_conditions(conn, tenant_id, i, rule.get("conditions") or {})
+        conditions = await _validate_conditions(
+            conn, tenant_id, i, rule.get("conditions") or {}, categories
+        )
         actions = await _validate_actions(conn, tenant_id, i, rule.get("actions"), categories)
         out.append({"name": name, "enabled": enabled, "conditions": conditions, "actions": actions})
     return out
 
 
 async def _validate_conditions(
-    conn: AsyncConnection[DictRow], tenant_id: uuid.UUID, i: int, conditions: Any
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    i: int,
+    conditions: Any,
+    categories: dict[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
     if not isinstance(conditions, dict):
         raise InvalidInput(f"rules[{i}].conditions: expected an object")
@@ -167,6 +173,14 @@ async def _validate_conditions(
                 await _check_id(conn, tenant_id, table, v, where)
         else:
             out[key] = _strings(value, where)
+        if key == "category" and categories:
+            known = {c.lower() for c in categories}
+            for v in out[key]:
+                if v.lower() not in known:
+                    raise InvalidInput(
+                        f"{where}: {v!r} is not one of this business's categories:"
+                        f" {', '.join(sorted(categories))}"
+                    )
     return out
 
 
@@ -419,6 +433,19 @@ async def apply_rules(
     if needs_intent:
         snapshot["intents"] = await ticket_intents(conn, tenant_id, ticket)
     values, applied = plan(rules, snapshot, changed)
+    for field, table in (("team_id", "teams"), ("assignee_id", "users")):
+        if values.get(field) is None:
+            continue
+        cur = await conn.execute(
+            f"SELECT 1 FROM {table} WHERE id = %s AND tenant_id = %s", (values[field], tenant_id)
+        )
+        if await cur.fetchone() is None:  # deleted since the rule was saved: skip that action
+            del values[field]
+            applied = [
+                Applied(a.rule_id, a.rule_name, {k: v for k, v in a.changes.items() if k != field})
+                for a in applied
+            ]
+    applied = [a for a in applied if a.changes]
     if not values:
         return ticket
     sets = ", ".join(f"{k} = %({k})s" for k in values)

@@ -279,3 +279,10 @@ async def test_the_assign_routes(live_api: Any, services: Any) -> None:
         assert client.get(url, headers=agent).json()["last_user_id"] == str(alice)
         r = client.get(f"/v1/admin/teams/{uuid.uuid4()}/assignment", headers=admin)
         assert r.status_code == 404
+
+
+async def test_ten_concurrent_least_loaded_assignments_split_fairly(services: Any) -> None:
+    desk = await _desk(services)
+    made = [await _ticket(services, desk) for _ in range(10)]
+    got = await asyncio.gather(*(_assign(services, desk, t, "least_loaded") for t in made))
+    assert collections.Counter(got) == {desk.online[0]: 5, desk.online[1]: 5}

@@ -253,7 +253,7 @@ async def test_disabled_rules_do_nothing(services: Any) -> None:
 
 
 async def test_bad_rules_are_refused_naming_the_field(services: Any) -> None:
-    tenant, other = await _tenant(services), await _tenant(services)
+    tenant, other = await _tenant(services, ticket_categories=CATEGORIES), await _tenant(services)
     foreign = await teams.create_team(services.pool, other.id, "Theirs")
     bad: list[tuple[dict[str, Any], str]] = [
         ({"name": "x", "actions": {"priority": "asap"}}, "rules[0].actions.priority"),
@@ -272,10 +272,24 @@ async def test_bad_rules_are_refused_naming_the_field(services: Any) -> None:
             {"name": "x", "conditions": {"keywords": []}, "actions": {"priority": "low"}},
             "rules[0].conditions.keywords",
         ),
+        (
+            {"name": "x", "conditions": {"category": ["hr"]}, "actions": {"priority": "low"}},
+            "rules[0].conditions.category",
+        ),
+        (
+            {"name": "x", "actions": {"add_tags": ["ok"], "apply_suggestion": 2}},
+            "rules[0].actions.apply_suggestion",
+        ),
+        (
+            {"name": "x", "actions": {"assignee_id": "not-an-id"}},
+            "rules[0].actions.assignee_id",
+        ),
     ]
     for rule, field in bad:
         with pytest.raises(InvalidInput, match=field.replace("[", r"\[").replace("]", r"\]")):
-            await _rules(services, tenant, rule)
+            await triage.replace_rules(
+                services.pool, tenant.id, [rule], categories=CATEGORIES, now=NOW
+            )
     assert await triage.list_rules(services.pool, tenant.id) == []
 
 
@@ -403,3 +417,18 @@ async def test_the_rule_routes_need_triage_manage_and_name_bad_fields(
         r = client.get(f"/v1/tickets/{made['id']}/timeline", headers=agent)
         kinds = [i["kind"] for i in r.json()["items"]]
         assert "triage" in kinds
+
+
+async def test_a_rule_whose_team_was_deleted_skips_that_action(services: Any) -> None:
+    tenant = await _tenant(services)
+    team = await teams.create_team(services.pool, tenant.id, "Gone soon")
+    await _rules(
+        services,
+        tenant,
+        {"name": "route", "actions": {"team_id": str(team.id), "add_tags": ["routed"]}},
+    )
+    await teams.delete_team(services.pool, tenant.id, team.id)
+    t = await _create(services, tenant)
+    assert t["team_id"] is None and t["tags"] == ["routed"]
+    [event] = await _events(services, tenant, t["id"], "triage")
+    assert set(event["changes"]) == {"tags"}
