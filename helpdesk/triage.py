@@ -248,6 +248,12 @@ async def replace_rules(
     return them stored. A rule sent with the ``id`` of one of the tenant's rules keeps it."""
     async with connect(db) as conn, conn.transaction():
         clean = await validate_rules(conn, tenant_id, rules, categories)
+        # One replacement of a tenant's list at a time (two at once would both insert
+        # position 0 when the tenant had no rules to lock).
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('triage_rules:' || %s::text, 0))",
+            (tenant_id,),
+        )
         cur = await conn.execute(
             "SELECT id, created_at FROM triage_rules WHERE tenant_id = %s FOR UPDATE",
             (tenant_id,),

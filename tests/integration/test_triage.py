@@ -6,6 +6,7 @@ suggestion stored but not applied, the routes, and row-level security of the new
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -432,3 +433,11 @@ async def test_a_rule_whose_team_was_deleted_skips_that_action(services: Any) ->
     assert t["team_id"] is None and t["tags"] == ["routed"]
     [event] = await _events(services, tenant, t["id"], "triage")
     assert set(event["changes"]) == {"tags"}
+
+
+async def test_concurrent_replacements_do_not_collide(services: Any) -> None:
+    tenant = await _tenant(services)
+    lists = [[{"name": f"r{i}", "actions": {"priority": "low"}}] for i in range(5)]
+    await asyncio.gather(*(triage.replace_rules(services.pool, tenant.id, rs) for rs in lists))
+    [kept] = await triage.list_rules(services.pool, tenant.id)
+    assert kept["name"] in {f"r{i}" for i in range(5)}
