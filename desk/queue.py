@@ -60,6 +60,8 @@ UPKEEP_CRON = "45 3 * * *"
 """Daily at 03:45 UTC."""
 KEEP_FINISHED_DAYS = 30
 """How long failed, cancelled and aborted jobs stay to be looked at (succeeded ones go at once)."""
+WEBHOOKS_CRON = "* * * * * */15"
+"""Every 15 seconds: a notification reaches its webhooks within a quarter of a minute."""
 LEARN_CRON = "*/5 * * * *"
 """Every 5 minutes: a resolved ticket's draft is waiting in the review queue soon after."""
 STALLED_SWEEP_CRON = "* * * * * */10"
@@ -79,6 +81,7 @@ LOCKS = {
     "stalled": "periodic:retry_stalled_jobs",
     "upkeep": "periodic:queue_upkeep",
     "learn": "periodic:draft_articles_from_resolved_tickets",
+    "webhooks": "periodic:deliver_webhooks",
 }
 """The queueing lock and lock of each periodic task (one waiting, one running, at most)."""
 
@@ -181,6 +184,24 @@ async def draft_articles_from_resolved_tickets(
     services = _ctx(context, "services")
     now = datetime.fromtimestamp(timestamp, UTC) if timestamp else datetime.now(UTC)
     return await kb_learning.draft_resolved(services, now=now)
+
+
+@app.periodic(cron=WEBHOOKS_CRON)
+@app.task(
+    name="deliver_webhooks",
+    pass_context=True,
+    retry=RETRY,
+    queueing_lock=LOCKS["webhooks"],
+    lock=LOCKS["webhooks"],
+)
+async def deliver_webhooks(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
+    """Send the webhook deliveries that are due (``desk.webhooks.deliver_due``: signed,
+    retried with backoff, at least once); return counts by outcome."""
+    from desk import webhooks
+
+    services = _ctx(context, "services")
+    settings: Settings = _ctx(context, "settings")
+    return await webhooks.deliver_due(services.pool, allow_private=settings.webhook_allow_private)
 
 
 @app.periodic(cron=TOP_QUESTIONS_CRON)

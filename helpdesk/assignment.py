@@ -186,6 +186,9 @@ async def assign(
                 at,
                 team_id=team,
             )
+            await triage.notify_changes(
+                conn, tenant_id, ticket_id, actor, {"assignee_id": (ticket["assignee_id"], chosen)}
+            )
         if actor is not None:
             await audit.record(
                 conn,
@@ -240,6 +243,9 @@ async def auto_assign(
     after = await _set_assignee(conn, tenant_id, ticket, chosen, team_id, at)
     await triage.record_assignment(
         conn, tenant_id, ticket["id"], None, chosen, None, f"auto_{mode}", at, team_id=team_id
+    )
+    await triage.notify_changes(
+        conn, tenant_id, ticket["id"], None, {"assignee_id": (None, chosen)}
     )
     return after
 

@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from helpdesk import assignment, audit, event_log, triage
+from helpdesk import assignment, audit, event_log, notifications, triage
 from helpdesk.audit import Actor
 from helpdesk.errors import Conflict, DeskError, InvalidInput, NotFound
 from helpdesk.tenancy import Db, connect
@@ -158,6 +158,7 @@ async def _event(
             at,
         ),
     )
+    await notifications.on_ticket_event(conn, tenant_id, ticket_id, kind, actor, detail)
 
 
 async def _audit(

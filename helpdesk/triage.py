@@ -31,6 +31,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from helpdesk import notifications
 from helpdesk.audit import Actor
 from helpdesk.errors import InvalidInput
 from helpdesk.tenancy import Db, connect
@@ -481,7 +482,30 @@ async def apply_rules(
             await record_assignment(
                 conn, tenant_id, ticket["id"], before, to, None, "rule", at, rule=a.rule_name
             )
+        await notify_changes(conn, tenant_id, ticket["id"], None, a.changes)
     return dict(after)
+
+
+async def notify_changes(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    actor: Actor | None,
+    changes: dict[str, tuple[Any, Any]],
+) -> None:
+    """Tell staff about a change made outside :func:`helpdesk.tickets.update_ticket` (a rule,
+    an assignment) as its ``updated`` event would (urgent now, assigned to you)."""
+    await notifications.on_ticket_event(
+        conn,
+        tenant_id,
+        ticket_id,
+        "updated",
+        actor,
+        {
+            "before": {k: _jsonable(b) for k, (b, _) in changes.items()},
+            "after": {k: _jsonable(v) for k, (_, v) in changes.items()},
+        },
+    )
 
 
 async def record_assignment(

@@ -286,3 +286,32 @@ async def test_ten_concurrent_least_loaded_assignments_split_fairly(services: An
     made = [await _ticket(services, desk) for _ in range(10)]
     got = await asyncio.gather(*(_assign(services, desk, t, "least_loaded") for t in made))
     assert collections.Counter(got) == {desk.online[0]: 5, desk.online[1]: 5}
+
+
+async def test_rule_and_automatic_changes_notify_like_an_edit(services: Any) -> None:
+    desk = await _desk(services)
+    await assignment.set_auto_assign(services.pool, desk.tenant.id, desk.team.id, "round_robin")
+    await triage.replace_rules(
+        services.pool,
+        desk.tenant.id,
+        [
+            {
+                "name": "floods",
+                "conditions": {"keywords": ["flood"]},
+                "actions": {"priority": "urgent", "team_id": str(desk.team.id)},
+            }
+        ],
+    )
+    ticket = await _ticket(services, desk, subject="Flood in the cellar")
+    other = await _ticket(services, desk)
+    await _assign(services, desk, other, "round_robin")
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, user_id, ticket_id FROM notifications WHERE tenant_id = %s",
+            (desk.tenant.id,),
+        )
+        got = {(r["kind"], r["user_id"], r["ticket_id"]) for r in await cur.fetchall()}
+    a, b = desk.online
+    assert ("urgent", None, ticket["id"]) in got
+    assert ("assigned", a, ticket["id"]) in got
+    assert ("assigned", b, other["id"]) in got
