@@ -458,17 +458,23 @@ async def create_ticket(
             if await open_ticket(conn, tenant_id, conversation_id):
                 raise Conflict(f"conversation {conversation_id} already has an open ticket")
         channel = channel or "agent"
+        # The AI's suggestion goes in with the row (one write less than the hook's).
+        intents = await triage.ticket_intents(conn, tenant_id, {"conversation_id": conversation_id})
+        if categories is None:
+            categories = await _tenant_categories(conn, tenant_id)
+        guess = triage.suggest(subject.strip(), description, categories, intents)
         cur = await conn.execute(
             """
             INSERT INTO tickets (tenant_id, conversation_id, subject, description, priority,
                                  impact, channel, category, sub_category, tags, custom_fields,
                                  contact_id, organization_id, assignee_id, team_id,
-                                 parent_ticket_id, ai_confidence, created_by, handoff_count,
-                                 created_at, updated_at)
+                                 parent_ticket_id, ai_confidence, suggested_category,
+                                 suggested_priority, suggestion_confidence, created_by,
+                                 handoff_count, created_at, updated_at)
             VALUES (%(tenant)s, %(conv)s, %(subject)s, %(description)s, %(priority)s,
                     %(impact)s, %(channel)s, %(category)s, %(sub)s, %(tags)s, %(custom)s,
                     %(contact)s, %(org)s, %(assignee)s, %(team)s, %(parent)s, %(conf)s,
-                    %(by)s, 0, %(at)s, %(at)s)
+                    %(s_category)s, %(s_priority)s, %(s_conf)s, %(by)s, 0, %(at)s, %(at)s)
             RETURNING *
             """,
             {
@@ -489,6 +495,9 @@ async def create_ticket(
                 "team": team_id,
                 "parent": parent_ticket_id,
                 "conf": ai_confidence,
+                "s_category": guess.category,
+                "s_priority": guess.priority,
+                "s_conf": guess.confidence,
                 "by": actor.name[:300] if actor else "ai",
                 "at": at,
             },
@@ -502,7 +511,7 @@ async def create_ticket(
             await triage.record_assignment(
                 conn, tenant_id, row["id"], None, assignee_id, actor, "manual", at
             )
-        return await _after_create(conn, tenant_id, dict(row), at, categories=categories)
+        return await _after_create(conn, tenant_id, dict(row), at, suggested=True)
 
 
 async def _tenant_categories(
@@ -522,14 +531,13 @@ async def _after_create(
     row: dict[str, Any],
     at: datetime,
     *,
-    categories: dict[str, list[str]] | None = None,
+    suggested: bool = False,
 ) -> dict[str, Any]:
     """The creation hook, inside the creating transaction: the AI's suggestion (stored, not
-    applied), the triage rules (:func:`helpdesk.triage.apply_rules`), then the team's
-    auto-assignment."""
-    if (row["subject"] or "").strip() or (row["description"] or "").strip():
-        if categories is None:
-            categories = await _tenant_categories(conn, tenant_id)
+    applied; ``suggested``: the row has it already), the triage rules
+    (:func:`helpdesk.triage.apply_rules`), then the team's auto-assignment."""
+    if not suggested:
+        categories = await _tenant_categories(conn, tenant_id)
         intents = await triage.ticket_intents(conn, tenant_id, row)
         guess = triage.suggest(row["subject"], row["description"], categories, intents)
         cur = await conn.execute(
