@@ -730,3 +730,39 @@ async def test_two_pollers_of_one_mailbox_store_each_message_once(env: Env) -> N
     assert a.error is None and b.error is None
     assert a.stored + b.stored == 30
     assert [m["imap_uid"] for m in await env.messages()] == list(range(1, 31))
+
+
+async def test_the_queue_polls_a_mailbox_when_its_interval_has_passed(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from desk import queue
+    from helpdesk import mailboxes as mailbox_module
+
+    # the task decrypts with the settings' key; this test's mailbox was sealed with env.box
+    monkeypatch.setattr(mailbox_module, "load_mail_key", lambda settings: b"")
+    monkeypatch.setattr(mailbox_module, "SecretBox", lambda key: env.box)
+    context = SimpleNamespace(
+        additional_context={"services": SimpleNamespace(pool=env.pool), "settings": env.settings}
+    )
+    env.deliver(mails.plain())
+    assert await queue.poll_mailboxes.func(context) >= 1
+    assert [m["message_id"] for m in await env.messages()] == ["<m1@customer.test>"]
+    # polled just now: not due again until its interval has passed
+    async with env.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT last_polled_at IS NOT NULL AS polled FROM mailboxes WHERE id = %s",
+            (env.mailbox_id,),
+        )
+        assert (await cur.fetchone())["polled"]
+    env.deliver(mails.plain(message_id="<m2@customer.test>", subject="Later"))
+    await queue.poll_mailboxes.func(context)
+    assert len(await env.messages()) == 1  # its 60 s have not passed
+    async with env.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE mailboxes SET last_polled_at = now() - interval '2 minutes' WHERE id = %s",
+            (env.mailbox_id,),
+        )
+    await queue.poll_mailboxes.func(context)
+    assert len(await env.messages()) == 2
