@@ -30,6 +30,7 @@ from api.routes import (
     profile,
     staff,
     tickets,
+    triage,
 )
 from api.schemas import Health
 from desk import queue
@@ -152,6 +153,7 @@ def create_app(
     app.include_router(agent.router)
     app.include_router(contacts.customer_router)
     app.include_router(contacts.router)
+    app.include_router(triage.router)
     app.include_router(tickets.router)
     app.include_router(tickets.customer_router)
     app.include_router(tickets.conversation_notes)

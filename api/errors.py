@@ -70,6 +70,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "The thing cannot move to that state from the one it is in; the message names the"
         " states it may move to.",
     ),
+    "no_agent_online": (
+        409,
+        "Nobody of the team is online to take the ticket; assign someone by hand or try later.",
+    ),
     "body_too_large": (413, "The body is over the configured limit."),
     "unsupported_media_type": (415, "The body has an unsupported content type."),
     "rate_limited": (429, "Too many requests from this address; wait for Retry-After seconds."),

@@ -63,6 +63,9 @@ _TICKET_EXAMPLE: JsonDict = {
     "first_response_at": None,
     "ai_first_response": None,
     "ai_confidence": None,
+    "suggested_category": "outage",
+    "suggested_priority": "urgent",
+    "suggestion_confidence": 0.8,
     "resolved_at": None,
     "closed_at": None,
     "reopen_count": 0,
@@ -248,6 +251,15 @@ class Ticket(BaseModel):
     first_response_at: datetime | None
     ai_first_response: bool | None
     ai_confidence: float | None
+    suggested_category: str | None = Field(
+        default=None, description="The AI's category for it (one of the business's list)."
+    )
+    suggested_priority: str | None = Field(
+        default=None, description="The AI's priority for it; applied only by an agent or a rule."
+    )
+    suggestion_confidence: float | None = Field(
+        default=None, description="How sure the AI is of its suggestion, 0-1."
+    )
     resolved_at: datetime | None
     closed_at: datetime | None
     reopen_count: int
@@ -320,7 +332,8 @@ class NoteList(BaseModel):
 
 class TimelineItem(BaseModel):
     """One thing that happened: a message, a note, or a ticket event (created, status,
-    updated, resolved, reopened, follow_up, csat, first_response)."""
+    updated, resolved, reopened, follow_up, csat, first_response, triage: a rule's changes,
+    assigned: from, to, by, mode; assignment_skipped: auto-assignment found nobody online)."""
 
     at: datetime
     kind: str

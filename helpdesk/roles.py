@@ -26,6 +26,7 @@ PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
     "ticket.create": (_ALL, "open a ticket by hand, with or without a conversation"),
     "ticket.edit": (_ALL, "edit a ticket's fields and move it through the lifecycle"),
     "ticket.assign": (_ALL, "set or change a ticket's assignee and team"),
+    "triage.manage": (_MANAGERS, "edit the triage rules and a team's auto-assignment"),
     "ticket.note": (_ALL, "add internal notes to tickets and conversations"),
     "contact.read": (_ALL, "see contacts, organisations, leads and a contact's history"),
     "contact.edit": (_ALL, "add and edit contacts, organisations and leads"),

@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from helpdesk import audit, event_log, notifications
+from helpdesk import assignment, audit, event_log, notifications, triage
 from helpdesk.audit import Actor
 from helpdesk.errors import Conflict, DeskError, InvalidInput, NotFound
 from helpdesk.tenancy import Db, connect
@@ -428,9 +428,10 @@ async def create_ticket(
     """Open a ticket (``new``) with the next number of the tenant; return the row.
 
     Ids given must be the tenant's (:class:`NotFound` otherwise); ``categories`` is the
-    tenant's list (``TenantPolicy.ticket_categories``). ``channel`` defaults to the
-    conversation's, else ``agent``. A conversation that already has an open ticket gets
-    :class:`Conflict`.
+    tenant's list (``TenantPolicy.ticket_categories``). The new ticket gets the AI's
+    suggestion, the tenant's triage rules and its team's auto-assignment
+    (:func:`_after_create`). ``channel`` defaults to the conversation's, else ``agent``. A
+    conversation that already has an open ticket gets :class:`Conflict`.
     """
     at = _now(now)
     values = {
@@ -457,17 +458,23 @@ async def create_ticket(
             if await open_ticket(conn, tenant_id, conversation_id):
                 raise Conflict(f"conversation {conversation_id} already has an open ticket")
         channel = channel or "agent"
+        # The AI's suggestion goes in with the row (one write less than the hook's).
+        intents = await triage.ticket_intents(conn, tenant_id, {"conversation_id": conversation_id})
+        if categories is None:
+            categories = await _tenant_categories(conn, tenant_id)
+        guess = triage.suggest(subject.strip(), description, categories, intents)
         cur = await conn.execute(
             """
             INSERT INTO tickets (tenant_id, conversation_id, subject, description, priority,
                                  impact, channel, category, sub_category, tags, custom_fields,
                                  contact_id, organization_id, assignee_id, team_id,
-                                 parent_ticket_id, ai_confidence, created_by, handoff_count,
-                                 created_at, updated_at)
+                                 parent_ticket_id, ai_confidence, suggested_category,
+                                 suggested_priority, suggestion_confidence, created_by,
+                                 handoff_count, created_at, updated_at)
             VALUES (%(tenant)s, %(conv)s, %(subject)s, %(description)s, %(priority)s,
                     %(impact)s, %(channel)s, %(category)s, %(sub)s, %(tags)s, %(custom)s,
                     %(contact)s, %(org)s, %(assignee)s, %(team)s, %(parent)s, %(conf)s,
-                    %(by)s, 0, %(at)s, %(at)s)
+                    %(s_category)s, %(s_priority)s, %(s_conf)s, %(by)s, 0, %(at)s, %(at)s)
             RETURNING *
             """,
             {
@@ -488,6 +495,9 @@ async def create_ticket(
                 "team": team_id,
                 "parent": parent_ticket_id,
                 "conf": ai_confidence,
+                "s_category": guess.category,
+                "s_priority": guess.priority,
+                "s_conf": guess.confidence,
                 "by": actor.name[:300] if actor else "ai",
                 "at": at,
             },
@@ -497,7 +507,65 @@ async def create_ticket(
         detail = {"number": row["number"], "subject": row["subject"], "channel": channel}
         await _event(conn, tenant_id, row["id"], "created", actor, detail, at)
         await _audit(conn, tenant_id, actor, "ticket.create", row["id"], detail)
-    return dict(row)
+        if assignee_id is not None:
+            await triage.record_assignment(
+                conn, tenant_id, row["id"], None, assignee_id, actor, "manual", at
+            )
+        return await _after_create(conn, tenant_id, dict(row), at, suggested=True)
+
+
+async def _tenant_categories(
+    conn: AsyncConnection[DictRow], tenant_id: uuid.UUID
+) -> dict[str, list[str]]:
+    cur = await conn.execute(
+        "SELECT policy->'ticket_categories' AS c FROM tenants WHERE id = %s", (tenant_id,)
+    )
+    row = await cur.fetchone()
+    value = row["c"] if row else None
+    return value if isinstance(value, dict) else {}
+
+
+async def _after_create(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    row: dict[str, Any],
+    at: datetime,
+    *,
+    suggested: bool = False,
+) -> dict[str, Any]:
+    """The creation hook, inside the creating transaction: the AI's suggestion (stored, not
+    applied; ``suggested``: the row has it already), the triage rules
+    (:func:`helpdesk.triage.apply_rules`), then the team's auto-assignment."""
+    if not suggested:
+        categories = await _tenant_categories(conn, tenant_id)
+        intents = await triage.ticket_intents(conn, tenant_id, row)
+        guess = triage.suggest(row["subject"], row["description"], categories, intents)
+        cur = await conn.execute(
+            "UPDATE tickets SET suggested_category = %s, suggested_priority = %s,"
+            " suggestion_confidence = %s WHERE id = %s AND tenant_id = %s RETURNING *",
+            (guess.category, guess.priority, guess.confidence, row["id"], tenant_id),
+        )
+        updated = await cur.fetchone()
+        assert updated is not None
+        row = dict(updated)
+    row = await triage.apply_rules(conn, tenant_id, row, None, at)
+    return await assignment.auto_assign(conn, tenant_id, row, at)
+
+
+async def _after_change(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    changed: set[str],
+    at: datetime,
+) -> dict[str, Any]:
+    """The change hook, inside the changing transaction: the triage rules that read a changed
+    field, then auto-assignment when the ticket got a team."""
+    row = await triage.apply_rules(conn, tenant_id, after, changed, at)
+    if row["team_id"] != before["team_id"]:
+        row = await assignment.auto_assign(conn, tenant_id, row, at)
+    return row
 
 
 async def open_or_update_ticket(
@@ -543,7 +611,12 @@ async def open_or_update_ticket(
             )
             updated = await cur.fetchone()
             assert updated is not None
-            return dict(updated)
+            changed = {k for k in ("intents", "priority") if updated[k] != row[k]}
+            if not changed:
+                return dict(updated)
+            return await _after_change(
+                conn, tenant_id, dict(row), dict(updated), changed, updated["updated_at"]
+            )
         previous = await latest_ticket(conn, tenant_id, conversation_id)
         parent = previous["id"] if previous and previous["status"] == "closed" else None
         cur = await conn.execute(
@@ -579,7 +652,7 @@ async def open_or_update_ticket(
             {"number": created["number"], "handoff": reason, "parent_ticket_id": _s(parent)},
             created["created_at"],
         )
-    return dict(created)
+        return await _after_create(conn, tenant_id, dict(created), created["created_at"])
 
 
 def _s(value: object | None) -> str | None:
@@ -604,6 +677,9 @@ async def update_ticket(
 
     A field set to its current value is no change; when nothing changes nothing is written.
     ``audited=False`` leaves the audit log to the caller (a route that writes its own entry).
+    An assignee change is an ``assigned`` event (mode ``manual``); then the triage rules that
+    read a changed field run, and the team's auto-assignment when the team changed
+    (:mod:`helpdesk.triage`, :mod:`helpdesk.assignment`).
     """
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
@@ -641,10 +717,21 @@ async def update_ticket(
             "after": {k: _jsonable(after[k]) for k in diff},
         }
         await _event(conn, tenant_id, ticket_id, "updated", actor, detail, at)
+        if "assignee_id" in diff:
+            await triage.record_assignment(
+                conn,
+                tenant_id,
+                ticket_id,
+                row["assignee_id"],
+                after["assignee_id"],
+                actor,
+                "manual",
+                at,
+            )
         action = "ticket.assign" if {"assignee_id", "team_id"} & set(diff) else "ticket.edit"
         if audited:
             await _audit(conn, tenant_id, actor, action, ticket_id, detail)
-    return dict(after)
+        return await _after_change(conn, tenant_id, row, dict(after), set(diff), at)
 
 
 def _jsonable(value: Any) -> Any:
@@ -923,7 +1010,7 @@ async def on_customer_message(
             {"ticket_id": str(created["id"]), "number": created["number"]},
             at,
         )
-    return dict(created)
+        return await _after_create(conn, tenant_id, dict(created), at)
 
 
 async def stamp_first_response(

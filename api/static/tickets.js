@@ -131,6 +131,7 @@
     if (t.reopen_count) meta += " · reopened " + t.reopen_count + "×";
     $("ticket-meta").textContent = meta;
     $("ticket-priority").value = t.priority;
+    suggestion(t);
     var move = $("ticket-move");
     move.textContent = "";
     var stay = document.createElement("option");
@@ -149,11 +150,43 @@
     items.forEach(function (e) {
       var li = document.createElement("li");
       var what = e.kind;
-      if (e.detail && e.detail.to) what += " → " + words(e.detail.to);
+      if (e.kind === "triage" && e.detail) what += ": " + e.detail.rule_name;
+      if (e.kind === "assigned" && e.detail) what += " (" + e.detail.mode + ")";
+      if (e.detail && e.detail.to && e.kind !== "assigned") what += " → " + words(e.detail.to);
       if (e.detail && (e.detail.body || e.detail.text)) what += ": " + (e.detail.body || e.detail.text);
       li.textContent = new Date(e.at).toLocaleString() + " · " + e.actor + " · " + what;
       ol.appendChild(li);
     });
+  }
+
+  // The AI's suggestion (helpdesk/triage.py): what it would set that the ticket does not have
+  // yet, with its confidence; accepting sets those fields like an edit by hand.
+  var suggested = {};
+  function suggestion(t) {
+    suggested = {};
+    if (t.suggested_category && t.suggested_category !== t.category) {
+      suggested.category = t.suggested_category;
+    }
+    if (t.suggested_priority && t.suggested_priority !== t.priority) {
+      suggested.priority = t.suggested_priority;
+    }
+    var keys = Object.keys(suggested);
+    $("ticket-suggestion").hidden = keys.length === 0;
+    $("ticket-suggestion-text").textContent = "AI suggests " +
+      keys.map(function (k) { return k + " " + suggested[k]; }).join(", ") +
+      " (" + Math.round(100 * (t.suggestion_confidence || 0)) + "% sure)";
+  }
+
+  async function acceptSuggestion() {
+    if (!current || !Object.keys(suggested).length) return;
+    say("");
+    try {
+      await api("PATCH", "/v1/tickets/" + current.id, suggested);
+      await detail(current.id);
+      await load();
+    } catch (err) {
+      say("Not saved: " + err.message);
+    }
   }
 
   function resolutionField() {
@@ -294,6 +327,7 @@
     });
     $("tickets-view").addEventListener("change", load);
     $("tickets-priority").addEventListener("change", load);
+    $("ticket-suggestion-accept").addEventListener("click", acceptSuggestion);
     $("ticket-move").addEventListener("change", resolutionField);
     $("ticket-save").addEventListener("click", save);
     $("ticket-note-add").addEventListener("click", addNote);

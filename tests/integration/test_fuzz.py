@@ -48,6 +48,17 @@ def live_schema(live_api: Any) -> Any:
     return schemathesis.openapi.from_url(f"{live_api.base_url}/openapi.json")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_fuzzed_triage_rules(live_api: Any) -> Any:
+    """The fuzzer may store triage rules on the demo tenant; empty them after this module, so
+    no generated rule changes the tickets of later tests."""
+    yield
+    with httpx.Client(base_url=live_api.base_url, timeout=60) as client:
+        client.put(
+            "/v1/admin/triage-rules", json={"rules": []}, headers=bearer(live_api.demo.admin_key)
+        )
+
+
 @pytest.fixture(scope="module")
 def fuzz_conversation(live_api: Any) -> dict[str, Any]:
     with httpx.Client(base_url=live_api.base_url, timeout=60) as client:
@@ -252,6 +263,32 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
                 assert r.status_code == 422 and r.json()["code"] == "invalid_input", label
                 assert _documented(spec["paths"][path][method], r), label
                 covered.add((method, path))
+        # Text nested in the triage rules (the walk above reads a body's top-level fields):
+        # each refused the same way, RTL accepted; the demo tenant's rules are emptied after.
+        rule = {
+            "name": "fuzz",
+            "conditions": {"keywords": ["zz-never-matches"]},
+            "actions": {"add_tags": ["fuzz"]},
+        }
+        nested: dict[str, Any] = {
+            "name": lambda v: {**rule, "name": v},
+            "conditions.keywords": lambda v: {**rule, "conditions": {"keywords": [v]}},
+            "conditions.category": lambda v: {**rule, "conditions": {"category": [v]}},
+            "conditions.intent": lambda v: {**rule, "conditions": {"intent": [v]}},
+            "actions.add_tags": lambda v: {**rule, "actions": {"add_tags": [v]}},
+        }
+        rules_path = "/v1/admin/triage-rules"
+        for kind, value in REFUSED.items():
+            for field, make in nested.items():
+                r = send("put", rules_path, {"rules": [make(value)]}, None)
+                label = f"PUT {rules_path} {field} ({kind}) -> {r.status_code} {r.text[:300]}"
+                assert r.status_code == 422 and r.json()["code"] == "invalid_input", label
+                assert _documented(spec["paths"][rules_path]["put"], r), label
+                covered.add(("put", rules_path))
+        for field, make in nested.items():
+            r = send("put", rules_path, {"rules": [make(ACCEPTED_RTL)]}, None)
+            assert r.status_code == 200, f"PUT {rules_path} {field} (rtl) -> {r.text[:300]}"
+        assert send("put", rules_path, {"rules": []}, None).status_code == 200
         assert _agent_state(client, agent, handed["id"]) == before, "a refused action wrote"
         for method, path, field, body, query in _hostile_requests(spec, ACCEPTED_RTL):
             r = send(method, path, body, query)
@@ -272,4 +309,5 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
         "/v1/tickets/{ticket_id}/notes",
         "/v1/tickets/commands",
         "/v1/conversations/{conversation_id}/csat",
+        "/v1/admin/triage-rules",
     }, covered
