@@ -64,6 +64,8 @@ MAIL_POLL_CRON = "* * * * * */20"
 """Every 20 seconds: each mailbox is fetched once its own ``poll_interval_s`` has passed."""
 MAIL_SEND_CRON = "* * * * * */15"
 """Every 15 seconds: an approved reply leaves within a quarter of a minute."""
+MAIL_INTAKE_CRON = "* * * * * */10"
+"""Every 10 seconds: stored mail becomes a turn, and approved replies become outbox mail."""
 WEBHOOKS_CRON = "* * * * * */15"
 """Every 15 seconds: a notification reaches its webhooks within a quarter of a minute."""
 LEARN_CRON = "*/5 * * * *"
@@ -88,6 +90,7 @@ LOCKS = {
     "webhooks": "periodic:deliver_webhooks",
     "mail_poll": "periodic:poll_mailboxes",
     "mail_send": "periodic:send_mail",
+    "mail_intake": "periodic:take_in_mail",
 }
 """The queueing lock and lock of each periodic task (one waiting, one running, at most)."""
 
@@ -240,6 +243,41 @@ async def poll_mailboxes(context: JobContext, timestamp: int | None = None) -> i
     for row in due:
         await poll_mailbox(services.pool, row["tenant_id"], row["id"], box=box, settings=settings)
     return len(due)
+
+
+_DESKS: dict[int, Any] = {}
+
+
+def _desk(context: JobContext) -> Any:
+    """This worker's desk (graph, gate, turns), built once per process from its services."""
+    from desk.service import Desk
+    from graph.graph import build_graph
+
+    services = _ctx(context, "services")
+    if id(services) not in _DESKS:
+        graph = build_graph(services, _ctx(context, "checkpointer"))
+        _DESKS[id(services)] = Desk.build(graph, services)
+    return _DESKS[id(services)]
+
+
+@app.periodic(cron=MAIL_INTAKE_CRON)
+@app.task(
+    name="take_in_mail",
+    pass_context=True,
+    retry=RETRY,
+    queueing_lock=LOCKS["mail_intake"],
+    lock=LOCKS["mail_intake"],
+)
+async def take_in_mail(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
+    """Stored mail into conversations, tickets and AI turns, and the replies of email
+    conversations into the outbox (``desk.email.intake``: idempotent, so a re-run after a
+    crash does nothing twice); return how many of each."""
+    from desk.email import intake
+
+    services = _ctx(context, "services")
+    taken = await intake.intake_pending(services, _desk(context))
+    replies = await intake.queue_replies(services)
+    return {"taken_in": taken, "replies_queued": replies}
 
 
 @app.periodic(cron=MAIL_SEND_CRON)

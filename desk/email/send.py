@@ -117,8 +117,11 @@ async def enqueue_reply(
     body_html: str | None = None,
     approved_by: str | None = None,
     approved_at: datetime | None = None,
+    source_message_id: uuid.UUID | None = None,
 ) -> OutboxRow:
-    """Queue a reply to stored message ``reply_to`` in its thread.
+    """Queue a reply to stored message ``reply_to`` in its thread. ``source_message_id`` is
+    the conversation message it mails: one outbox row per message (a second is a
+    ``UniqueViolation``).
 
     Raises :class:`InvalidInput` for a message that must never be answered (an auto-reply, a
     bounce, list mail, a loop) or one without a sender address.
@@ -163,6 +166,7 @@ async def enqueue_reply(
                 "raw": msg.as_bytes(),
                 "approved_by": approved_by,
                 "approved_at": approved_at,
+                **({"source_message_id": source_message_id} if source_message_id else {}),
             },
         )
 

@@ -167,10 +167,11 @@ async def make_env(
     imap_port: int | None = None,
     folder: str = "INBOX",
     smtp_port: int | None = None,
+    tenant: Any = None,
 ) -> Env:
     user = server.new_user()
     env = Env(pool, box, settings, server, user)
-    tenant = await create_tenant(pool, f"mail-{uuid.uuid4().hex[:10]}", "Mail Co")
+    tenant = tenant or await create_tenant(pool, f"mail-{uuid.uuid4().hex[:10]}", "Mail Co")
     env.tenant_id = tenant.id
     if folder != "INBOX":
         c = env.imap()
@@ -766,3 +767,96 @@ async def test_the_queue_polls_a_mailbox_when_its_interval_has_passed(
         )
     await queue.poll_mailboxes.func(context)
     assert len(await env.messages()) == 2
+
+
+async def test_a_mail_becomes_a_ticket_and_a_held_draft_whose_approval_is_mailed_once(
+    mail_pool: DictPool,
+    box: SecretBox,
+    mail_settings: Settings,
+    dovecot: Any,
+    smtp: tuple[Recorder, int],
+    services: Any,
+    graph: Any,
+    demo: Any,
+) -> None:
+    from desk.actions import ActionRequest
+    from desk.email import intake
+    from desk.service import Desk
+
+    recorder, port = smtp
+    env = await make_env(mail_pool, box, mail_settings, dovecot, smtp_port=port, tenant=demo)
+    desk = Desk.build(graph, services)
+    tag = uuid.uuid4().hex[:8]
+    first_id = f"<fee-{tag}@customer.test>"
+    env.deliver(
+        mails.plain(
+            sender=f"Kim Lee <kim-{tag}@customer.test>",
+            message_id=first_id,
+            subject=f"Call-out fee {tag}",
+            body="Hi, how much is your call-out fee?\n\nThanks,\nKim",
+        )
+    )
+    assert (await env.poll()).stored == 1
+    assert await intake.intake_pending(services, desk, tenant_id=demo.id) >= 1
+    assert await intake.intake_pending(services, desk, tenant_id=demo.id) == 0  # once
+
+    (thread,) = await env.rows(
+        "SELECT t.* FROM mail_threads t JOIN mail_messages m ON m.thread_id = t.id"
+        " WHERE m.message_id = %s",
+        first_id,
+    )
+    conv, ticket_id = thread["conversation_id"], thread["ticket_id"]
+    (c,) = await env.rows("SELECT channel, contact_id FROM conversations WHERE id = %s", conv)
+    assert c["channel"] == "email" and c["contact_id"] is not None
+    (t,) = await env.rows("SELECT subject, channel, status FROM tickets WHERE id = %s", ticket_id)
+    assert (t["subject"], t["channel"]) == (f"Call-out fee {tag}", "email")
+    said = await env.rows(
+        "SELECT sender, text FROM messages WHERE conversation_id = %s ORDER BY created_at", conv
+    )
+    assert [m["sender"] for m in said] == ["customer"]  # the AI's draft waits for a person
+    assert "call-out fee" in said[0]["text"] and "Thanks" not in said[0]["text"]
+    assert await intake.queue_replies(services, tenant_id=demo.id) == 0
+
+    outcome = await desk.actions.act(
+        demo, conv, ActionRequest(action="approve", agent="Alex Agent")
+    )
+    assert outcome is not None
+    assert await intake.queue_replies(services, tenant_id=demo.id) == 1
+    assert await intake.queue_replies(services, tenant_id=demo.id) == 0  # one mail per reply
+    sent = await send_pending(env.pool, demo.id, box=env.box, settings=env.settings)
+    assert sent.sent == 1 and len(recorder.received) == 1
+    mail = message_from_bytes(recorder.received[0], policy=policy.default)
+    assert mail["In-Reply-To"] == first_id and mail["Subject"].startswith("Re: Call-out fee")
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert text.startswith("Hello Kim,") and "$89" in text
+    assert "Sources:" in text and "[pricing-overview]" not in text
+    assert text.rstrip().endswith("Brightwater Home Services")
+
+    # the customer answers in the thread: the same conversation and ticket, a new turn
+    env.deliver(
+        mails.plain(
+            sender=f"Kim Lee <kim-{tag}@customer.test>",
+            message_id=f"<fee2-{tag}@customer.test>",
+            subject=f"Re: Call-out fee {tag}",
+            in_reply_to=mail["Message-ID"],
+            body="Great, and do you work on Saturdays?",
+        )
+    )
+    assert (await env.poll()).stored == 1
+    await intake.intake_pending(services, desk, tenant_id=demo.id)
+    threads = await env.rows(
+        "SELECT DISTINCT thread_id FROM mail_messages WHERE message_id IN (%s, %s)",
+        first_id,
+        f"<fee2-{tag}@customer.test>",
+    )
+    assert len(threads) == 1
+    said = await env.rows(
+        "SELECT sender FROM messages WHERE conversation_id = %s AND sender = 'customer'", conv
+    )
+    assert len(said) == 2
+    open_tickets = await env.rows(
+        "SELECT id FROM tickets WHERE conversation_id = %s"
+        " AND status NOT IN ('resolved', 'closed')",
+        conv,
+    )
+    assert [r["id"] for r in open_tickets] == [ticket_id]
