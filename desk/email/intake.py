@@ -9,13 +9,19 @@ a ticket like any chat.
   a person (the tenant policy), so what the AI wrote waits in the review queue. Automatic mail
   (auto-replies, bounces, lists, loops) is never taken in; a message flagged for a person (too
   large, unreadable) gets its ticket and no AI turn.
-* :func:`queue_replies` turns each public reply of an email conversation (the AI's once a
-  person approved or edited it, or an agent's) into an outbox mail in the thread, answering
+* :func:`queue_replies` turns each public reply of an email conversation that a person wrote
+  or signed off (an agent's, or the AI's once approved or edited) into an outbox mail in the
+  thread, answering
   the thread's last inbound message: a greeting, the reply with its ``[source-id]`` markers
   made into a short list of sources, and the business's sign-off. One mail per reply (a
   unique index on the outbox's ``source_message_id``), so a sweep run twice, or crashed
   between the two writes, never sends a reply twice. The outbox sends at most once
   (``desk.email.send``).
+
+What the AI says without a person in email is not mailed: a decline ("not in our articles"),
+an off-topic redirect, a greeting, the safety steps before a hand-off. In chat those help at
+once; by email they would be a robot's letter, so the ticket stays open for a person instead
+(a hand-off for danger is urgent, and its notification tells the desk).
 
 Both are sweeps the task queue runs (``desk/queue.py``), safe to run again after a crash:
 the turn is idempotent by key, the ticket is one per conversation, the outbox one per reply.
@@ -161,8 +167,18 @@ SELECT msg.id, msg.tenant_id, msg.sender, msg.text, msg.citations, msg.agent_nam
 FROM messages msg
 JOIN mail_threads t ON t.conversation_id = msg.conversation_id
 JOIN tenants n ON n.id = msg.tenant_id
-WHERE msg.sender IN ('ai', 'agent') AND msg.visibility = 'public'
-  AND (%(tenant)s::uuid IS NULL OR msg.tenant_id = %(tenant)s)
+WHERE msg.visibility = 'public' AND (%(tenant)s::uuid IS NULL OR msg.tenant_id = %(tenant)s)
+  AND (msg.sender = 'agent' OR (msg.sender = 'ai' AND EXISTS (
+        -- an AI reply is mailed once a person signed it off: an approval or an edit logged
+        -- after the AI's previous reply and no later than this one
+        SELECT 1 FROM conversation_events e
+        WHERE e.conversation_id = msg.conversation_id
+          AND e.type IN ('approval.approved', 'approval.edited')
+          AND e.created_at <= msg.created_at
+          AND e.created_at > coalesce((SELECT max(p.created_at) FROM messages p
+                                       WHERE p.conversation_id = msg.conversation_id
+                                         AND p.sender = 'ai' AND p.created_at < msg.created_at),
+                                      '-infinity'))))
   AND NOT EXISTS (SELECT 1 FROM mail_outbox o WHERE o.tenant_id = msg.tenant_id
                   AND o.source_message_id = msg.id)
 ORDER BY msg.created_at

@@ -860,3 +860,29 @@ async def test_a_mail_becomes_a_ticket_and_a_held_draft_whose_approval_is_mailed
         conv,
     )
     assert [r["id"] for r in open_tickets] == [ticket_id]
+
+    # what the AI says without a person (here: not in our articles) is not mailed
+    before = len(recorder.received)
+    env.deliver(
+        mails.plain(
+            sender=f"Sam <sam-{tag}@customer.test>",
+            message_id=f"<rails-{tag}@customer.test>",
+            subject="Towel rails",
+            body="Do you repair heated towel rails in bathrooms?",
+        )
+    )
+    assert (await env.poll()).stored == 1
+    await intake.intake_pending(services, desk, tenant_id=demo.id)
+    (rails,) = await env.rows(
+        "SELECT t.conversation_id FROM mail_threads t JOIN mail_messages m ON m.thread_id = t.id"
+        " WHERE m.message_id = %s",
+        f"<rails-{tag}@customer.test>",
+    )
+    ai = await env.rows(
+        "SELECT text FROM messages WHERE conversation_id = %s AND sender = 'ai'",
+        rails["conversation_id"],
+    )
+    assert ai, "the offline tier answered the towel-rail mail somehow"
+    assert await intake.queue_replies(services, tenant_id=demo.id) == 0
+    await send_pending(env.pool, demo.id, box=env.box, settings=env.settings)
+    assert len(recorder.received) == before
