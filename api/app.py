@@ -27,6 +27,7 @@ from api.routes import (
     metrics,
     pages,
     profile,
+    sla,
     staff,
     tickets,
 )
@@ -158,6 +159,7 @@ def create_app(
     app.include_router(kb_drafts.router)
     app.include_router(profile.router)
     app.include_router(metrics.router)
+    app.include_router(sla.router)
     app.include_router(pages.router)
 
     # Innermost: a read that lost the database is re-run once, anything else that did gets a 503.
