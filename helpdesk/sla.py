@@ -409,9 +409,12 @@ def _snapshot(rule: Rule, config: Config) -> dict[str, Any]:
 
 
 def _done_at(row: dict[str, Any], target: Target) -> datetime | None:
+    resolved = row.get("resolved_at") if row["status"] in ("resolved", "closed") else None
     if target == "first_response":
-        return row.get("first_response_at")
-    return row.get("resolved_at") if row["status"] in ("resolved", "closed") else None
+        # Resolving a ticket nobody had answered yet answers it (the resolution reaches the
+        # customer); a reopen makes the first response pending again.
+        return row.get("first_response_at") or resolved
+    return resolved
 
 
 def compute(
@@ -759,23 +762,30 @@ async def sweep(db: Db, now: datetime | None = None) -> dict[str, int]:
 # ------------------------------------------------------------------------------ compliance
 
 _COMPLIANCE = """
+WITH t AS (
+    SELECT priority, first_response_due_at, resolution_due_at, first_response_breached,
+           resolution_breached, sla_paused_at,
+           status IN ('resolved', 'closed') AS done,
+           COALESCE(first_response_at,
+                    CASE WHEN status IN ('resolved', 'closed') THEN resolved_at END) AS answered,
+           resolved_at
+    FROM tickets
+    WHERE tenant_id = %(t)s AND created_at >= %(start)s AND created_at < %(end)s
+      AND sla_policy IS NOT NULL
+)
 SELECT priority,
        count(*) AS tickets,
-       count(*) FILTER (WHERE first_response_at IS NOT NULL AND NOT first_response_breached
-                        AND first_response_at <= first_response_due_at) AS first_response_met,
-       count(*) FILTER (WHERE first_response_breached OR first_response_at > first_response_due_at
-                        OR (first_response_at IS NULL AND sla_paused_at IS NULL
+       count(*) FILTER (WHERE NOT first_response_breached
+                        AND answered <= first_response_due_at) AS first_response_met,
+       count(*) FILTER (WHERE first_response_breached OR answered > first_response_due_at
+                        OR (answered IS NULL AND sla_paused_at IS NULL
                             AND first_response_due_at <= %(as_of)s)) AS first_response_breached,
-       count(*) FILTER (WHERE status IN ('resolved', 'closed')
-                        AND resolved_at <= resolution_due_at
-                        AND NOT resolution_breached) AS resolution_met,
-       count(*) FILTER (WHERE resolution_breached
-                        OR (status IN ('resolved', 'closed') AND resolved_at > resolution_due_at)
-                        OR (status NOT IN ('resolved', 'closed') AND sla_paused_at IS NULL
+       count(*) FILTER (WHERE NOT resolution_breached AND done
+                        AND resolved_at <= resolution_due_at) AS resolution_met,
+       count(*) FILTER (WHERE resolution_breached OR (done AND resolved_at > resolution_due_at)
+                        OR (NOT done AND sla_paused_at IS NULL
                             AND resolution_due_at <= %(as_of)s)) AS resolution_breached
-FROM tickets
-WHERE tenant_id = %(t)s AND created_at >= %(start)s AND created_at < %(end)s
-  AND sla_policy IS NOT NULL
+FROM t
 GROUP BY priority
 """
 
