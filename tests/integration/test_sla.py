@@ -345,6 +345,14 @@ async def test_the_admin_sla_routes_the_ticket_state_and_compliance(
                                "resolution_minutes": 50}] * 2}  # fmt: skip
         r = client.put("/v1/admin/sla", json=twice, headers=manager)
         assert r.status_code == 422 and r.json()["message"].startswith("policies.1:"), r.text
+        # Text the desk refuses, deep in a rule, is 422 invalid_input naming it (the fuzz
+        # test's hostile-text pass reaches top-level fields only).
+        for hostile in ("a\x00b", "a\x1b[31mb"):
+            rule = {"priority": "urgent", "category": hostile}
+            nested = {"policies": [{**rule, "first_response_minutes": 5, "resolution_minutes": 50}]}
+            r = client.put("/v1/admin/sla", json=nested, headers=manager)
+            assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
+            assert "policies[0].category" in r.json()["message"], r.text
         good = {
             "warn_before": {"percent": 50},
             "policies": [
