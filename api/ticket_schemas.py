@@ -368,7 +368,7 @@ class NoteList(BaseModel):
 
 class TimelineItem(BaseModel):
     """One thing that happened: a message, a note, or a ticket event (created, status,
-    updated, resolved, reopened, follow_up, csat, first_response)."""
+    updated, resolved, reopened, follow_up, csat, first_response, sla.warning, sla.breach)."""
 
     at: datetime
     kind: str

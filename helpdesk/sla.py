@@ -687,6 +687,8 @@ WITH due AS (
            resolution_breached
     FROM tickets
     WHERE sla_next_check_at <= %(now)s AND sla_next_check_at IS NOT NULL
+    ORDER BY sla_next_check_at
+    LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ),
 fired AS (
@@ -741,22 +743,33 @@ SELECT (SELECT count(*) FROM recorded WHERE kind = 'sla.warning') AS warnings,
 """
 
 
-async def sweep(db: Db, now: datetime | None = None) -> dict[str, int]:
+SWEEP_BATCH = 10_000
+"""Tickets one sweep transaction takes at most: a backlog (workers down for hours) is worked
+through in transactions of this size, so no agent's edit waits long on a row it locked."""
+
+
+async def sweep(db: Db, now: datetime | None = None, *, batch: int = SWEEP_BATCH) -> dict[str, int]:
     """Record every ``sla.warning`` and ``sla.breach`` whose instant has come; return the
     counts (``warnings``, ``breaches``, ``checked`` tickets).
 
-    One statement for every tenant when ``db`` is a pool (the owner; row-level security does
-    not restrict it), for one tenant inside its scope. It reads only the tickets whose
-    ``sla_next_check_at`` has come (an index range), and each event has a unique dedupe key
-    per ticket and target, so sweeps that overlap record every event once: rows one sweep has
-    locked the other skips, and an insert that meets the other's key does nothing.
+    For every tenant when ``db`` is a pool (the owner; row-level security does not restrict
+    it), for one tenant inside its scope. Each statement reads only the tickets whose
+    ``sla_next_check_at`` has come (an index range, ``batch`` at most, each batch its own
+    transaction), and each event has a unique dedupe key per ticket and target, so sweeps
+    that overlap record every event once: rows one sweep has locked the other skips, and an
+    insert that meets the other's key does nothing.
     """
     at = now or datetime.now(UTC)
-    async with connect(db) as conn, conn.transaction():
-        cur = await conn.execute(_SWEEP, {"now": at})
-        row = await cur.fetchone()
-    assert row is not None
-    return {k: int(row[k]) for k in ("warnings", "breaches", "checked")}
+    total = {"warnings": 0, "breaches": 0, "checked": 0}
+    while True:
+        async with connect(db) as conn, conn.transaction():
+            cur = await conn.execute(_SWEEP, {"now": at, "batch": batch})
+            row = await cur.fetchone()
+        assert row is not None
+        for k in total:
+            total[k] += int(row[k])
+        if int(row["checked"]) < batch:
+            return total
 
 
 # ------------------------------------------------------------------------------ compliance

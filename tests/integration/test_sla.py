@@ -160,7 +160,7 @@ async def test_warning_then_breach_once_each_with_sweeps_at_once(services: Any) 
         services.pool.connection() as second,
         first.transaction(),
     ):
-        await first.execute(sla._SWEEP, {"now": at(*MON, 10)})
+        await first.execute(sla._SWEEP, {"now": at(*MON, 10), "batch": sla.SWEEP_BATCH})
         await sla.sweep(second, at(*MON, 10))
         assert await _events(services, tenant, tid) == [("sla.warning", "first_response")]
     assert await _events(services, tenant, tid) == [
@@ -183,7 +183,7 @@ async def test_warning_then_breach_once_each_with_sweeps_at_once(services: Any) 
     # The resolution target: warning at 80% (13:12), breach at 14:00, again once each.
     await sla.sweep(services.pool, at(*MON, 13, 30))
     await asyncio.gather(*(sla.sweep(services.pool, at(*MON, 14, 5)) for _ in range(2)))
-    await sla.sweep(services.pool, at(*MON, 15))
+    await sla.sweep(services.pool, at(*MON, 15), batch=1)  # in batches of one: the same
     assert await _events(services, tenant, tid) == [
         ("sla.warning", "first_response"),
         ("sla.breach", "first_response"),
