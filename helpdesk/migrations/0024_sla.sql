@@ -58,6 +58,11 @@ CREATE INDEX tickets_sla_due ON tickets (tenant_id, resolution_due_at)
     WHERE sla_policy IS NOT NULL AND status NOT IN ('resolved', 'closed');
 CREATE INDEX tickets_sla_breached ON tickets (tenant_id, number DESC)
     WHERE first_response_breached OR resolution_breached;
+-- sla=warning: the open tickets with a running clock and nothing breached yet, newest first.
+CREATE INDEX tickets_sla_running ON tickets (tenant_id, number DESC)
+    WHERE sla_policy IS NOT NULL AND sla_paused_at IS NULL
+      AND status NOT IN ('resolved', 'closed')
+      AND NOT first_response_breached AND NOT resolution_breached;
 CREATE INDEX tickets_created ON tickets (tenant_id, created_at);
 
 -- SLA events on the timeline, each once: a dedupe key (sla.breach:first_response, ...) unique
