@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/deskgraph serve --demo --host $(HOST) --port $(PORT)
 
 ## Install what the tests need and run them (lint and types included).
-test: $(STAMP) chromium
+test: $(STAMP) chromium dovecot
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -37,6 +37,14 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+## The mail tests run a real IMAP server: Debian's Dovecot, started by the test fixture with a
+## configuration in a temporary folder (tests/support/dovecot.py); the system service stays off.
+.PHONY: dovecot
+dovecot:
+	@command -v dovecot >/dev/null 2>&1 || test -x /usr/sbin/dovecot || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-imapd >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

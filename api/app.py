@@ -25,6 +25,7 @@ from api.routes import (
     kb,
     kb_drafts,
     metrics,
+    notifications,
     pages,
     profile,
     sla,
@@ -160,6 +161,7 @@ def create_app(
     app.include_router(profile.router)
     app.include_router(metrics.router)
     app.include_router(sla.router)
+    app.include_router(notifications.router)
     app.include_router(pages.router)
 
     # Innermost: a read that lost the database is re-run once, anything else that did gets a 503.

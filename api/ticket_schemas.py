@@ -480,3 +480,26 @@ class SlaConfigOut(BaseModel):
     source: Literal["default", "tenant"]
     updated_at: datetime | None
     updated_by: str
+
+
+class TicketCommandIn(_In):
+    """A ticket command in words; ``confirm`` applies it (without: only the plan)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "close T-42, T-43: fixed load balancer config", "confirm": True}]
+        },
+    )
+    text: str = Field(min_length=1, max_length=2000)
+    confirm: bool = False
+
+
+class TicketCommandOut(BaseModel):
+    """The compact answer: ``ok`` applied or shown, ``nf`` a ticket not found, ``er`` a change
+    refused, ``up`` not applied (``data.question``: say more; ``data.plan``: confirm)."""
+
+    status: Literal["ok", "nf", "er", "up"]
+    action: str | None
+    data: dict[str, Any]
+    plan: str | None = None

@@ -17,11 +17,13 @@ from cli.identity import identity_secret
 from cli.ingest import ingest
 from cli.intents import tenant_intents
 from cli.keys import keys_app
+from cli.mail import mail_app, mailbox_app
 from cli.pool import run_with_pool
 from cli.probes import answer, classify, guard
 from cli.profile import tenant_profile
 from cli.search import search
 from cli.signals import exit_through_hooks_on_signals
+from cli.tickets import ticket
 from cli.users import users_app
 from cli.worker import worker
 
@@ -35,6 +37,9 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.command("ticket")(ticket)
+app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(mail_app, name="mail")
 console = Console()
 log = logging.getLogger(__name__)
 
@@ -128,7 +133,12 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from helpdesk.config import get_settings as _settings
+    from helpdesk.mailboxes import load_mail_key
 
+    # The mailbox passwords' key exists before any mailbox does (generated into the data dir
+    # when DESKGRAPH_MAIL_KEY is unset), so `deskgraph mailbox add` and the server agree.
+    load_mail_key(_settings())
     base = f"http://{host}:{port}"
     on_ready = None
     if demo:

@@ -60,6 +60,12 @@ UPKEEP_CRON = "45 3 * * *"
 """Daily at 03:45 UTC."""
 KEEP_FINISHED_DAYS = 30
 """How long failed, cancelled and aborted jobs stay to be looked at (succeeded ones go at once)."""
+MAIL_POLL_CRON = "* * * * * */20"
+"""Every 20 seconds: each mailbox is fetched once its own ``poll_interval_s`` has passed."""
+MAIL_SEND_CRON = "* * * * * */15"
+"""Every 15 seconds: an approved reply leaves within a quarter of a minute."""
+WEBHOOKS_CRON = "* * * * * */15"
+"""Every 15 seconds: a notification reaches its webhooks within a quarter of a minute."""
 LEARN_CRON = "*/5 * * * *"
 """Every 5 minutes: a resolved ticket's draft is waiting in the review queue soon after."""
 SLA_SWEEP_CRON = "* * * * *"
@@ -82,6 +88,9 @@ LOCKS = {
     "upkeep": "periodic:queue_upkeep",
     "learn": "periodic:draft_articles_from_resolved_tickets",
     "sla": "periodic:sla_sweep",
+    "webhooks": "periodic:deliver_webhooks",
+    "mail_poll": "periodic:poll_mailboxes",
+    "mail_send": "periodic:send_mail",
 }
 """The queueing lock and lock of each periodic task (one waiting, one running, at most)."""
 
@@ -201,6 +210,87 @@ async def draft_articles_from_resolved_tickets(
     services = _ctx(context, "services")
     now = datetime.fromtimestamp(timestamp, UTC) if timestamp else datetime.now(UTC)
     return await kb_learning.draft_resolved(services, now=now)
+
+
+@app.periodic(cron=WEBHOOKS_CRON)
+@app.task(
+    name="deliver_webhooks",
+    pass_context=True,
+    retry=RETRY,
+    queueing_lock=LOCKS["webhooks"],
+    lock=LOCKS["webhooks"],
+)
+async def deliver_webhooks(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
+    """Send the webhook deliveries that are due (``desk.webhooks.deliver_due``: signed,
+    retried with backoff, at least once); return counts by outcome."""
+    from desk import webhooks
+
+    services = _ctx(context, "services")
+    settings: Settings = _ctx(context, "settings")
+    return await webhooks.deliver_due(services.pool, allow_private=settings.webhook_allow_private)
+
+
+@app.periodic(cron=MAIL_POLL_CRON)
+@app.task(
+    name="poll_mailboxes",
+    pass_context=True,
+    retry=RETRY,
+    queueing_lock=LOCKS["mail_poll"],
+    lock=LOCKS["mail_poll"],
+)
+async def poll_mailboxes(context: JobContext, timestamp: int | None = None) -> int:
+    """Fetch the mailboxes whose interval has passed (``desk.email.fetch.poll_mailbox``, which
+    commits message by message and never raises for a server or a bad message); return how
+    many were polled."""
+    from desk.email.fetch import poll_mailbox
+    from helpdesk.mailboxes import SecretBox, load_mail_key
+
+    services = _ctx(context, "services")
+    settings: Settings = _ctx(context, "settings")
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, tenant_id FROM mailboxes WHERE last_polled_at IS NULL"
+            " OR last_polled_at + make_interval(secs => poll_interval_s) <= now()"
+            " ORDER BY last_polled_at NULLS FIRST"
+        )
+        due = await cur.fetchall()
+    if not due:
+        return 0
+    box = SecretBox(load_mail_key(settings))
+    for row in due:
+        await poll_mailbox(services.pool, row["tenant_id"], row["id"], box=box, settings=settings)
+    return len(due)
+
+
+@app.periodic(cron=MAIL_SEND_CRON)
+@app.task(
+    name="send_mail",
+    pass_context=True,
+    retry=RETRY,
+    queueing_lock=LOCKS["mail_send"],
+    lock=LOCKS["mail_send"],
+)
+async def send_mail(context: JobContext, timestamp: int | None = None) -> int:
+    """Send every tenant's due outbox mail (``desk.email.send.send_pending``: at most once, a
+    send whose outcome is unknown left ``uncertain`` for a person); return how many sent."""
+    from desk.email.send import send_pending
+    from helpdesk.mailboxes import SecretBox, load_mail_key
+
+    services = _ctx(context, "services")
+    settings: Settings = _ctx(context, "settings")
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT DISTINCT tenant_id FROM mail_outbox"
+            " WHERE state IN ('pending', 'sending') AND next_attempt_at <= now()"
+        )
+        tenants = [r["tenant_id"] for r in await cur.fetchall()]
+    if not tenants:
+        return 0
+    box = SecretBox(load_mail_key(settings))
+    sent = 0
+    for tid in tenants:
+        sent += (await send_pending(services.pool, tid, box=box, settings=settings)).sent
+    return sent
 
 
 @app.periodic(cron=TOP_QUESTIONS_CRON)

@@ -96,11 +96,14 @@ THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
         Threshold("should_not_answer_recall", minimum=0.75, measured=0.875),
         Threshold("should_not_answer_precision", minimum=0.70, measured=0.875),
     ),
-    # Cross-validation is deterministic (fixed folds, lbfgs); margin 0.05.
+    # Cross-validation is deterministic (fixed folds, lbfgs); margin 0.05. Re-measured on
+    # 2026-12-04 after the background off-topic class (nlp/data/off_topic.txt) and the
+    # nearest-off-topic detector input: accuracy 0.792 -> 0.791, macro-F1 0.784 -> 0.777,
+    # out-of-scope recall 0.833 -> 0.928 (a gate that loses the background falls under 0.87).
     "intents": (
-        Threshold("accuracy", minimum=0.75, measured=0.792),
-        Threshold("macro_f1", minimum=0.74, measured=0.784),
-        Threshold("oos_recall", minimum=0.80, measured=0.833),
+        Threshold("accuracy", minimum=0.74, measured=0.791),
+        Threshold("macro_f1", minimum=0.72, measured=0.777),
+        Threshold("oos_recall", minimum=0.87, measured=0.928),
     ),
     # 28 target attacks (one is 0.036) and 110 ordinary messages (one is 0.009): three
     # attacks let through, or four more customers blocked, fail.

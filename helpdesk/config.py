@@ -114,6 +114,14 @@ class Settings(BaseSettings):
         " resumes the turn. Shorter frees it sooner; too short and a stalled live process loses"
         " it (see api/turns.py).",
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        validation_alias="DESKGRAPH_WEBHOOK_ALLOW_PRIVATE",
+        description=(
+            "Let webhooks reach loopback and private addresses (tests, one-machine setups);"
+            " off, an endpoint on an internal address is refused at delivery."
+        ),
+    )
     queue_heartbeat_s: float = Field(
         default=10.0,
         gt=0,
@@ -214,6 +222,47 @@ class Settings(BaseSettings):
         ge=8192,
         validation_alias="DESKGRAPH_PASSWORD_MEMORY_KIB",
         description="argon2id memory per hash (KiB).",
+    )
+
+    mail_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="DESKGRAPH_MAIL_KEY",
+        description="Fernet key (urlsafe base64, 32 bytes) that encrypts mailbox passwords at"
+        " rest. Unset: generated once, kept in data_dir/mail_key (mode 0600). Losing it means"
+        " re-entering every mailbox password.",
+    )
+    mail_max_message_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_MAX_MESSAGE_BYTES",
+        description="A fetched message larger than this is stored raw, unparsed, flagged for a"
+        " person.",
+    )
+    mail_keep_raw_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_KEEP_RAW_BYTES",
+        description="A message larger than this is not downloaded: only its header is fetched"
+        " and kept (flagged oversize, raw_truncated); it stays on the server.",
+    )
+    mail_max_attachment_bytes: int = Field(
+        default=15 * 1024 * 1024,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_MAX_ATTACHMENT_BYTES",
+        description="An attachment larger than this is recorded (name, type, size) but not kept.",
+    )
+    mail_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_TIMEOUT_S",
+        description="Socket timeout of IMAP and SMTP connections.",
+    )
+    mail_send_claim_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="DESKGRAPH_MAIL_SEND_CLAIM_S",
+        description="An outbox row claimed for sending longer ago than this, and never marked,"
+        " is set 'uncertain' for a person (never sent again automatically).",
     )
 
     @property

@@ -44,6 +44,8 @@ PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
     "sla.manage": (_MANAGERS, "read and set the SLA policies (targets per priority, category)"),
     "keys.manage": (_ADMINS, "create and revoke API keys"),
     "profile.edit": (_ADMINS, "edit the business profile and chat configuration"),
+    "notifications.read": (_ALL, "read one's notifications and set one's preferences"),
+    "webhooks.manage": (_ADMINS, "add and remove webhooks, read their delivery log, replay"),
 }
 """Action -> (the roles allowed, what the action covers)."""
 

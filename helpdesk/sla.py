@@ -20,6 +20,7 @@ Three parts, see docs/sla.md:
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from helpdesk import notifications
 from helpdesk.errors import InvalidInput
 from helpdesk.hours import periods_on
 from helpdesk.profile import BusinessProfile
@@ -565,19 +567,15 @@ async def record(
 ) -> bool:
     """Record an ``sla.warning`` / ``sla.breach`` event once per ticket and target; return
     whether this call recorded it."""
+    detail = {"target": target, "due_at": due.isoformat(), "priority": priority}
     cur = await conn.execute(
         "INSERT INTO ticket_events (tenant_id, ticket_id, kind, actor_name, detail, created_at,"
         " dedupe_key) VALUES (%s, %s, %s, 'system', %s, %s, %s)"
         " ON CONFLICT (ticket_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
-        (
-            tenant_id,
-            ticket_id,
-            f"sla.{kind}",
-            Jsonb({"target": target, "due_at": due.isoformat(), "priority": priority}),
-            at,
-            f"sla.{kind}:{target}",
-        ),
+        (tenant_id, ticket_id, f"sla.{kind}", Jsonb(detail), at, f"sla.{kind}:{target}"),
     )
+    if cur.rowcount == 1:  # staff hear of it (helpdesk.notifications), in this transaction
+        await notifications.on_ticket_event(conn, tenant_id, ticket_id, f"sla.{kind}", None, detail)
     return cur.rowcount == 1
 
 
@@ -715,7 +713,7 @@ recorded AS (
            %(now)s, 'sla.' || kind || ':' || target
     FROM fired
     ON CONFLICT (ticket_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
-    RETURNING kind
+    RETURNING tenant_id, ticket_id, kind, detail
 ),
 flagged AS (
     UPDATE tickets t SET
@@ -739,7 +737,9 @@ flagged AS (
 )
 SELECT (SELECT count(*) FROM recorded WHERE kind = 'sla.warning') AS warnings,
        (SELECT count(*) FROM recorded WHERE kind = 'sla.breach') AS breaches,
-       (SELECT count(*) FROM flagged) AS checked
+       (SELECT count(*) FROM flagged) AS checked,
+       (SELECT coalesce(array_agg(ARRAY[tenant_id::text, ticket_id::text, kind, detail::text]),
+                        '{}') FROM recorded) AS events
 """
 
 
@@ -765,7 +765,13 @@ async def sweep(db: Db, now: datetime | None = None, *, batch: int = SWEEP_BATCH
         async with connect(db) as conn, conn.transaction():
             cur = await conn.execute(_SWEEP, {"now": at, "batch": batch})
             row = await cur.fetchone()
-        assert row is not None
+            assert row is not None
+            # Staff hear of each event recorded (helpdesk.notifications), in its transaction:
+            # the events this batch recorded only, never a pass over the tickets.
+            for tenant, ticket, kind, detail in row["events"]:
+                await notifications.on_ticket_event(
+                    conn, uuid.UUID(tenant), uuid.UUID(ticket), kind, None, json.loads(detail)
+                )
         for k in total:
             total[k] += int(row[k])
         if int(row["checked"]) < batch:

@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from helpdesk import audit, event_log, sla
+from helpdesk import audit, event_log, notifications, sla
 from helpdesk.audit import Actor
 from helpdesk.errors import Conflict, DeskError, InvalidInput, NotFound
 from helpdesk.sla import SLA_FILTERS
@@ -159,6 +159,7 @@ async def _event(
             at,
         ),
     )
+    await notifications.on_ticket_event(conn, tenant_id, ticket_id, kind, actor, detail)
 
 
 async def _audit(

@@ -4,9 +4,13 @@ MiniLM embeddings (meaning) and TF-IDF word uni- and bi-grams (the exact words t
 near-synonym intents) feed one softmax layer trained by mini-batch Adam in numpy
 (:class:`_Linear`); its confidence is temperature-scaled on out-of-fold predictions. Out of scope
 combines the ``out_of_scope`` class, the top probability and the similarity of the nearest
-examples, with a threshold that declines at most ``false_decline_budget`` of the in-scope
-messages answered correctly; a message unlike every example (``min_similarity``) is out of scope
-whatever the training data. Deterministic for a given training set.
+in-scope and out-of-scope examples, with a threshold that declines at most
+``false_decline_budget`` of the in-scope messages answered correctly; a message unlike every
+example (``min_similarity``) is out of scope whatever the training data. The ``out_of_scope``
+class also learns from a background of varied off-topic messages written for this project
+(``nlp/data/off_topic.txt``), less those within ``background_cut`` cosine of any in-scope
+example, so off-topic subjects no tenant listed are still recognised. Deterministic for a given
+training set.
 
 Why this method, the figures and what was tried and dropped (fine-tuning MiniLM, SVMs,
 character n-grams): docs/decisions/intent-classifier.md.
@@ -28,6 +32,8 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 OUT_OF_SCOPE = "out_of_scope"
+BACKGROUND_FILE = Path(__file__).with_name("data") / "off_topic.txt"
+"""Off-topic messages written for this project, one a line (``#`` comments): the background."""
 OOS_ALIASES = frozenset({"out_of_scope", "oos", "out-of-scope", "outofscope"})
 """Labels read as out of scope (case-insensitive): our own name and CLINC150's ``oos``."""
 
@@ -143,6 +149,15 @@ class ClassifierConfig:
     """The out-of-scope detector's threshold never goes below this (2:1 odds)."""
     min_oos_examples: int = 6
     """Fewer out-of-scope rows than this train no detector (too few to set a threshold)."""
+    background: bool = True
+    """Add the background off-topic messages (``BACKGROUND_FILE``) as out-of-scope rows."""
+    background_cut: float = 0.6
+    """A background message at least this similar (cosine) to an in-scope example is dropped:
+    a business whose intents include the weather keeps them. Chosen a priori, not tuned."""
+    background_share: float = 0.5
+    """At most this many background rows per in-scope row (evenly spaced through the file):
+    a tenant with a few hundred examples is not outnumbered by off-topic ones, whose class
+    prior would then decline its real requests."""
     seed: int = 0
 
 
@@ -168,8 +183,11 @@ class IntentClassifier:
         self.config = cfg
         self._embeddings = embeddings
         self._fitted: _Fitted | None = None
+        self._background: np.ndarray | None = None
         self.labels: list[str] = []
         """The in-scope intents, sorted."""
+        self.background_kept = 0
+        """How many background messages the last ``fit`` trained on (after the cut)."""
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> IntentClassifier:
         """Train on examples; out-of-scope labels (``out_of_scope``, ``oos``) form their own class.
@@ -198,9 +216,39 @@ class IntentClassifier:
             )
         if len(set(y.tolist())) < 2:
             raise ValueError("need examples of at least two intents")
-        self._fitted = _train(_unit(np.asarray(vectors, np.float32)), list(texts), y, self.config)
+        units, texts = _unit(np.asarray(vectors, np.float32)), list(texts)
+        if self.config.background:
+            units, texts, y = self._with_background(units, texts, y)
+        self._fitted = _train(units, texts, y, self.config)
         self.labels = sorted(set(y.tolist()) - {OUT_OF_SCOPE})
         return self
+
+    def _with_background(
+        self, vectors: np.ndarray, texts: list[str], y: np.ndarray
+    ) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """The training rows plus the background messages not near any in-scope example."""
+        bg_texts = list(background_examples())
+        if self._background is None:
+            self._background = _background_vectors(self._embeddings, bg_texts)
+        in_scope = vectors[y != OUT_OF_SCOPE]
+        nearest = _neighbour_similarity(self._background, in_scope, 1)[1]
+        seen = set(texts)
+        keep = [
+            i
+            for i, t in enumerate(bg_texts)
+            if nearest[i] < self.config.background_cut and t not in seen
+        ]
+        most = int(self.config.background_share * len(in_scope))
+        if len(keep) > most:
+            keep = [keep[int(j)] for j in np.linspace(0, len(keep) - 1, most).round()]
+        self.background_kept = len(keep)
+        if not keep:
+            return vectors, texts, y
+        return (
+            np.concatenate([vectors, self._background[keep]]),
+            texts + [bg_texts[i] for i in keep],
+            np.asarray(y.tolist() + [OUT_OF_SCOPE] * len(keep)),
+        )
 
     async def apredict(self, text: str, vector: np.ndarray | None = None) -> IntentPrediction:
         """Classify one message (``vector``: its embedding, when the caller has it already)."""
@@ -220,6 +268,28 @@ class IntentClassifier:
         if self._fitted is None:
             raise RuntimeError("IntentClassifier.fit must be called before predicting")
         return self._fitted.decide(_unit(np.asarray(vectors, np.float32)), list(texts))
+
+
+@lru_cache(maxsize=1)
+def background_examples() -> tuple[str, ...]:
+    """The background off-topic messages (``BACKGROUND_FILE``), in file order."""
+    lines = BACKGROUND_FILE.read_text(encoding="utf-8").splitlines()
+    return tuple(dict.fromkeys(t for line in lines if (t := line.strip()) and t[0] != "#"))
+
+
+_BACKGROUND_VECTORS: list[tuple[Embeddings, np.ndarray]] = []
+
+
+def _background_vectors(embeddings: Embeddings, texts: list[str]) -> np.ndarray:
+    """The background's unit embeddings, embedded once per embeddings object (the process
+    trains one classifier per tenant with the same model; the last 4 models are kept)."""
+    for model, vectors in _BACKGROUND_VECTORS:
+        if model is embeddings and len(vectors) == len(texts):
+            return vectors
+    vectors = _unit(np.asarray(embeddings.embed_documents(texts), np.float32))
+    _BACKGROUND_VECTORS.append((embeddings, vectors))
+    del _BACKGROUND_VECTORS[:-4]
+    return vectors
 
 
 # --- training -------------------------------------------------------------------------------
@@ -387,13 +457,17 @@ def _neighbour_similarity(
     return mean_k, top
 
 
-def _oos_signals(probs: np.ndarray, oos_col: int | None, mean_k: np.ndarray) -> np.ndarray:
+def _oos_signals(
+    probs: np.ndarray, oos_col: int | None, mean_k: np.ndarray, oos_k: np.ndarray | None = None
+) -> np.ndarray:
     """The out-of-scope detector's inputs: log-odds of the top in-scope probability, p(oos),
-    and the mean cosine of the nearest in-scope examples."""
+    the mean cosine of the nearest in-scope examples, and of the nearest out-of-scope ones
+    (background included; zeros when not given)."""
     in_scope = probs if oos_col is None else np.delete(probs, oos_col, axis=1)
     top = np.clip(in_scope.max(axis=1), 1e-9, 1 - 1e-9)
     p_oos = probs[:, oos_col] if oos_col is not None else np.zeros(len(probs))
-    return np.stack([np.log(top / (1 - top)), p_oos, mean_k], axis=1)
+    near_oos = np.zeros(len(probs)) if oos_k is None else oos_k
+    return np.stack([np.log(top / (1 - top)), p_oos, mean_k, near_oos], axis=1)
 
 
 @dataclass
@@ -404,6 +478,8 @@ class _Fitted:
     temperature: float
     in_scope: np.ndarray
     """Unit embeddings of the in-scope training rows (nearest-neighbour similarity)."""
+    off_topic: np.ndarray
+    """Unit embeddings of the out-of-scope training rows, background included."""
     detector: Any
     """Logistic regression on ``_oos_signals``, or None without enough out-of-scope rows."""
     threshold: float
@@ -413,13 +489,14 @@ class _Fitted:
         with _one_blas_thread():
             logits = self.model.logits(self.features.dense(vectors), self.features.sparse(texts))
             mean_k, nearest = _neighbour_similarity(vectors, self.in_scope, self.cfg.neighbours)
+            oos_k = _neighbour_similarity(vectors, self.off_topic, self.cfg.neighbours)[0]
         probs = _softmax(logits, self.temperature)
         oos_col = _oos_column(self.classes)
         p_detect = None
         if self.detector is not None:
             # predict_proba of a binary logistic regression, without scikit-learn's per-call
             # input validation (about a millisecond, as much as the rest of a prediction)
-            score = _oos_signals(probs, oos_col, mean_k) @ self.detector.coef_[0]
+            score = _oos_signals(probs, oos_col, mean_k, oos_k) @ self.detector.coef_[0]
             p_detect = 1.0 / (1.0 + np.exp(-(score + self.detector.intercept_[0])))
         out = []
         for i in range(len(texts)):
@@ -458,8 +535,9 @@ def _out_of_fold(
     n_classes: int,
     oos: int | None,
     cfg: ClassifierConfig,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Held-out logits and neighbour similarity of every row (k-fold), or None if too few rows."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Held-out logits and neighbour similarities (in scope, out of scope) of every row (k-fold),
+    or None if too few rows."""
     from sklearn.model_selection import StratifiedKFold
 
     counts = np.bincount(y, minlength=n_classes)
@@ -467,6 +545,7 @@ def _out_of_fold(
         return None
     logits = np.zeros((len(y), n_classes))
     mean_k = np.zeros(len(y), np.float32)
+    oos_k = np.zeros(len(y), np.float32)
     folds = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     with warnings.catch_warnings():
         # An intent with fewer rows than folds is fine: it is missing from some training folds.
@@ -482,16 +561,23 @@ def _out_of_fold(
         )
         reference = vectors[train_idx][y[train_idx] != (-1 if oos is None else oos)]
         mean_k[held_idx] = _neighbour_similarity(held_vectors, reference, cfg.neighbours)[0]
-    return logits, mean_k
+        off_topic = vectors[train_idx][y[train_idx] == (-1 if oos is None else oos)]
+        oos_k[held_idx] = _neighbour_similarity(held_vectors, off_topic, cfg.neighbours)[0]
+    return logits, mean_k, oos_k
 
 
 def _fit_detector(
-    probs: np.ndarray, y: np.ndarray, oos: int, mean_k: np.ndarray, cfg: ClassifierConfig
+    probs: np.ndarray,
+    y: np.ndarray,
+    oos: int,
+    mean_k: np.ndarray,
+    cfg: ClassifierConfig,
+    oos_k: np.ndarray | None = None,
 ) -> tuple[Any, float]:
     """The out-of-scope detector and its threshold, from held-out predictions."""
     from sklearn.linear_model import LogisticRegression
 
-    signals = _oos_signals(probs, oos, mean_k)
+    signals = _oos_signals(probs, oos, mean_k, oos_k)
     is_oos = y == oos
     # Balanced weights: out-of-scope rows are typically a few percent of the training set.
     detector = LogisticRegression(class_weight="balanced", max_iter=1000).fit(signals, is_oos)
@@ -515,17 +601,18 @@ def _train(
     temperature, detector, threshold = 1.0, None, 1.0
     held = _out_of_fold(vectors, texts, y, len(classes), oos, cfg)
     if held is not None:
-        logits, mean_k = held
+        logits, mean_k, oos_k = held
         temperature = _fit_temperature(logits, y)
         if oos is not None and int((y == oos).sum()) >= cfg.min_oos_examples:
             probs = _softmax(logits, temperature)
-            detector, threshold = _fit_detector(probs, y, oos, mean_k, cfg)
+            detector, threshold = _fit_detector(probs, y, oos, mean_k, cfg, oos_k)
     return _Fitted(
         features=features,
         model=model,
         classes=classes,
         temperature=temperature,
         in_scope=vectors[labels != OUT_OF_SCOPE],
+        off_topic=vectors[labels == OUT_OF_SCOPE],
         detector=detector,
         threshold=threshold,
         cfg=cfg,

@@ -124,26 +124,30 @@ def build_models(settings: Settings) -> Models:
     else:
         embeddings = local_embeddings(settings.torch_threads)
         key, dim = LOCAL_EMBEDDING_KEY, LOCAL_EMBEDDING_DIM
-    if not settings.llm_enabled:
+    chat, judge = chat_model(settings), chat_model(settings, judge=True)
+    if chat is None or judge is None:
         return Models(embeddings=embeddings, embedding_key=key, embedding_dim=dim)
-
-    from langchain_openai import ChatOpenAI
-
-    def chat(model: str, temperature: float) -> BaseChatModel:
-        return ChatOpenAI(
-            model=model,
-            temperature=temperature,
-            api_key=settings.openai_api_key or "not-needed",  # type: ignore[arg-type]
-            base_url=settings.openai_base_url,
-            timeout=settings.llm_timeout_s,
-            max_retries=2,
-            streaming=True,
-        )
-
     return Models(
         embeddings=embeddings,
         embedding_key=key,
         embedding_dim=dim,
-        chat=chat(settings.chat_model, 0.2),
-        judge=chat(settings.judge_model or settings.chat_model, 0.0),
+        chat=chat,
+        judge=judge,
+    )
+
+
+def chat_model(settings: Settings, *, judge: bool = False) -> BaseChatModel | None:
+    """The chat model (or the judge's) the settings ask for; None on the offline tier."""
+    if not settings.llm_enabled:
+        return None
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=(settings.judge_model or settings.chat_model) if judge else settings.chat_model,
+        temperature=0.0 if judge else 0.2,
+        api_key=settings.openai_api_key or "not-needed",  # type: ignore[arg-type]
+        base_url=settings.openai_base_url,
+        timeout=settings.llm_timeout_s,
+        max_retries=2,
+        streaming=True,
     )

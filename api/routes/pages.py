@@ -169,6 +169,7 @@ _CONSOLE_ASSETS = {
     "settings.js": _JS,
     "dashboard.js": _JS,
     "articles.js": _JS,
+    "tickets.js": _JS,
     "console.css": _CSS,
     "demo.css": _CSS,
     "favicon.svg": "image/svg+xml",

@@ -27,7 +27,8 @@ from api.deps import ServicesDep
 from api.errors import ApiError, responses
 from api.permissions import TicketCreator, TicketEditor, TicketNoter, TicketReader, may
 from api.schemas import DeskText
-from helpdesk import conversations, feedback, tickets
+from desk import ticket_commands as ticket_commands_llm
+from helpdesk import conversations, feedback, ticket_commands, tickets
 from helpdesk.tenancy import tenant_scope
 from helpdesk.tickets import Priority, TicketStatus
 
@@ -59,6 +60,43 @@ async def create_ticket(
             **body.model_dump(),
         )
     return ts.TicketDetail.model_validate(ts.Ticket.of(row, caller.tenant.business).model_dump())
+
+
+_COMMAND_ACTIONS = {
+    "create": "ticket.create", "show": "ticket.read", "update": "ticket.edit",
+    "close": "ticket.edit", "resolve": "ticket.edit",
+}  # fmt: skip
+
+
+@router.post("/commands", response_model=ts.TicketCommandOut, responses=responses(*_WRITE))
+async def ticket_command(
+    body: ts.TicketCommandIn, caller: TicketReader, services: ServicesDep
+) -> ts.TicketCommandOut:
+    """A ticket command in words ("close T-42, T-43: fixed load balancer config"), parsed by
+    rules (the LLM on its tier) into a validated command: without ``confirm`` the answer is
+    the plan (``up``); with it, the command is applied as the caller through the same
+    service as the other routes. Words that do not say enough are a question back (``up``,
+    ``data.question``), never a guess that changes data. ``helpdesk/ticket_commands.py``."""
+    tenant = caller.tenant
+    categories = tenant.policy.ticket_categories
+    parsed = await ticket_commands_llm.understand(
+        services.models.chat, body.text, categories=list(categories) or None
+    )
+    if isinstance(parsed, ticket_commands.Question):
+        return ts.TicketCommandOut(status="up", action=None, data={"question": parsed.question})
+    plan = ticket_commands.describe(parsed)
+    needed = _COMMAND_ACTIONS[parsed.action]
+    if not may(caller, needed):
+        raise ApiError(403, "forbidden", f"{parsed.action} needs {needed}")
+    if not body.confirm and parsed.action != "show":
+        return ts.TicketCommandOut(
+            status="up", action=parsed.action, data={"plan": plan}, plan=plan
+        )
+    async with tenant_scope(services.pool, tenant.id) as conn:
+        answer = await ticket_commands.apply(
+            conn, tenant.id, parsed, actor=caller.actor, categories=categories
+        )
+    return ts.TicketCommandOut(**answer, plan=plan)
 
 
 @router.get("", response_model=ts.TicketPage, responses=responses("invalid_request", *_AUTH))

@@ -176,7 +176,7 @@
       show($("articles").hidden);
     });
     // Opening the dashboard or the settings closes this view first.
-    ["dashboard-open", "settings-open"].forEach(function (id) {
+    ["dashboard-open", "settings-open", "tickets-open"].forEach(function (id) {
       $(id).addEventListener("click", closeQuietly, true);
     });
     $("articles-state").addEventListener("change", load);

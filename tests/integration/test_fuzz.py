@@ -210,6 +210,8 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
             "contact_id": "00000000-0000-0000-0000-000000000000",
             "lead_id": "00000000-0000-0000-0000-000000000000",
             "draft_id": "00000000-0000-0000-0000-000000000000",
+            "webhook_id": "00000000-0000-0000-0000-000000000000",
+            "delivery_id": "00000000-0000-0000-0000-000000000000",
         }
         before = _agent_state(client, agent, handed["id"])
 
@@ -268,5 +270,6 @@ def test_hostile_text_in_every_field_of_every_route_is_refused_cleanly(live_api:
         "/v1/tickets",
         "/v1/tickets/{ticket_id}",
         "/v1/tickets/{ticket_id}/notes",
+        "/v1/tickets/commands",
         "/v1/conversations/{conversation_id}/csat",
     }, covered

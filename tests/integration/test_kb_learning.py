@@ -91,7 +91,7 @@ FIX_QUESTION = "Why does my kitchen tap hammer when I turn it off?"
 FIX_REPLY = "That knock is water hammer: we can fit an arrestor under the sink."
 
 
-async def test_a_resolved_ticket_becomes_a_draft_with_its_resolution_once(live_api, services):
+async def test_a_resolved_ticket_becomes_a_draft_that_answers_the_next_customer(live_api, services):
     agent = bearer(live_api.demo.agent_key)
     resolution = {
         "type": "permanent_fix",
@@ -133,3 +133,16 @@ async def test_a_resolved_ticket_becomes_a_draft_with_its_resolution_once(live_a
         assert part in draft["body"], draft["body"]
     # a duplicate teaches nothing
     assert not [d for d in drafts if d["source_conversations"] == [made["duplicate"][0]]]
+
+    # reviewed and published, it answers the next customer who asks, citing it
+    admin = bearer(live_api.demo.admin_key)
+    with live_api.client() as client:
+        path = f"/v1/kb/drafts/{draft['id']}"
+        for to, who in (("in_review", agent), ("approved", admin), ("published", admin)):
+            r = client.post(f"{path}/move", json={"to": to}, headers=who)
+            assert r.status_code == 200, r.text
+        source = r.json()["published_source_id"]
+        conv = start_conversation(client, live_api.demo.widget_key)
+        reply = dict(sse_turn(client, conv, FIX_QUESTION)).get("message.completed")
+        assert reply is not None and not reply["declined"], reply
+        assert source in {c["source_id"] for c in reply["citations"]}

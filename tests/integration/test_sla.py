@@ -190,6 +190,23 @@ async def test_warning_then_breach_once_each_with_sweeps_at_once(services: Any) 
         ("sla.warning", "resolution"),
         ("sla.breach", "resolution"),
     ]
+    # Each event the sweep recorded became one notification to staff (helpdesk.notifications),
+    # none twice; the first-response breach was recorded by the bare statement above, which
+    # leaves notifying to sla.sweep.
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, payload->>'target' AS target FROM notifications WHERE ticket_id = %s"
+            " AND kind LIKE 'sla%%' ORDER BY created_at, kind",
+            (tid,),
+        )
+        sent = [(r["kind"], r["target"]) for r in await cur.fetchall()]
+    assert sorted(sent) == sorted(
+        [
+            ("sla_warning", "first_response"),
+            ("sla_warning", "resolution"),
+            ("sla_breach", "resolution"),
+        ]
+    ), sent
     row = await tickets.get_ticket(services.pool, tenant.id, tid)
     assert row["first_response_breached"] and row["resolution_breached"]
     assert row["sla_next_check_at"] is None
@@ -246,6 +263,12 @@ async def test_first_response_met_and_one_late(services: Any) -> None:
         services.pool, tenant.id, cids[1], by_ai=False, now=at(*MON, 10, 30)
     )
     assert await _events(services, tenant, late["id"]) == [("sla.breach", "first_response")]
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM notifications WHERE ticket_id = %s AND kind = 'sla_breach'",
+            (late["id"],),
+        )
+        assert (await cur.fetchone())["n"] == 1  # recorded at the stamp: notified there
     state = await _state(services, tenant, late["id"], at(*MON, 10, 40))
     assert state["first_response"]["state"] == "breached"
     figures = await sla.compliance(

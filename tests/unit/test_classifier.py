@@ -26,6 +26,7 @@ from nlp.classifier import (
     _fit_detector,
     _neighbour_similarity,
     _oos_signals,
+    background_examples,
     read_examples,
 )
 from tests.support.intent_rows import synthetic_rows
@@ -53,8 +54,11 @@ class HashEmbeddings(Embeddings):
 
 @pytest.fixture(scope="module")
 def trained() -> IntentClassifier:
+    # No background: bag-of-words vectors make "open on sunday" look like the background's
+    # "is the museum open on mondays"; test_background_* covers it.
     rows = synthetic_rows()
-    return IntentClassifier(HashEmbeddings()).fit([t for t, _ in rows], [i for _, i in rows])
+    clf = IntentClassifier(HashEmbeddings(), config=ClassifierConfig(background=False))
+    return clf.fit([t for t, _ in rows], [i for _, i in rows])
 
 
 def test_classifier_learns_intents_from_examples(trained: IntentClassifier) -> None:
@@ -93,7 +97,8 @@ def test_out_of_scope_decision_follows_the_detector(trained: IntentClassifier) -
     probs /= probs.sum(axis=1, keepdims=True)
     oos_col = list(fitted.classes).index(OUT_OF_SCOPE)
     mean_k, nearest = _neighbour_similarity(vectors, fitted.in_scope, 5)
-    p = fitted.detector.predict_proba(_oos_signals(probs, oos_col, mean_k))[:, 1]
+    oos_k = _neighbour_similarity(vectors, fitted.off_topic, 5)[0]
+    p = fitted.detector.predict_proba(_oos_signals(probs, oos_col, mean_k, oos_k))[:, 1]
     for pred, prob, p_oos, near in zip(preds, probs, p, nearest, strict=True):
         best = int(np.argmax(prob))
         if best == oos_col:
@@ -109,10 +114,38 @@ def test_out_of_scope_decision_follows_the_detector(trained: IntentClassifier) -
 
 def test_without_out_of_scope_examples_only_unseen_text_is_out_of_scope() -> None:
     rows = synthetic_rows(with_oos=False)
-    clf = IntentClassifier(HashEmbeddings()).fit([t for t, _ in rows], [i for _, i in rows])
+    config = ClassifierConfig(background=False)
+    clf = IntentClassifier(HashEmbeddings(), config=config)
+    clf.fit([t for t, _ in rows], [i for _, i in rows])
+    assert clf.background_kept == 0
     near, far = clf.predict_many(["schedule my appointment", "zebra quantum saxophone"])
     assert near.intent == "booking" and not near.out_of_scope
     assert far.out_of_scope  # below min_similarity to every example
+
+
+def test_background_off_topic_rows_train_the_out_of_scope_class() -> None:
+    """Without any out-of-scope rows of its own, a classifier still learns off-topic subjects
+    from the background file; background rows near an in-scope example are dropped."""
+    background = background_examples()
+    assert len(background) >= 500  # 551 and all(t and not t.startswith("#") for t in background)
+    rows = synthetic_rows(with_oos=False)
+    texts, labels = [t for t, _ in rows], [i for _, i in rows]
+    clf = IntentClassifier(HashEmbeddings()).fit(texts, labels)
+    assert clf.labels == ["billing", "booking", "hours"]
+    assert 0 < clf.background_kept <= len(background)
+    fitted = clf._fitted
+    assert fitted is not None and OUT_OF_SCOPE in fitted.classes
+    probe = ["how far away is the moon", "what's a good recipe for chicken curry"]
+    assert all(p.out_of_scope for p in clf.predict_many(probe))
+    (in_scope,) = clf.predict_many(["schedule my appointment"])
+    assert in_scope.intent == "booking" and not in_scope.out_of_scope
+    # A tenant whose intents are about the weather keeps its weather questions.
+    weather = [(f"{t} please", "weather") for t in background if "rain" in t or "forecast" in t]
+    assert weather
+    clf = IntentClassifier(HashEmbeddings(), config=ClassifierConfig(background_cut=0.5))
+    clf.fit(texts + [t for t, _ in weather], labels + [i for _, i in weather])
+    assert clf.background_kept < len(background)
+    assert clf.predict_many([weather[0][0]])[0].intent == "weather"
 
 
 def test_training_is_deterministic() -> None:

@@ -39,6 +39,9 @@ def test_every_periodic_task_has_its_schedule_retries_and_locks() -> None:
         "queue_upkeep": queue.UPKEEP_CRON,
         "draft_articles_from_resolved_tickets": queue.LEARN_CRON,
         "sla_sweep": queue.SLA_SWEEP_CRON,
+        "deliver_webhooks": queue.WEBHOOKS_CRON,
+        "poll_mailboxes": queue.MAIL_POLL_CRON,
+        "send_mail": queue.MAIL_SEND_CRON,
     }
     for name, p in periodic.items():
         assert p.task.queueing_lock, name  # never two copies waiting

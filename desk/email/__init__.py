@@ -1,0 +1,1 @@
+"""The email channel: IMAP in (fetch), parsing, threading, SMTP out (send)."""
