@@ -690,7 +690,7 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 ),
 fired AS (
-    SELECT d.id, d.tenant_id, d.priority, k.kind, k.target, k.due_at
+    SELECT d.id, d.tenant_id, d.priority, k.kind, k.target, k.due_at, k.fires_at
     FROM due d CROSS JOIN LATERAL (VALUES
         ('warning', 'first_response', d.first_response_warn_at, d.first_response_due_at,
          d.first_response_warned OR d.first_response_at IS NOT NULL),
@@ -709,7 +709,8 @@ recorded AS (
     INSERT INTO ticket_events (tenant_id, ticket_id, kind, actor_name, detail, created_at,
                                dedupe_key)
     SELECT tenant_id, id, 'sla.' || kind, 'system',
-           jsonb_build_object('target', target, 'due_at', due_at, 'priority', priority),
+           jsonb_build_object('target', target, 'due_at', due_at, 'priority', priority,
+                              'at', fires_at),
            %(now)s, 'sla.' || kind || ':' || target
     FROM fired
     ON CONFLICT (ticket_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
@@ -739,9 +740,15 @@ SELECT (SELECT count(*) FROM recorded WHERE kind = 'sla.warning') AS warnings,
        (SELECT count(*) FROM recorded WHERE kind = 'sla.breach') AS breaches,
        (SELECT count(*) FROM flagged) AS checked,
        (SELECT coalesce(array_agg(ARRAY[tenant_id::text, ticket_id::text, kind, detail::text]),
-                        '{}') FROM recorded) AS events
+                        '{}') FROM recorded
+        WHERE (detail->>'at')::timestamptz > %(now)s - %(window)s) AS events
 """
 
+
+NOTIFY_WINDOW = timedelta(hours=1)
+"""An event whose instant passed longer ago than this when it is recorded (the workers were
+down) is recorded without a notification: after an outage the desk gets the last hour's, not
+a flood of stale ones; the console shows every ticket's state anyway."""
 
 SWEEP_BATCH = 10_000
 """Tickets one sweep transaction takes at most: a backlog (workers down for hours) is worked
@@ -763,7 +770,7 @@ async def sweep(db: Db, now: datetime | None = None, *, batch: int = SWEEP_BATCH
     total = {"warnings": 0, "breaches": 0, "checked": 0}
     while True:
         async with connect(db) as conn, conn.transaction():
-            cur = await conn.execute(_SWEEP, {"now": at, "batch": batch})
+            cur = await conn.execute(_SWEEP, {"now": at, "batch": batch, "window": NOTIFY_WINDOW})
             row = await cur.fetchone()
             assert row is not None
             # Staff hear of each event recorded (helpdesk.notifications), in its transaction:

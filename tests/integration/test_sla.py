@@ -160,7 +160,9 @@ async def test_warning_then_breach_once_each_with_sweeps_at_once(services: Any) 
         services.pool.connection() as second,
         first.transaction(),
     ):
-        await first.execute(sla._SWEEP, {"now": at(*MON, 10), "batch": sla.SWEEP_BATCH})
+        await first.execute(
+            sla._SWEEP, {"now": at(*MON, 10), "batch": sla.SWEEP_BATCH, "window": sla.NOTIFY_WINDOW}
+        )
         await sla.sweep(second, at(*MON, 10))
         assert await _events(services, tenant, tid) == [("sla.warning", "first_response")]
     assert await _events(services, tenant, tid) == [
@@ -214,6 +216,17 @@ async def test_warning_then_breach_once_each_with_sweeps_at_once(services: Any) 
     late = await _ticket(services, tenant, at(*MON, 9))
     await sla.sweep(services.pool, at(*MON, 10, 30))
     assert await _events(services, tenant, late["id"]) == [("sla.breach", "first_response")]
+    # Recorded hours after its instant (the workers were down): on the timeline, no notification.
+    stale = await _ticket(services, tenant, at(2019, 6, 10, 9))
+    await sla.sweep(services.pool, at(2019, 6, 10, 12, 30))
+    assert await _events(services, tenant, stale["id"]) == [("sla.breach", "first_response")]
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM notifications WHERE ticket_id = ANY(%s)"
+            " AND kind = 'sla_breach'",
+            ([late["id"], stale["id"]],),
+        )
+        assert (await cur.fetchone())["n"] == 1  # the late one's, within the hour
 
 
 async def test_first_response_met_and_one_late(services: Any) -> None:
