@@ -28,6 +28,7 @@ from api.routes import (
     notifications,
     pages,
     profile,
+    sla,
     staff,
     tickets,
     triage,
@@ -161,6 +162,7 @@ def create_app(
     app.include_router(kb_drafts.router)
     app.include_router(profile.router)
     app.include_router(metrics.router)
+    app.include_router(sla.router)
     app.include_router(notifications.router)
     app.include_router(pages.router)
 

@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from api.schemas import _In
+from helpdesk.profile import BusinessProfile
+from helpdesk.sla import SlaState
 from helpdesk.tickets import Impact, Priority, ResolutionType, TicketChannel, TicketStatus
 
 _ID = "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
@@ -225,6 +235,31 @@ class Resolution(BaseModel):
     created_at: datetime
 
 
+class SlaTarget(BaseModel):
+    """One SLA target of a ticket (first response or resolution)."""
+
+    target_minutes: int = Field(description="The target, in business minutes.")
+    due_at: datetime | None = Field(description="When it falls due (None: never open).")
+    warn_at: datetime | None
+    state: SlaState
+    remaining_minutes: float | None = Field(
+        description="Business minutes to the due time, negative past it; frozen while the"
+        " clock is stopped; None once answered / resolved."
+    )
+    breached: bool
+
+
+class TicketSla(BaseModel):
+    """The ticket's SLA (docs/sla.md): ``state`` is breached if a target is, else paused
+    (waiting on the customer), else warning, else met when both are, else ok."""
+
+    state: SlaState
+    paused: bool
+    policy: dict[str, Any] = Field(description="The rule that applies: priority, category, source.")
+    first_response: SlaTarget
+    resolution: SlaTarget
+
+
 class Ticket(BaseModel):
     """A ticket."""
 
@@ -271,17 +306,30 @@ class Ticket(BaseModel):
     created_at: datetime
     updated_at: datetime
     allowed_moves: list[str] = Field(description="The statuses it may move to now.")
+    sla: TicketSla | None = Field(
+        default=None, description="Its SLA now; null when no SLA applies to it."
+    )
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> Ticket:
-        """From a ``tickets`` row."""
+    def of(
+        cls,
+        row: dict[str, Any],
+        profile: BusinessProfile | None = None,
+        now: datetime | None = None,
+    ) -> Ticket:
+        """From a ``tickets`` row; with the business's ``profile``, its SLA as of ``now``."""
+        from helpdesk.sla import ticket_state
         from helpdesk.tickets import allowed_moves, display_number
 
+        state = None
+        if profile is not None:
+            state = ticket_state(row, now or datetime.now(UTC), profile)
         return cls.model_validate(
             {
                 **row,
                 "key": display_number(row["number"]),
                 "allowed_moves": list(allowed_moves(row["status"])),
+                "sla": state,
             }
         )
 
@@ -332,8 +380,9 @@ class NoteList(BaseModel):
 
 class TimelineItem(BaseModel):
     """One thing that happened: a message, a note, or a ticket event (created, status,
-    updated, resolved, reopened, follow_up, csat, first_response, triage: a rule's changes,
-    assigned: from, to, by, mode; assignment_skipped: auto-assignment found nobody online)."""
+    updated, resolved, reopened, follow_up, csat, first_response, sla.warning, sla.breach,
+    triage: a rule's changes, assigned: from, to, by, mode; assignment_skipped:
+    auto-assignment found nobody online)."""
 
     at: datetime
     kind: str
@@ -366,6 +415,85 @@ class CsatOut(BaseModel):
     score: int
     comment: str
     created_at: datetime
+
+
+class WarnBefore(_In):
+    """When a target warns: ``percent`` of it elapsed, or ``minutes`` before it (one of them)."""
+
+    percent: int | None = Field(default=None, ge=1, le=99, strict=True)
+    minutes: int | None = Field(default=None, ge=1, le=525600, strict=True)
+
+    @model_validator(mode="after")
+    def _one(self) -> WarnBefore:
+        if (self.percent is None) == (self.minutes is None):
+            raise ValueError("give percent or minutes, one of them")
+        return self
+
+
+class SlaRuleIn(_In):
+    """The targets of one priority (and category: the more specific rule wins)."""
+
+    priority: Priority
+    category: Name | None = Field(default=None, description="None: every category.")
+    first_response_minutes: int = Field(ge=1, le=525600, strict=True)
+    resolution_minutes: int = Field(ge=1, le=525600, strict=True)
+    warn_before: WarnBefore | None = Field(default=None, description="None: the tenant's.")
+
+
+class SlaConfigIn(_In):
+    """The tenant's SLA configuration, replaced whole (``policies: []`` with ``enabled``:
+    SLAs on for no priority; ``enabled: false``: no SLA at all)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "enabled": True,
+                    "warn_before": {"percent": 80},
+                    "policies": [
+                        {
+                            "priority": "urgent",
+                            "first_response_minutes": 30,
+                            "resolution_minutes": 240,
+                        },
+                        {
+                            "priority": "high",
+                            "category": "outage",
+                            "first_response_minutes": 15,
+                            "resolution_minutes": 120,
+                            "warn_before": {"minutes": 5},
+                        },
+                    ],
+                }
+            ]
+        },
+    )
+    enabled: bool = True
+    warn_before: WarnBefore | None = None
+    policies: list[SlaRuleIn] = Field(default_factory=list, max_length=500)
+
+
+class SlaRuleOut(BaseModel):
+    """A rule as stored."""
+
+    priority: str
+    category: str | None
+    first_response_minutes: int
+    resolution_minutes: int
+    warn_before: dict[str, int] | None
+
+
+class SlaConfigOut(BaseModel):
+    """The SLA configuration in force: ``source`` default (never saved: the documented
+    defaults) or tenant."""
+
+    enabled: bool
+    warn_before: dict[str, int]
+    policies: list[SlaRuleOut]
+    source: Literal["default", "tenant"]
+    updated_at: datetime | None
+    updated_by: str
 
 
 class TicketCommandIn(_In):

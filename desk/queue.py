@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
 from psycopg import AsyncConnection
 
-from helpdesk import metrics, retention, tickets
+from helpdesk import metrics, retention, sla, tickets
 from helpdesk.config import Settings
 from helpdesk.errors import NotFound
 from helpdesk.tenants import get_tenant_by_id
@@ -70,6 +70,8 @@ WEBHOOKS_CRON = "* * * * * */15"
 """Every 15 seconds: a notification reaches its webhooks within a quarter of a minute."""
 LEARN_CRON = "*/5 * * * *"
 """Every 5 minutes: a resolved ticket's draft is waiting in the review queue soon after."""
+SLA_SWEEP_CRON = "* * * * *"
+"""Every minute: an SLA warning or breach is on the ticket's timeline within a minute."""
 STALLED_SWEEP_CRON = "* * * * * */10"
 """Every 10 seconds (procrastinate's sixth column is seconds): one indexed query."""
 
@@ -87,6 +89,7 @@ LOCKS = {
     "stalled": "periodic:retry_stalled_jobs",
     "upkeep": "periodic:queue_upkeep",
     "learn": "periodic:draft_articles_from_resolved_tickets",
+    "sla": "periodic:sla_sweep",
     "webhooks": "periodic:deliver_webhooks",
     "mail_poll": "periodic:poll_mailboxes",
     "mail_send": "periodic:send_mail",
@@ -172,6 +175,23 @@ async def auto_close_tickets(context: JobContext, timestamp: int | None = None) 
     services = _ctx(context, "services")
     now = datetime.fromtimestamp(timestamp, UTC) if timestamp else datetime.now(UTC)
     return await tickets.close_stale(services.pool, now)
+
+
+@app.periodic(cron=SLA_SWEEP_CRON)
+@app.task(
+    name="sla_sweep",
+    pass_context=True,
+    retry=RETRY,
+    queueing_lock=LOCKS["sla"],
+    lock=LOCKS["sla"],
+)
+async def sla_sweep(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
+    """Record the SLA warnings and breaches whose time has come (``helpdesk.sla.sweep``, which
+    owns their idempotence: each event has a unique key per ticket and target, so a re-run or
+    an overlapping run records none twice); return the counts."""
+    services = _ctx(context, "services")
+    now = datetime.fromtimestamp(timestamp, UTC) if timestamp else datetime.now(UTC)
+    return await sla.sweep(services.pool, now)
 
 
 @app.periodic(cron=LEARN_CRON)

@@ -42,6 +42,7 @@ PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
     "users.manage": (_ADMINS, "create accounts, change roles, disable, issue reset links"),
     "audit.read": (_MANAGERS, "read the audit log"),
     "metrics.read": (_MANAGERS, "read the desk's metrics and export them"),
+    "sla.manage": (_MANAGERS, "read and set the SLA policies (targets per priority, category)"),
     "keys.manage": (_ADMINS, "create and revoke API keys"),
     "profile.edit": (_ADMINS, "edit the business profile and chat configuration"),
     "notifications.read": (_ALL, "read one's notifications and set one's preferences"),

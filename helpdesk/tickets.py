@@ -21,9 +21,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from helpdesk import assignment, audit, event_log, notifications, triage
+from helpdesk import assignment, audit, event_log, notifications, sla, triage
 from helpdesk.audit import Actor
 from helpdesk.errors import Conflict, DeskError, InvalidInput, NotFound
+from helpdesk.sla import SLA_FILTERS
 from helpdesk.tenancy import Db, connect
 
 TicketStatus = Literal[
@@ -292,11 +293,16 @@ async def search_tickets(
     assignee_id: uuid.UUID | None = None,
     unassigned: bool = False,
     team_id: uuid.UUID | None = None,
+    sla: str | None = None,
     q: str | None = None,
     before_number: int | None = None,
     limit: int = 50,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The tenant's tickets matching every filter given, newest (highest number) first.
+
+    ``sla`` (``warning`` or ``breached``) keeps the tickets whose SLA is in that state at
+    ``now`` (:data:`helpdesk.sla.SLA_FILTERS`).
 
     ``q`` matches a ticket number (``42`` or ``T-42``) or a part of the subject or description
     (case-insensitive). ``before_number`` is the cursor: tickets numbered below it.
@@ -310,6 +316,9 @@ async def search_tickets(
     like = None
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if sla is not None and sla not in SLA_FILTERS:
+        raise InvalidInput(f"sla is one of {', '.join(SLA_FILTERS)}; got {sla!r}")
+    sla_filter = f"AND {SLA_FILTERS[sla]}" if sla else ""
     async with connect(db) as conn:
         cur = await conn.execute(
             """
@@ -323,9 +332,10 @@ async def search_tickets(
               AND (%(like)s::text IS NULL OR number = %(number)s
                    OR subject ILIKE %(like)s OR description ILIKE %(like)s)
               AND (%(before)s::bigint IS NULL OR number < %(before)s)
+              {sla_filter}
             ORDER BY number DESC
             LIMIT %(limit)s
-            """,
+            """.replace("{sla_filter}", sla_filter),
             {
                 "t": tenant_id,
                 "status": status or None,
@@ -337,6 +347,7 @@ async def search_tickets(
                 "number": number,
                 "before": before_number,
                 "limit": limit,
+                "now": _now(now),
             },
         )
         return [dict(r) for r in await cur.fetchall()]
@@ -504,6 +515,7 @@ async def create_ticket(
         )
         row = await cur.fetchone()
         assert row is not None
+        row = await sla.refresh(conn, tenant_id, dict(row), at, created=True)
         detail = {"number": row["number"], "subject": row["subject"], "channel": channel}
         await _event(conn, tenant_id, row["id"], "created", actor, detail, at)
         await _audit(conn, tenant_id, actor, "ticket.create", row["id"], detail)
@@ -548,8 +560,23 @@ async def _after_create(
         updated = await cur.fetchone()
         assert updated is not None
         row = dict(updated)
+    before = (row["priority"], row["category"])
     row = await triage.apply_rules(conn, tenant_id, row, None, at)
-    return await assignment.auto_assign(conn, tenant_id, row, at)
+    row = await assignment.auto_assign(conn, tenant_id, row, at)
+    return await _sla_after_rules(conn, tenant_id, before, row, at)
+
+
+async def _sla_after_rules(
+    conn: AsyncConnection[DictRow],
+    tenant_id: uuid.UUID,
+    before: tuple[Any, Any],
+    row: dict[str, Any],
+    at: datetime,
+) -> dict[str, Any]:
+    """A triage rule that changed the priority or category may bring another SLA rule."""
+    if (row["priority"], row["category"]) != before:
+        return await sla.refresh(conn, tenant_id, row, at, rechoose=True)
+    return row
 
 
 async def _after_change(
@@ -565,7 +592,7 @@ async def _after_change(
     row = await triage.apply_rules(conn, tenant_id, after, changed, at)
     if row["team_id"] != before["team_id"]:
         row = await assignment.auto_assign(conn, tenant_id, row, at)
-    return row
+    return await _sla_after_rules(conn, tenant_id, (after["priority"], after["category"]), row, at)
 
 
 async def open_or_update_ticket(
@@ -614,6 +641,10 @@ async def open_or_update_ticket(
             changed = {k for k in ("intents", "priority") if updated[k] != row[k]}
             if not changed:
                 return dict(updated)
+            if "priority" in changed:
+                updated = await sla.refresh(
+                    conn, tenant_id, dict(updated), updated["updated_at"], rechoose=True
+                )
             return await _after_change(
                 conn, tenant_id, dict(row), dict(updated), changed, updated["updated_at"]
             )
@@ -643,6 +674,9 @@ async def open_or_update_ticket(
         created = await cur.fetchone()
         if created is None:
             raise NotFound(f"no conversation {conversation_id} for this tenant")
+        created = await sla.refresh(
+            conn, tenant_id, dict(created), created["created_at"], created=True
+        )
         await _event(
             conn,
             tenant_id,
@@ -712,6 +746,8 @@ async def update_ticket(
         )
         after = await cur.fetchone()
         assert after is not None
+        if {"priority", "category"} & set(diff):  # the SLA rule may be another now
+            after = await sla.refresh(conn, tenant_id, dict(after), at, rechoose=True)
         detail = {
             "before": {k: _jsonable(row[k]) for k in diff},
             "after": {k: _jsonable(after[k]) for k in diff},
@@ -815,6 +851,8 @@ async def _move(
     )
     after = await cur.fetchone()
     assert after is not None
+    # The SLA clock stops or runs again with the status: the one place statuses change.
+    after = await sla.refresh(conn, tenant_id, dict(after), at, previous_status=row["status"])
     detail: dict[str, Any] = {"from": row["status"], "to": to}
     if by_customer:
         detail["by"] = "customer"
@@ -999,6 +1037,7 @@ async def on_customer_message(
         )
         created = await cur.fetchone()
         assert created is not None
+        created = await sla.refresh(conn, tenant_id, dict(created), at, created=True)
         detail = {"number": created["number"], "parent_number": last["number"], "by": "customer"}
         await _event(conn, tenant_id, created["id"], "created", None, detail, at)
         await _event(
@@ -1025,16 +1064,17 @@ async def stamp_first_response(
     ``first_response_at`` and ``ai_first_response``. Idempotent (a ticket is stamped once);
     return whether this call stamped."""
     at = _now(now)
-    async with connect(db) as conn:
+    async with connect(db) as conn, conn.transaction():
         cur = await conn.execute(
             "UPDATE tickets SET first_response_at = %s, ai_first_response = %s"
             " WHERE conversation_id = %s AND tenant_id = %s AND first_response_at IS NULL"
-            " AND status NOT IN ('resolved', 'closed') RETURNING id",
+            " AND status NOT IN ('resolved', 'closed') RETURNING *",
             (at, by_ai, conversation_id, tenant_id),
         )
         row = await cur.fetchone()
         if row is not None:
             await _event(conn, tenant_id, row["id"], "first_response", None, {"ai": by_ai}, at)
+            await sla.refresh(conn, tenant_id, dict(row), at)  # met, or breached late
     return row is not None
 
 

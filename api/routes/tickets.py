@@ -15,14 +15,14 @@ The lifecycle table and the rules: ``helpdesk/tickets.py``, ``docs/tickets.md``.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from api import ticket_schemas as ts
-from api.auth import CustomerWriter
+from api.auth import CustomerWriter, Principal
 from api.deps import ServicesDep
 from api.errors import ApiError, responses
 from api.permissions import TicketCreator, TicketEditor, TicketNoter, TicketReader, may
@@ -59,7 +59,7 @@ async def create_ticket(
             categories=caller.tenant.policy.ticket_categories,
             **body.model_dump(),
         )
-    return ts.TicketDetail.model_validate(ts.Ticket.of(row).model_dump())
+    return ts.TicketDetail.model_validate(ts.Ticket.of(row, caller.tenant.business).model_dump())
 
 
 _COMMAND_ACTIONS = {
@@ -108,6 +108,10 @@ async def list_tickets(
     assignee_id: uuid.UUID | None = None,
     unassigned: Annotated[bool, Query(description="Only tickets nobody is assigned.")] = False,
     team_id: uuid.UUID | None = None,
+    sla: Annotated[
+        Literal["warning", "breached"] | None,
+        Query(description="Only tickets whose SLA is in warning, or breached (docs/sla.md)."),
+    ] = None,
     q: Annotated[
         DeskText | None,
         Query(min_length=1, max_length=200, description="T-42 / 42, or words of subject or text."),
@@ -127,6 +131,7 @@ async def list_tickets(
             assignee_id=assignee_id,
             unassigned=unassigned,
             team_id=team_id,
+            sla=sla,
             q=q,
             before_number=int(cursor) if cursor else None,
             limit=limit + 1,
@@ -134,18 +139,18 @@ async def list_tickets(
     more = len(rows) > limit
     rows = rows[:limit]
     return ts.TicketPage(
-        items=[ts.Ticket.of(r) for r in rows],
+        items=[ts.Ticket.of(r, caller.tenant.business) for r in rows],
         next_cursor=str(rows[-1]["number"]) if more and rows else None,
     )
 
 
 async def _detail(
-    conn: AsyncConnection[DictRow], tenant_id: uuid.UUID, row: dict[str, Any]
+    conn: AsyncConnection[DictRow], caller: Principal, row: dict[str, Any]
 ) -> ts.TicketDetail:
-    resolution = await tickets.get_resolution(conn, tenant_id, row["resolution_id"])
+    resolution = await tickets.get_resolution(conn, caller.tenant.id, row["resolution_id"])
     return ts.TicketDetail.model_validate(
         {
-            **ts.Ticket.of(row).model_dump(),
+            **ts.Ticket.of(row, caller.tenant.business).model_dump(),
             "resolution": ts.Resolution.model_validate(resolution) if resolution else None,
         }
     )
@@ -162,7 +167,7 @@ async def get_ticket(
     """One ticket, with its current resolution and the moves it may make."""
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         row = await tickets.get_ticket(conn, caller.tenant.id, ticket_id)
-        return await _detail(conn, caller.tenant.id, row)
+        return await _detail(conn, caller, row)
 
 
 @router.patch("/{ticket_id}", response_model=ts.TicketDetail, responses=responses(*_WRITE))
@@ -183,7 +188,7 @@ async def edit_ticket(
             actor=caller.actor,
             categories=caller.tenant.policy.ticket_categories,
         )
-        return await _detail(conn, caller.tenant.id, row)
+        return await _detail(conn, caller, row)
 
 
 @router.post(
@@ -202,7 +207,7 @@ async def transition_ticket(
         row = await tickets.transition(
             conn, caller.tenant.id, ticket_id, body.to, actor=caller.actor, resolution=resolution
         )
-        return await _detail(conn, caller.tenant.id, row)
+        return await _detail(conn, caller, row)
 
 
 @router.post(

@@ -38,6 +38,7 @@ def test_every_periodic_task_has_its_schedule_retries_and_locks() -> None:
         "retry_stalled_jobs": queue.STALLED_SWEEP_CRON,
         "queue_upkeep": queue.UPKEEP_CRON,
         "draft_articles_from_resolved_tickets": queue.LEARN_CRON,
+        "sla_sweep": queue.SLA_SWEEP_CRON,
         "deliver_webhooks": queue.WEBHOOKS_CRON,
         "poll_mailboxes": queue.MAIL_POLL_CRON,
         "send_mail": queue.MAIL_SEND_CRON,
