@@ -103,7 +103,7 @@ async def assign_ticket(
             away_after_s=settings.presence_away_after_s,
             idle_s=settings.session_idle_s,
         )
-        return await _detail(conn, caller.tenant.id, row)
+        return await _detail(conn, caller, row)
 
 
 @router.get(

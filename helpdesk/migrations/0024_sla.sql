@@ -70,10 +70,35 @@ CREATE INDEX tickets_created ON tickets (tenant_id, created_at);
 ALTER TABLE ticket_events ADD COLUMN dedupe_key text;
 CREATE UNIQUE INDEX ticket_events_dedupe ON ticket_events (ticket_id, dedupe_key)
     WHERE dedupe_key IS NOT NULL;
-ALTER TABLE ticket_events DROP CONSTRAINT ticket_events_kind_check;
-ALTER TABLE ticket_events ADD CONSTRAINT ticket_events_kind_check CHECK (kind IN (
-    'created', 'status', 'updated', 'note', 'resolved', 'reopened', 'follow_up', 'csat',
-    'first_response', 'sla.warning', 'sla.breach'));
+-- The kinds are added to whatever the check allows now, as 0025 does: a database that met
+-- 0025 first (both were written at once) keeps its triage kinds.
+DO $$
+DECLARE
+    c record;
+    kinds text[] := ARRAY['sla.warning', 'sla.breach'];
+BEGIN
+    FOR c IN
+        SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+        WHERE conrelid = 'ticket_events'::regclass AND contype = 'c'
+          AND pg_get_constraintdef(oid) LIKE '%kind%'
+    LOOP
+        -- Each quoted value: a kind ('created'::text), or a whole array literal
+        -- ('{created,status}'::text[], as these migrations write it).
+        kinds := kinds || ARRAY(
+            SELECT k FROM regexp_matches(c.def, '''([^'']+)''', 'g') AS m,
+                   unnest(CASE WHEN left(m[1], 1) = '{' THEN m[1]::text[]
+                               ELSE ARRAY[m[1]] END) AS k
+        );
+        EXECUTE format('ALTER TABLE ticket_events DROP CONSTRAINT %I', c.conname);
+    END LOOP;
+    kinds := ARRAY(SELECT DISTINCT k FROM unnest(kinds) AS k ORDER BY k);
+    EXECUTE format(
+        'ALTER TABLE ticket_events ADD CONSTRAINT ticket_events_kind_check'
+        ' CHECK (kind = ANY (%L::text[]))',
+        kinds
+    );
+END
+$$;
 
 DO $$
 DECLARE

@@ -56,8 +56,12 @@ BEGIN
         WHERE conrelid = 'ticket_events'::regclass AND contype = 'c'
           AND pg_get_constraintdef(oid) LIKE '%kind%'
     LOOP
+        -- Each quoted value: a kind ('created'::text), or a whole array literal
+        -- ('{created,status}'::text[], as these migrations write it).
         kinds := kinds || ARRAY(
-            SELECT m[1] FROM regexp_matches(c.def, '''([^'']+)''', 'g') AS m
+            SELECT k FROM regexp_matches(c.def, '''([^'']+)''', 'g') AS m,
+                   unnest(CASE WHEN left(m[1], 1) = '{' THEN m[1]::text[]
+                               ELSE ARRAY[m[1]] END) AS k
         );
         EXECUTE format('ALTER TABLE ticket_events DROP CONSTRAINT %I', c.conname);
     END LOOP;
