@@ -72,8 +72,36 @@ async def draft_from_conversation(
         raise InvalidInput("the conversation has no question answered by a person to learn from")
     question = " ".join(questions[0].split())
     body = _body(question, questions[1:], answers, resolution or {})
-    title = question if len(question) <= 120 else question[:117] + "..."
-    title, body, _ = await llm_writing.article(services, business, title, body)
+    title, body, _ = await llm_writing.article(services, business, _title(question), body)
+    return await _store(
+        services,
+        tenant_id,
+        question,
+        title=title,
+        body=body,
+        created_by=created_by,
+        source_conversations=[conversation_id],
+        source_tickets=[ticket_id] if ticket_id else [],
+    )
+
+
+def _title(question: str) -> str:
+    return question if len(question) <= 120 else question[:117] + "..."
+
+
+async def _store(
+    services: Services,
+    tenant_id: uuid.UUID,
+    question: str,
+    *,
+    title: str,
+    body: str,
+    created_by: str,
+    source_conversations: list[uuid.UUID],
+    source_tickets: list[uuid.UUID] | None = None,
+) -> dict[str, Any]:
+    """Store the draft: a new article, or an update of the one ``question`` is within
+    :data:`UPDATE_SIMILARITY` of."""
     kind, target, similarity = "new", None, None
     found = await services.kb.search(tenant_id, question, k=1, mode="vector", audience="agent")
     if found and found[0]["score"] >= UPDATE_SIMILARITY:
@@ -88,8 +116,8 @@ async def draft_from_conversation(
             kind=kind,  # type: ignore[arg-type]
             target_source_id=target,
             similarity=similarity,
-            source_conversations=[conversation_id],
-            source_tickets=[ticket_id] if ticket_id else [],
+            source_conversations=source_conversations,
+            source_tickets=source_tickets or [],
         )
 
 
@@ -133,26 +161,13 @@ async def draft_from_cluster(
     questions = [q for q in cluster["examples"] if q != label]
     parts = ["## Problem", label, *(f"- {q}" for q in questions)]
     parts += ["## Answer", "\n\n".join(answers[:3]) or NO_ANSWER_YET]
-    title = label if len(label) <= 120 else label[:117] + "..."
-    body = "\n\n".join(parts)
+    title, body = _title(label), "\n\n".join(parts)
     if answers:  # with nothing answered yet there is nothing for the model to write from
         title, body, _ = await llm_writing.article(services, business, title, body)
-    kind, target, similarity = "new", None, None
-    found = await services.kb.search(tenant_id, label, k=1, mode="vector", audience="agent")
-    if found and found[0]["score"] >= UPDATE_SIMILARITY:
-        kind, target, similarity = "update", found[0]["source_id"], float(found[0]["score"])
-    async with tenant_scope(services.pool, tenant_id) as conn:
-        return await kb_drafts.create(
-            conn,
-            tenant_id,
-            title=title,
-            body=body,
-            created_by=created_by,
-            kind=kind,  # type: ignore[arg-type]
-            target_source_id=target,
-            similarity=similarity,
-            source_conversations=members,
-        )
+    return await _store(
+        services, tenant_id, label, title=title, body=body, created_by=created_by,
+        source_conversations=members,
+    )  # fmt: skip
 
 
 LEARN_FROM = ("answered_question", "workaround", "permanent_fix")
