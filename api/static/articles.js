@@ -39,11 +39,15 @@
     return window.deskgraphConsole.api(method, path, body);
   }
 
+  var loading = 0; // the latest load: an older answer arriving after a newer one is dropped
+
   async function load() {
     say("");
     var state = $("articles-state").value;
+    var mine = ++loading;
     try {
       var drafts = await api("GET", "/v1/kb/drafts" + (state ? "?state=" + state : ""));
+      if (mine !== loading) return;
       list(drafts);
     } catch (err) {
       say("The drafts could not be loaded: " + err.message);

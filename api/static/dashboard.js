@@ -108,10 +108,11 @@
     });
   }
 
-  async function tickets() {
+  async function tickets(mine) {
     var q = range();
     if ($("dash-team").value) q.set("team", $("dash-team").value);
-    ticketCards(await window.deskgraphConsole.api("GET", "/v1/metrics/tickets?" + q.toString()));
+    var figures = await window.deskgraphConsole.api("GET", "/v1/metrics/tickets?" + q.toString());
+    if (mine === loading) ticketCards(figures);
   }
 
   async function loadTeams() {
@@ -142,12 +143,13 @@
     return response.text();
   }
 
-  async function chart(id, params) {
+  async function chart(id, params, mine) {
     var q = range();
     Object.keys(params).forEach(function (k) {
       q.set(k, params[k]);
     });
     var svg = await text("/v1/metrics/chart.svg?" + q.toString());
+    if (mine !== loading) return;
     var img = $(id);
     img.src = "data:image/svg+xml;base64," + btoa(unescape(encodeURIComponent(svg)));
   }
@@ -218,10 +220,13 @@
     });
   }
 
-  async function gaps() {
+  async function gaps(mine) {
     var q = range().toString();
-    gapList(await window.deskgraphConsole.api("GET", "/v1/metrics/top-questions?gaps=true&" + q));
-    missList((await window.deskgraphConsole.api("GET", "/v1/metrics/kb-misses?" + q)).misses);
+    var top = await window.deskgraphConsole.api("GET", "/v1/metrics/top-questions?gaps=true&" + q);
+    var misses = await window.deskgraphConsole.api("GET", "/v1/metrics/kb-misses?" + q);
+    if (mine !== loading) return;
+    gapList(top);
+    missList(misses.misses);
   }
 
   async function refreshGaps() {
@@ -229,7 +234,7 @@
     $("gaps-refresh").disabled = true;
     try {
       await window.deskgraphConsole.api("POST", "/v1/metrics/top-questions/refresh?" + range().toString());
-      await gaps();
+      await gaps(loading);
     } catch (err) {
       say("The top questions could not be found: " + err.message);
     } finally {
@@ -237,15 +242,22 @@
     }
   }
 
+  // The latest load: a period changed while the last one was loading must not be
+  // overwritten by the older answers arriving after the newer ones.
+  var loading = 0;
+
   async function load(event) {
     if (event) event.preventDefault();
     say("");
+    var mine = ++loading;
     try {
-      cards(await window.deskgraphConsole.api("GET", "/v1/metrics/summary?" + range().toString()));
+      var summary = await window.deskgraphConsole.api("GET", "/v1/metrics/summary?" + range().toString());
+      if (mine !== loading) return;
+      cards(summary);
       await Promise.all(
         CHARTS.map(function (c) {
-          return chart(c[0], c[1]);
-        }).concat([gaps(), tickets(), loadTeams()])
+          return chart(c[0], c[1], mine);
+        }).concat([gaps(mine), tickets(mine), loadTeams()])
       );
     } catch (err) {
       say("The figures could not be loaded: " + err.message); // invalid_period names the field

@@ -44,10 +44,14 @@
     return q;
   }
 
+  var loading = 0; // the latest load: an older answer arriving after a newer one is dropped
+
   async function load() {
     say("");
+    var mine = ++loading;
     try {
       var page = await api("GET", "/v1/tickets?" + query().toString());
+      if (mine !== loading) return;
       list(page.items);
     } catch (err) {
       say("The tickets could not be loaded: " + err.message);
