@@ -37,6 +37,7 @@ from typing import Any
 from psycopg import errors as pg_errors
 
 from desk.email.send import SmtpNotConfigured, enqueue_reply
+from desk.errors import ConversationClosed
 from desk.service import Desk
 from graph.services import Services
 from helpdesk import contacts, tickets
@@ -66,9 +67,15 @@ async def intake_pending(
     async with services.pool.connection() as conn:
         cur = await conn.execute(_PENDING, {"tenant": tenant_id, "limit": limit})
         rows = await cur.fetchall()
+    taken = 0
     for m in rows:
-        await _intake_one(services, desk, dict(m))
-    return len(rows)
+        try:
+            await _intake_one(services, desk, dict(m))
+        except DeskError as exc:  # busy now (an agent acting, a turn running): next sweep
+            log.info("mail %s not taken in yet: %s", m["id"], exc)
+            continue
+        taken += 1
+    return taken
 
 
 async def _intake_one(services: Services, desk: Desk, m: dict[str, Any]) -> None:
@@ -79,9 +86,15 @@ async def _intake_one(services: Services, desk: Desk, m: dict[str, Any]) -> None
         ticket = await _ticket(services, m, conv)
         text = (m["clean_text"] or m["body_text"] or "").strip()
         if not m["needs_person"] and text:
-            stream = await desk.turns.say(
-                tenant, conv, text[:4000], idempotency_key=f"mail:{m['id']}"
-            )
+            key = f"mail:{m['id']}"
+            try:
+                stream = await desk.turns.say(tenant, conv, text[:4000], idempotency_key=key)
+            except ConversationClosed:
+                # Mail to a thread whose conversation was closed: a new conversation and
+                # ticket, as a chat customer coming back would get.
+                conv = await _conversation(services, m, replace=conv)
+                ticket = await _ticket(services, m, conv)
+                stream = await desk.turns.say(tenant, conv, text[:4000], idempotency_key=key)
             async for _ in stream.events():  # the turn runs to its end; its events are logged
                 pass
         log.info("mail %s taken in: conversation %s, ticket %s", m["id"], conv, ticket)
@@ -92,15 +105,18 @@ async def _intake_one(services: Services, desk: Desk, m: dict[str, Any]) -> None
         )
 
 
-async def _conversation(services: Services, m: dict[str, Any]) -> uuid.UUID:
-    """The thread's conversation, made (with the sender as its contact) when it has none."""
+async def _conversation(
+    services: Services, m: dict[str, Any], *, replace: uuid.UUID | None = None
+) -> uuid.UUID:
+    """The thread's conversation, made (with the sender as its contact) when it has none, or
+    in place of ``replace`` (closed)."""
     tid = m["tenant_id"]
     async with tenant_scope(services.pool, tid) as conn:
         cur = await conn.execute(
             "SELECT conversation_id FROM mail_threads WHERE id = %s FOR UPDATE", (m["thread_id"],)
         )
         found = (await cur.fetchone() or {}).get("conversation_id")
-        if found is not None:
+        if found is not None and found != replace:
             return found
         conv = uuid.uuid4()
         customer = {"email": m["from_address"], "name": m["from_name"]}

@@ -861,6 +861,36 @@ async def test_a_mail_becomes_a_ticket_and_a_held_draft_whose_approval_is_mailed
     )
     assert [r["id"] for r in open_tickets] == [ticket_id]
 
+    # the conversation is closed; the customer writes again in the thread: a new conversation
+    # and ticket take it, and the sweep is not stopped by the closed one
+    async with services.pool.connection() as conn:
+        await conn.execute("UPDATE conversations SET status = 'closed' WHERE id = %s", (conv,))
+    env.deliver(
+        mails.plain(
+            sender=f"Kim Lee <kim-{tag}@customer.test>",
+            message_id=f"<fee3-{tag}@customer.test>",
+            subject=f"Re: Call-out fee {tag}",
+            in_reply_to=mail["Message-ID"],
+            body="One more thing: do you charge extra on Sundays?",
+        )
+    )
+    assert (await env.poll()).stored == 1
+    assert await intake.intake_pending(services, desk, tenant_id=demo.id) >= 1
+    (again,) = await env.rows(
+        "SELECT conversation_id FROM mail_threads WHERE id = %s", thread["id"]
+    )
+    assert again["conversation_id"] not in (None, conv)
+    (later,) = await env.rows(
+        "SELECT count(*) AS n FROM messages WHERE conversation_id = %s AND sender = 'customer'",
+        again["conversation_id"],
+    )
+    assert later["n"] == 1
+    pending = await env.rows(
+        "SELECT count(*) AS n FROM mail_messages WHERE tenant_id = %s AND intake_at IS NULL",
+        demo.id,
+    )
+    assert pending[0]["n"] == 0
+
     # what the AI says without a person (here: not in our articles) is not mailed
     before = len(recorder.received)
     env.deliver(
