@@ -370,8 +370,3 @@ async def _apply_one(
     if command.note:
         await tickets.add_note(db, tenant_id, body=command.note, actor=actor, ticket_id=ticket_id)
     return await tickets.get_ticket(db, tenant_id, ticket_id)
-
-
-def not_found(exc: NotFound) -> dict[str, Any]:
-    """The compact answer of a lookup that found nothing."""
-    return {"status": "nf", "action": None, "data": {"message": exc.message}}

@@ -40,7 +40,7 @@ from desk.email.send import SmtpNotConfigured, enqueue_reply
 from desk.errors import ConversationClosed
 from desk.service import Desk
 from graph.services import Services
-from helpdesk import contacts, tickets
+from helpdesk import contacts, conversations, tickets
 from helpdesk.errors import DeskError
 from helpdesk.tenancy import tenant_scope
 
@@ -118,12 +118,9 @@ async def _conversation(
         found = (await cur.fetchone() or {}).get("conversation_id")
         if found is not None and found != replace:
             return found
-        conv = uuid.uuid4()
         customer = {"email": m["from_address"], "name": m["from_name"]}
-        await conn.execute(
-            "INSERT INTO conversations (id, tenant_id, channel, customer)"
-            " VALUES (%s, %s, 'email', %s)",
-            (conv, tid, _json(customer)),
+        conv = await conversations.create_conversation(
+            conn, tid, channel="email", customer=customer
         )
         await conn.execute(
             "UPDATE mail_threads SET conversation_id = %s, updated_at = now() WHERE id = %s",
@@ -165,12 +162,6 @@ async def _ticket(services: Services, m: dict[str, Any], conv: uuid.UUID) -> uui
             (open_["id"], m["thread_id"], open_["id"]),
         )
         return uuid.UUID(str(open_["id"]))
-
-
-def _json(value: Any) -> Any:
-    from psycopg.types.json import Jsonb
-
-    return Jsonb(value)
 
 
 _REPLIES = """
