@@ -787,7 +787,7 @@ async def sweep(db: Db, now: datetime | None = None, *, batch: int = SWEEP_BATCH
 
 # ------------------------------------------------------------------------------ compliance
 
-_COMPLIANCE = """
+COMPLIANCE_SQL = """
 WITH t AS (
     SELECT priority, first_response_due_at, resolution_due_at, first_response_breached,
            resolution_breached, sla_paused_at,
@@ -798,6 +798,7 @@ WITH t AS (
     FROM tickets
     WHERE tenant_id = %(t)s AND created_at >= %(start)s AND created_at < %(end)s
       AND sla_policy IS NOT NULL
+      AND (%(team)s::uuid IS NULL OR team_id = %(team)s::uuid)
 )
 SELECT priority,
        count(*) AS tickets,
@@ -821,16 +822,22 @@ def _share(met: int, breached: int) -> float | None:
 
 
 async def compliance(
-    db: Db, tenant_id: uuid.UUID, start: datetime, end: datetime, *, as_of: datetime
+    db: Db,
+    tenant_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    *,
+    as_of: datetime,
+    team: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    """SLA compliance of the tickets created in ``[start, end)`` that had an SLA, whole and
-    by priority: per target the tickets that met it, breached it, and are still pending (not
-    answered / resolved and not yet due), and ``rate`` = met / (met + breached) (None when
-    nothing is decided yet)."""
+    """SLA compliance of the tickets created in ``[start, end)`` that had an SLA (of one team's
+    tickets with ``team``), whole and by priority: per target the tickets that met it,
+    breached it, and are still pending (not answered / resolved and not yet due), and
+    ``rate`` = met / (met + breached) (None when nothing is decided yet). The query is shown in
+    docs/metrics.md."""
+    params = {"t": tenant_id, "start": start, "end": end, "as_of": as_of, "team": team}
     async with connect(db) as conn:
-        cur = await conn.execute(
-            _COMPLIANCE, {"t": tenant_id, "start": start, "end": end, "as_of": as_of}
-        )
+        cur = await conn.execute(COMPLIANCE_SQL, params)
         rows = await cur.fetchall()
 
     def figures(tickets: int, values: dict[str, int]) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 * ``GET /v1/admin/sla``: the configuration in force (the documented defaults until the
   tenant saves its own); ``PUT``: replace it whole. Managers and admins (``sla.manage``).
-* ``GET /v1/metrics/sla?from&to[&tz]``: compliance of the tickets created in the period, whole
-  and by priority (``metrics.read``).
+* ``GET /v1/metrics/sla?from&to[&tz][&team]``: compliance of the tickets created in the period
+  (of one team's with ``team``: 404 for a team that is not this business's), whole and by
+  priority (``metrics.read``). The dashboard shows it beside the ticket figures.
 
 The ticket JSON of ``/v1/tickets`` carries each ticket's SLA state, and its list takes
 ``sla=warning|breached``.
@@ -11,17 +12,19 @@ The ticket JSON of ``/v1/tickets`` carries each ticket's SLA state, and its list
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from api import ticket_schemas as ts
 from api.deps import ServicesDep
-from api.errors import responses
+from api.errors import ApiError, responses
 from api.permissions import MetricsReader, SlaManager
 from api.routes.metrics import From, To, Tz, _period
-from helpdesk import audit, sla
+from helpdesk import audit, sla, teams
+from helpdesk.errors import NotFound
 from helpdesk.tenancy import tenant_scope
 
 router = APIRouter(tags=["sla"])
@@ -66,12 +69,18 @@ async def put_sla(
 @router.get(
     "/v1/metrics/sla",
     responses=responses(
-        "invalid_request", "invalid_period", "unauthenticated", "invalid_key", "forbidden"
+        "invalid_request",
+        "invalid_period",
+        "not_found",
+        "unauthenticated",
+        "invalid_key",
+        "forbidden",
     ),
 )
 async def sla_compliance(
     caller: MetricsReader,
     services: ServicesDep,
+    team: Annotated[uuid.UUID | None, Query(description="One team's tickets only.")] = None,
     first: From = None,
     to: To = None,
     tz: Tz = None,
@@ -80,8 +89,14 @@ async def sla_compliance(
     breached it, are still pending, and the rate met / (met + breached); whole and by
     priority."""
     p = _period(caller, first, to, tz)
-    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+    tid = caller.tenant.id
+    async with tenant_scope(services.pool, tid) as conn:
+        if team is not None:
+            try:
+                await teams.get_team(conn, tid, team)
+            except NotFound as exc:
+                raise ApiError(404, "not_found", exc.message) from exc
         figures = await sla.compliance(
-            conn, caller.tenant.id, p.start, p.end, as_of=datetime.now(UTC)
+            conn, tid, p.start, p.end, as_of=datetime.now(UTC), team=team
         )
-    return {"period": p.as_json(), **figures}
+    return {"period": p.as_json(), "team": team, **figures}

@@ -7,8 +7,9 @@
  * script). The period is whole days in the business's time zone; by default the 30 days to
  * today. What each figure means, with its SQL: docs/metrics.md.
  *
- * Ticket figures (GET /v1/metrics/tickets) are of the tickets opened in the period; the team
- * filter narrows them (conversations have no team: the conversation figures stay whole).
+ * Ticket figures (GET /v1/metrics/tickets) and their SLA compliance (GET /v1/metrics/sla) are
+ * of the tickets opened in the period; the team filter narrows them (conversations have no
+ * team: the conversation figures stay whole).
  *
  * Knowledge gaps: the period's top-question clusters the AI failed on (as last computed;
  * "Find them now" recomputes), each with a "Draft an article" button that writes the draft
@@ -108,11 +109,41 @@
     });
   }
 
-  async function tickets(mine) {
+  // SLA compliance of the same tickets (GET /v1/metrics/sla): per target the share met of
+  // those decided (met or breached), and the breaches; a card's title counts the pending.
+  var SLA_TARGETS = [
+    ["first_response", "First reply within SLA", "First replies late"],
+    ["resolution", "Resolved within SLA", "Resolutions late"],
+  ];
+
+  function slaCards(result) {
+    var box = $("sla-cards");
+    box.textContent = "";
+    var whole = result.whole;
+    box.appendChild(card("Tickets with an SLA", String(whole.tickets), "tickets"));
+    SLA_TARGETS.forEach(function (t) {
+      var f = whole[t[0]];
+      var counts = f.met + " met, " + f.breached + " breached, " + f.pending + " pending";
+      box.appendChild(card(t[1], shown(f.rate, "ratio"), counts));
+      box.appendChild(card(t[2], String(f.breached), counts));
+    });
+  }
+
+  function teamRange() {
     var q = range();
     if ($("dash-team").value) q.set("team", $("dash-team").value);
-    var figures = await window.deskgraphConsole.api("GET", "/v1/metrics/tickets?" + q.toString());
-    if (mine === loading) ticketCards(figures);
+    return q.toString();
+  }
+
+  async function tickets(mine) {
+    var q = teamRange();
+    var answers = await Promise.all([
+      window.deskgraphConsole.api("GET", "/v1/metrics/tickets?" + q),
+      window.deskgraphConsole.api("GET", "/v1/metrics/sla?" + q),
+    ]);
+    if (mine !== loading) return;
+    ticketCards(answers[0]);
+    slaCards(answers[1]);
   }
 
   async function loadTeams() {

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from helpdesk import conversations, sla, tickets
+from helpdesk import conversations, sla, teams, tickets
 from helpdesk.audit import Actor
 from helpdesk.profile import BusinessProfile, save_profile
 from helpdesk.tenancy import tenant_scope
@@ -449,6 +449,14 @@ async def test_the_admin_sla_routes_the_ticket_state_and_compliance(
         assert client.get("/v1/metrics/sla", headers=agent).status_code == 403
         r = client.get("/v1/metrics/sla", params={"from": "soon"}, headers=manager)
         assert r.status_code == 422 and r.json()["code"] == "invalid_period"
+        # One team's tickets (the dashboard's team filter): none of these is the team's; and a
+        # team that is not this business's is 404, not an empty answer.
+        heating = await teams.create_team(services.pool, staff.tenant.id, "Heating")
+        r = client.get("/v1/metrics/sla", params={"team": str(heating.id)}, headers=manager)
+        assert r.status_code == 200 and r.json()["whole"]["tickets"] == 0, r.text
+        theirs_team = await teams.create_team(services.pool, other.tenant.id, "Heating")
+        r = client.get("/v1/metrics/sla", params={"team": str(theirs_team.id)}, headers=manager)
+        assert r.status_code == 404 and r.json()["code"] == "not_found", r.text
 
         # Another tenant sees none of it.
         theirs = bearer(other.agent_key)

@@ -31,3 +31,9 @@ def test_the_docs_show_every_ticket_metric_and_the_ticket_facts():
     assert ticket_metrics.TICKET_FACTS_SQL.strip() in DOC
     for name in [*ticket_metrics.TICKET_METRICS, *ticket_metrics.TICKET_DIMENSIONS]:
         assert name.isidentifier() and name.islower(), name
+
+
+def test_the_docs_show_the_sla_compliance_query_as_it_is():
+    from helpdesk import sla
+
+    assert sla.COMPLIANCE_SQL.strip() in DOC

@@ -168,15 +168,21 @@ async def test_the_ticket_figures_follow_the_team_filter(
 ) -> None:
     staff = await make_staff(services.pool, prefix="dashteam")
     team = await teams.create_team(services.pool, staff.tenant.id, "Heating")
+    # Boiler (Heating): answered in 1 h and resolved in 2 h, inside its 4 h / 8 h SLA. Invoice
+    # (no team): never answered, its 4 h first-reply target long past, resolution due later:
+    # breached and pending (the week is in the past, so nothing is pending at all).
     async with services.pool.connection() as conn:
         for subject, team_id, hours in (("Boiler", team.id, 2), ("Invoice", None, None)):
             created = local(3, 9)
             await conn.execute(
                 "INSERT INTO tickets (tenant_id, status, priority, subject, team_id, created_at,"
-                " resolved_at) VALUES (%s, %s, 'normal', %s, %s, %s, %s)",
+                " resolved_at, first_response_at, sla_policy, first_response_due_at,"
+                " resolution_due_at) VALUES (%s, %s, 'normal', %s, %s, %s, %s, %s, '{}', %s, %s)",
                 (
                     staff.tenant.id, "resolved" if hours else "new", subject, team_id, created,
                     created + timedelta(hours=hours) if hours else None,
+                    created + timedelta(hours=1) if hours else None,
+                    created + timedelta(hours=4), created + timedelta(hours=8),
                 ),
             )  # fmt: skip
     page = agent
@@ -189,8 +195,22 @@ async def test_the_ticket_figures_follow_the_team_filter(
     await expect(tickets.locator(".dash-card", has_text="Resolved").locator(".value")).to_have_text(
         "50%"
     )
+    slas = page.get_by_role("region", name="SLA of those tickets")
+
+    def sla_card(label: str):
+        return slas.locator(".dash-card", has_text=label).locator(".value")
+
+    await expect(sla_card("Tickets with an SLA")).to_have_text("2")
+    await expect(sla_card("First reply within SLA")).to_have_text("50%")
+    await expect(sla_card("First replies late")).to_have_text("1")
+    await expect(sla_card("Resolved within SLA")).to_have_text("50%")
+    await expect(sla_card("Resolutions late")).to_have_text("1")
     await page.get_by_label("Team (tickets)").select_option(label="Heating")
     await page.get_by_role("button", name="Show").click()
     await expect(count).to_have_text("1")
     resolve = tickets.locator(".dash-card", has_text="Time to resolve").locator(".value")
     await expect(resolve).to_have_text("2.0 h")
+    await expect(sla_card("Tickets with an SLA")).to_have_text("1")
+    await expect(sla_card("First reply within SLA")).to_have_text("100%")
+    await expect(sla_card("First replies late")).to_have_text("0")
+    await expect(sla_card("Resolved within SLA")).to_have_text("100%")
