@@ -20,6 +20,14 @@
 
 On the LLM tier the model rewrites the assembled draft (:mod:`desk.llm_writing`; the offline
 text stands when it fails).
+
+* Each learned draft carries a :func:`confidence`: how much of what a reviewer checks it
+  already rests on. A tenant that sets ``learning.auto_publish_internal_at`` in its profile
+  (micro teams, as the blueprint allows) has every *new* draft at or above it published at once
+  as an **internal** article (:func:`_auto_publish`): agents find it in their search the next
+  minute, customers are never sent it (only external articles reach them), and it goes through
+  the same states, reviewed by "the desk". An update of an existing article always waits for
+  a person: it changes text customers may already read.
 """
 
 from __future__ import annotations
@@ -43,6 +51,29 @@ UPDATE_SIMILARITY = 0.8
 """A draft this close to an existing article (cosine, MiniLM) is proposed as its update. Set
 a priori: MiniLM paraphrases of one question score 0.8-0.95 (the top-questions clusters'
 members, docs/metrics.md), different questions on one subject well under it."""
+
+
+CONFIDENCE_WEIGHTS = {"person_answered": 0.5, "resolution_summary": 0.25, "steps_or_cause": 0.25}
+"""What :func:`confidence` adds up. Set a priori, not fitted: there are no reviewed drafts to
+fit on yet. A person's answer is the ground a learned article stands on (without it there is
+nothing to publish); a resolution a person wrote down says the answer solved it; steps or a
+cause make it an article rather than one reply."""
+
+
+def confidence(answers: list[str], resolution: dict[str, Any]) -> float:
+    """How much a learned draft rests on, 0-1 (:data:`CONFIDENCE_WEIGHTS`)."""
+    w = CONFIDENCE_WEIGHTS
+    score = 0.0
+    if any(a.strip() for a in answers) or str(resolution.get("summary") or "").strip():
+        score += w["person_answered"]
+    else:
+        return 0.0
+    if str(resolution.get("summary") or "").strip():
+        score += w["resolution_summary"]
+    steps = [s for s in resolution.get("steps") or [] if str(s).strip()]
+    if steps or str(resolution.get("root_cause") or "").strip():
+        score += w["steps_or_cause"]
+    return round(score, 4)
 
 
 async def draft_from_conversation(
@@ -82,6 +113,8 @@ async def draft_from_conversation(
         created_by=created_by,
         source_conversations=[conversation_id],
         source_tickets=[ticket_id] if ticket_id else [],
+        confidence=confidence(answers, resolution or {}),
+        auto_publish_at=business.learning.auto_publish_internal_at if business else None,
     )
 
 
@@ -99,15 +132,18 @@ async def _store(
     created_by: str,
     source_conversations: list[uuid.UUID],
     source_tickets: list[uuid.UUID] | None = None,
+    confidence: float,
+    auto_publish_at: float | None = None,
 ) -> dict[str, Any]:
     """Store the draft: a new article, or an update of the one ``question`` is within
-    :data:`UPDATE_SIMILARITY` of."""
+    :data:`UPDATE_SIMILARITY` of; then publish it as internal when the tenant allows it."""
     kind, target, similarity = "new", None, None
     found = await services.kb.search(tenant_id, question, k=1, mode="vector", audience="agent")
     if found and found[0]["score"] >= UPDATE_SIMILARITY:
         kind, target, similarity = "update", found[0]["source_id"], float(found[0]["score"])
+    auto = kind == "new" and auto_publish_at is not None and confidence >= auto_publish_at
     async with tenant_scope(services.pool, tenant_id) as conn:
-        return await kb_drafts.create(
+        draft = await kb_drafts.create(
             conn,
             tenant_id,
             title=title,
@@ -118,7 +154,25 @@ async def _store(
             similarity=similarity,
             source_conversations=source_conversations,
             source_tickets=source_tickets or [],
+            confidence=confidence,
+            visibility="internal" if auto else "external",
         )
+    if auto and draft["state"] != "published" and draft["visibility"] == "internal":
+        draft = await _auto_publish(services, tenant_id, draft, auto_publish_at)
+    return draft
+
+
+async def _auto_publish(
+    services: Services, tenant_id: uuid.UUID, draft: dict[str, Any], threshold: float | None
+) -> dict[str, Any]:
+    """Walk a draft through review to published as "the desk", from wherever it stands (a
+    crash half-way leaves it in review or approved: the next call goes on from there)."""
+    by = f"the desk (auto-publish: confidence {draft['confidence']} >= {threshold})"
+    for to in ("in_review", "approved"):
+        if to in kb_drafts.MOVES.get(draft["state"], {}):
+            async with tenant_scope(services.pool, tenant_id) as conn:
+                draft = await kb_drafts.move(conn, tenant_id, draft["id"], to, by=by)
+    return await publish(services, tenant_id, draft["id"], by=by)
 
 
 async def draft_from_cluster(
@@ -164,9 +218,10 @@ async def draft_from_cluster(
     title, body = _title(label), "\n\n".join(parts)
     if answers:  # with nothing answered yet there is nothing for the model to write from
         title, body, _ = await llm_writing.article(services, business, title, body)
+    # never published by itself: a cluster's answers are several people's, a manager's to merge
     return await _store(
         services, tenant_id, label, title=title, body=body, created_by=created_by,
-        source_conversations=members,
+        source_conversations=members, confidence=confidence(answers, {}),
     )  # fmt: skip
 
 

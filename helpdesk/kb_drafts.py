@@ -32,7 +32,7 @@ EDITABLE: frozenset[str] = frozenset({"draft", "in_review"})
 _COLUMNS = (
     "id, state, kind, target_source_id, similarity, title, body, visibility,"
     " source_conversations, source_tickets, ai_generated, created_by, reviewed_by,"
-    " published_source_id, created_at, updated_at"
+    " published_source_id, confidence, created_at, updated_at"
 )
 
 
@@ -58,6 +58,8 @@ async def create(
     source_conversations: list[uuid.UUID] | None = None,
     source_tickets: list[uuid.UUID] | None = None,
     ai_generated: bool = True,
+    confidence: float | None = None,
+    visibility: Literal["external", "internal"] = "external",
 ) -> dict[str, Any]:
     """Store a new draft; a conversation that already has one gets that one back."""
     if not title.strip() or not body.strip():
@@ -65,13 +67,14 @@ async def create(
     async with connect(db) as conn:
         cur = await conn.execute(
             f"INSERT INTO kb_drafts (tenant_id, kind, target_source_id, similarity, title, body,"
-            f" source_conversations, source_tickets, ai_generated, created_by)"
-            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            f" source_conversations, source_tickets, ai_generated, created_by, confidence,"
+            f" visibility) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             f" ON CONFLICT (tenant_id, (source_conversations[1]))"
             f" WHERE cardinality(source_conversations) > 0 DO NOTHING RETURNING {_COLUMNS}",
             (
                 tenant_id, kind, target_source_id, similarity, title.strip()[:300], body.strip(),
                 source_conversations or [], source_tickets or [], ai_generated, created_by,
+                confidence, visibility,
             ),
         )  # fmt: skip
         row = await cur.fetchone()

@@ -200,6 +200,21 @@ class ChatConfig(BaseModel):
         return value
 
 
+class LearningConfig(BaseModel):
+    """How the knowledge base learns from resolved tickets (desk/kb_learning.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto_publish_internal_at: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Publish a new learned draft whose confidence is at least this as an "
+        "internal article at once (agents see it, customers never do); None: every draft "
+        "waits for review.",
+    )
+
+
 class BusinessProfile(BaseModel):
     """Everything a tenant's assistant knows about the business it speaks for."""
 
@@ -230,6 +245,7 @@ class BusinessProfile(BaseModel):
     languages: list[str] = Field(default_factory=lambda: ["en"])
     contact: Contact = Field(default_factory=Contact)
     chat: ChatConfig = Field(default_factory=ChatConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
     replies: dict[str, str] = Field(
         default_factory=dict, description="Reply texts that replace the shared templates."
     )

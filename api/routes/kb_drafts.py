@@ -51,6 +51,9 @@ class Draft(BaseModel):
     created_by: str
     reviewed_by: str | None
     published_source_id: str | None
+    confidence: float | None = Field(
+        description="What a learned draft rests on, 0-1 (docs/metrics.md); None: by hand."
+    )
     created_at: datetime
     updated_at: datetime
     moves: list[str] = Field(

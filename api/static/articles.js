@@ -86,6 +86,8 @@
     current = d;
     $("article-editor").hidden = false;
     var meta = STATES[d.state] + " · by " + d.created_by;
+    if (d.confidence !== null && d.confidence !== undefined) meta += " · confidence " + d.confidence.toFixed(2);
+    if (d.visibility === "internal") meta += " · internal (staff only)";
     if (d.kind === "update") meta += " · a section for the article " + d.target_source_id;
     if (d.published_source_id) meta += " · published as " + d.published_source_id;
     $("article-meta").textContent = meta;

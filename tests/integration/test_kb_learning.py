@@ -146,3 +146,71 @@ async def test_a_resolved_ticket_becomes_a_draft_that_answers_the_next_customer(
         reply = dict(sse_turn(client, conv, FIX_QUESTION)).get("message.completed")
         assert reply is not None and not reply["declined"], reply
         assert source in {c["source_id"] for c in reply["citations"]}
+
+
+SHUTOFF = "Where is the main water shut-off valve in an older house?"
+SHUTOFF_ANSWER = (
+    "In most older houses the main shut-off valve is in the basement on the front wall, where "
+    "the water line comes in; turn it clockwise to close it."
+)
+
+
+async def test_a_tenant_that_opts_in_publishes_well_founded_drafts_as_internal_articles(services):
+    """``learning.auto_publish_internal_at``: a new draft resting on a person's answer, a written
+    resolution and its steps (confidence 1.0) is published at once as an internal article that
+    staff search finds and customer search does not; one resting on a reply only (0.5) waits for
+    review; so does an update of an existing article, and every draft of a tenant that did not
+    opt in."""
+    from datetime import UTC, datetime
+
+    from helpdesk.profile import BusinessProfile, LearningConfig
+    from kb_pipeline.loaders import Article
+    from tests.support.metrics_history import History
+    from tests.support.staff import make_staff
+
+    opted = (await make_staff(services.pool, prefix="autopub")).tenant
+    plain = (await make_staff(services.pool, prefix="noautopub")).tenant
+    profile = BusinessProfile(
+        display_name="Auto", learning=LearningConfig(auto_publish_internal_at=0.75)
+    )
+    resolution = {
+        "summary": "Showed the customer the valve by the water meter.",
+        "steps": ["Find the water meter", "Close the valve beside it"],
+    }
+    # an article the last question is close to: its draft is an update
+    await services.kb.ingest(
+        opted.id, [Article(source_id="water-heater", title="Water heater pilot light", body=(
+            "## Relighting the pilot light\n\nTurn the gas knob to pilot, hold it down and press"
+            " the igniter until the flame stays lit."))],
+    )  # fmt: skip
+
+    async def conversation(tenant_id, question: str) -> object:
+        async with services.pool.connection() as conn, conn.transaction():
+            return await History(conn, tenant_id).conversation(
+                datetime(2026, 11, 3, 9, tzinfo=UTC),
+                [(0, "customer", {"text": question}), (60, "agent", {"text": SHUTOFF_ANSWER})],
+            )
+
+    async def draft(tenant_id, question: str, business, with_resolution: bool = True) -> dict:
+        return await kb_learning.draft_from_conversation(
+            services, tenant_id, await conversation(tenant_id, question), created_by="alex",
+            resolution=resolution if with_resolution else None, business=business,
+        )  # fmt: skip
+
+    published = await draft(opted.id, SHUTOFF, profile)
+    assert published["confidence"] == 1.0
+    assert published["state"] == "published" and published["visibility"] == "internal"
+    assert published["reviewed_by"].startswith("the desk (auto-publish")
+    source = published["published_source_id"]
+    staff = await services.kb.search(opted.id, SHUTOFF, k=3, audience="agent")
+    assert source in {h["source_id"] for h in staff}
+    customers = await services.kb.search(opted.id, SHUTOFF, k=10, audience="customer")
+    assert source not in {h["source_id"] for h in customers}
+
+    reply_only = await draft(opted.id, "Do you sell shut-off valve keys?", profile, False)
+    assert reply_only["confidence"] == 0.5 and reply_only["state"] == "draft"
+    assert reply_only["visibility"] == "external"
+    update = await draft(opted.id, "How do I relight the water heater pilot light?", profile)
+    assert update["kind"] == "update" and update["state"] == "draft", update
+    not_opted = await draft(plain.id, SHUTOFF, BusinessProfile(display_name="Plain"))
+    assert not_opted["confidence"] == 1.0 and not_opted["state"] == "draft"

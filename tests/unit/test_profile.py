@@ -35,6 +35,8 @@ def base() -> BusinessProfile:
         ({"chat": {"guardrail_profile": "lax"}}, "chat.guardrail_profile"),
         ({"chat": {"allowed_discount_percent": 150}}, "chat.allowed_discount_percent"),
         ({"chat": {"default_language": "English"}}, "chat.default_language"),
+        ({"learning": {"auto_publish_internal_at": 1.5}}, "learning.auto_publish_internal_at"),
+        ({"learning": {"auto_publish_internal_at": 0}}, "learning.auto_publish_internal_at"),
         ({"service_area": {"radius_km": 20}}, "radius_km needs a city"),
         ({"replies": {"greting": "Hi"}}, "unknown reply 'greting'"),
         ({"replies": {"greeting": "Hi from {nmae}"}}, "unknown placeholder {nmae}"),
