@@ -63,3 +63,17 @@ BEGIN
         EXECUTE format('ALTER TABLE ticket_events DROP CONSTRAINT %I', c.conname);
     END LOOP;
 END $$;
+
+-- One open ticket per conversation: tickets without a conversation (most tickets made by
+-- hand, by the API or by email at scale) need no entry, and each entry is written again by
+-- every update of the ticket (the SLA sweep, a bulk close).
+CREATE UNIQUE INDEX tickets_one_open_conversation ON tickets (conversation_id)
+    WHERE conversation_id IS NOT NULL AND status NOT IN ('resolved', 'closed');
+DROP INDEX tickets_one_open;
+
+-- Notifications by email (desk/staff_mail.py): each notification is turned into outbox mail
+-- for the staff who chose email for its kind once, in the transaction that stamps it here.
+-- Those made before this migration are not mailed (nobody could have chosen email for them).
+ALTER TABLE notifications ADD COLUMN emailed_at timestamptz;
+UPDATE notifications SET emailed_at = created_at;
+CREATE INDEX notifications_to_email ON notifications (created_at) WHERE emailed_at IS NULL;
