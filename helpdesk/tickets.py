@@ -288,6 +288,37 @@ async def list_tickets(
 _NUMBER = re.compile(r"(?i)^\s*(?:t-?)?([0-9]{1,18})\s*$")
 
 
+COMMON_SHARE = 0.03
+"""Words the planner expects in more than this share of tickets are matched by walking the
+tenant's tickets newest first (the page fills within a few hundred); rarer ones through the
+index (:func:`_matching_ids`)."""
+
+
+async def _estimated_share(conn: AsyncConnection[DictRow], literal: str) -> float:
+    """The planner's estimate of the share of tickets with these words (its statistics of
+    ``search_doc``): two EXPLAINs, no ticket read."""
+    rows = []
+    for cond in (f"search_doc @@ {literal}", "true"):
+        cur = await conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM tickets WHERE {cond}")
+        row = await cur.fetchone()
+        plan = row["QUERY PLAN"] if row else [{"Plan": {"Plan Rows": 1}}]
+        rows.append(float(plan[0]["Plan"]["Plan Rows"]))
+    return rows[0] / max(rows[1], 1.0)
+
+
+async def _matching_ids(conn: AsyncConnection[DictRow], literal: str) -> str:
+    """A subquery of the ids of the tenant's tickets with these words, for the statement:
+    ``ticket_search_ids`` inside a tenant's scope (row-level security keeps the planner from
+    using the index for ``@@`` itself; migration 0029 says why), ``@@`` on the index as the
+    owner. A set of ids, not an ``OR`` beside the number: an ``OR`` made the planner walk
+    the whole tenant."""
+    cur = await conn.execute("SELECT deskgraph_current_tenant() IS NOT NULL AS scoped")
+    row = await cur.fetchone()
+    if row is not None and row["scoped"]:
+        return f"SELECT ticket_search_ids({literal})"
+    return f"SELECT id FROM tickets WHERE tenant_id = %(t)s AND search_doc @@ {literal}"
+
+
 async def _text_query(conn: AsyncConnection[DictRow], q: str) -> str | None:
     """The search box's words as a tsquery: each word of ``q`` (split as the index splits
     text, the 'simple' configuration) must be a word of the ticket's subject, description or
@@ -364,19 +395,29 @@ async def search_tickets(
     if sla:
         where.append(SLA_FILTERS[sla])
     number = _NUMBER.match(q) if q else None
-    if number:
-        # A number is a word of its own: exact, not a prefix (42 is not 4242). Digits only, so
-        # written into the statement (see below why not a parameter).
-        digits = str(int(number.group(1)))
-        where.append(f"(number = {digits} OR search_doc @@ '{digits}'::tsquery)")
     async with connect(db) as conn:
-        if q and q.strip() and not number:
+        if number:
+            # A number is a word of its own: exact, not a prefix (42 is not 4242).
+            digits = str(int(number.group(1)))
+            ids = await _matching_ids(conn, f"'{digits}'::tsquery")
+            where.append(
+                f"id IN (SELECT id FROM tickets WHERE tenant_id = %(t)s AND number = {digits}"
+                f" UNION ALL {ids})"
+            )
+        elif q and q.strip():
             text = await _text_query(conn, q)
             if text is None:
                 return []
             # The query as a literal, not a parameter: the planner sees how rare its words
             # are (a generic plan of a prepared statement would guess), and picks the index.
-            where.append("search_doc @@ " + sql.Literal(text).as_string(conn) + "::tsquery")
+            literal = sql.Literal(text).as_string(conn) + "::tsquery"
+            # Estimated on the whole words: the planner has no statistics for a prefix
+            # (it guesses 2% for any), and a prefix matches at least what its word does.
+            whole = sql.Literal(text.replace(":*", "")).as_string(conn) + "::tsquery"
+            if await _estimated_share(conn, whole) > COMMON_SHARE:
+                where.append(f"search_doc @@ {literal}")
+            else:
+                where.append(f"id IN ({await _matching_ids(conn, literal)})")
         statement = (
             f"SELECT * FROM tickets WHERE {' AND '.join(where)}"
             " ORDER BY number DESC LIMIT %(limit)s"

@@ -168,6 +168,8 @@ async def test_search_finds_words_prefixes_numbers_and_contact_emails(services: 
         async with tenant_scope(services.pool, tenant.id) as conn:
             return [r["id"] for r in await tickets.search_tickets(conn, tenant.id, q=q)]
 
+    elsewhere = await _tenant(services)  # same words, another business: never found here
+    await _ticket(services, elsewhere, "Heating broken", description="The boiler stopped.")
     assert await found("heat") == [heating["id"]]  # the word being typed is a prefix
     assert await found("BOILER stop") == [heating["id"]]
     assert await found("boil stopped") == []  # earlier words are whole words
