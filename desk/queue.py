@@ -91,6 +91,7 @@ LOCKS = {
     "learn": "periodic:draft_articles_from_resolved_tickets",
     "sla": "periodic:sla_sweep",
     "webhooks": "periodic:deliver_webhooks",
+    "staff_mail": "periodic:email_notifications",
     "mail_poll": "periodic:poll_mailboxes",
     "mail_send": "periodic:send_mail",
     "mail_intake": "periodic:take_in_mail",
@@ -231,6 +232,25 @@ async def deliver_webhooks(context: JobContext, timestamp: int | None = None) ->
     services = _ctx(context, "services")
     settings: Settings = _ctx(context, "settings")
     return await webhooks.deliver_due(services.pool, allow_private=settings.webhook_allow_private)
+
+
+@app.periodic(cron=MAIL_SEND_CRON)
+@app.task(
+    name="email_notifications",
+    pass_context=True,
+    retry=RETRY,
+    queueing_lock=LOCKS["staff_mail"],
+    lock=LOCKS["staff_mail"],
+)
+async def email_notifications(context: JobContext, timestamp: int | None = None) -> int:
+    """Queue the outbox mail of the notifications not mailed yet, for the staff who chose
+    email for their kind (``desk.staff_mail``: stamped in the same transaction, so a re-run
+    mails nothing twice); ``send_mail`` sends it. Return how many mails were queued."""
+    from desk import staff_mail
+
+    services = _ctx(context, "services")
+    settings: Settings = _ctx(context, "settings")
+    return await staff_mail.email_notifications(services.pool, console_url=settings.public_url)
 
 
 @app.periodic(cron=MAIL_POLL_CRON)

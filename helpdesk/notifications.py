@@ -37,6 +37,9 @@ from helpdesk.audit import Actor
 from helpdesk.tenancy import Db, connect
 
 KINDS = ("handoff", "urgent", "assigned", "mention", "sla_warning", "sla_breach")
+EVENT_KINDS = frozenset({"created", "updated", "note", "sla.warning", "sla.breach"})
+"""The ticket event kinds :func:`on_ticket_event` makes notifications of (the others make
+none): what a set-based writer (``helpdesk.ticket_bulk``) calls it for."""
 _MENTION = re.compile(r"(?<![\w@])@([\w.\-]{2,64})")
 
 

@@ -20,6 +20,7 @@ Three parts, see docs/sla.md:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from typing import Any, Literal, get_args
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from helpdesk import notifications
 from helpdesk.errors import InvalidInput
@@ -755,7 +757,20 @@ SWEEP_BATCH = 10_000
 through in transactions of this size, so no agent's edit waits long on a row it locked."""
 
 
-async def sweep(db: Db, now: datetime | None = None, *, batch: int = SWEEP_BATCH) -> dict[str, int]:
+SWEEP_WORKERS = 3
+"""Batches a sweep over a pool runs at once, each on a connection of its own: a backlog's
+batches lock disjoint tickets (``SKIP LOCKED``), so they work side by side; the catch-up
+after days without a sweep is CPU-bound per batch, and this spreads it over the server's
+cores."""
+
+
+async def sweep(
+    db: Db,
+    now: datetime | None = None,
+    *,
+    batch: int = SWEEP_BATCH,
+    workers: int = SWEEP_WORKERS,
+) -> dict[str, int]:
     """Record every ``sla.warning`` and ``sla.breach`` whose instant has come; return the
     counts (``warnings``, ``breaches``, ``checked`` tickets).
 
@@ -764,25 +779,39 @@ async def sweep(db: Db, now: datetime | None = None, *, batch: int = SWEEP_BATCH
     ``sla_next_check_at`` has come (an index range, ``batch`` at most, each batch its own
     transaction), and each event has a unique dedupe key per ticket and target, so sweeps
     that overlap record every event once: rows one sweep has locked the other skips, and an
-    insert that meets the other's key does nothing.
+    insert that meets the other's key does nothing. Over a pool, ``workers`` batches run at
+    once (that same guarantee is what lets them); on one connection, one after the other.
     """
     at = now or datetime.now(UTC)
     total = {"warnings": 0, "breaches": 0, "checked": 0}
-    while True:
-        async with connect(db) as conn, conn.transaction():
-            cur = await conn.execute(_SWEEP, {"now": at, "batch": batch, "window": NOTIFY_WINDOW})
-            row = await cur.fetchone()
-            assert row is not None
-            # Staff hear of each event recorded (helpdesk.notifications), in its transaction:
-            # the events this batch recorded only, never a pass over the tickets.
-            for tenant, ticket, kind, detail in row["events"]:
-                await notifications.on_ticket_event(
-                    conn, uuid.UUID(tenant), uuid.UUID(ticket), kind, None, json.loads(detail)
+
+    async def worker() -> None:
+        while True:
+            async with connect(db) as conn, conn.transaction():
+                cur = await conn.execute(
+                    _SWEEP, {"now": at, "batch": batch, "window": NOTIFY_WINDOW}
                 )
-        for k in total:
-            total[k] += int(row[k])
-        if int(row["checked"]) < batch:
-            return total
+                row = await cur.fetchone()
+                assert row is not None
+                # Staff hear of each event recorded (helpdesk.notifications), in its
+                # transaction: the events this batch recorded only, never a pass over the
+                # tickets.
+                for tenant, ticket, kind, detail in row["events"]:
+                    await notifications.on_ticket_event(
+                        conn, uuid.UUID(tenant), uuid.UUID(ticket), kind, None, json.loads(detail)
+                    )
+            for k in total:
+                total[k] += int(row[k])
+            # Fewer than a batch: nothing due is left that another worker has not locked
+            # (and a swept ticket's next check is always after ``at``).
+            if int(row["checked"]) < batch:
+                return
+
+    parallel = workers if isinstance(db, AsyncConnectionPool) else 1
+    async with asyncio.TaskGroup() as group:  # one failing stops the others
+        for _ in range(max(1, parallel)):
+            group.create_task(worker())
+    return total
 
 
 # ------------------------------------------------------------------------------ compliance

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from helpdesk import tickets
+from helpdesk import ticket_bulk, tickets
 from helpdesk.audit import Actor
 from helpdesk.errors import DeskError, NotFound
 from helpdesk.tenancy import Db, connect
@@ -266,9 +266,11 @@ async def apply(
 ) -> dict[str, Any]:
     """Apply ``command``; return the compact answer (``{"status", "action", "data"}``).
 
-    A bulk command is applied ticket by ticket; each ticket's outcome is its ``result`` in
-    ``data.results`` (one ticket: ``data`` is that entry) and the answer's status is the worst
-    of them (``nf`` before ``er`` before ``ok``); ``status`` in an entry is the ticket's."""
+    ``close`` / ``resolve`` apply to the whole list at once (``helpdesk.ticket_bulk.finish``:
+    set-based, one transaction); other bulk commands ticket by ticket. Each ticket's outcome
+    is its ``result`` in ``data.results`` (one ticket: ``data`` is that entry) and the
+    answer's status is the worst of them (``nf`` before ``er`` before ``ok``); ``status`` in
+    an entry is the ticket's."""
     action = command.action
     if action == "create":
         row = await tickets.create_ticket(
@@ -310,9 +312,19 @@ async def apply(
 
     ids = await _by_number(db, tenant_id, command.numbers)
     results: list[dict[str, Any]] = []
+    finished: dict[uuid.UUID, dict[str, Any]] = {}
+    if action in ("close", "resolve"):  # set-based: one transaction for the whole list
+        rows = await ticket_bulk.finish(
+            db, tenant_id, [ids[n] for n in command.numbers if n in ids],
+            close=action == "close", actor=actor, resolution=_resolution(command.note),
+        )  # fmt: skip
+        finished = {r["id"]: r for r in rows}
     for n in command.numbers:
-        if n not in ids:
+        if n not in ids or (action in ("close", "resolve") and ids[n] not in finished):
             results.append({"number": f"T-{n}", "result": "nf"})
+            continue
+        if ids[n] in finished:
+            results.append({**_compact(finished[ids[n]]), "result": "ok"})
             continue
         try:
             row = await _apply_one(db, tenant_id, ids[n], command, actor, categories)
@@ -340,16 +352,6 @@ async def _apply_one(
     actor: Actor,
     categories: dict[str, list[str]] | None,
 ) -> dict[str, Any]:
-    if command.action in ("close", "resolve"):
-        row = await tickets.get_ticket(db, tenant_id, ticket_id)
-        if row["status"] not in ("resolved", "closed"):
-            row = await tickets.transition(
-                db, tenant_id, ticket_id, "resolved", actor=actor,
-                resolution=_resolution(command.note),
-            )  # fmt: skip
-        if command.action == "close" and row["status"] != "closed":
-            row = await tickets.transition(db, tenant_id, ticket_id, "closed", actor=actor)
-        return row
     changes: dict[str, Any] = {}
     if command.priority:
         changes["priority"] = command.priority

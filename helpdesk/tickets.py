@@ -13,11 +13,12 @@ for the tenant's ``auto_close_days``. Everything that happens to a ticket is a r
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
@@ -284,6 +285,61 @@ async def list_tickets(
         return [dict(r) for r in await cur.fetchall()]
 
 
+_NUMBER = re.compile(r"(?i)^\s*(?:t-?)?([0-9]{1,18})\s*$")
+
+
+COMMON_SHARE = 0.03
+"""Words the planner expects in more than this share of tickets are matched by walking the
+tenant's tickets newest first (the page fills within a few hundred); rarer ones through the
+index (:func:`_matching_ids`)."""
+
+
+async def _estimated_share(conn: AsyncConnection[DictRow], literal: str) -> float:
+    """The planner's estimate of the share of tickets with these words (its statistics of
+    ``search_doc``): two EXPLAINs, no ticket read."""
+    rows = []
+    for cond in (f"search_doc @@ {literal}", "true"):
+        cur = await conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM tickets WHERE {cond}")
+        row = await cur.fetchone()
+        plan = row["QUERY PLAN"] if row else [{"Plan": {"Plan Rows": 1}}]
+        rows.append(float(plan[0]["Plan"]["Plan Rows"]))
+    return rows[0] / max(rows[1], 1.0)
+
+
+async def _matching_ids(conn: AsyncConnection[DictRow], literal: str) -> str:
+    """A subquery of the ids of the tenant's tickets with these words, for the statement:
+    ``ticket_search_ids`` inside a tenant's scope (row-level security keeps the planner from
+    using the index for ``@@`` itself; migration 0029 says why), ``@@`` on the index as the
+    owner. A set of ids, not an ``OR`` beside the number: an ``OR`` made the planner walk
+    the whole tenant."""
+    cur = await conn.execute("SELECT deskgraph_current_tenant() IS NOT NULL AS scoped")
+    row = await cur.fetchone()
+    if row is not None and row["scoped"]:
+        return f"SELECT ticket_search_ids({literal})"
+    return f"SELECT id FROM tickets WHERE tenant_id = %(t)s AND search_doc @@ {literal}"
+
+
+async def _text_query(conn: AsyncConnection[DictRow], q: str) -> str | None:
+    """The search box's words as a tsquery: each word of ``q`` (split as the index splits
+    text, the 'simple' configuration) must be a word of the ticket's subject, description or
+    contact email, and the last one (the word being typed) may be the start of one. None when
+    ``q`` has no word (punctuation only).
+
+    Only the last word is a prefix: a prefix of a common word ("the:*", "problem:*") makes the
+    index collect every ticket that has it before it can intersect, which costs tens of
+    milliseconds at 1,000,000 tickets; a whole word is intersected cheaply."""
+    cur = await conn.execute(
+        "SELECT lexeme FROM unnest(to_tsvector('simple', %s)) ORDER BY positions[1]", (q,)
+    )
+    words = [str(r["lexeme"]).replace("'", "").replace("\\", "") for r in await cur.fetchall()]
+    words = [w for w in words if w]
+    if not words:
+        return None
+    quoted = [f"'{w}'" for w in words]
+    quoted[-1] += ":*"
+    return " & ".join(quoted)
+
+
 async def search_tickets(
     db: Db,
     tenant_id: uuid.UUID,
@@ -304,52 +360,69 @@ async def search_tickets(
     ``sla`` (``warning`` or ``breached``) keeps the tickets whose SLA is in that state at
     ``now`` (:data:`helpdesk.sla.SLA_FILTERS`).
 
-    ``q`` matches a ticket number (``42`` or ``T-42``) or a part of the subject or description
-    (case-insensitive). ``before_number`` is the cursor: tickets numbered below it.
+    ``q``: a ticket number (``42``, ``T-42``) finds that ticket (and tickets whose text has
+    the number as a word); other words find the tickets where each word starts a word of the
+    subject, the description or the contact's email (``heat`` finds "heating", ``alice``
+    and ``example.com`` find alice@example.com), through the full-text index
+    ``tickets_search`` (migration 0029). ``before_number`` is the cursor: tickets numbered
+    below it.
+
+    Only the filters given are in the statement, so the planner sees plain predicates it can
+    match to the partial indexes (a ``$1 IS NULL OR ...`` form hides them from a generic
+    plan).
     """
-    number = None
-    if q:
-        digits = q.strip().upper().removeprefix("T-")
-        number = (
-            int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else None
-        )
-    like = None
-    if q:
-        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if sla is not None and sla not in SLA_FILTERS:
         raise InvalidInput(f"sla is one of {', '.join(SLA_FILTERS)}; got {sla!r}")
-    sla_filter = f"AND {SLA_FILTERS[sla]}" if sla else ""
+    where = ["tenant_id = %(t)s"]
+    params: dict[str, Any] = {"t": tenant_id, "limit": limit, "now": _now(now)}
+    if status:
+        where.append("status = ANY(%(status)s)")
+        params["status"] = list(status)
+    if priority:
+        where.append("priority = ANY(%(priority)s)")
+        params["priority"] = list(priority)
+    if assignee_id is not None:
+        where.append("assignee_id = %(assignee)s")
+        params["assignee"] = assignee_id
+    if unassigned:
+        where.append("assignee_id IS NULL")
+    if team_id is not None:
+        where.append("team_id = %(team)s")
+        params["team"] = team_id
+    if before_number is not None:
+        where.append("number < %(before)s")
+        params["before"] = before_number
+    if sla:
+        where.append(SLA_FILTERS[sla])
+    number = _NUMBER.match(q) if q else None
     async with connect(db) as conn:
-        cur = await conn.execute(
-            """
-            SELECT * FROM tickets
-            WHERE tenant_id = %(t)s
-              AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s))
-              AND (%(priority)s::text[] IS NULL OR priority = ANY(%(priority)s))
-              AND (%(assignee)s::uuid IS NULL OR assignee_id = %(assignee)s)
-              AND (NOT %(unassigned)s OR assignee_id IS NULL)
-              AND (%(team)s::uuid IS NULL OR team_id = %(team)s)
-              AND (%(like)s::text IS NULL OR number = %(number)s
-                   OR subject ILIKE %(like)s OR description ILIKE %(like)s)
-              AND (%(before)s::bigint IS NULL OR number < %(before)s)
-              {sla_filter}
-            ORDER BY number DESC
-            LIMIT %(limit)s
-            """.replace("{sla_filter}", sla_filter),
-            {
-                "t": tenant_id,
-                "status": status or None,
-                "priority": priority or None,
-                "assignee": assignee_id,
-                "unassigned": unassigned,
-                "team": team_id,
-                "like": like,
-                "number": number,
-                "before": before_number,
-                "limit": limit,
-                "now": _now(now),
-            },
+        if number:
+            # A number is a word of its own: exact, not a prefix (42 is not 4242).
+            digits = str(int(number.group(1)))
+            ids = await _matching_ids(conn, f"'{digits}'::tsquery")
+            where.append(
+                f"id IN (SELECT id FROM tickets WHERE tenant_id = %(t)s AND number = {digits}"
+                f" UNION ALL {ids})"
+            )
+        elif q and q.strip():
+            text = await _text_query(conn, q)
+            if text is None:
+                return []
+            # The query as a literal, not a parameter: the planner sees how rare its words
+            # are (a generic plan of a prepared statement would guess), and picks the index.
+            literal = sql.Literal(text).as_string(conn) + "::tsquery"
+            # Estimated on the whole words: the planner has no statistics for a prefix
+            # (it guesses 2% for any), and a prefix matches at least what its word does.
+            whole = sql.Literal(text.replace(":*", "")).as_string(conn) + "::tsquery"
+            if await _estimated_share(conn, whole) > COMMON_SHARE:
+                where.append(f"search_doc @@ {literal}")
+            else:
+                where.append(f"id IN ({await _matching_ids(conn, literal)})")
+        statement = (
+            f"SELECT * FROM tickets WHERE {' AND '.join(where)}"
+            " ORDER BY number DESC LIMIT %(limit)s"
         )
+        cur = await conn.execute(statement, params)
         return [dict(r) for r in await cur.fetchall()]
 
 
@@ -872,6 +945,21 @@ async def _move(
     return dict(after)
 
 
+async def check_resolution(
+    conn: AsyncConnection[DictRow], tenant_id: uuid.UUID, resolution: dict[str, Any]
+) -> tuple[str, str]:
+    """The resolution's type and summary, checked (422 for a bad one, 404 for an article not
+    of this tenant)."""
+    kind = resolution.get("type")
+    if kind not in RESOLUTION_TYPES:
+        raise InvalidInput(f"resolution type is one of {', '.join(RESOLUTION_TYPES)}; got {kind!r}")
+    summary = (resolution.get("summary") or "").strip()
+    if not summary:
+        raise InvalidInput("a resolution needs a summary")
+    await _check_references(conn, tenant_id, {"article_id": resolution.get("article_id")})
+    return str(kind), summary
+
+
 async def _insert_resolution(
     conn: AsyncConnection[DictRow],
     tenant_id: uuid.UUID,
@@ -883,13 +971,7 @@ async def _insert_resolution(
     """Store a resolution: ``type``, ``summary`` (required), ``steps``, ``root_cause``,
     ``article_id``, ``references`` (``[{"kind": "article"|"url", "ref", "title"}]``),
     ``ai_generated``. ``resolved_by`` is the actor's user, or the AI when there is no actor."""
-    kind = resolution.get("type")
-    if kind not in RESOLUTION_TYPES:
-        raise InvalidInput(f"resolution type is one of {', '.join(RESOLUTION_TYPES)}; got {kind!r}")
-    summary = (resolution.get("summary") or "").strip()
-    if not summary:
-        raise InvalidInput("a resolution needs a summary")
-    await _check_references(conn, tenant_id, {"article_id": resolution.get("article_id")})
+    kind, summary = await check_resolution(conn, tenant_id, resolution)
     cur = await conn.execute(
         """
         INSERT INTO resolutions (tenant_id, ticket_id, type, summary, steps, root_cause,

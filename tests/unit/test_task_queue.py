@@ -42,6 +42,7 @@ def test_every_periodic_task_has_its_schedule_retries_and_locks() -> None:
         "deliver_webhooks": queue.WEBHOOKS_CRON,
         "poll_mailboxes": queue.MAIL_POLL_CRON,
         "send_mail": queue.MAIL_SEND_CRON,
+        "email_notifications": queue.MAIL_SEND_CRON,
         "take_in_mail": queue.MAIL_INTAKE_CRON,
     }
     for name, p in periodic.items():
