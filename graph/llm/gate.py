@@ -139,7 +139,9 @@ class LlmGate:
             result = None
         else:
             breaker.success()
-        if usage.input_tokens or usage.output_tokens:
+        if result is not None or usage.input_tokens or usage.output_tokens:
+            # every answered call is counted; its tokens are 0 where the provider reports
+            # none (llama.cpp's server sends no usage in a stream)
             async with tenant_scope(self.pool, tenant.id) as db:
                 await llm_usage.record(
                     db,

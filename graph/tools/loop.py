@@ -41,8 +41,22 @@ async def _answer(
     )
 
 
+def tool_name(name: str) -> str:
+    """The tool a streamed call names. llama.cpp's server repeats the name in every chunk of
+    a streamed tool call and langchain's chunk merge concatenates them
+    ("get_business_profileget_business_profile"); a name that is one tool's name repeated is
+    that tool."""
+    if name in BY_NAME:
+        return name
+    for known in BY_NAME:
+        if len(name) % len(known) == 0 and name == known * (len(name) // len(known)):
+            return known
+    return name
+
+
 async def run_tool(run: ToolRun, name: str, args: dict[str, object], call_id: str) -> ToolMessage:
     """One tool call as its tool message; a refusal or a failure is an error message."""
+    name = tool_name(name)
     chosen = BY_NAME.get(name)
     if chosen is None:
         return ToolMessage(f"error: no tool named {name!r}", tool_call_id=call_id, status="error")

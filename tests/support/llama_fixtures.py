@@ -101,7 +101,7 @@ def llm_settings(base_url: str, **more: Any) -> Settings:
     values: dict[str, Any] = {
         "chat_model": MODEL_ALIAS,
         "llm_structured": "json_object_schema",
-        "llm_max_tokens": 160,
+        "llm_max_tokens": 400,
         "llm_timeout_s": 60,
         "llm_max_retries": 0,
         **more,
