@@ -69,7 +69,9 @@ _SMALLTALK = [
 class _LlmIntent(BaseModel):
     """The intent of a customer message."""
 
-    intent: str = Field(description="One of the allowed intent labels, or out_of_scope.")
+    intent: str = Field(
+        max_length=60, description="One of the allowed intent labels, or out_of_scope."
+    )
     confidence: float = Field(ge=0, le=1)
 
 

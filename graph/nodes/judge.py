@@ -22,12 +22,12 @@ confidence below ``auto_send_above``, a price above the limit.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from graph import money
 from graph.context import Context
@@ -66,10 +66,14 @@ class LlmJudgement(BaseModel):
     policy_ok: bool = Field(
         description="No promise, price or discount beyond what the context says."
     )
-    problems: list[str] = Field(
-        default_factory=list, description="Each unsupported claim or issue."
+    # Bounded, so a grammar-constrained server (llama.cpp) cannot spend an answer's whole
+    # token budget inside one string: the schema's maxLength / maxItems become the grammar's.
+    problems: list[Annotated[str, StringConstraints(max_length=300)]] = Field(
+        default_factory=list, max_length=5, description="Each unsupported claim or issue."
     )
-    feedback: str = Field(default="", description="How to fix the draft, for a redraft.")
+    feedback: str = Field(
+        default="", max_length=600, description="How to fix the draft, for a redraft."
+    )
 
 
 def _bounds(text: str) -> set[float]:

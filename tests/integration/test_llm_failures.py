@@ -103,3 +103,31 @@ async def test_the_breaker_stops_calling_a_failing_provider(failing, demo):
     # two failed calls (draft, judge: retried once each) opened it; then no call at all
     assert len(bad.requests) == 4
     assert svc.llm.breaker_open
+
+
+async def test_a_spent_monthly_budget_switches_the_tenant_offline(failing, demo):
+    import dataclasses
+
+    from helpdesk import llm_usage
+    from helpdesk.tenancy import tenant_scope
+
+    _, svc, _ = failing
+    called: list[int] = []
+
+    async def fn(config: Any) -> str:
+        called.append(1)
+        return "answer"
+
+    async with tenant_scope(svc.pool, demo.id) as db:
+        used = await llm_usage.month_tokens(db, demo.id)
+    svc.llm.breakers = Breakers()
+    capped = dataclasses.replace(
+        demo, policy=demo.policy.model_copy(update={"llm_monthly_tokens": used + 5})
+    )
+    assert await svc.llm.call(capped, "draft", fn) == "answer"
+    async with tenant_scope(svc.pool, demo.id) as db:
+        await llm_usage.record(
+            db, demo.id, node="draft", model="m", input_tokens=4, output_tokens=1
+        )
+    assert await svc.llm.call(capped, "draft", fn) is None, "spent: the offline step"
+    assert called == [1]

@@ -5,7 +5,7 @@ behaviour, not the wisdom of the 270M base model behind it."""
 from __future__ import annotations
 
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from desk.stream import thread_config
 from graph.llm.structured import structured
@@ -13,7 +13,6 @@ from graph.nodes.judge import LlmJudgement
 from graph.tools.catalog import get_business_profile
 from graph.tools.loop import run_tool, tool_name
 from graph.tools.run import ToolRun
-from helpdesk import llm_usage
 from helpdesk.tenancy import tenant_scope
 from tests.support.turns import new_conversation, turn
 
@@ -59,8 +58,10 @@ async def test_a_turn_through_the_real_server_streams_only_what_passed(llm_stack
         assert events["handoff"][0]["ticket_number"] > 0
         assert "token" not in events
     async with tenant_scope(svc.pool, demo.id) as db:
-        month = await llm_usage.month_tokens(db, demo.id)
-    assert month > 0, "token usage is recorded from the server's usage metadata"
+        cur = await db.execute(
+            "SELECT count(*) AS n FROM llm_usage WHERE conversation_id = %s", (cid,)
+        )
+        assert (await cur.fetchone())["n"] >= 1, "each answered call is recorded"
 
 
 async def test_handoff_summary_is_written_by_the_model(llm_stack, demo):
@@ -87,5 +88,7 @@ async def test_a_tool_call_round_trips_through_the_server(llm_stack, demo):
     answer = await run_tool(run, call["name"], call["args"], call["id"])
     assert isinstance(answer, ToolMessage) and answer.status == "success"
     assert "Open now:" in answer.text
-    final = await svc.models.chat.ainvoke([*question, asked, answer])
+    # the assistant turn as the loop keeps it (graph.tools.loop): its tool call, no extras
+    called = AIMessage(content="", tool_calls=[{**call, "name": tool_name(call["name"])}])
+    final = await svc.models.chat.ainvoke([*question, called, answer])
     assert isinstance(final.text, str)  # the server took the tool result back
