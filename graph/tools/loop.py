@@ -88,7 +88,9 @@ async def draft_with_tools(
         answer = await _answer(bound, messages, config)  # type: ignore[arg-type]
         if not answer.tool_calls:
             return answer.text.strip()
-        messages.append(answer)
+        # langchain sends an empty text beside tool calls as ``content: null``, which
+        # llama.cpp's server refuses (500, "content: Input should be a valid string")
+        messages.append(AIMessage(content=answer.text or " ", tool_calls=answer.tool_calls))
         for call in answer.tool_calls:
             calls += 1
             if calls > max_calls:

@@ -89,6 +89,6 @@ async def test_a_tool_call_round_trips_through_the_server(llm_stack, demo):
     assert isinstance(answer, ToolMessage) and answer.status == "success"
     assert "Open now:" in answer.text
     # the assistant turn as the loop keeps it (graph.tools.loop): its tool call, no extras
-    called = AIMessage(content="", tool_calls=[{**call, "name": tool_name(call["name"])}])
+    called = AIMessage(content=" ", tool_calls=[{**call, "name": tool_name(call["name"])}])
     final = await svc.models.chat.ainvoke([*question, called, answer])
     assert isinstance(final.text, str)  # the server took the tool result back
