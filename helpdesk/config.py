@@ -46,6 +46,52 @@ class Settings(BaseSettings):
         description="OpenAI embedding model; unset keeps local MiniLM even in the LLM tier.",
     )
     llm_timeout_s: float = Field(default=30.0, validation_alias="DESKGRAPH_LLM_TIMEOUT_S")
+    llm_max_retries: int = Field(
+        default=2,
+        ge=0,
+        validation_alias="DESKGRAPH_LLM_MAX_RETRIES",
+        description="Retries of one model request (429 with Retry-After, 5xx, resets, timeouts).",
+    )
+    llm_call_budget_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="DESKGRAPH_LLM_CALL_BUDGET_S",
+        description="Wall-clock limit of one model call, its retries included; past it the"
+        " node takes its offline step.",
+    )
+    llm_max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias="DESKGRAPH_LLM_MAX_TOKENS",
+        description="Most tokens a model answer may have (unset: the provider's default).",
+    )
+    llm_structured: Literal[
+        "auto", "json_schema", "json_mode", "function_calling", "json_object_schema"
+    ] = Field(
+        default="auto",
+        validation_alias="DESKGRAPH_LLM_STRUCTURED",
+        description="How classify and judge ask for structured output (docs/providers.md):"
+        " auto = langchain's default for the model; json_object_schema = llama.cpp's"
+        ' response_format {"type": "json_object", "schema": ...}.',
+    )
+    llm_tool_calls: int = Field(
+        default=4,
+        ge=0,
+        validation_alias="DESKGRAPH_LLM_TOOL_CALLS",
+        description="Most tool calls the drafter may make in one turn; 0 drafts without tools.",
+    )
+    llm_breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        validation_alias="DESKGRAPH_LLM_BREAKER_FAILURES",
+        description="Provider failures in a row that open the circuit breaker.",
+    )
+    llm_breaker_open_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="DESKGRAPH_LLM_BREAKER_OPEN_S",
+        description="How long an open breaker keeps the offline tier before trying again.",
+    )
     prompts_dir: Path = Field(
         default=Path(__file__).resolve().parent.parent / "prompts",
         validation_alias="DESKGRAPH_PROMPTS_DIR",

@@ -171,6 +171,14 @@ class TenantPolicy(BaseModel):
         ge=0,
         description="Tokens carried between chunks of a long paragraph (None: default, 64).",
     )
+    llm_monthly_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Tokens (in and out) the LLM tier may use per calendar month (UTC); once spent,"
+            " the tenant answers on the offline tier until the next month. None: no limit."
+        ),
+    )
 
     @model_validator(mode="after")
     def _chunking_consistent(self) -> TenantPolicy:

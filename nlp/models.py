@@ -34,6 +34,27 @@ _KNOWN_DIMS = {
 }
 
 
+StructuredMethod = Literal[
+    "auto", "json_schema", "json_mode", "function_calling", "json_object_schema"
+]
+
+
+@dataclass(frozen=True)
+class LlmOptions:
+    """How the nodes call the chat models (from :class:`~helpdesk.config.Settings`)."""
+
+    structured: StructuredMethod = "auto"
+    """How structured output is asked for (``graph.llm.structured``, docs/providers.md)."""
+    tool_calls: int = 4
+    """Most tool calls the drafter makes in a turn; 0: no tools are bound."""
+    call_budget_s: float = 60.0
+    """Wall-clock limit of one call, its retries included."""
+    breaker_failures: int = 3
+    breaker_open_s: float = 30.0
+    provider: str = "openai"
+    """The provider's base URL (or "openai"): what the circuit breaker is kept per."""
+
+
 @dataclass(frozen=True)
 class Models:
     """The models one graph uses. ``chat`` / ``judge`` None means the offline tier."""
@@ -43,6 +64,7 @@ class Models:
     embedding_dim: int
     chat: BaseChatModel | None = None
     judge: BaseChatModel | None = None
+    llm: LlmOptions = LlmOptions()
 
     @property
     def tier(self) -> Literal["offline", "llm"]:
@@ -133,6 +155,19 @@ def build_models(settings: Settings) -> Models:
         embedding_dim=dim,
         chat=chat,
         judge=judge,
+        llm=llm_options(settings),
+    )
+
+
+def llm_options(settings: Settings) -> LlmOptions:
+    """The settings' way of calling the models."""
+    return LlmOptions(
+        structured=settings.llm_structured,
+        tool_calls=settings.llm_tool_calls,
+        call_budget_s=settings.llm_call_budget_s,
+        breaker_failures=settings.llm_breaker_failures,
+        breaker_open_s=settings.llm_breaker_open_s,
+        provider=settings.openai_base_url or "openai",
     )
 
 
@@ -148,6 +183,17 @@ def chat_model(settings: Settings, *, judge: bool = False) -> BaseChatModel | No
         api_key=settings.openai_api_key or "not-needed",  # type: ignore[arg-type]
         base_url=settings.openai_base_url,
         timeout=settings.llm_timeout_s,
-        max_retries=2,
+        # the openai client retries 429s (after their Retry-After), 5xx, resets and timeouts
+        max_retries=settings.llm_max_retries,
+        max_tokens=settings.llm_max_tokens,  # type: ignore[call-arg]
+        # langchain sends the cap as max_completion_tokens, which llama.cpp's server ignores
+        # (an answer then runs to the context's end); compatible servers read max_tokens.
+        extra_body=(
+            {"max_tokens": settings.llm_max_tokens}
+            if settings.llm_max_tokens and settings.openai_base_url
+            else None
+        ),
         streaming=True,
+        # token counts of streamed answers too (usage per tenant, graph.llm.usage)
+        stream_usage=True,
     )

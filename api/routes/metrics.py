@@ -10,6 +10,8 @@
 * ``GET /v1/metrics/top-questions[?gaps=true]`` and ``POST .../refresh``: question clusters.
 * ``GET /v1/metrics/tickets[?team=&by=&metrics=]``: the ticket metrics (resolution time,
   reopen rate, first response, CSAT), whole or per priority, category, channel, agent, team.
+* ``GET /v1/metrics/llm-usage``: the LLM tier's calls and tokens per node, and this month's
+  tokens against the tenant's budget.
 * ``GET /v1/metrics/kb-misses``: what the knowledge base had nothing good for (chat answers
   that declined for want of evidence, customers' searches that found nothing), most asked first.
 
@@ -37,7 +39,7 @@ from api.deps import ServicesDep
 from api.errors import ApiError, responses
 from api.permissions import MetricsReader
 from desk import top_questions as top
-from helpdesk import kb_misses, metrics, teams
+from helpdesk import kb_misses, llm_usage, metrics, teams
 from helpdesk import ticket_metrics as ticket_figures
 from helpdesk.errors import InvalidInput, NotFound
 from helpdesk.tenancy import tenant_scope
@@ -289,6 +291,30 @@ async def knowledge_base_misses(
     async with tenant_scope(services.pool, caller.tenant.id) as conn:
         misses = await kb_misses.summary(conn, caller.tenant.id, p)
     return {"period": p.as_json(), "misses": misses}
+
+
+@router.get("/v1/metrics/llm-usage", responses=_CODES)
+async def llm_token_usage(
+    caller: MetricsReader,
+    services: ServicesDep,
+    first: From = None,
+    to: To = None,
+    tz: Tz = None,
+) -> dict[str, Any]:
+    """The period's LLM calls and tokens (total and per node), and this month's tokens
+    against the tenant's monthly budget (policy ``llm_monthly_tokens``; null: none)."""
+    p = _period(caller, first, to, tz)
+    async with tenant_scope(services.pool, caller.tenant.id) as conn:
+        usage = await llm_usage.summary(conn, caller.tenant.id, p)
+        month = await llm_usage.month_tokens(conn, caller.tenant.id)
+    budget = caller.tenant.rules.llm_monthly_tokens
+    return {
+        "period": p.as_json(),
+        **usage,
+        "month_tokens": month,
+        "monthly_budget": budget,
+        "budget_spent": budget is not None and month >= budget,
+    }
 
 
 @router.get("/v1/metrics/tickets", responses=responses("not_found", *_CODES_LIST))

@@ -13,14 +13,15 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from graph.context import Context
+from graph.llm.structured import structured
 from graph.policy import handoff_trigger, hard_blocked, informational_intent
-from graph.services import Services
+from graph.services import RunScope, Services
 from graph.state import SupportState
-from helpdesk.profile import BusinessProfile
 from nlp.classifier import OUT_OF_SCOPE
 from nlp.text import jaccard
 
@@ -68,7 +69,9 @@ _SMALLTALK = [
 class _LlmIntent(BaseModel):
     """The intent of a customer message."""
 
-    intent: str = Field(description="One of the allowed intent labels, or out_of_scope.")
+    intent: str = Field(
+        max_length=60, description="One of the allowed intent labels, or out_of_scope."
+    )
     confidence: float = Field(ge=0, le=1)
 
 
@@ -92,7 +95,8 @@ def make(svc: Services) -> Any:
         ]
         is_repeat = bool(previous) and jaccard(previous[-1], question) >= REPEAT_SIMILARITY
         update: dict[str, Any] = {"is_repeat": is_repeat, "kb_only_reason": None}
-        tenant = (await svc.scope(state, runtime)).tenant
+        scope = await svc.scope(state, runtime)
+        tenant = scope.tenant
         policy = tenant.rules
         guard: Mapping[str, Any] = state.get("guard") or {}
         if hard_blocked(guard):
@@ -111,7 +115,7 @@ def make(svc: Services) -> Any:
             pred = await classifier.apredict(question, vector)
             intent, confidence, source = pred.intent, pred.confidence, "classifier"
             if svc.models.chat is not None and confidence < LLM_BELOW:
-                llm = await _ask_llm(svc, question, tenant.business, classifier.labels)
+                llm = await _ask_llm(svc, scope, state, question, classifier.labels)
                 if llm is not None:
                     intent, confidence, source = llm.intent, llm.confidence, "llm"
         seen = [*(state.get("intents_seen") or []), intent]
@@ -133,21 +137,26 @@ def make(svc: Services) -> Any:
 
 
 async def _ask_llm(
-    svc: Services, question: str, business: BusinessProfile, intents: list[str]
+    svc: Services, scope: RunScope, state: SupportState, question: str, intents: list[str]
 ) -> _LlmIntent | None:
-    assert svc.models.chat is not None
+    """The model's intent, or None (a failed call, or a label outside the set): then the
+    classifier's answer stands."""
+    chat = svc.models.chat
+    assert chat is not None
     labels = [*intents, OUT_OF_SCOPE]
-    model = svc.models.chat.with_structured_output(_LlmIntent)
-    result = await model.ainvoke(
-        [
-            SystemMessage(
-                svc.prompts.classify_system.format(
-                    labels=", ".join(labels), **svc.prompts.business_values(business)
-                )
-            ),
-            HumanMessage(question),
-        ]
-    )
-    if not isinstance(result, _LlmIntent) or result.intent not in labels:
+    messages = [
+        SystemMessage(
+            svc.prompts.classify_system.format(
+                labels=", ".join(labels), **svc.prompts.business_values(scope.tenant.business)
+            )
+        ),
+        HumanMessage(question),
+    ]
+
+    async def ask(config: RunnableConfig) -> _LlmIntent:
+        return await structured(chat, _LlmIntent, messages, svc.models.llm.structured, config)
+
+    result = await svc.ask_llm(scope, state, "classify", ask)
+    if result is None or result.intent not in labels:
         return None  # an answer outside the label set is ignored, the classifier's stands
     return result

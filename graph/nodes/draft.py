@@ -30,15 +30,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from graph import facts
 from graph.context import Context
+from graph.llm.transfer import promises_transfer
 from graph.nodes.retrieve import previous_question, query_vector
-from graph.services import Services
+from graph.services import RunScope, Services
 from graph.state import Citation, Draft, SupportState
-from helpdesk.profile import BusinessProfile
+from graph.tools.loop import draft_with_tools
+from graph.tools.run import ToolRun
 from kb_pipeline.index import Retrieved
 from nlp import yes_no
 from nlp.text import Unit, content_words, sentences, units
@@ -250,7 +253,8 @@ def make(svc: Services) -> Any:
     """Build the node."""
 
     async def draft(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
-        tenant = (await svc.scope(state, runtime)).tenant
+        scope = await svc.scope(state, runtime)
+        tenant = scope.tenant
         question = state.get("question", "")
         previous = previous_question(state.get("messages") or [])
         chunks = state.get("retrieved") or []
@@ -258,6 +262,7 @@ def make(svc: Services) -> Any:
         scored = await score_sentences(svc, question, chunks, previous)
         confidence = confidence_of(scored)
         attempts = int(state.get("attempts", 0)) + 1
+        extra: dict[str, Any] = {}
         decline = Draft(
             text=svc.prompts.reply("decline", tenant.business),
             citations=[],
@@ -276,17 +281,15 @@ def make(svc: Services) -> Any:
             )
         elif confidence < tenant.rules.escalate_below:
             result = decline
-        elif svc.models.chat is not None:
-            result = await _llm_draft(
-                svc,
-                tenant.business,
-                question,
-                chunks,
-                state.get("feedback", ""),
-                confidence,
-                previous,
-                rejected,
-            )
+        elif svc.models.chat is not None and (
+            llm := await _llm_draft(svc, scope, state, chunks, confidence, previous, rejected)
+        ):
+            # None: the call failed or said nothing, and the offline draft below answers
+            result, found, reason = llm
+            if reason:
+                return {"draft": decline, "attempts": attempts, "handoff_reason": reason}
+            if found:  # what the tools read: the judge checks the draft against it too
+                extra["retrieved"] = [*chunks, *found]
         else:
             result = (
                 _extractive_draft(
@@ -297,7 +300,7 @@ def make(svc: Services) -> Any:
         if rejected and (result["declined"] or _repeats(result["text"], rejected)):
             # a reviewer turned the draft down and there is nothing better: a person answers
             return {"draft": decline, "attempts": attempts, "handoff_reason": "draft_rejected"}
-        return {"draft": result, "attempts": attempts, "handoff_reason": None}
+        return {"draft": result, "attempts": attempts, "handoff_reason": None, **extra}
 
     return draft
 
@@ -350,37 +353,57 @@ def context_block(chunks: list[Retrieved]) -> str:
 
 async def _llm_draft(
     svc: Services,
-    business: BusinessProfile,
-    question: str,
+    scope: RunScope,
+    state: SupportState,
     chunks: list[Retrieved],
-    feedback: str,
     confidence: float,
     previous: str = "",
     rejected: list[str] | None = None,
-) -> Draft:
-    assert svc.models.chat is not None
+) -> tuple[Draft, list[Retrieved], str | None] | None:
+    """The model's draft, the chunks its tools read and a hand-off reason (the model asked
+    for a person, by ``request_handoff`` or in so many words); None when the call failed or
+    the model said nothing, so that the offline draft answers instead."""
+    chat = svc.models.chat
+    assert chat is not None
+    business = scope.tenant.business
     system = svc.prompts.draft_system.format(
         context=context_block(chunks), no_answer=NO_ANSWER, **svc.prompts.business_values(business)
     )
-    text = ""
-    messages = [
+    question = state.get("question", "")
+    messages: list[BaseMessage] = [
         SystemMessage(system),
-        HumanMessage(llm_request(question, previous, feedback, rejected)),
+        HumanMessage(llm_request(question, previous, state.get("feedback", ""), rejected)),
     ]
-    async for chunk in svc.models.chat.astream(messages):
-        text += chunk.text
-    text = text.strip()
-    if not text or NO_ANSWER in text:
-        return Draft(
-            text=svc.prompts.reply("decline", business),
-            citations=[],
-            confidence=confidence,
-            declined=True,
+    run = ToolRun(svc, scope.tenant, scope.conversation_id, state.get("audience", "customer"))
+
+    async def ask(config: RunnableConfig) -> str:
+        return await draft_with_tools(
+            chat, messages, run, max_calls=svc.models.llm.tool_calls, config=config
         )
-    cited = [m.group(1) for m in CITATION.finditer(text)]
-    return Draft(
-        text=text, citations=citations_for(chunks, cited), confidence=confidence, declined=False
+
+    text = await svc.ask_llm(scope, state, "draft", ask)
+    decline = Draft(
+        text=svc.prompts.reply("decline", business),
+        citations=[],
+        confidence=confidence,
+        declined=True,
     )
+    if run.handoff_reason:
+        return decline, run.found, run.handoff_reason
+    if not text:
+        return None
+    if promises_transfer(text):
+        return decline, run.found, "transfer_in_text"
+    if NO_ANSWER in text:
+        return decline, run.found, None
+    cited = [m.group(1) for m in CITATION.finditer(text)]
+    draft = Draft(
+        text=text,
+        citations=citations_for([*chunks, *run.found], cited),
+        confidence=confidence,
+        declined=False,
+    )
+    return draft, run.found, None
 
 
 def llm_request(

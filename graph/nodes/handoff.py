@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
@@ -67,15 +68,22 @@ def offline_summary(state: SupportState, reason: str) -> str:
     return f"Hand-off ({reason}). Latest customer message ({intent}): {question!r}.{earlier}"
 
 
-async def _summary(svc: Services, state: SupportState, reason: str) -> str:
+async def _summary(svc: Services, scope: RunScope, state: SupportState, reason: str) -> str:
     # A safety hand-off must not wait on (or fail with) a model: the agent needs it now.
-    if svc.models.chat is None or state.get("safety"):
+    chat = svc.models.chat
+    if chat is None or state.get("safety"):
         return offline_summary(state, reason)
     lines = "\n".join(f"{t.speaker}: {t.text}" for t in transcript(state))
-    result = await svc.models.chat.ainvoke(
-        [SystemMessage(svc.prompts.summary_system), HumanMessage(f"Reason: {reason}\n\n{lines}")]
-    )
-    return result.text.strip() or offline_summary(state, reason)
+    messages = [
+        SystemMessage(svc.prompts.summary_system),
+        HumanMessage(f"Reason: {reason}\n\n{lines}"),
+    ]
+
+    async def ask(config: RunnableConfig) -> str:
+        return (await chat.ainvoke(messages, config)).text.strip()
+
+    # a failed call or an empty answer: the agent still gets the facts
+    return await svc.ask_llm(scope, state, "handoff", ask) or offline_summary(state, reason)
 
 
 async def _snippets(svc: Services, tenant: Tenant, state: SupportState) -> list[KbSnippet]:
@@ -174,7 +182,7 @@ def make_handoff(svc: Services) -> Any:
         tenant, conv = scope.tenant, scope.conversation_id
         reason = state.get("handoff_reason") or "explicit_request"
         key = f"handoff:{state.get('turn', 0)}"
-        summary = await _summary(svc, state, reason)
+        summary = await _summary(svc, scope, state, reason)
         intents = list(dict.fromkeys(state.get("intents_seen") or []))
         async with tenant_scope(svc.pool, tenant.id) as db:
             ticket = await tickets.open_or_update_ticket(

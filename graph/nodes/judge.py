@@ -22,17 +22,19 @@ confidence below ``auto_send_above``, a price above the limit.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from graph import money
 from graph.context import Context
+from graph.llm.structured import structured
 from graph.nodes.draft import CITATION, context_block, heading_fact
 from graph.policy import decline_trigger
-from graph.services import Services
+from graph.services import RunScope, Services
 from graph.state import Citation, Draft, JudgeVerdict, SupportState
 from helpdesk.policy import TenantPolicy
 from helpdesk.tenants import Tenant
@@ -64,10 +66,14 @@ class LlmJudgement(BaseModel):
     policy_ok: bool = Field(
         description="No promise, price or discount beyond what the context says."
     )
-    problems: list[str] = Field(
-        default_factory=list, description="Each unsupported claim or issue."
+    # Bounded, so a grammar-constrained server (llama.cpp) cannot spend an answer's whole
+    # token budget inside one string: the schema's maxLength / maxItems become the grammar's.
+    problems: list[Annotated[str, StringConstraints(max_length=300)]] = Field(
+        default_factory=list, max_length=5, description="Each unsupported claim or issue."
     )
-    feedback: str = Field(default="", description="How to fix the draft, for a redraft.")
+    feedback: str = Field(
+        default="", max_length=600, description="How to fix the draft, for a redraft."
+    )
 
 
 def _bounds(text: str) -> set[float]:
@@ -153,7 +159,8 @@ def make(svc: Services) -> Any:
     async def judge(state: SupportState, runtime: Runtime[Context]) -> dict[str, Any]:
         draft = state.get("draft")
         assert draft is not None, "judge runs after draft"
-        tenant = (await svc.scope(state, runtime)).tenant
+        scope = await svc.scope(state, runtime)
+        tenant = scope.tenant
         policy = tenant.rules
         if draft["declined"]:
             verdict = JudgeVerdict(
@@ -169,8 +176,9 @@ def make(svc: Services) -> Any:
         feedback_parts = list(violations)
         grounded = not unsupported
         if svc.models.judge is not None:
-            llm = await _llm_judge(svc, state.get("question", ""), draft, chunks)
-            if not llm.grounded or not llm.policy_ok:
+            llm = await _llm_judge(svc, scope, state, draft, chunks)
+            # a failed call leaves the rules' verdict (the offline judge) standing
+            if llm is not None and (not llm.grounded or not llm.policy_ok):
                 grounded = grounded and llm.grounded
                 violations += [f"llm_judge: {p}" for p in llm.problems] or ["llm_judge: rejected"]
                 feedback_parts.append(llm.feedback)
@@ -204,19 +212,21 @@ def make(svc: Services) -> Any:
 
 
 async def _llm_judge(
-    svc: Services, question: str, draft: Draft, chunks: list[Retrieved]
-) -> LlmJudgement:
-    assert svc.models.judge is not None
-    model = svc.models.judge.with_structured_output(LlmJudgement)
-    result = await model.ainvoke(
-        [
-            SystemMessage(svc.prompts.judge_system.format(context=context_block(chunks))),
-            HumanMessage(f"Customer question: {question}\n\nDraft answer:\n{draft['text']}"),
-        ]
-    )
-    if isinstance(result, LlmJudgement):
-        return result
-    return LlmJudgement.model_validate(result)
+    svc: Services, scope: RunScope, state: SupportState, draft: Draft, chunks: list[Retrieved]
+) -> LlmJudgement | None:
+    judge = svc.models.judge
+    assert judge is not None
+    messages = [
+        SystemMessage(svc.prompts.judge_system.format(context=context_block(chunks))),
+        HumanMessage(
+            f"Customer question: {state.get('question', '')}\n\nDraft answer:\n{draft['text']}"
+        ),
+    ]
+
+    async def ask(config: RunnableConfig) -> LlmJudgement:
+        return await structured(judge, LlmJudgement, messages, svc.models.llm.structured, config)
+
+    return await svc.ask_llm(scope, state, "judge", ask)
 
 
 async def citations_for(

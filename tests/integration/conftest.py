@@ -89,3 +89,7 @@ def live_api(settings: Settings, offline_models: Models, database_url: str, demo
     from tests.support.live_api import serve
 
     yield from serve(settings, offline_models, database_url)
+
+
+# The real llama.cpp server's fixtures (only the tests marked llm_server use them).
+from tests.support.llama_fixtures import llama_server, llm_models, llm_stack  # noqa: E402, F401
